@@ -1,0 +1,43 @@
+# sparsenest: the README's two commands are `make demo` and `make test`; both run `make setup` first.
+SHELL := /bin/bash
+PY    := .venv/bin/python
+VENV_STAMP := .venv/.installed-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
+APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
+MODEL ?= build/lenet5
+BOARD ?= msp430fr5994
+
+.PHONY: setup apt venv demo test bench bench-train clean
+
+setup: apt venv
+
+# Installs only what is missing, so a second `make setup` costs a dpkg query.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing apt packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt pyproject.toml
+	@test -x .venv/bin/python || python3.11 -m venv .venv
+	.venv/bin/pip install -q -r requirements.txt
+	.venv/bin/pip install -q --no-deps --no-build-isolation -e .
+	@rm -f .venv/.installed-*; touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m sparsenest.demo
+
+bench-train: setup
+	$(PY) -m sparsenest.bench.train
+
+bench: setup
+	$(PY) -m sparsenest.bench.storage
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""Compiler: bundle -> Q15 nested-sparse C."""
