@@ -1,0 +1,146 @@
+"""Data sets: one search path, checksum-verified loaders, a small registry.
+
+Every loader returns a `Dataset` of numpy arrays (inputs float32 in the model's layout, labels int64)
+plus an identity (name, split, sha256 over the source files) that bundles record.
+
+Where data is looked for, in order:
+  1. $SPARSENEST_DATA (one or more directories, separated by ':')
+  2. the user cache, $XDG_CACHE_HOME/sparsenest or ~/.cache/sparsenest
+  3. ../shared/data next to the project checkout (and next to the current directory)
+  4. /usr/share/datasets (Debian's dataset-* packages)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A data set is not in any directory of the search path."""
+
+
+class DatasetChecksumError(ValueError):
+    """A data set file exists but its contents are not the expected ones."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    split: str
+    x: np.ndarray  # float32, [N, *input_shape]
+    y: np.ndarray  # int64, [N]
+    num_classes: int
+    sha256: str  # identity of the source files (not of the decoded arrays)
+    classes: list[str] = field(default_factory=list)
+    note: str = ""  # anything a reported number must say about this data (e.g. "speaker-disjoint split")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def subset(self, n: int | None = None, *, seed: int = 0) -> "Dataset":
+        """A class-stratified-by-chance random slice of n samples (all if n is None), order fixed by seed."""
+        if n is None or n >= len(self):
+            return self
+        idx = np.random.default_rng(seed).permutation(len(self))[:n]
+        idx.sort()
+        return Dataset(self.name, f"{self.split}[{n}@{seed}]", self.x[idx], self.y[idx],
+                       self.num_classes, self.sha256, self.classes, self.note)
+
+    def identity(self) -> dict:
+        return {"name": self.name, "split": self.split, "sha256": self.sha256,
+                "num_classes": self.num_classes, "input_shape": list(self.input_shape),
+                "num_samples": len(self), "note": self.note}
+
+
+def search_path() -> list[Path]:
+    dirs: list[Path] = []
+    env = os.environ.get("SPARSENEST_DATA")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sparsenest"
+    dirs.append(cache)
+    for base in (PROJECT_ROOT, Path.cwd()):
+        dirs.append((base / ".." / "shared" / "data").resolve())
+    dirs.append(Path("/usr/share/datasets"))
+    seen, unique = set(), []
+    for d in dirs:
+        if d not in seen:
+            seen.add(d)
+            unique.append(d)
+    return unique
+
+
+def cache_dir() -> Path:
+    """Where derived data (extracted archives, features) is written once and reused."""
+    d = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sparsenest"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def find_dataset_dir(folder: str, required: list[str], how_to_get: str) -> Path:
+    """The first directory `<search dir>/<folder>` holding every file in `required`."""
+    tried = []
+    for d in search_path():
+        cand = d / folder
+        tried.append(str(cand))
+        if all((cand / f).exists() for f in required):
+            return cand
+    raise DatasetNotFoundError(
+        f"data set '{folder}' not found (need {', '.join(required)}).\nLooked in:\n  "
+        + "\n  ".join(tried)
+        + f"\nTo provide it: {how_to_get}\n"
+        "Or point SPARSENEST_DATA at a directory that contains it.")
+
+
+def sha256_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {}
+
+
+def register_dataset(name: str):
+    def deco(fn: Callable[..., Dataset]):
+        _LOADERS[name] = fn
+        return fn
+    return deco
+
+
+def available() -> list[str]:
+    _import_loaders()
+    return sorted(_LOADERS)
+
+
+def load(name: str, split: str = "train", **kwargs) -> Dataset:
+    """load('mnist', 'test') -> Dataset. Raises DatasetNotFoundError saying where it looked."""
+    _import_loaders()
+    if name not in _LOADERS:
+        raise KeyError(f"unknown data set '{name}'; known: {', '.join(sorted(_LOADERS))}")
+    return _LOADERS[name](split=split, **kwargs)
+
+
+def _import_loaders() -> None:
+    # Loaders register themselves on import; optional ones may be absent in a trimmed install.
+    import importlib
+    for mod in ("mnist", "har", "speech_commands", "cifar10"):
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{mod}":
+                raise
