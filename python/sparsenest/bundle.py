@@ -1,0 +1,213 @@
+"""The bundle: a trained nested model as a versioned, self-describing directory.
+
+    NAME.nest/manifest.json   what it is (graph, levels, pruning, data set, config, array index)
+    NAME.nest/arrays.npz      float32 state_dict tensors + uint8 `intro/<weight key>` nesting arrays
+
+Loading validates everything it can (format, version, array index and checksums, shapes, dtypes,
+nesting, NaN/Inf, masks agreeing with the stored zeros) and raises BundleError saying what is wrong,
+where, and what to do. Saving never replaces an existing bundle unless asked to.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "sparsenest-bundle"
+VERSION = 1
+INTRO_PREFIX = "intro/"
+
+
+class BundleError(ValueError):
+    """A bundle is missing, corrupt, or inconsistent."""
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+class Bundle:
+    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray], path: Path | None = None):
+        self.manifest = manifest
+        self.arrays = arrays
+        self.path = path
+
+    # -- views ------------------------------------------------------------------------------
+    @property
+    def graph(self) -> dict:
+        return self.manifest["graph"]
+
+    @property
+    def levels(self) -> list[dict]:
+        return self.manifest["levels"]
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.manifest["levels"])
+
+    @property
+    def dataset(self) -> dict:
+        return self.manifest["dataset"]
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in self.arrays.items() if not k.startswith(INTRO_PREFIX)}
+
+    @property
+    def intro(self) -> dict[str, np.ndarray]:
+        return {k[len(INTRO_PREFIX):]: v for k, v in self.arrays.items() if k.startswith(INTRO_PREFIX)}
+
+    def mask(self, key: str, level: int) -> np.ndarray:
+        intro = self.arrays[INTRO_PREFIX + key]
+        return (intro >= 1) & (intro <= level)
+
+    def level_weights(self, level: int) -> dict[str, np.ndarray]:
+        """The state_dict a level computes with (shared weights are the same float values)."""
+        w = dict(self.weights)
+        for key in self.intro:
+            w[key] = w[key] * self.mask(key, level)
+        return w
+
+    def load_into(self, model, level: int | None = None):
+        """Copy the weights (of `level`, or the union when None) into a torch model."""
+        import torch
+        sd = self.weights if level is None else self.level_weights(level)
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()})
+        return model
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model, intro: dict[str, np.ndarray], *, graph: dict, levels: list[dict],
+                   prune: dict, dataset: dict, train_config: dict, model_spec: dict) -> "Bundle":
+        arrays = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+        for key, a in intro.items():
+            a = np.asarray(a.cpu().numpy() if hasattr(a, "cpu") else a).astype(np.uint8)
+            arrays[key] = np.where(a == 0, np.float32(0), arrays[key])  # pruned everywhere = stored 0
+            arrays[INTRO_PREFIX + key] = a
+        manifest = {"format": FORMAT, "version": VERSION, "model": model_spec, "graph": graph,
+                    "levels": levels, "prune": prune, "dataset": dataset, "train_config": train_config}
+        b = cls(manifest, arrays)
+        b.manifest["arrays"] = b._array_index()
+        b.validate()
+        return b
+
+    def _array_index(self) -> dict:
+        return {k: {"shape": list(v.shape), "dtype": str(v.dtype), "sha256": _sha(v)}
+                for k, v in sorted(self.arrays.items())}
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        path = Path(path)
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} already exists; choose another output path or pass "
+                                      "overwrite=True (--force on the command line) to replace it")
+            if not (path / "manifest.json").exists():
+                raise FileExistsError(f"{path} exists and is not a sparsenest bundle; refusing to replace it")
+        self.manifest["arrays"] = self._array_index()
+        self.validate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename, so an interrupted save never leaves half a bundle.
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+        try:
+            np.savez(tmp / "arrays.npz", **self.arrays)
+            (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=1, sort_keys=True) + "\n")
+            if path.exists():
+                shutil.rmtree(path)
+            tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Bundle":
+        path = Path(path)
+        if not path.exists():
+            raise BundleError(f"{path}: no such bundle. Train one with `sparsenest train -o {path}`.")
+        mpath, apath = path / "manifest.json", path / "arrays.npz"
+        for p in (mpath, apath):
+            if not p.exists():
+                raise BundleError(f"{path}: missing {p.name}; this is not a complete sparsenest bundle "
+                                  "(re-run `sparsenest train`)")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BundleError(f"{mpath}: not valid JSON ({e}); the manifest is corrupt") from e
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise BundleError(f"{mpath}: not a sparsenest bundle manifest (format is "
+                              f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
+        if manifest.get("version") != VERSION:
+            raise BundleError(f"{mpath}: bundle version {manifest.get('version')!r}, this sparsenest reads "
+                              f"version {VERSION}; re-train or use a matching sparsenest release")
+        try:
+            with np.load(apath, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise BundleError(f"{apath}: cannot read the arrays ({e}); the file is corrupt") from e
+        b = cls(manifest, arrays, path)
+        b.validate(check_index=True)
+        return b
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self, check_index: bool = False) -> None:
+        m, where = self.manifest, str(self.path or "bundle")
+        for key in ("model", "graph", "levels", "prune", "dataset", "train_config", "arrays"):
+            if key not in m:
+                raise BundleError(f"{where}: manifest has no '{key}' entry")
+        if check_index:
+            index = m["arrays"]
+            missing = sorted(set(index) - set(self.arrays))
+            extra = sorted(set(self.arrays) - set(index))
+            if missing or extra:
+                raise BundleError(f"{where}: arrays.npz does not match the manifest "
+                                  f"(missing {missing[:5]}, unexpected {extra[:5]})")
+            for k, meta in index.items():
+                a = self.arrays[k]
+                if list(a.shape) != meta["shape"] or str(a.dtype) != meta["dtype"]:
+                    raise BundleError(f"{where}: array '{k}' is {a.dtype}{list(a.shape)}, manifest says "
+                                      f"{meta['dtype']}{meta['shape']}")
+                if _sha(a) != meta["sha256"]:
+                    raise BundleError(f"{where}: array '{k}' does not match its checksum; the bundle is "
+                                      "corrupt (re-train or restore it from a copy)")
+        n = len(m["levels"])
+        if n < 1:
+            raise BundleError(f"{where}: no levels")
+        sp = [lv.get("target_sparsity") for lv in m["levels"]]
+        if any(not isinstance(s, (int, float)) for s in sp) or any(a <= b for a, b in zip(sp, sp[1:])):
+            raise BundleError(f"{where}: level sparsities must be listed sparsest first and strictly "
+                              f"decreasing, got {sp}")
+        for k, a in self.arrays.items():
+            if k.startswith(INTRO_PREFIX):
+                key = k[len(INTRO_PREFIX):]
+                if a.dtype != np.uint8:
+                    raise BundleError(f"{where}: nesting array '{k}' must be uint8, is {a.dtype}")
+                if key not in self.arrays:
+                    raise BundleError(f"{where}: nesting array '{k}' has no weight '{key}'")
+                if a.shape != self.arrays[key].shape:
+                    raise BundleError(f"{where}: nesting array '{k}' has shape {a.shape}, weight has "
+                                      f"{self.arrays[key].shape}")
+                if a.size and int(a.max()) > n:
+                    raise BundleError(f"{where}: '{k}' names level {int(a.max())} but the bundle has {n}")
+                if np.any(self.arrays[key][a == 0] != 0):
+                    raise BundleError(f"{where}: weight '{key}' has nonzero values where every level "
+                                      "prunes it; the masks and weights disagree")
+            elif a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise BundleError(f"{where}: array '{k}' contains NaN or Inf (training diverged?)")
+        for key in _graph_weight_keys(m["graph"]):
+            if key not in self.arrays:
+                raise BundleError(f"{where}: graph uses weight '{key}' that the bundle does not contain")
+
+
+def _graph_weight_keys(graph: dict) -> list[str]:
+    keys = []
+    for node in graph.get("nodes", []):
+        keys += [node[k] for k in ("weight", "bias") if node.get(k)]
+    return keys

@@ -1,0 +1,105 @@
+"""`sparsenest` command line: train, info, export-onnx, analyze, compile, simulate."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--levels takes comma-separated sparsities like 0.9,0.75,0.5, "
+                                         f"not {text!r}")
+    return sorted(vals, reverse=True)  # sparsest first, whatever order the user typed
+
+
+def cmd_train(a) -> int:
+    from .nested import TrainConfig
+    from .train import level_table, train_to_bundle
+    cfg = TrainConfig(epochs_dense=a.epochs_dense, epochs_retrain=a.epochs_retrain, lr=a.lr,
+                      batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
+                      method_opts=json.loads(a.method_opts) if a.method_opts else {})
+    b = train_to_bundle(a.output, model=a.model, dataset=a.dataset, levels=a.levels, method=a.method,
+                        mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
+    print(level_table(b))
+    print(f"bundle written to {b.path}")
+    return 0
+
+
+def cmd_info(a) -> int:
+    from .bundle import Bundle
+    from .train import level_table
+    b = Bundle.load(a.bundle)
+    m = b.manifest
+    print(f"{a.bundle}: {m['model']['name']} on {m['dataset']['name']} ({m['dataset'].get('note') or 'test split'})")
+    print(f"pruning: {m['prune']['method']}, mode {m['prune']['mode']}, scope {m['prune'].get('scope')}")
+    print(level_table(b))
+    for key, intro in b.intro.items():
+        per = " ".join(f"L{lv}:{int(((intro >= 1) & (intro <= lv)).sum())}" for lv in range(1, b.n_levels + 1))
+        print(f"  {key:<20} {list(intro.shape)!s:<18} nonzeros {per} of {intro.size}")
+    return 0
+
+
+def cmd_export_onnx(a) -> int:
+    from .bundle import Bundle
+    from .onnx_export import export_level
+    b = Bundle.load(a.bundle)
+    out = Path(a.output)
+    for lv in range(1, b.n_levels + 1):
+        path = out / f"level{lv}.onnx"
+        if path.exists() and not a.force:
+            raise FileExistsError(f"{path} exists; pass --force to replace it")
+        print(export_level(b, lv, path))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sparsenest", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a nested sparse model and write a bundle")
+    t.add_argument("--model", default="lenet5")
+    t.add_argument("--dataset", default=None, help="default: the model's data set")
+    t.add_argument("--levels", type=_levels, default=[0.9, 0.75, 0.5],
+                   help="comma-separated sparsities, e.g. 0.9,0.75,0.5")
+    t.add_argument("--method", default="irregular",
+                   choices=["irregular", "row", "column", "block", "pattern"])
+    t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint"])
+    t.add_argument("--scope", default="layer", choices=["layer", "global"],
+                   help="same sparsity in every layer, or one magnitude threshold across layers")
+    t.add_argument("--method-opts", default=None, help='JSON, e.g. \'{"block_shape": [4, 4]}\'')
+    t.add_argument("--epochs-dense", type=int, default=4)
+    t.add_argument("--epochs-retrain", type=int, default=4)
+    t.add_argument("--admm-epochs", type=int, default=0, help="ADMM-regularised epochs before pruning")
+    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--train-limit", type=int, default=None, help="use only N training samples")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("-o", "--output", default="build/lenet5.nest")
+    t.add_argument("--force", action="store_true", help="replace an existing bundle")
+    t.set_defaults(fn=cmd_train)
+
+    i = sub.add_parser("info", help="describe a bundle")
+    i.add_argument("bundle")
+    i.set_defaults(fn=cmd_info)
+
+    e = sub.add_parser("export-onnx", help="write each level as ONNX")
+    e.add_argument("bundle")
+    e.add_argument("-o", "--output", required=True, help="directory for level<k>.onnx")
+    e.add_argument("--force", action="store_true")
+    e.set_defaults(fn=cmd_export_onnx)
+
+    a = p.parse_args(argv)
+    try:
+        return a.fn(a)
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        # Expected user errors: one clear line, no traceback.
+        print(f"sparsenest {a.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Nested shared-weight training: several sparsity levels of one network in one set of weights.
+
+Levels are numbered 1..L from sparsest to densest and nest: M1 ⊂ M2 ⊂ … ⊂ ML. Each prunable weight
+has one `intro` array (docs/architecture.md): intro = k means "first kept at level k", 0 = never kept.
+Level k computes with `weight * (1 <= intro <= k)`, so weights two levels share are the same bits.
+
+Modes:
+  no-retrain   train dense once, derive nested masks, stop (the seed report's simplified process)
+  progressive  train the sparsest level, freeze it; each denser level trains only the weights it adds
+  joint        one weight tensor; each step sums the losses of all levels
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from . import prune
+
+MODES = ("no-retrain", "progressive", "joint")
+
+
+class NestingError(ValueError):
+    """Masks that should nest (sparser ⊂ denser) do not."""
+
+
+def intro_from_masks(masks: list) -> np.ndarray:
+    """Masks sparsest first -> intro array. Raises NestingError if a sparser mask is not inside a denser."""
+    ms = [np.asarray(m.cpu().numpy() if hasattr(m, "cpu") else m).astype(bool) for m in masks]
+    if len({m.shape for m in ms}) != 1:
+        raise NestingError(f"masks have different shapes: {[m.shape for m in ms]}")
+    intro = np.zeros(ms[0].shape, np.uint8)
+    for k in range(len(ms), 0, -1):
+        intro[ms[k - 1]] = k
+    for k in range(1, len(ms)):
+        outside = ms[k - 1] & ~ms[k]
+        if outside.any():
+            raise NestingError(f"level {k}'s mask keeps {int(outside.sum())} weights that level {k + 1} "
+                               f"prunes (first at index {np.argwhere(outside)[0].tolist()}); masks must "
+                               "nest, sparsest level inside the denser ones")
+    return intro
+
+
+def masks_from_intro(intro, n_levels: int) -> list[np.ndarray]:
+    intro = np.asarray(intro)
+    return [(intro >= 1) & (intro <= k) for k in range(1, n_levels + 1)]
+
+
+def _torch_mask(intro: np.ndarray, level: int, device="cpu") -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(intro))
+    return ((t >= 1) & (t <= level)).to(device=device, dtype=torch.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Which method and sparsity each layer gets
+
+
+def layer_methods(model: nn.Module, keys: list[str], method: str) -> dict[str, str]:
+    """PCONV patterns apply to square-kernel Conv2d layers; other layers of a pattern model are pruned
+    irregularly (as in the PCONV paper, whose FC layers are pruned element-wise)."""
+    if method != "pattern":
+        return {k: method for k in keys}
+    mods = dict(model.named_modules())
+    out = {}
+    for k in keys:
+        m = mods[k.rsplit(".", 1)[0]]
+        square = isinstance(m, nn.Conv2d) and m.kernel_size[0] == m.kernel_size[1] and m.kernel_size[0] > 1
+        out[k] = "pattern" if square else "irregular"
+    return out
+
+
+def allocate_sparsity(weights: dict[str, torch.Tensor], sparsity: float, scope: str) -> dict[str, float]:
+    """Per-layer sparsity for one level. 'layer': the same ratio everywhere. 'global': the ratio a single
+    magnitude threshold over all layers gives each layer (small, sensitive layers like conv1 keep more)."""
+    if scope == "layer":
+        return {k: sparsity for k in weights}
+    if scope != "global":
+        raise ValueError(f"scope must be 'layer' or 'global', not {scope!r}")
+    allw = torch.cat([w.detach().abs().flatten() for w in weights.values()])
+    n_prune = int(round(sparsity * allw.numel()))
+    if n_prune == 0:
+        return {k: 0.0 for k in weights}
+    thr = torch.kthvalue(allw, n_prune).values
+    return {k: float((w.detach().abs() <= thr).float().mean()) for k, w in weights.items()}
+
+
+def derive_intro(model: nn.Module, sparsities: list[float], method: str, *, scope: str = "layer",
+                 keys: list[str] | None = None, method_opts: dict | None = None,
+                 score_weights: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+    """Nested masks for every prunable weight from its current (or given) values, as intro arrays."""
+    params = prune.prunable_weights(model)
+    keys = keys or list(params)
+    weights = {k: (score_weights or {}).get(k, params[k]).detach() for k in keys}
+    methods = layer_methods(model, keys, method)
+    per_level = [allocate_sparsity(weights, s, scope) for s in sparsities]
+    intro = {}
+    for k in keys:
+        opts = (method_opts or {}) if methods[k] == method else {}
+        masks = prune.nested_masks(weights[k], methods[k], [lv[k] for lv in per_level], **opts)
+        intro[k] = intro_from_masks(masks)
+    return intro
+
+
+# ------------------------------------------------------------------------------------------------
+# Training loops
+
+
+@dataclass
+class TrainConfig:
+    epochs_dense: int = 4
+    epochs_retrain: int = 4  # per level in progressive mode, total in joint mode
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scope: str = "layer"
+    admm_epochs: int = 0  # >0: ADMM-regularise towards the sparsest level before deriving masks
+    admm_rho: float = 1e-3
+    seed: int = 0
+    method_opts: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, bs: int, gen: torch.Generator):
+    perm = torch.randperm(len(y), generator=gen)
+    for i in range(0, len(y), bs):
+        idx = perm[i:i + bs]
+        yield x[idx], y[idx]
+
+
+def _masked_params(model: nn.Module, intro: dict[str, np.ndarray], level: int, masks_cache: dict):
+    params = dict(model.named_parameters())
+    for k in intro:
+        m = masks_cache.setdefault((k, level), _torch_mask(intro[k], level))
+        params[k] = params[k] * m
+    return params
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, intro: dict | None = None,
+             level: int | None = None, batch_size: int = 1000) -> float:
+    """Accuracy of `model` (at `level`, if intro is given) on (x, y)."""
+    model.eval()
+    params = _masked_params(model, intro, level, {}) if intro is not None and level else None
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        xb = x[i:i + batch_size]
+        out = functional_call(model, params, (xb,)) if params is not None else model(xb)
+        correct += int((out.argmax(1) == y[i:i + batch_size]).sum())
+    return correct / max(1, len(y))
+
+
+def _run_epochs(model, x, y, epochs, cfg, gen, desc, step_loss: Callable, grad_mask: dict | None = None,
+                zero_mask: dict | None = None, extra_loss: Callable | None = None, on_epoch=None):
+    """SGD + cosine LR over `epochs`; `grad_mask` (key -> float mask) limits which weights learn,
+    `zero_mask` (key -> float mask) is re-applied after each step so pruned weights stay exactly 0."""
+    if epochs <= 0:
+        return
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    steps = epochs * math.ceil(len(y) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    params = dict(model.named_parameters())
+    frozen_copy = {k: params[k].detach().clone() for k in (grad_mask or {})}
+    bar = tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0)
+    for ep in range(epochs):
+        model.train()
+        for xb, yb in _batches(x, y, cfg.batch_size, gen):
+            loss = step_loss(xb, yb)
+            if extra_loss is not None:
+                loss = loss + extra_loss()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for k, m in (grad_mask or {}).items():
+                if params[k].grad is not None:
+                    params[k].grad.mul_(m)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                # Weight decay and momentum move even zero-gradient weights: restore frozen ones exactly.
+                for k, m in (grad_mask or {}).items():
+                    params[k].copy_(torch.where(m.bool(), params[k], frozen_copy[k]))
+                for k, m in (zero_mask or {}).items():
+                    params[k].mul_(m)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if on_epoch is not None:
+            on_epoch(ep)
+    bar.close()
+
+
+@dataclass
+class NestedResult:
+    intro: dict[str, np.ndarray]
+    sparsities: list[float]  # targets, sparsest first
+    level_sparsity: list[float]  # measured over the prunable weights
+    dense_accuracy: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def level_sparsity(intro: dict[str, np.ndarray], level: int) -> float:
+    total = sum(a.size for a in intro.values())
+    kept = sum(int(((a >= 1) & (a <= level)).sum()) for a in intro.values())
+    return 1.0 - kept / total
+
+
+def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0.5),
+                 method: str = "irregular", mode: str = "joint", cfg: TrainConfig | None = None,
+                 x_val=None, y_val=None, pretrained: bool = False, log: Callable[[str], None] = print
+                 ) -> NestedResult:
+    """Train `model` in place into L nested levels. x/y are tensors (float inputs, int64 labels)."""
+    cfg = cfg or TrainConfig()
+    sparsities = [float(s) for s in sparsities]
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if any(a <= b for a, b in zip(sparsities, sparsities[1:])) or not all(0 <= s < 1 for s in sparsities):
+        raise ValueError(f"sparsities must be in [0, 1) and strictly decreasing (sparsest first), got "
+                         f"{sparsities}")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_train, y_train = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    L = len(sparsities)
+    keys = list(prune.prunable_weights(model))
+    history: list[dict] = []
+
+    def val(intro=None, level=None):
+        return None if x_val is None else evaluate(model, x_val, y_val, intro, level)
+
+    plain = lambda xb, yb: F.cross_entropy(model(xb), yb)  # noqa: E731
+    if not pretrained:
+        _run_epochs(model, x_train, y_train, cfg.epochs_dense, cfg, gen, "dense", plain)
+    dense_acc = val()
+    history.append({"phase": "dense", "val_accuracy": dense_acc})
+    log(f"dense model: val accuracy {dense_acc}")
+
+    if cfg.admm_epochs > 0:
+        from .admm import ADMMPruner
+        admm = ADMMPruner(model, method, sparsities[0], weights=keys, rho=cfg.admm_rho, **cfg.method_opts)
+        _run_epochs(model, x_train, y_train, cfg.admm_epochs, cfg, gen, "admm", plain,
+                    extra_loss=admm.penalty, on_epoch=lambda ep: admm.update())
+        history.append({"phase": "admm", "distance": admm.distance(), "val_accuracy": val()})
+
+    if mode == "progressive":
+        intro = _train_progressive(model, x_train, y_train, sparsities, method, keys, cfg, gen, history, val)
+    else:
+        intro = derive_intro(model, sparsities, method, scope=cfg.scope, keys=keys,
+                             method_opts=cfg.method_opts)
+        if mode == "joint":
+            cache: dict = {}
+            union = {k: _torch_mask(intro[k], L) for k in keys}
+
+            def joint_loss(xb, yb):
+                return sum(F.cross_entropy(functional_call(model, _masked_params(model, intro, lv, cache),
+                                                           (xb,)), yb) for lv in range(1, L + 1)) / L
+            _run_epochs(model, x_train, y_train, cfg.epochs_retrain, cfg, gen, "joint", joint_loss,
+                        zero_mask=union)
+    with torch.no_grad():  # store exact zeros where every level prunes
+        params = dict(model.named_parameters())
+        for k in keys:
+            params[k].mul_(_torch_mask(intro[k], L))
+    for lv in range(1, L + 1):
+        history.append({"phase": "final", "level": lv, "val_accuracy": val(intro, lv)})
+    return NestedResult(intro, sparsities, [level_sparsity(intro, lv) for lv in range(1, L + 1)],
+                        dense_acc, history)
+
+
+def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history, val):
+    """Sparsest level first (prune + retrain), then freeze it; each denser level regrows from the dense
+    weights (kept where the sparser level left off) and trains only what it adds."""
+    params = dict(model.named_parameters())
+    dense = {k: params[k].detach().clone() for k in keys}
+    methods = layer_methods(model, keys, method)
+    L = len(sparsities)
+    per_level = [allocate_sparsity(dense, s, cfg.scope) for s in sparsities]
+    prev: dict[str, torch.Tensor] | None = None
+    intro = {k: np.zeros(tuple(dense[k].shape), np.uint8) for k in keys}
+    for lv in range(1, L + 1):
+        masks = {}
+        with torch.no_grad():
+            for k in keys:
+                opts = cfg.method_opts if methods[k] == method else {}
+                # Score = current weights where already kept (frozen), dense weights elsewhere.
+                score = dense[k] if prev is None else torch.where(prev[k], params[k], dense[k])
+                m = prune_level(score, methods[k], per_level[lv - 1][k], prev[k] if prev else None, opts)
+                masks[k] = m
+                params[k].copy_(torch.where(m, score, torch.zeros_like(score)))
+                intro[k][(m & ~(prev[k] if prev else torch.zeros_like(m))).numpy()] = lv
+        grad = {k: (masks[k] & ~prev[k]).float() if prev else masks[k].float() for k in keys}
+        if prev is not None:  # biases and unpruned layers are shared with the frozen sparser levels
+            grad.update({n: torch.zeros_like(p) for n, p in params.items() if n not in keys})
+        cache: dict = {}
+        level_loss = lambda xb, yb, lv=lv: F.cross_entropy(  # noqa: E731
+            functional_call(model, _masked_params(model, intro, lv, cache), (xb,)), yb)
+        _run_epochs(model, x, y, cfg.epochs_retrain, cfg, gen, f"level {lv}", level_loss,
+                    grad_mask=grad, zero_mask={k: masks[k].float() for k in keys})
+        history.append({"phase": "progressive", "level": lv, "val_accuracy": val(intro, lv)})
+        prev = masks
+    return intro
+
+
+def prune_level(score: torch.Tensor, method: str, sparsity: float, must_keep, opts: dict) -> torch.Tensor:
+    return prune.__dict__[method](score, sparsity, must_keep=must_keep, **opts).bool()
