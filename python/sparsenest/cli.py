@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--method", default="irregular",
                    choices=["irregular", "row", "column", "block", "pattern"])
     t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint"])
-    t.add_argument("--scope", default="layer", choices=["layer", "global"],
+    t.add_argument("--scope", default="global", choices=["layer", "global"],
                    help="same sparsity in every layer, or one magnitude threshold across layers")
     t.add_argument("--method-opts", default=None, help='JSON, e.g. \'{"block_shape": [4, 4]}\'')
     t.add_argument("--epochs-dense", type=int, default=4)

@@ -120,7 +120,7 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    scope: str = "layer"
+    scope: str = "global"
     admm_epochs: int = 0  # >0: ADMM-regularise towards the sparsest level before deriving masks
     admm_rho: float = 1e-3
     seed: int = 0

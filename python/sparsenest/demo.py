@@ -1,0 +1,101 @@
+"""`make demo`: the main job on the default model and data set, start to finish.
+
+train a three-level nested LeNet-5 on MNIST -> check each level's ONNX export against onnxruntime ->
+analyze index overhead -> compile to C -> simulate on the host board (and, when the toolchain is
+installed, in the MSP430 instruction-level simulator) -> report.
+Each stage that exists in this checkout runs; outputs land in build/demo/.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _stage(title: str) -> float:
+    print(f"\n=== {title} ===", flush=True)
+    return time.time()
+
+
+def _have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def check_onnx(bundle, out_dir: Path, n: int = 256) -> list[float]:
+    """Each level's ONNX export vs the PyTorch model on real test images: max |difference|."""
+    import onnxruntime as ort
+    import torch
+
+    from . import data
+    from .onnx_export import export_level, rebuild_model
+    x = data.load(bundle.dataset["name"], "test").x[:n]
+    diffs = []
+    for lv in range(1, bundle.n_levels + 1):
+        path = export_level(bundle, lv, out_dir / f"level{lv}.onnx")
+        ref = rebuild_model(bundle, lv)(torch.from_numpy(x)).detach().numpy()
+        got = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
+        diffs.append(float(np.abs(ref - got).max()))
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", default="build/demo")
+    p.add_argument("--quick", action="store_true", help="1+1 epochs on 10k images (a smoke run)")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    from .bundle import Bundle
+    from .nested import TrainConfig
+    from .train import level_table, train_to_bundle
+    bundle_path = out / "lenet5.nest"
+    t = _stage("1. train a nested LeNet-5 on MNIST (levels 90% / 75% / 50% sparse, joint mode)")
+    if bundle_path.exists():
+        print(f"reusing {bundle_path} (delete it to retrain)")
+        bundle = Bundle.load(bundle_path)
+    else:
+        cfg = TrainConfig(epochs_dense=1, epochs_retrain=1) if a.quick else TrainConfig()
+        bundle = train_to_bundle(bundle_path, cfg=cfg, train_limit=10000 if a.quick else None)
+    print(level_table(bundle))
+    print(f"[{time.time() - t:.0f} s]")
+
+    t = _stage("2. export every level to ONNX and check it against onnxruntime")
+    diffs = check_onnx(bundle, out / "onnx")
+    print("max |pytorch - onnxruntime| per level: " + ", ".join(f"{d:.2e}" for d in diffs))
+    print(f"[{time.time() - t:.0f} s]")
+
+    if _have("sparsenest.compiler.analyze"):
+        from .compiler import analyze
+        t = _stage("3. index overhead per layer and format")
+        report = analyze.analyze_bundle(bundle)
+        (out / "analysis.txt").write_text(analyze.format_table(report))
+        print(analyze.format_table(report))
+        print(f"[{time.time() - t:.0f} s]")
+
+    if _have("sparsenest.compiler.build") and _have("sparsenest.hostsim"):
+        from . import hostsim
+        from .compiler import build
+        t = _stage("4. compile to Q15 C and run every level on the host board (full 10k test set)")
+        info = build.compile_bundle(bundle, out / "host", target="host", force=True)
+        for lv in range(1, bundle.n_levels + 1):
+            acc = hostsim.simulate_accuracy(out / "host", level=lv)
+            print(f"level {lv}: C model accuracy {acc['accuracy']:.2%} "
+                  f"(float {bundle.levels[lv - 1]['float_accuracy']:.2%})")
+        print(f"[{time.time() - t:.0f} s]")
+        del info
+
+    print(f"\ndemo finished in {time.time() - t_start:.0f} s; outputs in {out.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
