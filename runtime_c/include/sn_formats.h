@@ -1,0 +1,145 @@
+/* Nested sparse weight formats: one struct per format and one reference kernel each
+ * (runtime_c/kernels/sn_spmv_<format>.c). The encoder is sparsenest.compiler.formats; its module
+ * docstring is the byte-level definition of every array below.
+ *
+ * Levels run 1..n_levels from sparsest to densest. Inside every segment row (a matrix row, a block row,
+ * or the whole matrix for the rows/cols lists) the stored units are ordered by introducing level, so
+ * level k reads a prefix of every row. counts[r * n_levels + k - 1] is the cumulative number of units
+ * row r uses at level k; the kernels step over the unused tail with the row total (k = n_levels).
+ *
+ * Every kernel:  acc[r] += sum over row r's entries of levels 1..level of w * x[col],  r in [0, rows).
+ * level 0 computes nothing; a level above n_levels is treated as n_levels. Kernels count
+ * SN_COUNT(macs, products computed) and SN_COUNT(weight_bytes_read, bytes of values, indices and
+ * metadata loaded) when built with -DSN_COUNTERS.
+ *
+ * Written for a 16-bit target: int is 16 bits there, so every width is explicit. */
+#ifndef SN_FORMATS_H
+#define SN_FORMATS_H
+
+#include <stdint.h>
+
+/* Small per-row tables (counts, row totals) are stored as uint8_t when every entry fits, else as
+ * uint16_t, so the bytes in FRAM are exactly what the encoder accounted; the struct's *_u16 flag says
+ * which. */
+static inline uint16_t sn_table_get(const void *table, uint8_t is_u16, uint16_t i)
+{
+    return is_u16 ? ((const uint16_t *)table)[i] : (uint16_t)((const uint8_t *)table)[i];
+}
+
+#define SN_TABLE_BYTES(is_u16) ((is_u16) ? 2u : 1u)
+
+/* Every level has the same mask; pruned positions hold 0. values: rows * cols, row-major. */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    const int16_t *values;
+} sn_dense_matrix;
+
+/* Per entry: value + absolute column. */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t counts_u16;
+    const void *counts;        /* [rows * n_levels] cumulative entries per level */
+    const int16_t *values;
+    const uint16_t *col_idx;
+} sn_csr16_matrix;
+
+/* Per entry: value + 8-bit column delta, relative to the previous entry of the same (row, level)
+ * segment; a segment's first delta is relative to column 0. Gaps over 255 use padding entries
+ * (delta 255, value 0). */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t counts_u16;
+    const void *counts;        /* [rows * n_levels] cumulative entries (padding included) */
+    const int16_t *values;
+    const uint8_t *deltas;
+} sn_rel8_matrix;
+
+/* As rel8 with 4-bit deltas, two per byte (even entry: low nibble); every (row, level) segment has an
+ * even number of entries (padding: delta 0 or 15, value 0). */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t counts_u16;
+    const void *counts;        /* [rows * n_levels] cumulative entries (padding included) */
+    const int16_t *values;
+    const uint8_t *deltas;     /* [entries / 2] */
+} sn_rel4_matrix;
+
+/* Per row and level, a bitmap of the columns that level adds (column c: bit c % 8 of byte c / 8);
+ * values follow the set bits, level by level. */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t row_nnz_u16;
+    const void *row_nnz;       /* [rows] values per row over all levels */
+    const int16_t *values;
+    const uint8_t *bitmap;     /* [rows * n_levels * ceil(cols / 8)] */
+} sn_bitmap_matrix;
+
+/* Kept block_rows x block_cols blocks; a block row's kept blocks ordered by level, then column.
+ * A block of a block row of height h stores h * block_cols values row-major (a partial last block
+ * column is zero-padded to block_cols and the padding is never multiplied). */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint16_t block_rows, block_cols;
+    uint8_t counts_u16;
+    const void *counts;        /* [ceil(rows / block_rows) * n_levels] cumulative blocks */
+    const int16_t *values;
+    const uint16_t *block_col; /* block-column index per kept block */
+} sn_block_matrix;
+
+/* Kept-row list ordered by level, then row: row_idx[j] and its cols values. */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t counts_u16;
+    const void *counts;        /* [n_levels] cumulative kept rows */
+    const int16_t *values;
+    const uint16_t *row_idx;
+} sn_rows_matrix;
+
+/* Kept-column list ordered by level, then column: col_idx[j] and its rows values (column-major). */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t counts_u16;
+    const void *counts;        /* [n_levels] cumulative kept columns */
+    const int16_t *values;
+    const uint16_t *col_idx;
+} sn_cols_matrix;
+
+/* PCONV patterns: rows = filters, cols = channels * kernel_h * kernel_w. Per kept kernel (filter,
+ * channel): a pattern id, the channel, and pattern_len[id] values at kernel positions
+ * pattern_pos[id * pattern_stride + t] (= ky * kernel_w + kx). */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    uint8_t kernel_h, kernel_w;
+    uint16_t n_patterns;
+    uint8_t pattern_stride;
+    uint8_t counts_u16;
+    const void *counts;        /* [rows * n_levels] cumulative kept kernels */
+    uint8_t row_values_u16;
+    const void *row_values;    /* [rows] values per filter over all levels */
+    const int16_t *values;
+    const uint8_t *pattern_id;
+    const uint16_t *chan_idx;
+    const uint8_t *pattern_len; /* [n_patterns] */
+    const uint8_t *pattern_pos; /* [n_patterns * pattern_stride] */
+} sn_pattern_matrix;
+
+void sn_spmv_dense(const sn_dense_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_rel8(const sn_rel8_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_rel4(const sn_rel4_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_bitmap(const sn_bitmap_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_block(const sn_block_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_rows(const sn_rows_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_cols(const sn_cols_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_pattern(const sn_pattern_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+
+#endif

@@ -1,0 +1,35 @@
+/* Nested CSR with 16-bit column indices: row r's entries for levels 1..level are the first
+ * counts[r][level - 1] entries of that row. */
+#include "sn_counters.h"
+#include "sn_formats.h"
+
+void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc)
+{
+    const int16_t *v = m->values;
+    const uint16_t *ci = m->col_idx;
+    uint16_t crow = 0; /* index of row r's first count */
+    uint16_t r, i;
+
+    if (level == 0)
+        return;
+    if (level > m->n_levels)
+        level = m->n_levels;
+    for (r = 0; r < m->rows; r++, crow += m->n_levels) {
+        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
+        uint16_t n_row = n; /* entries of all levels, to reach the next row */
+        int32_t sum = 0;
+
+        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        if (level < m->n_levels) {
+            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
+            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        }
+        for (i = 0; i < n; i++)
+            sum += (int32_t)v[i] * x[ci[i]];
+        acc[r] += sum;
+        SN_COUNT(macs, n);
+        SN_COUNT(weight_bytes_read, 4u * (uint32_t)n);
+        v += n_row;
+        ci += n_row;
+    }
+}
