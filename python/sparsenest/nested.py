@@ -308,4 +308,4 @@ def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history,
 
 
 def prune_level(score: torch.Tensor, method: str, sparsity: float, must_keep, opts: dict) -> torch.Tensor:
-    return prune.__dict__[method](score, sparsity, must_keep=must_keep, **opts).bool()
+    return prune.get_method(method)(score, sparsity, must_keep=must_keep, **opts).bool()
