@@ -17,8 +17,8 @@ Arithmetic (the contract of docs/architecture.md; the generated model.h repeats 
 * avg-pool / global avg-pool over a window of n values: `sum` in int32, then
   `y = rshift_round(sum * mul, sh)` with (mul, sh) = (1, log2 n) when n is a power of two, else
   (round(2^15 / n), 15): a Q15 reciprocal. The exponent is kept.
-* add: each input is aligned to the output exponent, `a' = rshift_round(a, e_a - e_y)` (a left shift when
-  negative, on int32), then `y = sat16(a' + b')`.
+* add: each input is aligned to the output exponent, `a' = rshift_round(a, clamp(e_a - e_y, -15, 17))`
+  (a left shift when negative, on int32), then `y = sat16(a' + b')`.
 """
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def avg_params(n: int) -> tuple[int, int]:
 
 
 def add_shift(e_in: int, e_out: int) -> int:
-    return e_in - e_out
+    """Alignment shift of an add input, clamped to [-15, 17]: a left shift of at most 15 keeps the int32
+    sum of two aligned int16 values exact, and any right shift >= 17 of an int16 value rounds to 0."""
+    return max(min(e_in - e_out, 17), -15)
 
 
 def _exact(t: torch.Tensor) -> np.ndarray:

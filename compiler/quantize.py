@@ -289,8 +289,9 @@ def quantize(bundle, calib_x: np.ndarray, *, percentile: float = PERCENTILE) -> 
                 raise QuantizationError(f"layer '{name}': cannot choose a weight exponent that keeps the "
                                         "int32 accumulator from overflowing")
         bias_q = to_q(b, e_w + e_x, bits=32)
-        layers[name] = QLayer(name, op, n["weight"], w_q, it.copy(), int(e_w), bias_q,
-                              int(e_w + e_x - exps[name]))
+        # Shifts beyond [-16, 32] give the same saturated / zero result as the clamped shift.
+        shift = int(min(max(e_w + e_x - exps[name], -16), 32))
+        layers[name] = QLayer(name, op, n["weight"], w_q, it.copy(), int(e_w), bias_q, shift)
     calibration = {"images": int(len(calib_x)), "percentile": percentile,
                    "range": {k: round(v, 6) for k, v in sorted(amax.items())}}
     return QModel(graph, n_levels, exps, layers, calibration)

@@ -1,0 +1,340 @@
+"""C code generation: a quantized model -> model.c / model.h / model_meta.json (jinja2 templates).
+
+The generated C is a table the runtime (runtime_c/src) executes: per layer a descriptor with fixed
+buffer addresses (planner.py), the weights in the layer's nested sparse format (formats.py) in FRAM,
+and one dispatch function that calls each matrix's format kernel by name. Output is deterministic:
+the same quantized model and options give byte-identical files.
+
+Switching modes:
+  resident  kernels read the master arrays; a switch writes the level selector word only.
+  staged    every segmented array whose bytes differ between levels gets a working copy in
+            SN_PERSISTENT memory with the master's layout; kernels read the working copy. The image
+            holds the initial level's bytes in it (zeros beyond), and the runtime copies level deltas
+            [seg[r][a], seg[r][b]) from the master when going denser. Arrays whose bytes all belong to
+            level 1 (dense, metadata) are read from the master directly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from . import formats
+from .golden import add_shift, avg_params
+from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, Target, check_fram, lower, plan_memory
+from .quantize import MATMUL_OPS, QModel
+
+GENERATOR = "sparsenest.compiler.codegen v1"
+C_TYPES = {np.dtype(np.int16): "int16_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.uint8): "uint8_t",
+           np.dtype(np.int32): "int32_t", np.dtype(np.uint32): "uint32_t", np.dtype(np.int8): "int8_t"}
+C_OP = {"conv": "SN_OP_CONV", "linear": "SN_OP_LINEAR", "maxpool": "SN_OP_MAXPOOL",
+        "avgpool": "SN_OP_AVGPOOL", "gavgpool": "SN_OP_GAVGPOOL", "add": "SN_OP_ADD", "relu": "SN_OP_RELU"}
+SWITCHING = ("resident", "staged")
+
+
+class CodegenError(ValueError):
+    """Options the code generator cannot honour (e.g. a format that cannot represent a layer)."""
+
+
+@dataclass
+class CArray:
+    cname: str
+    values: np.ndarray
+    section: str              # SN_FRAM | SN_PERSISTENT
+    const: bool
+    layer: str
+    kind: str                 # format | work | bias | segments
+    part: str = ""            # values | indices | metadata (format arrays)
+    comment: str = ""
+
+    @property
+    def ctype(self) -> str:
+        return C_TYPES[self.values.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+    @property
+    def length(self) -> int:
+        return max(int(self.values.size), 1)   # C has no empty arrays: an empty one is emitted as [1]
+
+    def body(self) -> str:
+        v = self.values.ravel()
+        if v.size == 0:
+            return "    0 /* empty */"
+        per = 16 if v.dtype.itemsize >= 2 else 24
+        return ",\n".join("    " + ", ".join(str(int(x)) for x in v[i:i + per])
+                          for i in range(0, v.size, per))
+
+
+@dataclass
+class Matrix:
+    mid: int
+    cname: str                # struct variable
+    enc: formats.EncodedLayer
+    layer: str
+    group: int
+    fields: list[tuple[str, str]] = field(default_factory=list)   # (field, C expression)
+
+
+def _c_ident(name: str) -> str:
+    s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    return s if s and not s[0].isdigit() else "l_" + s
+
+
+def layer_format(fmt, name: str) -> str:
+    if isinstance(fmt, str):
+        return fmt
+    return fmt.get(name, fmt.get("*", "auto"))
+
+
+def encode_layer(qm: QModel, name: str, fmt, format_opts: dict | None = None) -> list[formats.EncodedLayer]:
+    """The layer's weight as one EncodedLayer per group (rows of a group form one matrix)."""
+    node, q = qm.node(name), qm.layers[name]
+    groups = int(node.get("groups", 1) or 1)
+    f = layer_format(fmt, name)
+    opts = dict((format_opts or {}).get(name, {}))
+    if node["op"] in ("conv1d", "conv2d") and (f in ("auto", "pattern")) and "kernel_size" not in opts:
+        k = node["kernel"]
+        opts["kernel_size"] = (1, k[0]) if len(k) == 1 else tuple(k)
+    w, it = q.matrix()
+    rows_g = q.rows // groups
+    out = []
+    for g in range(groups):
+        sl = slice(g * rows_g, (g + 1) * rows_g)
+        try:
+            out.append(formats.encode(f, w[sl], it[sl], qm.n_levels, **opts))
+        except formats.FormatError as e:
+            raise formats.FormatError(f"layer '{name}'" + (f" group {g}" if groups > 1 else "") +
+                                      f": {e}") from e
+    return out
+
+
+def _level_varying(seg: np.ndarray) -> bool:
+    """True when some bytes of the array belong to a level above 1 (a staged switch copies them)."""
+    return bool(np.any(seg[:, 1:] != seg[:, 1:2]))
+
+
+def _work_initial(master: np.ndarray, seg: np.ndarray, level: int) -> np.ndarray:
+    raw = master.view(np.uint8).copy()
+    keep = np.zeros(raw.size, bool)
+    for r in range(seg.shape[0]):
+        keep[seg[r, 0]:seg[r, level]] = True
+    raw[~keep] = 0
+    return raw.view(master.dtype)
+
+
+def _shape3(shape: list[int]) -> tuple[int, int, int]:
+    if len(shape) == 1:
+        return shape[0], 1, 1
+    if len(shape) == 2:
+        return shape[0], 1, shape[1]
+    return shape[0], shape[1], shape[2]
+
+
+def _spatial(node: dict, key: str, default: int) -> tuple[int, int]:
+    v = node.get(key)
+    if v is None:
+        return default, default
+    return (default if key != "kernel" else 1, v[0]) if len(v) == 1 else (v[0], v[1])
+
+
+def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
+             switching: str = "resident", initial_level: int | None = None, name: str = "model",
+             extra_meta: dict | None = None) -> dict:
+    """Write model.c, model.h and model_meta.json into out_dir; return the meta dict."""
+    if switching not in SWITCHING:
+        raise CodegenError(f"switching must be one of {SWITCHING}, not {switching!r}")
+    L = qm.n_levels
+    if initial_level is None:
+        initial_level = 1 if switching == "staged" else L
+    if not 1 <= initial_level <= L:
+        raise CodegenError(f"initial_level must be in 1..{L}")
+    staged = switching == "staged"
+    low: Lowered = lower(qm)
+    plan: Plan = plan_memory(low, target)
+
+    arrays: list[CArray] = []
+    matrices: list[Matrix] = []
+    staged_list: list[dict] = []
+    layers_meta: dict[str, dict] = {}
+    layer_fram: list[tuple[str, int]] = []
+    level_nnz = np.zeros(L, np.int64)
+    layer_blocks = []     # per step: dict for the template (arrays of that layer + matrices)
+
+    def buf(t: str) -> str:
+        return _buf_expr(plan.tensors[t].tier, plan.tensors[t].offset)
+
+    def _buf_expr(tier: str, off: int, ctype: str = "int16_t") -> str:
+        arena = "sn_arena_sram" if tier == "sram" else "sn_arena_fram"
+        return f"SN_AT({ctype}, {arena}, {off})"
+
+    descriptors = []
+    for i, st in enumerate(low.steps, 1):
+        node = st.node
+        ident = _c_ident(st.name)
+        block_arrays: list[CArray] = []
+        block_mats: list[Matrix] = []
+        fram_bytes = LAYER_DESCRIPTOR_BYTES
+        d = {"op": C_OP[st.op], "relu": int(st.relu),
+             "out_fram": int(plan.tensors[st.output].tier == "fram"),
+             "groups": 1, "matrix": 0, "in0": buf(st.inputs[0]),
+             "in1": buf(st.inputs[1]) if len(st.inputs) > 1 else "0", "out": buf(st.output),
+             "shift0": 0, "shift1": 0, "mul": 1, "bias": "0", "patch": "0", "acc": "0"}
+        in_c, in_h, in_w = _shape3(low.shapes[st.inputs[0]])
+        out_c, out_h, out_w = _shape3(low.shapes[st.output])
+        d.update(in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, out_h=out_h, out_w=out_w)
+        kh = kw = sh = sw = ph = pw = dh = dw = 1
+        ph = pw = 0
+        comment = f"{st.name}: {node['op']}"
+        if st.op in ("conv", "maxpool", "avgpool"):
+            kh, kw = _spatial(node, "kernel", 1)
+            sh, sw = _spatial(node, "stride", 1)
+            ph, pw = _spatial(node, "padding", 0)
+            if node["op"].endswith("1d"):
+                ph, sh, kh = 0, 1, 1
+            if st.op == "conv":
+                dh, dw = _spatial(node, "dilation", 1)
+                if node["op"] == "conv1d":
+                    dh = 1
+            comment += f" k{kh}x{kw} s{sh}x{sw} p{ph}x{pw}" + (f" d{dh}x{dw}" if (dh, dw) != (1, 1) else "")
+        d.update(k_h=kh, k_w=kw, s_h=sh, s_w=sw, p_h=ph, p_w=pw, d_h=dh, d_w=dw)
+        comment += f", {low.shapes[st.inputs[0]]} -> {low.shapes[st.output]}"
+        if st.relu:
+            comment += " + relu (fused: " + ", ".join(st.fused) + ")"
+        lm = {"step": i, "op": st.op, "graph_op": node["op"], "inputs": st.inputs, "output": st.output,
+              "fused": st.fused, "output_exp": qm.exps[st.name]}
+        if st.op in ("conv", "linear"):
+            q = qm.layers[st.name]
+            groups = int(node.get("groups", 1) or 1)
+            encs = encode_layer(qm, st.name, fmt, format_opts)
+            d.update(groups=groups, matrix=len(matrices), shift0=q.shift)
+            bias = CArray(f"{ident}_bias", q.bias_q.astype(np.int32), "SN_FRAM", True, st.name, "bias",
+                          comment=f"int32, exponent e_w + e_x = {q.e_w + qm.exps[node['inputs'][0]]}")
+            block_arrays.append(bias)
+            fram_bytes += bias.nbytes
+            d["bias"] = bias.cname
+            d["acc"] = _buf_expr("sram", plan.scratch[(i, "acc")].offset, "int32_t")
+            if "patch" in st.scratch:
+                d["patch"] = _buf_expr("sram", plan.scratch[(i, "patch")].offset)
+            by_part = {"values": 0, "indices": 0, "metadata": 0}
+            nnz = [0] * L
+            for g, enc in enumerate(encs):
+                prefix = ident if groups == 1 else f"{ident}_g{g}"
+                mat = Matrix(len(matrices), f"{prefix}_matrix", enc, st.name, g)
+                names = {}
+                for an, a in enc.arrays.items():
+                    master = CArray(f"{prefix}_{an}", a, "SN_FRAM", True, st.name, "format", enc.parts[an],
+                                    comment=f"{enc.parts[an]}, {a.nbytes} bytes")
+                    block_arrays.append(master)
+                    fram_bytes += master.nbytes
+                    names[an] = master.cname
+                    seg = enc.segments.get(an)
+                    if staged and seg is not None and _level_varying(seg):
+                        work = CArray(f"{prefix}_{an}_work", _work_initial(a, seg, initial_level),
+                                      "SN_PERSISTENT", False, st.name, "work", enc.parts[an],
+                                      comment=f"staged working copy of {master.cname} (level "
+                                              f"{initial_level} bytes at load)")
+                        segdt = np.uint16 if seg.max() <= 0xFFFF else np.uint32
+                        segarr = CArray(f"{prefix}_{an}_seg", seg.astype(segdt).ravel(), "SN_FRAM", True,
+                                        st.name, "segments",
+                                        comment=f"[{seg.shape[0]}][{L + 1}] byte offsets per row and level")
+                        block_arrays += [work, segarr]
+                        fram_bytes += work.nbytes + segarr.nbytes
+                        names[an] = work.cname
+                        staged_list.append({"master": master.cname, "work": work.cname,
+                                            "seg": segarr.cname, "seg_u32": int(segdt == np.uint32),
+                                            "rows": int(seg.shape[0]), "layer": st.name,
+                                            "array": an, "segments": seg.tolist()})
+                for fname, v in enc.c_fields:
+                    mat.fields.append((fname, f"(const void *){names[v]}" if isinstance(v, str)
+                                       else str(int(v))))
+                matrices.append(mat)
+                block_mats.append(mat)
+                for k, b in enc.bytes_by_part.items():
+                    by_part[k] += b
+                for lv in range(1, L + 1):
+                    nnz[lv - 1] += enc.nnz(lv)
+            level_nnz += np.array(nnz)
+            fmts = sorted({e.format for e in encs})
+            comment += (f"; weights {q.rows}x{q.cols}" + (f" in {groups} groups" if groups > 1 else "") +
+                        f", format {'/'.join(fmts)}, nnz per level " +
+                        " / ".join(f"L{k + 1} {n}" for k, n in enumerate(nnz)) +
+                        f" of {q.rows * q.cols}; bytes values {by_part['values']}, indices "
+                        f"{by_part['indices']}, metadata {by_part['metadata']}; e_w {q.e_w}, shift {q.shift}")
+            lm.update(format=fmts[0] if len(fmts) == 1 else fmts, groups=groups, rows=q.rows, cols=q.cols,
+                      nnz=nnz, bytes_by_part=by_part, weight_bytes=sum(by_part.values()),
+                      bias_bytes=bias.nbytes, e_w=q.e_w, shift=q.shift,
+                      candidates=encs[0].candidates if groups == 1 else {},
+                      kernel_counts={str(lv): {k: sum(e.kernel_counts(lv)[k] for e in encs)
+                                               for k in ("macs", "weight_bytes_read")}
+                                     for lv in range(1, L + 1)})
+        elif st.op in ("avgpool", "gavgpool"):
+            n = kh * kw if st.op == "avgpool" else in_h * in_w
+            mul, sh_ = avg_params(int(n))
+            d.update(mul=mul, shift0=sh_)
+            comment += f"; window {n}: (sum * {mul}) >> {sh_}"
+        elif st.op == "add":
+            e_y = qm.exps[st.name]
+            s0 = add_shift(qm.exps[node["inputs"][0]], e_y)
+            s1 = add_shift(qm.exps[node["inputs"][1]], e_y)
+            d.update(shift0=s0, shift1=s1)
+            comment += f"; align shifts {s0}, {s1}"
+        comment += f"; out exponent {qm.exps[st.name]}; output in {plan.tensors[st.output].tier.upper()}"
+        d["comment"] = comment
+        descriptors.append(d)
+        arrays += block_arrays
+        layer_blocks.append({"comment": comment, "arrays": block_arrays, "matrices": block_mats})
+        layer_fram.append((st.name, fram_bytes))
+        layers_meta[st.name] = lm
+
+    # persistent selector + small tables
+    fixed = 2 + 4 * L + 64 + 8 * len(staged_list)
+    total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed)
+
+    const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
+    work_bytes = sum(a.nbytes for a in arrays if a.kind == "work")
+    kernels = sorted({m.enc.format for m in matrices})
+    in_len = int(np.prod(qm.graph["input"]["shape"]))
+    out_len = low.tensors[low.output]
+    input_p, output_p = plan.tensors[low.input], plan.tensors[low.output]
+    ctx = {
+        "generator": GENERATOR, "name": name, "n_levels": L, "switching": switching,
+        "initial_level": initial_level, "staged": staged, "layers": layer_blocks, "matrices": matrices,
+        "descriptors": descriptors, "staged_arrays": staged_list, "level_nnz": [int(v) for v in level_nnz],
+        "input_exp": qm.input_exp, "output_exp": qm.output_exp, "input_len": in_len, "output_len": out_len,
+        "input_shape": qm.graph["input"]["shape"],
+        "input_buf": _buf_expr(input_p.tier, input_p.offset),
+        "output_buf": _buf_expr(output_p.tier, output_p.offset),
+        "sram_bytes": plan.sram_bytes, "fram_arena_bytes": plan.fram_bytes,
+        "const_bytes": const_bytes, "work_bytes": work_bytes, "kernels": kernels, "target": target.name,
+        "arrays": arrays, "level_word": f"0x{(initial_level | ((~initial_level & 0xFF) << 8)):04x}",
+    }
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.h").write_text(env.get_template("model.h.j2").render(**ctx))
+    (out_dir / "model.c").write_text(env.get_template("model.c.j2").render(**ctx))
+    meta = {
+        "format": "sparsenest-build", "version": 1, "generator": GENERATOR, "name": name,
+        "target": target.name, "switching": switching, "initial_level": initial_level, "n_levels": L,
+        "kernels": kernels, "input_shape": qm.graph["input"]["shape"], "input_len": in_len,
+        "output_len": out_len, "n_steps": len(low.steps), "steps": [s.name for s in low.steps],
+        "quantization": qm.summary(), "layers": layers_meta,
+        "level_nnz": [int(v) for v in level_nnz],
+        "arrays": {a.cname: {"layer": a.layer, "kind": a.kind, "part": a.part, "bytes": a.nbytes,
+                             "ctype": a.ctype, "section": a.section} for a in arrays},
+        "staged_arrays": staged_list,
+        "memory": {"const_bytes": const_bytes, "work_bytes": work_bytes, "fram_total_estimate": total_fram,
+                   "fram_budget": target.fram_bytes, **plan.summary()},
+    }
+    if extra_meta:
+        meta.update(extra_meta)
+    (out_dir / "model_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return meta

@@ -1,0 +1,259 @@
+"""Lowering the layer graph to executed steps, and planning activation memory.
+
+Lowering: every conv/linear/pool/add node is one step; a ReLU whose input is a conv/linear output
+used by nothing else is fused into that step (same exponent, same result); other ReLUs run in place
+when their input dies there; flatten never moves data (channel-major layout is already flat).
+
+Planning: every tensor lives from the step that writes it to the last step that reads it; the
+im2col patch and the int32 accumulator of a conv/linear step live for that step only. Items are
+placed first-fit into an SRAM arena (budget = target SRAM minus the stack/board reserve), scratch
+first (the kernels' inner loops read it), then tensors by decreasing size; a tensor that does not fit
+spills to an arena in FRAM. Scratch never spills: a layer whose scratch exceeds SRAM is an error.
+Then the FRAM budget is checked layer by layer (weights, biases, switching tables, working copies,
+spilled activations). Errors name the layer/buffer and the bytes over.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .quantize import MATMUL_OPS, QModel
+
+ALIGN = 4
+LAYER_DESCRIPTOR_BYTES = 48  # sizeof(sn_layer) on the MSP430 (16-bit pointers), rounded up
+
+
+class PlanError(ValueError):
+    """The model does not fit the target's memory."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    sram_bytes: int = 8192          # total SRAM
+    stack_reserve: int = 2048       # stack + board globals, not available to the arena
+    lea_bytes: int = 4096           # LEA RAM (upper half of SRAM): scratch that fits can use LEA
+    fram_bytes: int = 256 * 1024    # FRAM available to model data (consts, persistent, spills)
+    allow_spill: bool = True        # activations may spill to FRAM
+
+    @property
+    def sram_arena_budget(self) -> int:
+        return self.sram_bytes - self.stack_reserve
+
+
+TARGETS = {
+    # The host board emulates the FR5994's SRAM so plans (and counters) match the device; its FRAM
+    # budget is the whole 256 KB as if upper FRAM were directly addressable.
+    "host": Target("host"),
+    # Lower FRAM 0x4000-0xFF7F (49,024 bytes) is what 16-bit code addresses directly; 12 KB of it is
+    # kept for code (runtime, kernels, board). Upper FRAM needs DMA tiles (not used yet).
+    "msp430fr5994": Target("msp430fr5994", fram_bytes=49024 - 12 * 1024),
+}
+
+
+def get_target(target: str | Target, **overrides) -> Target:
+    if isinstance(target, Target):
+        t = target
+    elif target in TARGETS:
+        t = TARGETS[target]
+    else:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    return replace(t, **overrides) if overrides else t
+
+
+# ------------------------------------------------------------------------------------------ lowering
+
+C_OPS = {"conv1d": "conv", "conv2d": "conv", "linear": "linear", "maxpool1d": "maxpool",
+         "maxpool2d": "maxpool", "avgpool1d": "avgpool", "avgpool2d": "avgpool",
+         "global_avgpool": "gavgpool", "add": "add", "relu": "relu"}
+
+
+@dataclass
+class Step:
+    name: str                 # graph node name (the conv/linear for fused steps)
+    op: str                   # C op: conv linear maxpool avgpool gavgpool add relu
+    node: dict
+    inputs: list[str]         # tensor ids
+    output: str               # tensor id
+    relu: bool = False
+    fused: list[str] = field(default_factory=list)
+    scratch: dict = field(default_factory=dict)   # "patch"/"acc" -> bytes
+
+
+@dataclass
+class Lowered:
+    steps: list[Step]
+    tensors: dict[str, int]   # tensor id -> int16 elements
+    shapes: dict[str, list[int]]
+    alias: dict[str, str]     # graph node name -> tensor id
+    input: str
+    output: str
+
+
+def lower(qm: QModel) -> Lowered:
+    g = qm.graph
+    in_name = g["input"]["name"]
+    alias = {in_name: in_name}
+    tensors = {in_name: int(np.prod(g["input"]["shape"]))}
+    shapes = {in_name: list(g["input"]["shape"])}
+    users: dict[str, int] = {}
+    for n in g["nodes"]:
+        for s in n["inputs"]:
+            users[s] = users.get(s, 0) + 1
+    users[g["output"]] = users.get(g["output"], 0) + 1
+    steps: list[Step] = []
+    producer: dict[str, Step] = {}
+    for n in g["nodes"]:
+        name, op = n["name"], n["op"]
+        ins = [alias[s] for s in n["inputs"]]
+        if op == "flatten":
+            alias[name] = ins[0]
+            continue
+        if op == "relu":
+            src = n["inputs"][0]
+            st = producer.get(ins[0])
+            if st is not None and st.op in ("conv", "linear") and not st.relu and users[src] == 1 \
+                    and alias[src] == st.output:
+                st.relu = True
+                st.fused.append(name)
+                alias[name] = st.output
+                continue
+            if users[src] == 1:  # in place: the input dies here
+                alias[name] = ins[0]
+                steps.append(Step(name, "relu", n, ins, ins[0]))
+                continue
+        alias[name] = name
+        tensors[name] = int(np.prod(n["shape"]))
+        shapes[name] = list(n["shape"])
+        st = Step(name, C_OPS[op], n, ins, name)
+        if op in MATMUL_OPS:
+            q = qm.layers[name]
+            groups = int(n.get("groups", 1) or 1)
+            st.scratch["acc"] = 4 * (q.rows // groups)
+            if op != "linear":
+                st.scratch["patch"] = 2 * q.cols
+        steps.append(st)
+        producer[name] = st
+    return Lowered(steps, tensors, shapes, alias, in_name, alias[g["output"]])
+
+
+# ------------------------------------------------------------------------------------------ planning
+
+@dataclass
+class Placement:
+    tier: str      # "sram" | "fram"
+    offset: int
+    nbytes: int
+    start: int
+    end: int
+
+
+@dataclass
+class Plan:
+    target: Target
+    tensors: dict[str, Placement]
+    scratch: dict[tuple[int, str], Placement]    # (step index, "patch"/"acc")
+    sram_bytes: int
+    fram_bytes: int
+
+    def summary(self) -> dict:
+        return {"target": self.target.name, "sram_arena_bytes": self.sram_bytes,
+                "sram_arena_budget": self.target.sram_arena_budget,
+                "fram_arena_bytes": self.fram_bytes,
+                "scratch_fits_lea": max([p.offset + p.nbytes for p in self.scratch.values()
+                                         if p.tier == "sram"], default=0) <= self.target.lea_bytes,
+                "tensors": {k: {"tier": p.tier, "offset": p.offset, "bytes": p.nbytes,
+                                "live": [p.start, p.end]} for k, p in self.tensors.items()}}
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _first_fit(placed: list[Placement], size: int, start: int, end: int) -> int:
+    busy = sorted((p.offset, p.offset + p.nbytes) for p in placed if p.start <= end and start <= p.end)
+    off = 0
+    for lo, hi in busy:
+        if off + size <= lo:
+            break
+        off = max(off, hi)
+    return off
+
+
+def plan_memory(low: Lowered, target: Target) -> Plan:
+    n = len(low.steps)
+    # step 0 copies the input in; steps 1..n run the layers; n+1 copies the output out
+    start = {low.input: 0}
+    end = {low.input: 0}
+    for i, st in enumerate(low.steps, 1):
+        start.setdefault(st.output, i)
+        end[st.output] = max(end.get(st.output, i), i)
+        for t in st.inputs:
+            end[t] = max(end.get(t, 0), i)
+    end[low.output] = n + 1
+    budget = target.sram_arena_budget
+    sram: list[Placement] = []
+    fram: list[Placement] = []
+    scratch: dict[tuple[int, str], Placement] = {}
+    for i, st in enumerate(low.steps, 1):
+        for kind in ("acc", "patch"):
+            if kind not in st.scratch:
+                continue
+            size = _align(st.scratch[kind])
+            off = _first_fit(sram, size, i, i)
+            if off + size > budget:
+                need = sum(_align(v) for v in st.scratch.values())
+                raise PlanError(
+                    f"layer '{st.name}': its scratch (" + ", ".join(
+                        f"{'im2col patch' if k == 'patch' else 'int32 accumulator'} {v} bytes"
+                        for k, v in sorted(st.scratch.items())) +
+                    f") needs {need} bytes of SRAM but the {target.name} SRAM arena budget is "
+                    f"{budget} bytes ({target.sram_bytes} SRAM - {target.stack_reserve} stack reserve): "
+                    f"{off + size - budget} bytes over. Scratch cannot spill to FRAM; make the layer "
+                    f"narrower or raise sram_bytes/lower stack_reserve.")
+            p = Placement("sram", off, size, i, i)
+            sram.append(p)
+            scratch[(i, kind)] = p
+    order = sorted(low.tensors, key=lambda t: (-low.tensors[t], start[t], t))
+    tensors: dict[str, Placement] = {}
+    for t in order:
+        size = _align(2 * low.tensors[t])
+        off = _first_fit(sram, size, start[t], end[t])
+        if off + size <= budget:
+            p = Placement("sram", off, size, start[t], end[t])
+            sram.append(p)
+        else:
+            if not target.allow_spill:
+                raise PlanError(
+                    f"activation buffer '{t}' ({size} bytes, live from step {start[t]} to {end[t]}) "
+                    f"does not fit the {target.name} SRAM arena of {budget} bytes: "
+                    f"{off + size - budget} bytes over, and spilling to FRAM is disabled")
+            off = _first_fit(fram, size, start[t], end[t])
+            p = Placement("fram", off, size, start[t], end[t])
+            fram.append(p)
+        tensors[t] = p
+    top = lambda ps: max((p.offset + p.nbytes for p in ps), default=0)  # noqa: E731
+    return Plan(target, tensors, scratch, top(sram), top(fram))
+
+
+def check_fram(target: Target, layer_bytes: list[tuple[str, int]], fram_arena: int,
+               fixed: int = 0) -> int:
+    """layer_bytes: (layer name, FRAM bytes it needs) in execution order. Raises PlanError naming the
+    first layer (or the spilled activations) that takes the total over target.fram_bytes."""
+    total = fixed
+    for name, b in layer_bytes:
+        total += b
+        if total > target.fram_bytes:
+            raise PlanError(
+                f"model does not fit the {target.name} FRAM budget of {target.fram_bytes} bytes: layer "
+                f"'{name}' ({b} bytes of weights, indices, metadata and tables) brings the total to "
+                f"{total} bytes, {total - target.fram_bytes} bytes over. Use a sparser level set, a "
+                f"smaller format (--format auto), or a smaller model.")
+    total += fram_arena
+    if total > target.fram_bytes:
+        raise PlanError(
+            f"model does not fit the {target.name} FRAM budget of {target.fram_bytes} bytes: the "
+            f"activation buffers spilled to FRAM ({fram_arena} bytes) bring the total to {total} "
+            f"bytes, {total - target.fram_bytes} bytes over")
+    return total

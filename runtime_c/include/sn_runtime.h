@@ -1,0 +1,149 @@
+/* sparsenest runtime internals: layer descriptors the generated model.c fills in, the board hooks,
+ * and the op kernels (one function per op, uniform arguments: descriptor, level).
+ *
+ * Portability rules (the MCU has a 16-bit int): int16_t/int32_t only, products as (int32_t)a * b,
+ * constants as (int32_t)1 << n, no float, no malloc, no libc beyond memcpy/memset.
+ */
+#ifndef SN_RUNTIME_H
+#define SN_RUNTIME_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sn_board.h" /* per board (boards/<board>/sn_board.h): section macros, optional hooks */
+#include "sn_counters.h"
+#include "sparsenest.h"
+
+/* Section macros. A board defines those it needs in its sn_board.h; the rest place nothing.
+ *   SN_FRAM         read-only model data (weights, indices, metadata, descriptors): lower FRAM
+ *   SN_FRAM_UPPER   read-only data the board reaches above 64 KB (unused by the reference runtime)
+ *   SN_PERSISTENT   writable data that keeps its value across resets and is NOT re-initialised by
+ *                   start-up code: the level selector and the staged working copy (loaded once, with
+ *                   the image)
+ *   SN_FRAM_RW      writable scratch in FRAM (activations spilled from SRAM), no initial value
+ *   SN_SRAM         writable SRAM arena (activations, im2col patch, accumulators) */
+#ifndef SN_FRAM
+#define SN_FRAM
+#endif
+#ifndef SN_FRAM_UPPER
+#define SN_FRAM_UPPER SN_FRAM
+#endif
+#ifndef SN_PERSISTENT
+#define SN_PERSISTENT
+#endif
+#ifndef SN_FRAM_RW
+#define SN_FRAM_RW
+#endif
+#ifndef SN_SRAM
+#define SN_SRAM
+#endif
+
+/* Every runtime write to FRAM data that must survive a reset (selector, staged copy) goes through
+ * the board: it returns 0 on success, non-zero when the write did not happen (power failing). */
+int sn_board_fram_write(void *dst, const void *src, size_t nbytes);
+
+/* Called after each layer when the board counts per layer (host board: -DSN_LAYER_HOOK). */
+#ifdef SN_LAYER_HOOK
+void sn_board_layer_done(uint16_t layer);
+#define SN_LAYER_DONE(i) sn_board_layer_done(i)
+#else
+#define SN_LAYER_DONE(i) ((void)0)
+#endif
+
+enum {
+    SN_OP_CONV = 1,    /* conv1d / conv2d (1d: in_h = out_h = kh = 1) */
+    SN_OP_LINEAR = 2,
+    SN_OP_MAXPOOL = 3,
+    SN_OP_AVGPOOL = 4,
+    SN_OP_GAVGPOOL = 5, /* global average pool to [C] */
+    SN_OP_ADD = 6,
+    SN_OP_RELU = 7     /* stand-alone ReLU (usually fused into conv/linear instead) */
+};
+
+/* One executed step. Tensors are int16, channel-major ([C][H][W]; 1-D: [C][W] with H = 1). */
+typedef struct {
+    uint8_t op;
+    uint8_t relu;          /* conv/linear: clamp the requantized output at 0 */
+    uint8_t out_fram;      /* the output lives in FRAM (counted as FRAM bytes written) */
+    uint8_t groups;        /* conv: groups; matrices matrix .. matrix+groups-1, one per group */
+    uint16_t matrix;       /* conv/linear: first matrix id for sn_model_spmv */
+    const int16_t *in0;
+    const int16_t *in1;    /* add: second input */
+    int16_t *out;
+    uint16_t in_c, in_h, in_w;
+    uint16_t out_c, out_h, out_w;
+    uint8_t k_h, k_w, s_h, s_w, p_h, p_w, d_h, d_w;
+    int8_t shift0;         /* conv/linear: requantize shift; pools: divide shift; add: shift of in0 */
+    int8_t shift1;         /* add: shift of in1 */
+    int16_t mul;           /* avg pools: Q15 reciprocal (1 when the window is a power of two) */
+    const int32_t *bias;   /* conv/linear: [out_c] */
+    int16_t *patch;        /* conv: im2col scratch [in_c/groups * k_h * k_w] */
+    int32_t *acc;          /* conv/linear: accumulator scratch [out_c/groups] */
+} sn_layer;
+
+/* Staged switching: one array whose rows are copied from master to work by level segments. */
+typedef struct {
+    const uint8_t *master;
+    uint8_t *work;
+    const void *seg;       /* [rows][n_levels + 1] byte offsets: uint16_t, or uint32_t if seg_u32 */
+    uint8_t seg_u32;
+    uint16_t rows;
+} sn_staged_array;
+
+typedef struct {
+    uint8_t n_levels;
+    uint8_t switching;     /* SN_SWITCH_RESIDENT / SN_SWITCH_STAGED */
+    int8_t input_exp, output_exp;
+    uint16_t n_layers;
+    const sn_layer *layers;
+    int16_t *input;        /* the planned buffer sn_infer copies the input into */
+    const int16_t *output;
+    uint16_t input_len, output_len;
+    uint16_t *level_word;  /* SN_PERSISTENT selector: level | (~level & 0xff) << 8 */
+    uint16_t n_staged;
+    const sn_staged_array *staged;
+    const uint32_t *level_nnz;
+    uint32_t const_bytes, work_bytes, sram_arena_bytes, fram_arena_bytes;
+} sn_model;
+
+/* Generated (model.c). */
+extern const sn_model sn_the_model;
+void sn_model_spmv(uint16_t matrix, uint8_t level, const int16_t *x, int32_t *acc);
+
+#define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
+
+/* Op kernels: uniform signature (descriptor, level) so a back-end can replace one by name. */
+void sn_op_conv(const sn_layer *l, uint8_t level);
+void sn_op_linear(const sn_layer *l, uint8_t level);
+void sn_op_maxpool(const sn_layer *l, uint8_t level);
+void sn_op_avgpool(const sn_layer *l, uint8_t level);
+void sn_op_global_avgpool(const sn_layer *l, uint8_t level);
+void sn_op_add(const sn_layer *l, uint8_t level);
+void sn_op_relu(const sn_layer *l, uint8_t level);
+
+/* Arithmetic helpers shared by the ops (documented in compiler/golden.py). */
+static inline int16_t sn_sat16(int32_t v) {
+    return (int16_t)(v > 32767 ? 32767 : (v < -32768 ? -32768 : v));
+}
+
+/* Rounding arithmetic shift: s > 0 right with round half up, computed as ((v >> (s-1)) + 1) >> 1 so
+ * it cannot overflow; s <= 0 left (callers keep |v| << -s inside int32). s must be <= 32. */
+static inline int32_t sn_rshift_round(int32_t v, int8_t s) {
+    if (s > 0) {
+        return ((v >> (s - 1)) + 1) >> 1;
+    }
+    return v * ((int32_t)1 << (-s));
+}
+
+/* int32 accumulator -> int16 at the output exponent (shift s = e_w + e_x - e_y, in [-16, 32]). */
+static inline int16_t sn_requantize(int32_t acc, int8_t s) {
+    if (s > 0) {
+        return sn_sat16(((acc >> (s - 1)) + 1) >> 1);
+    }
+    if (s == 0) {
+        return sn_sat16(acc);
+    }
+    return sn_sat16((int32_t)sn_sat16(acc) * ((int32_t)1 << (-s > 16 ? 16 : -s)));
+}
+
+#endif

@@ -1,0 +1,54 @@
+/* sparsenest public API: run a compiled nested sparse model and switch its level.
+ *
+ * Levels are 1..n_levels, sparsest first. The level selector is one 16-bit word in persistent FRAM;
+ * switching commits with a single write of that word after any data it needs is in place, so a power
+ * loss at any moment leaves either the old or the new level usable, and sn_init() finds it.
+ *
+ * Typical use:
+ *     if (sn_init() != SN_OK) ...;          // at every boot: recover the committed level
+ *     sn_set_level(2);                        // whenever the energy budget changes
+ *     sn_infer(input_q15, logits_q15);        // input quantized with sn_info.input_exp
+ */
+#ifndef SPARSENEST_H
+#define SPARSENEST_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    SN_OK = 0,
+    SN_ERR_LEVEL = -1, /* level outside 1..n_levels */
+    SN_ERR_POWER = -2, /* a FRAM write failed (power loss): the old level is still committed */
+    SN_ERR_STATE = -3  /* the level selector holds no valid level */
+};
+
+enum { SN_SWITCH_RESIDENT = 0, SN_SWITCH_STAGED = 1 };
+
+typedef struct {
+    uint8_t n_levels;
+    uint8_t level;             /* committed level (0 if the selector is invalid) */
+    uint8_t switching;         /* SN_SWITCH_RESIDENT or SN_SWITCH_STAGED */
+    int8_t input_exp;          /* input_q = round(x * 2^input_exp) */
+    int8_t output_exp;         /* logits = out_q / 2^output_exp */
+    uint16_t input_len;        /* int16 elements */
+    uint16_t output_len;
+    uint16_t n_layers;
+    uint32_t const_bytes;      /* weights, indices, metadata, switching tables (read-only FRAM) */
+    uint32_t work_bytes;       /* staged working copy (writable persistent FRAM), 0 if resident */
+    uint32_t sram_arena_bytes; /* activations + scratch in SRAM */
+    uint32_t fram_arena_bytes; /* activations spilled to FRAM */
+    const uint32_t *level_nnz; /* [n_levels]: weights computed with at each level */
+} sn_info;
+
+int sn_init(void);
+int sn_set_level(uint8_t level);
+uint8_t sn_get_level(void);
+int sn_infer(const int16_t *in, int16_t *out);
+void sn_model_info(sn_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,36 @@
+/* Element-wise ops: residual add (both inputs aligned to the output exponent with rounding shifts,
+ * left shifts capped at 15 so the int32 sum is exact, then saturated) and stand-alone ReLU. */
+#include "sn_runtime.h"
+
+static uint16_t sn_len(const sn_layer *l) {
+    return (uint16_t)(l->out_c * l->out_h * l->out_w);
+}
+
+void sn_op_add(const sn_layer *l, uint8_t level) {
+    uint16_t i, n = sn_len(l);
+    (void)level;
+    for (i = 0; i < n; i++) {
+        int32_t a = sn_rshift_round(l->in0[i], l->shift0);
+        int32_t b = sn_rshift_round(l->in1[i], l->shift1);
+        l->out[i] = sn_sat16(a + b);
+    }
+    SN_COUNT(act_bytes_read, 4u * n);
+    SN_COUNT(act_bytes_written, 2u * n);
+    if (l->out_fram) {
+        SN_COUNT(fram_bytes_written, 2u * n);
+    }
+}
+
+void sn_op_relu(const sn_layer *l, uint8_t level) {
+    uint16_t i, n = sn_len(l);
+    (void)level;
+    for (i = 0; i < n; i++) {
+        int16_t v = l->in0[i];
+        l->out[i] = v < 0 ? 0 : v;
+    }
+    SN_COUNT(act_bytes_read, 2u * n);
+    SN_COUNT(act_bytes_written, 2u * n);
+    if (l->out_fram) {
+        SN_COUNT(fram_bytes_written, 2u * n);
+    }
+}

@@ -1,0 +1,75 @@
+/* Max, average and global average pooling (1-D as H = 1). The exponent is kept; average pools
+ * divide the int32 window sum by a rounding shift, through a Q15 reciprocal when the window is not a
+ * power of two (compiler/golden.py documents the rule). Max-pool padding taps are skipped. */
+#include "sn_runtime.h"
+
+static void sn_pool(const sn_layer *l, int is_max) {
+    uint16_t c, oy, ox, ky, kx, n = 0, reads = 0;
+    uint16_t in_plane = (uint16_t)(l->in_h * l->in_w);
+    for (c = 0; c < l->out_c; c++) {
+        const int16_t *chan = l->in0 + (uint16_t)(c * in_plane);
+        for (oy = 0; oy < l->out_h; oy++) {
+            for (ox = 0; ox < l->out_w; ox++) {
+                int16_t y0 = (int16_t)((int16_t)(oy * l->s_h) - (int16_t)l->p_h);
+                int16_t x0 = (int16_t)((int16_t)(ox * l->s_w) - (int16_t)l->p_w);
+                int16_t best = -32768;
+                int32_t sum = 0;
+                for (ky = 0; ky < l->k_h; ky++) {
+                    int16_t iy = (int16_t)(y0 + (int16_t)ky);
+                    if (iy < 0 || iy >= (int16_t)l->in_h) {
+                        continue;
+                    }
+                    for (kx = 0; kx < l->k_w; kx++) {
+                        int16_t ix = (int16_t)(x0 + (int16_t)kx);
+                        int16_t v;
+                        if (ix < 0 || ix >= (int16_t)l->in_w) {
+                            continue;
+                        }
+                        v = chan[(uint16_t)((uint16_t)iy * l->in_w + (uint16_t)ix)];
+                        reads++;
+                        if (v > best) {
+                            best = v;
+                        }
+                        sum += v;
+                    }
+                }
+                l->out[n++] = is_max ? best
+                                     : sn_sat16(sn_rshift_round(sum * (int32_t)l->mul, l->shift0));
+            }
+        }
+    }
+    SN_COUNT(act_bytes_read, 2u * reads);
+    SN_COUNT(act_bytes_written, 2u * n);
+    if (l->out_fram) {
+        SN_COUNT(fram_bytes_written, 2u * n);
+    }
+}
+
+void sn_op_maxpool(const sn_layer *l, uint8_t level) {
+    (void)level;
+    sn_pool(l, 1);
+}
+
+void sn_op_avgpool(const sn_layer *l, uint8_t level) {
+    (void)level;
+    sn_pool(l, 0);
+}
+
+void sn_op_global_avgpool(const sn_layer *l, uint8_t level) {
+    uint16_t plane = (uint16_t)(l->in_h * l->in_w);
+    uint16_t c, i;
+    (void)level;
+    for (c = 0; c < l->out_c; c++) {
+        const int16_t *chan = l->in0 + (uint16_t)(c * plane);
+        int32_t sum = 0;
+        for (i = 0; i < plane; i++) {
+            sum += chan[i];
+        }
+        l->out[c] = sn_sat16(sn_rshift_round(sum * (int32_t)l->mul, l->shift0));
+    }
+    SN_COUNT(act_bytes_read, 2u * (uint32_t)l->out_c * plane);
+    SN_COUNT(act_bytes_written, 2u * l->out_c);
+    if (l->out_fram) {
+        SN_COUNT(fram_bytes_written, 2u * l->out_c);
+    }
+}
