@@ -83,7 +83,7 @@ class FormatError(ValueError):
     """A format cannot represent a layer's nested masks (message: format, shape, what is violated)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class EncodedLayer:
     """One layer in one nested format. See the module docstring for each format's arrays."""
 
