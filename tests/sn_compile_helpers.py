@@ -1,0 +1,132 @@
+"""Shared by the compiler/runtime tests: small bundles built quickly (a briefly trained LeNet with
+magnitude-nested masks, and random graphs exercising every op), cached per test session."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from sparsenest import data, models
+from sparsenest.bundle import Bundle
+from sparsenest.graph import extract_graph, prunable_weight_keys
+
+SPARSITIES = (0.8, 0.6, 0.3)
+
+
+def magnitude_intro(w: np.ndarray, sparsities) -> np.ndarray:
+    """Nested masks by |w| rank (sparsest first) as an intro array."""
+    order = np.argsort(-np.abs(w).ravel(), kind="stable")
+    intro = np.zeros(w.size, np.uint8)
+    for lv, s in reversed(list(enumerate(sparsities, 1))):
+        intro[order[: int(round((1 - s) * w.size))]] = lv
+    return intro.reshape(w.shape)
+
+
+def bundle_from(net: nn.Module, input_shape, sparsities=SPARSITIES, *, dense_keys=(), dataset="mnist",
+                name="custom") -> Bundle:
+    graph = extract_graph(net, tuple(input_shape))
+    sd = net.state_dict()
+    intro = {}
+    for k in prunable_weight_keys(graph):
+        w = sd[k].numpy()
+        intro[k] = np.ones(w.shape, np.uint8) if k in dense_keys else magnitude_intro(w, sparsities)
+    levels = [{"level": i + 1, "target_sparsity": s, "sparsity": s, "float_accuracy": None}
+              for i, s in enumerate(sparsities)]
+    return Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
+                             dataset={"name": dataset}, train_config={},
+                             model_spec={"name": name, "kwargs": {}})
+
+
+FIXTURE_VERSION = 1
+
+
+@functools.lru_cache(maxsize=None)
+def trained_net(model_name: str = "lenet5-small", steps: int = 300) -> nn.Module:
+    """A few hundred SGD steps on 10,000 real MNIST training images (a few seconds), cached as an npz
+    state dict in the data cache so later sessions skip the training."""
+    cache = data.cache_dir() / "test-fixtures" / f"{model_name}-{steps}-v{FIXTURE_VERSION}.npz"
+    net = models.create(model_name)
+    if cache.exists():
+        with np.load(cache) as z:
+            net.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
+        return net.eval()
+    torch.manual_seed(0)
+    tr = data.load("mnist", "train").subset(10000, seed=3)
+    x, y = torch.from_numpy(tr.x), torch.from_numpy(tr.y)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (64,), generator=g)
+        loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **{k: v.detach().numpy() for k, v in net.state_dict().items()})
+    tmp.replace(cache)
+    return net.eval()
+
+
+@functools.lru_cache(maxsize=None)
+def calib_images(n: int = 256) -> np.ndarray:
+    """Calibration slice of MNIST training images (what compile_bundle uses by default)."""
+    from sparsenest.compiler.build import CALIB_SEED
+    return data.load("mnist", "train").subset(n, seed=CALIB_SEED).x
+
+
+def lenet_bundle(model_name: str = "lenet5-small", dense_keys=()) -> Bundle:
+    return bundle_from(trained_net(model_name), (1, 28, 28), dense_keys=dense_keys, name=model_name)
+
+
+# ----------------------------------------------------------------------------- random graphs
+
+class Conv1dNet(nn.Module):
+    """conv1d -> relu -> avgpool1d -> conv1d (grouped) -> residual add -> global avgpool -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 8, 5, padding=2)
+        self.pool = nn.AvgPool1d(2)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1, groups=2)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.c1(x)))
+        h = h + torch.relu(self.c2(h))
+        return self.fc(torch.flatten(self.gap(h), 1))
+
+
+class Conv2dNet(nn.Module):
+    """conv2d (stride 2, dilation) -> relu -> depthwise conv -> add -> avgpool 3x3 (non power of two)
+    -> maxpool (padded) -> flatten -> linear -> relu -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 6, 3, stride=2, padding=2, dilation=2)
+        self.dw = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+        self.avg = nn.AvgPool2d(3, stride=1)
+        self.mp = nn.MaxPool2d(3, stride=2, padding=1)
+        self.fc1 = nn.Linear(6 * 3 * 3, 12)
+        self.fc2 = nn.Linear(12, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.c1(x))
+        h = h + self.dw(h)
+        h = self.mp(self.avg(h))
+        return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
+
+
+RANDOM_NETS = {"conv1d": (Conv1dNet, (3, 32)), "conv2d": (Conv2dNet, (2, 13, 13))}
+
+
+def random_bundle(kind: str, seed: int = 0) -> tuple[Bundle, np.ndarray]:
+    """A random model of kind 'conv1d' / 'conv2d' and 300 random calibration/test inputs."""
+    torch.manual_seed(seed)
+    cls, shape = RANDOM_NETS[kind]
+    net = cls().eval()
+    x = np.random.default_rng(seed).normal(0, 1, (300, *shape)).astype(np.float32)
+    return bundle_from(net, shape, dataset="random", name=kind), x

@@ -1,0 +1,121 @@
+"""The C runtime + format kernels (host build) are bit-identical to the golden integer model, which
+computes from w_q * mask_level directly; the golden model tracks the float network on real MNIST."""
+import numpy as np
+import pytest
+
+from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
+from sparsenest import data
+from sparsenest.compiler import golden, quantize
+from sparsenest.compiler.build import compile_bundle
+from sparsenest.hostsim import HostSim
+
+N_IMAGES = 500
+FORMATS = ["csr16", "rel8", "rel4", "bitmap", "auto"]
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return lenet_bundle()
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return data.load("mnist", "test").subset(N_IMAGES, seed=7)
+
+
+@pytest.fixture(scope="module")
+def builds(bundle, tmp_path_factory):
+    out = {}
+    for fmt in FORMATS:
+        out[fmt] = compile_bundle(bundle, tmp_path_factory.mktemp(f"golden_{fmt}"), fmt=fmt, calib=calib_images())
+    return out
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_c_equals_golden_every_level(builds, test_images, fmt):
+    info = builds[fmt]
+    assert info["meta"]["kernels"] == ([fmt] if fmt != "auto" else info["meta"]["kernels"])
+    sim = HostSim(info["out_dir"])
+    qm = info["qmodel"]
+    for level in range(1, qm.n_levels + 1):
+        assert sim.set_level(level) == 0 and sim.get_level() == level
+        c = sim.infer(test_images.x)
+        g = golden.predict(qm, test_images.x, level)
+        assert c.dtype == np.int16 and c.shape == (N_IMAGES, 10)
+        assert np.array_equal(c, g), f"{fmt} level {level}: {int((c != g).sum())} logits differ"
+
+
+def test_mixed_formats_and_dense_unpruned_layer(tmp_path, test_images):
+    """One build mixing formats per layer, with an unpruned layer stored dense."""
+    b = lenet_bundle(dense_keys=("fc3.weight",))
+    fmt = {"conv1": "bitmap", "conv2": "rel4", "fc1": "rel8", "fc3": "dense", "*": "csr16"}
+    info = compile_bundle(b, tmp_path / "mixed", fmt=fmt, calib=calib_images(), switching="staged")
+    layers = info["meta"]["layers"]
+    assert {n: layers[n]["format"] for n in ("conv1", "conv2", "fc1", "fc2", "fc3")} == \
+        {"conv1": "bitmap", "conv2": "rel4", "fc1": "rel8", "fc2": "csr16", "fc3": "dense"}
+    sim = HostSim(info["out_dir"])
+    for level in (3, 1, 2):
+        sim.set_level(level)
+        assert np.array_equal(sim.infer(test_images.x[:200]),
+                              golden.predict(info["qmodel"], test_images.x[:200], level))
+
+
+def test_auto_picks_dense_for_unpruned_layer(bundle, tmp_path):
+    b = lenet_bundle(dense_keys=("fc3.weight",))
+    info = compile_bundle(b, tmp_path / "auto", calib=calib_images(), build=False)
+    assert info["meta"]["layers"]["fc3"]["format"] == "dense"
+
+
+def test_q15_within_0p3_of_float_on_mnist(bundle, builds):
+    """Whole MNIST test set through the golden model (= the C build, tested above)."""
+    test = data.load("mnist", "test")
+    qm = builds["csr16"]["qmodel"]
+    graph, weights, intro, L = quantize._bundle_parts(bundle)
+    for level in range(1, L + 1):
+        fa = quantize.float_accuracy(graph, weights, intro, level, test.x, test.y)
+        qa = golden.accuracy(qm, test.x, test.y, level)
+        assert abs(qa - fa) <= 0.003, f"level {level}: float {fa:.4f}, Q15 {qa:.4f}"
+        assert fa > 0.5  # the fixture learned something
+
+
+def test_counters_match_format_predictions(builds, test_images):
+    info = builds["csr16"]
+    sim = HostSim(info["out_dir"])
+    for level in (1, 3):
+        sim.set_level(level)
+        sim.reset_counters()
+        sim.infer(test_images.x[:3])
+        per_layer = sim.layer_counters()
+        for name, lm in info["meta"]["layers"].items():
+            if "kernel_counts" not in lm:
+                continue
+            pos = 1
+            if lm["graph_op"].startswith("conv"):
+                pos = int(np.prod(info["qmodel"].node(name)["shape"][1:]))
+            pred = lm["kernel_counts"][str(level)]
+            assert per_layer[name]["macs"] == 3 * pos * pred["macs"]
+            assert per_layer[name]["weight_bytes_read"] == 3 * pos * pred["weight_bytes_read"]
+        tot = sim.counters()
+        assert tot["macs"] == sum(c["macs"] for c in per_layer.values())
+        assert tot["fram_bytes_written"] > 0  # conv1's output spills to FRAM
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
+def test_random_graphs(kind, tmp_path):
+    """conv1d/grouped conv1d/avgpool1d/global avgpool/add; conv2d with stride+dilation, depthwise,
+    avgpool 3x3 (Q15 reciprocal), padded maxpool; staged switching. C == golden at every level, and
+    golden tracks the float network."""
+    b, x = random_bundle(kind)
+    info = compile_bundle(b, tmp_path / kind, calib=x[:200], switching="staged")
+    qm = info["qmodel"]
+    sim = HostSim(info["out_dir"])
+    graph, weights, intro, L = quantize._bundle_parts(b)
+    for level in range(1, L + 1):
+        sim.set_level(level)
+        c = sim.infer(x)
+        g = golden.predict(qm, x, level)
+        assert np.array_equal(c, g), f"{kind} level {level}: {int((c != g).sum())} values differ"
+        f = quantize.run_graph_float(graph, weights, x, quantize.level_masks(intro, level))[
+            graph["output"]].numpy()
+        err = np.abs(g / 2.0 ** qm.output_exp - f).max()
+        assert err < 0.02 * np.abs(f).max() + 1e-3, f"golden drifts from float: {err}"
