@@ -32,7 +32,7 @@ class PlanError(ValueError):
 class Target:
     name: str
     sram_bytes: int = 8192          # total SRAM
-    stack_reserve: int = 2048       # stack + board globals, not available to the arena
+    stack_reserve: int = 4096       # lower SRAM half: stack, .data/.bss; the arena is the LEA half
     lea_bytes: int = 4096           # LEA RAM (upper half of SRAM): scratch that fits can use LEA
     fram_bytes: int = 256 * 1024    # FRAM available to model data (consts, persistent, spills)
     allow_spill: bool = True        # activations may spill to FRAM
@@ -46,8 +46,10 @@ TARGETS = {
     # The host board emulates the FR5994's SRAM so plans (and counters) match the device; its FRAM
     # budget is the whole 256 KB as if upper FRAM were directly addressable.
     "host": Target("host"),
-    # Lower FRAM 0x4000-0xFF7F (49,024 bytes) is what 16-bit code addresses directly; 12 KB of it is
-    # kept for code (runtime, kernels, board). Upper FRAM needs DMA tiles (not used yet).
+    # SRAM: the arena is the 4 KB LEA RAM (SN_LEA_RAM, 0x2C00-0x3BFF); the lower 4 KB is the board's
+    # (.data/.bss/stack). Lower FRAM 0x4000-0xFF7F (49,024 bytes) is what 16-bit code addresses
+    # directly; 12 KB of it is kept for code (runtime, kernels, board). Upper FRAM needs DMA tiles
+    # (not used yet).
     "msp430fr5994": Target("msp430fr5994", fram_bytes=49024 - 12 * 1024),
 }
 

@@ -8,38 +8,49 @@
 #define SN_RUNTIME_H
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "sn_board.h" /* per board (boards/<board>/sn_board.h): section macros, optional hooks */
 #include "sn_counters.h"
 #include "sparsenest.h"
 
+/* The only C library functions the runtime uses (the MSP430 board supplies them; no <string.h> there). */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+
 /* Section macros. A board defines those it needs in its sn_board.h; the rest place nothing.
  *   SN_FRAM         read-only model data (weights, indices, metadata, descriptors): lower FRAM
- *   SN_FRAM_UPPER   read-only data the board reaches above 64 KB (unused by the reference runtime)
+ *                   (plain const data already lands there on the MSP430)
  *   SN_PERSISTENT   writable data that keeps its value across resets and is NOT re-initialised by
  *                   start-up code: the level selector and the staged working copy (loaded once, with
  *                   the image)
- *   SN_FRAM_RW      writable scratch in FRAM (activations spilled from SRAM), no initial value
- *   SN_SRAM         writable SRAM arena (activations, im2col patch, accumulators) */
+ *   SN_FRAM_RW      writable FRAM scratch without initial value (activations spilled from SRAM);
+ *                   default: the board's SN_FRAM_NOINIT
+ *   SN_SRAM         the SRAM activation arena (uninitialised); default: the board's SN_LEA_RAM, the
+ *                   4 KB LEA-shared half of the FR5994's SRAM (the other half holds stack and globals) */
 #ifndef SN_FRAM
 #define SN_FRAM
-#endif
-#ifndef SN_FRAM_UPPER
-#define SN_FRAM_UPPER SN_FRAM
 #endif
 #ifndef SN_PERSISTENT
 #define SN_PERSISTENT
 #endif
 #ifndef SN_FRAM_RW
+#ifdef SN_FRAM_NOINIT
+#define SN_FRAM_RW SN_FRAM_NOINIT
+#else
 #define SN_FRAM_RW
 #endif
+#endif
 #ifndef SN_SRAM
+#ifdef SN_LEA_RAM
+#define SN_SRAM SN_LEA_RAM
+#else
 #define SN_SRAM
+#endif
 #endif
 
 /* Every runtime write to FRAM data that must survive a reset (selector, staged copy) goes through
- * the board: it returns 0 on success, non-zero when the write did not happen (power failing). */
+ * the board: it returns 0 on success, non-zero when the write did not happen (power failing).
+ * runtime_c/src/sn_board_default.c has a weak memcpy default; the host board tracks every call. */
 int sn_board_fram_write(void *dst, const void *src, size_t nbytes);
 
 /* Called after each layer when the board counts per layer (host board: -DSN_LAYER_HOOK). */

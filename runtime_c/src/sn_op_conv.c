@@ -29,6 +29,7 @@ static void sn_im2col(const sn_layer *l, uint16_t c0, uint16_t oy, uint16_t ox, 
         }
     }
     SN_COUNT(act_bytes_read, 2u * reads);
+    (void)reads;
     SN_COUNT(act_bytes_written, 2u * n);
 }
 

@@ -39,6 +39,7 @@ static void sn_pool(const sn_layer *l, int is_max) {
         }
     }
     SN_COUNT(act_bytes_read, 2u * reads);
+    (void)reads;
     SN_COUNT(act_bytes_written, 2u * n);
     if (l->out_fram) {
         SN_COUNT(fram_bytes_written, 2u * n);
