@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-
 import torch
 
 from sn_compile_helpers import bundle_from, calib_images, lenet_bundle
