@@ -119,3 +119,13 @@ def test_random_graphs(kind, tmp_path):
             graph["output"]].numpy()
         err = np.abs(g / 2.0 ** qm.output_exp - f).max()
         assert err < 0.02 * np.abs(f).max() + 1e-3, f"golden drifts from float: {err}"
+
+
+def test_meta_records_float_and_q15_accuracy(bundle, tmp_path):
+    info = compile_bundle(bundle, tmp_path / "eval", calib=calib_images(), evaluate_on=1000, build=False)
+    levels = info["meta"]["levels"]
+    assert [lv["level"] for lv in levels] == [1, 2, 3]
+    for lv in levels:
+        assert lv["n_eval"] == 1000 and abs(lv["q15_accuracy"] - lv["float_accuracy"]) <= 0.01
+    q = info["meta"]["quantization"]
+    assert q["input_exp"] == 13 and "round half" in q["rounding"]
