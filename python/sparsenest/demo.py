@@ -8,7 +8,6 @@ Each stage that exists in this checkout runs; outputs land in build/demo/.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -19,13 +18,6 @@ import numpy as np
 def _stage(title: str) -> float:
     print(f"\n=== {title} ===", flush=True)
     return time.time()
-
-
-def _have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def check_onnx(bundle, out_dir: Path, n: int = 256) -> list[float]:
@@ -73,25 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     print("max |pytorch - onnxruntime| per level: " + ", ".join(f"{d:.2e}" for d in diffs))
     print(f"[{time.time() - t:.0f} s]")
 
-    if _have("sparsenest.compiler.analyze"):
-        from .compiler import analyze
-        t = _stage("3. index overhead per layer and format")
-        report = analyze.analyze_bundle(bundle)
-        (out / "analysis.txt").write_text(analyze.format_table(report))
-        print(analyze.format_table(report))
-        print(f"[{time.time() - t:.0f} s]")
+    from .compiler import analyze
+    t = _stage("3. index overhead per layer and format")
+    table = analyze.format_table(analyze.analyze_bundle(bundle))
+    (out / "analysis.txt").write_text(table)
+    print(table)
+    print(f"[{time.time() - t:.0f} s]")
 
-    if _have("sparsenest.compiler.build") and _have("sparsenest.hostsim"):
-        from . import hostsim
-        from .compiler import build
-        t = _stage("4. compile to Q15 C and run every level on the host board (full 10k test set)")
-        info = build.compile_bundle(bundle, out / "host", target="host", force=True)
-        for lv in range(1, bundle.n_levels + 1):
-            acc = hostsim.simulate_accuracy(out / "host", level=lv)
-            print(f"level {lv}: C model accuracy {acc['accuracy']:.2%} "
-                  f"(float {bundle.levels[lv - 1]['float_accuracy']:.2%})")
-        print(f"[{time.time() - t:.0f} s]")
-        del info
+    from .compiler.build import compile_bundle
+    from .hostsim import simulate_accuracy
+    t = _stage("4. compile to Q15 C (staged switching) and run every level on the host board")
+    info = compile_bundle(bundle, out / "host", target="host", switching="staged", evaluate_on="test")
+    sim = simulate_accuracy(out / "host", dataset=bundle.dataset["name"])
+    print("level  float acc  Q15 golden  C on host board")
+    for lv in info["meta"]["levels"]:
+        k = lv["level"]
+        print(f"{k:>5}  {lv['float_accuracy']:9.2%}  {lv['q15_accuracy']:10.2%}  {sim[k]['accuracy']:15.2%}")
+    print(f"[{time.time() - t:.0f} s]")
 
     print(f"\ndemo finished in {time.time() - t_start:.0f} s; outputs in {out.resolve()}")
     return 0

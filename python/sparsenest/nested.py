@@ -91,6 +91,18 @@ def allocate_sparsity(weights: dict[str, torch.Tensor], sparsity: float, scope: 
     return {k: float((w.detach().abs() <= thr).float().mean()) for k, w in weights.items()}
 
 
+def _respect_pattern_floor(alloc: dict[str, float], weights, methods, opts) -> dict[str, float]:
+    """A PCONV layer keeps n of k*k weights in every kernel it keeps, so it cannot be
+    less sparse than 1 - n/(k*k): raise that layer's share to the floor (the model ends up slightly sparser)."""
+    out = dict(alloc)
+    for k, s in alloc.items():
+        if methods[k] == "pattern":
+            kh, kw = weights[k].shape[-2:]
+            floor = 1.0 - opts.get("n", 4) / (kh * kw)
+            out[k] = max(s, floor + 1e-9)
+    return out
+
+
 def derive_intro(model: nn.Module, sparsities: list[float], method: str, *, scope: str = "layer",
                  keys: list[str] | None = None, method_opts: dict | None = None,
                  score_weights: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
@@ -99,11 +111,15 @@ def derive_intro(model: nn.Module, sparsities: list[float], method: str, *, scop
     keys = keys or list(params)
     weights = {k: (score_weights or {}).get(k, params[k]).detach() for k in keys}
     methods = layer_methods(model, keys, method)
-    per_level = [allocate_sparsity(weights, s, scope) for s in sparsities]
+    per_level = [_respect_pattern_floor(allocate_sparsity(weights, s, scope), weights, methods,
+                                        method_opts or {}) for s in sparsities]
     intro = {}
     for k in keys:
         opts = (method_opts or {}) if methods[k] == method else {}
-        masks = prune.nested_masks(weights[k], methods[k], [lv[k] for lv in per_level], **opts)
+        layer_sp = [lv[k] for lv in per_level]
+        distinct = sorted(set(layer_sp), reverse=True)  # a floored layer may repeat a level's ratio
+        by_sp = dict(zip(distinct, prune.nested_masks(weights[k], methods[k], distinct, **opts)))
+        masks = [by_sp[sp] for sp in layer_sp]
         intro[k] = intro_from_masks(masks)
     return intro
 
@@ -118,6 +134,7 @@ class TrainConfig:
     epochs_retrain: int = 4  # per level in progressive mode, total in joint mode
     batch_size: int = 128
     lr: float = 0.05
+    lr_retrain: float = 0.01  # fine-tuning a trained net (ADMM, retrain phases) at the dense peak diverges
     momentum: float = 0.9
     weight_decay: float = 5e-4
     scope: str = "global"
@@ -160,15 +177,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, intro: dict | N
 
 
 def _run_epochs(model, x, y, epochs, cfg, gen, desc, step_loss: Callable, grad_mask: dict | None = None,
-                zero_mask: dict | None = None, extra_loss: Callable | None = None, on_epoch=None):
+                zero_mask: dict | None = None, extra_loss: Callable | None = None, on_epoch=None,
+                lr: float | None = None):
     """SGD + cosine LR over `epochs`; `grad_mask` (key -> float mask) limits which weights learn,
     `zero_mask` (key -> float mask) is re-applied after each step so pruned weights stay exactly 0."""
     if epochs <= 0:
         return
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    lr = lr or cfg.lr
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps = epochs * math.ceil(len(y) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     params = dict(model.named_parameters())
     frozen_copy = {k: params[k].detach().clone() for k in (grad_mask or {})}
     bar = tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=1.0)
@@ -244,9 +262,14 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
 
     if cfg.admm_epochs > 0:
         from .admm import ADMMPruner
-        admm = ADMMPruner(model, method, sparsities[0], weights=keys, rho=cfg.admm_rho, **cfg.method_opts)
+        methods = layer_methods(model, keys, method)
+        params = prune.prunable_weights(model)
+        target = _respect_pattern_floor(allocate_sparsity({k: params[k] for k in keys}, sparsities[0],
+                                                          cfg.scope), params, methods, cfg.method_opts)
+        admm = ADMMPruner(model, methods, target, weights=keys, rho=cfg.admm_rho,
+                          layer_opts={k: cfg.method_opts if methods[k] == method else {} for k in keys})
         _run_epochs(model, x_train, y_train, cfg.admm_epochs, cfg, gen, "admm", plain,
-                    extra_loss=admm.penalty, on_epoch=lambda ep: admm.update())
+                    extra_loss=admm.penalty, on_epoch=lambda ep: admm.update(), lr=cfg.lr_retrain)
         history.append({"phase": "admm", "distance": admm.distance(), "val_accuracy": val()})
 
     if mode == "progressive":
@@ -262,7 +285,7 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
                 return sum(F.cross_entropy(functional_call(model, _masked_params(model, intro, lv, cache),
                                                            (xb,)), yb) for lv in range(1, L + 1)) / L
             _run_epochs(model, x_train, y_train, cfg.epochs_retrain, cfg, gen, "joint", joint_loss,
-                        zero_mask=union)
+                        zero_mask=union, lr=cfg.lr_retrain)
     with torch.no_grad():  # store exact zeros where every level prunes
         params = dict(model.named_parameters())
         for k in keys:
@@ -280,7 +303,8 @@ def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history,
     dense = {k: params[k].detach().clone() for k in keys}
     methods = layer_methods(model, keys, method)
     L = len(sparsities)
-    per_level = [allocate_sparsity(dense, s, cfg.scope) for s in sparsities]
+    per_level = [_respect_pattern_floor(allocate_sparsity(dense, s, cfg.scope), dense, methods,
+                                        cfg.method_opts) for s in sparsities]
     prev: dict[str, torch.Tensor] | None = None
     intro = {k: np.zeros(tuple(dense[k].shape), np.uint8) for k in keys}
     for lv in range(1, L + 1):
@@ -301,7 +325,7 @@ def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history,
         level_loss = lambda xb, yb, lv=lv: F.cross_entropy(  # noqa: E731
             functional_call(model, _masked_params(model, intro, lv, cache), (xb,)), yb)
         _run_epochs(model, x, y, cfg.epochs_retrain, cfg, gen, f"level {lv}", level_loss,
-                    grad_mask=grad, zero_mask={k: masks[k].float() for k in keys})
+                    grad_mask=grad, zero_mask={k: masks[k].float() for k in keys}, lr=cfg.lr_retrain)
         history.append({"phase": "progressive", "level": lv, "val_accuracy": val(intro, lv)})
         prev = masks
     return intro

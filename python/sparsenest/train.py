@@ -13,7 +13,27 @@ from .bundle import Bundle
 from .graph import extract_graph
 from .nested import TrainConfig, evaluate, train_nested
 
-VAL_SIZE = 5000  # held out of the training split for monitoring; reported accuracies use the test split
+VAL_FRACTION, VAL_MAX = 0.1, 5000  # held out of training for monitoring; reports use the test split
+
+
+def validation_split(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(val, train) indices: 10 % of the training split (at most 5,000), whole subjects/speakers when the
+    data set has groups, so validation never sees a person the model trained on."""
+    rng = np.random.default_rng(seed)
+    n_val = min(VAL_MAX, int(VAL_FRACTION * len(ds)))
+    if ds.groups is None:
+        perm = rng.permutation(len(ds))
+        return np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    groups = np.unique(ds.groups)
+    chosen, count = [], 0
+    sizes = {g: c for g, c in zip(*np.unique(ds.groups, return_counts=True))}
+    for g in rng.permutation(groups):
+        if count >= n_val:
+            break
+        chosen.append(g)
+        count += sizes[g]
+    is_val = np.isin(ds.groups, chosen)
+    return np.flatnonzero(is_val), np.flatnonzero(~is_val)
 
 
 def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | None = None,
@@ -27,8 +47,7 @@ def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | No
     dataset = dataset or models.defaults(model).get("dataset", "mnist")
     t0 = time.time()
     train_set, test_set = datasets.load(dataset, "train"), datasets.load(dataset, "test")
-    perm = np.random.default_rng(cfg.seed).permutation(len(train_set))
-    val_idx, tr_idx = np.sort(perm[:VAL_SIZE]), np.sort(perm[VAL_SIZE:])
+    val_idx, tr_idx = validation_split(train_set, cfg.seed)
     if train_limit:
         tr_idx = tr_idx[:train_limit]
     if test_limit:

@@ -40,6 +40,7 @@ class Dataset:
     sha256: str  # identity of the source files (not of the decoded arrays)
     classes: list[str] = field(default_factory=list)
     note: str = ""  # anything a reported number must say about this data (e.g. "speaker-disjoint split")
+    groups: np.ndarray | None = None  # subject/speaker per sample, where splits must not mix them
 
     def __len__(self) -> int:
         return len(self.y)
@@ -55,7 +56,8 @@ class Dataset:
         idx = np.random.default_rng(seed).permutation(len(self))[:n]
         idx.sort()
         return Dataset(self.name, f"{self.split}[{n}@{seed}]", self.x[idx], self.y[idx],
-                       self.num_classes, self.sha256, self.classes, self.note)
+                       self.num_classes, self.sha256, self.classes, self.note,
+                       None if self.groups is None else self.groups[idx])
 
     def identity(self) -> dict:
         return {"name": self.name, "split": self.split, "sha256": self.sha256,
@@ -101,6 +103,39 @@ def find_dataset_dir(folder: str, required: list[str], how_to_get: str) -> Path:
         + "\n  ".join(tried)
         + f"\nTo provide it: {how_to_get}\n"
         "Or point SPARSENEST_DATA at a directory that contains it.")
+
+
+def verify_sha256sums(folder: Path, files: list[str], *, how_to_fix: str = "") -> dict[str, str]:
+    """Check `files` against `folder/SHA256SUMS` (sha256sum format); returns {file: sha256}.
+
+    Raises DatasetChecksumError naming the file when a digest differs or is not listed."""
+    sums_path = folder / "SHA256SUMS"
+    if not sums_path.exists():
+        raise DatasetChecksumError(f"{sums_path} is missing: cannot verify {', '.join(files)}. {how_to_fix}")
+    expected = {}
+    for line in sums_path.read_text().splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2:
+            expected[parts[1].lstrip("*").strip()] = parts[0].lower()
+    out = {}
+    for f in files:
+        if f not in expected:
+            raise DatasetChecksumError(f"{sums_path} lists no checksum for {f}. {how_to_fix}")
+        got = sha256_file(folder / f)
+        if got != expected[f]:
+            raise DatasetChecksumError(
+                f"{folder / f}: sha256 is {got}, expected {expected[f]} (from {sums_path}). The file is "
+                f"corrupt or not the expected release; replace it. {how_to_fix}")
+        out[f] = got
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def sha256_files(paths: list[Path]) -> str:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, register_dataset
-from .har import sha256_file, verify_sha256sums
+from . import (Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, register_dataset, sha256_file,
+               verify_sha256sums)
 
 FOLDER = "cifar10"
 ARCHIVE = "cifar10_yoongikim_jpg_q75.tar.xz"

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import data as _data  # search_path looked up at call time (tests monkeypatch it)
 from . import (Dataset, DatasetChecksumError, DatasetNotFoundError, cache_dir, find_dataset_dir,
-               register_dataset)
+               register_dataset, sha256_file, verify_sha256sums)
 
 CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
 CHANNELS = ["body_acc_x", "body_acc_y", "body_acc_z", "body_gyro_x", "body_gyro_y", "body_gyro_z",
@@ -63,39 +63,6 @@ _HOW_META = ("copy the UCI HAR metadata files (subject_*.txt, y_*.txt, activity_
 
 
 # --------------------------------------------------------------------------------------------- checksums
-def verify_sha256sums(folder: Path, files: list[str], *, how_to_fix: str = "") -> dict[str, str]:
-    """Check `files` against `folder/SHA256SUMS` (sha256sum format); returns {file: sha256}.
-
-    Raises DatasetChecksumError naming the file when a digest differs or is not listed."""
-    sums_path = folder / "SHA256SUMS"
-    if not sums_path.exists():
-        raise DatasetChecksumError(f"{sums_path} is missing: cannot verify {', '.join(files)}. {how_to_fix}")
-    expected = {}
-    for line in sums_path.read_text().splitlines():
-        parts = line.strip().split(None, 1)
-        if len(parts) == 2:
-            expected[parts[1].lstrip("*").strip()] = parts[0].lower()
-    out = {}
-    for f in files:
-        if f not in expected:
-            raise DatasetChecksumError(f"{sums_path} lists no checksum for {f}. {how_to_fix}")
-        got = sha256_file(folder / f)
-        if got != expected[f]:
-            raise DatasetChecksumError(
-                f"{folder / f}: sha256 is {got}, expected {expected[f]} (from {sums_path}). The file is "
-                f"corrupt or not the expected release; replace it. {how_to_fix}")
-        out[f] = got
-    return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ------------------------------------------------------------------------------------------ the raw data
 def _package_hapt() -> tuple[Path | None, str]:
     """Where the installed package keeps HAPT.pkl.gz, found without importing the package."""

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, register_dataset
-from .har import sha256_file, verify_sha256sums
+from . import (Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, register_dataset, sha256_file,
+               verify_sha256sums)
 
 FOLDER = "speech_commands_v2_testset"
 ARCHIVE = "speech_commands_test_set_v0.02_wav.tar.xz"
