@@ -39,8 +39,10 @@ demo: setup
 bench-train: setup
 	$(PY) -m sparsenest.bench.train
 
+# Host board vs a dense Q15 build of the same network; needs the bundle `make demo` trains.
 bench: setup
-	$(PY) -m sparsenest.bench.storage
+	@test -d build/demo/lenet5.nest || $(MAKE) demo
+	$(PY) -m sparsenest.bench.host build/demo/lenet5.nest
 
 clean:
 	rm -rf build .pytest_cache
