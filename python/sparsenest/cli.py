@@ -105,6 +105,12 @@ def cmd_simulate(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Sub-tools with their own option parsers get their arguments untouched.
+    passthrough = {"harvest": "sparsenest.harvest"}
+    if argv and argv[0] in passthrough:
+        import importlib
+        return importlib.import_module(passthrough[argv[0]]).main(argv[1:])
     p = argparse.ArgumentParser(prog="sparsenest", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--level", type=int, default=None, help="one level (default: all)")
     sm.add_argument("--limit", type=int, default=None, help="first N test images only")
     sm.set_defaults(fn=cmd_simulate)
+
+    sub.add_parser("harvest", help="energy-harvesting simulation (sparsenest harvest --help for its options)")
 
     a = p.parse_args(argv)
     try:
