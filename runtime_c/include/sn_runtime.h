@@ -146,6 +146,19 @@ static inline int32_t sn_rshift_round(int32_t v, int8_t s) {
     return v * ((int32_t)1 << (-s));
 }
 
+/* (int16_t)(t >> s) for s in 1..15 when the shifted value fits int16; m = 2^(16 - s). A board may
+ * supply a faster sn_board_shr_fit16 (SN_BOARD_SHR_FIT16: the MSP430 uses its multiplier, where a
+ * variable 32-bit shift is a helper call). */
+static inline int16_t sn_shr_fit16(int32_t t, int8_t s, uint16_t m) {
+#ifdef SN_BOARD_SHR_FIT16
+    (void)s;
+    return sn_board_shr_fit16(t, m);
+#else
+    (void)m;
+    return (int16_t)(t >> s);
+#endif
+}
+
 /* int32 accumulator -> int16 at the output exponent (shift s = e_w + e_x - e_y, in [-16, 32]). */
 static inline int16_t sn_requantize(int32_t acc, int8_t s) {
     if (s > 0) {

@@ -2,40 +2,123 @@
  *
  * A convolution gathers, per output position and group, the im2col patch (zero padding applied) and
  * calls the layer's sparse kernel once on all the group's filters: acc[r] = bias[r] + sum w * patch.
- * Patch columns are ordered (channel, ky, kx), the formats' column order. */
+ * Patch columns are ordered (channel, ky, kx), the formats' column order.
+ *
+ * The loops use pointer and index increments only: on the MSP430 every multiply and divide is a
+ * helper call, so the geometry is computed once per layer (sn_conv_geom), not per position. */
 #include "sn_runtime.h"
 
-static void sn_im2col(const sn_layer *l, uint16_t c0, uint16_t oy, uint16_t ox, int16_t *patch) {
-    uint16_t cg = (uint16_t)(l->in_c / l->groups);
-    uint16_t plane = (uint16_t)(l->in_h * l->in_w);
-    int16_t y0 = (int16_t)((int16_t)(oy * l->s_h) - (int16_t)l->p_h);
-    int16_t x0 = (int16_t)((int16_t)(ox * l->s_w) - (int16_t)l->p_w);
-    uint16_t c, ky, kx, n = 0, reads = 0;
-    for (c = 0; c < cg; c++) {
-        const int16_t *chan = l->in0 + (uint16_t)(c0 + c) * plane;
-        for (ky = 0; ky < l->k_h; ky++) {
-            int16_t iy = (int16_t)(y0 + (int16_t)(ky * l->d_h));
-            int row_ok = iy >= 0 && iy < (int16_t)l->in_h;
-            const int16_t *line = chan + (row_ok ? (uint16_t)iy * l->in_w : 0);
-            for (kx = 0; kx < l->k_w; kx++) {
-                int16_t ix = (int16_t)(x0 + (int16_t)(kx * l->d_w));
-                if (row_ok && ix >= 0 && ix < (int16_t)l->in_w) {
-                    patch[n++] = line[ix];
-                    reads++;
+typedef struct {
+    uint16_t cg;          /* input channels per group */
+    uint16_t in_plane;    /* in_h * in_w */
+    uint16_t row_step;    /* d_h * in_w: elements between two kernel rows */
+    int16_t ext_h, ext_w; /* (k - 1) * d: the window's extent past its first row / column */
+} sn_conv_geom;
+
+/* patch = the window at (y0, x0) (top-left, may be negative) of `cg` channels starting at chan;
+ * `off` = y0 * in_w + x0 modulo 2^16, exact (and used) only when the window lies inside the input.
+ * Everything is copied into locals first: the patch stores could alias the descriptor's fields. */
+static void sn_im2col(const sn_layer *l, const sn_conv_geom *geo, const int16_t *chan,
+                      uint16_t off, int16_t y0, int16_t x0, int16_t *patch) {
+    const uint16_t k_h = l->k_h, k_w = l->k_w, d_w = l->d_w, cg = geo->cg;
+    const uint16_t in_plane = geo->in_plane, row_step = geo->row_step;
+    const int16_t in_h = (int16_t)l->in_h, in_w = (int16_t)l->in_w;
+    uint16_t c, ky, kx, n, reads;
+    int16_t *p = patch;
+    if (y0 >= 0 && x0 >= 0 && (int16_t)(y0 + geo->ext_h) < in_h && (int16_t)(x0 + geo->ext_w) < in_w) {
+        /* the window lies inside the input: no padding tests */
+        const int16_t *top = chan + off;
+        for (c = 0; c < cg; c++, top += in_plane) {
+            const int16_t *line = top;
+            for (ky = 0; ky < k_h; ky++, line += row_step) {
+                const int16_t *src = line;
+                if (d_w == 1) {
+                    for (kx = k_w; kx; kx--) {
+                        *p++ = *src++;
+                    }
                 } else {
-                    patch[n++] = 0;
+                    for (kx = k_w; kx; kx--, src += d_w) {
+                        *p++ = *src;
+                    }
                 }
             }
         }
+        n = reads = (uint16_t)(p - patch);
+    } else {
+        const int16_t d_h = (int16_t)l->d_h;
+        reads = 0;
+        for (c = 0; c < cg; c++, chan += in_plane) {
+            int16_t iy = y0;
+            for (ky = 0; ky < k_h; ky++, iy = (int16_t)(iy + d_h)) {
+                int row_ok = iy >= 0 && iy < in_h;
+                const int16_t *line = chan + (row_ok ? (uint16_t)((uint16_t)iy * (uint16_t)in_w) : 0);
+                int16_t ix = x0;
+                for (kx = 0; kx < k_w; kx++, ix = (int16_t)(ix + (int16_t)d_w)) {
+                    if (row_ok && ix >= 0 && ix < in_w) {
+                        *p++ = line[ix];
+                        reads++;
+                    } else {
+                        *p++ = 0;
+                    }
+                }
+            }
+        }
+        n = (uint16_t)(p - patch);
     }
     SN_COUNT(act_bytes_read, 2u * reads);
     (void)reads;
     SN_COUNT(act_bytes_written, 2u * n);
+    (void)n;
+}
+
+/* sn_requantize(acc, s) + ReLU with the per-layer constants computed once. For s in 1..15 the
+ * result is sat16((acc + 2^(s-1)) >> s) (round half up: the same value as the reference's
+ * ((acc >> (s-1)) + 1) >> 1). It saturates exactly when the high word of t = acc + 2^(s-1) is
+ * outside [-2^(s-1), 2^(s-1)), so the range checks are 16-bit compares, and an acc whose own high
+ * word is already >= 2^(s-1) saturates before t could overflow. In-range values are shifted with
+ * sn_shr_fit16. Other shifts use sn_requantize. */
+typedef struct {
+    int8_t shift;
+    uint8_t relu;
+    uint8_t fast;         /* shift in 1..15 */
+    uint16_t m;           /* 2^(16 - shift) */
+    int16_t bound;        /* 2^(shift - 1) */
+    int32_t half;         /* 2^(shift - 1) */
+} sn_requant_t;
+
+static void sn_requant_init(sn_requant_t *q, const sn_layer *l) {
+    q->shift = l->shift0;
+    q->relu = l->relu;
+    q->fast = q->shift >= 1 && q->shift <= 15;
+    q->m = q->fast ? (uint16_t)(1u << (16 - q->shift)) : 0;
+    q->bound = q->fast ? (int16_t)(1 << (q->shift - 1)) : 0;
+    q->half = q->bound;
+}
+
+static inline int16_t sn_requant(int32_t acc, const sn_requant_t *q) {
+    int16_t y;
+    if (!q->fast) {
+        y = sn_requantize(acc, q->shift);
+    } else if ((int16_t)(uint16_t)((uint32_t)acc >> 16) >= q->bound) {
+        y = 32767;
+    } else {
+        int32_t t = acc + q->half;
+        int16_t th = (int16_t)(uint16_t)((uint32_t)t >> 16);
+        if (th >= q->bound) {
+            y = 32767;
+        } else if (th < (int16_t)-q->bound) {
+            y = -32768;
+        } else {
+            y = sn_shr_fit16(t, q->shift, q->m);
+        }
+    }
+    return (q->relu && y < 0) ? 0 : y;
 }
 
 /* acc = bias; acc += W x (the format kernel); out[r * stride] = requantize(acc[r]) */
-static void sn_matvec(const sn_layer *l, uint16_t matrix, uint8_t level, const int16_t *x,
-                      const int32_t *bias, uint16_t rows, int16_t *out, uint16_t stride) {
+static void sn_matvec(const sn_layer *l, const sn_requant_t *q, uint16_t matrix, uint8_t level,
+                      const int16_t *x, const int32_t *bias, uint16_t rows, int16_t *out,
+                      uint16_t stride) {
     uint16_t r;
     int32_t *acc = l->acc;
 #ifdef SN_COUNTERS
@@ -48,9 +131,8 @@ static void sn_matvec(const sn_layer *l, uint16_t matrix, uint8_t level, const i
 #ifdef SN_COUNTERS
     SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
 #endif
-    for (r = 0; r < rows; r++) {
-        int16_t y = sn_requantize(acc[r], l->shift0);
-        out[(uint16_t)(r * stride)] = (l->relu && y < 0) ? 0 : y;
+    for (r = 0; r < rows; r++, out += stride) {
+        *out = sn_requant(acc[r], q);
     }
     SN_COUNT(act_bytes_written, 2u * rows);
     if (l->out_fram) {
@@ -59,23 +141,49 @@ static void sn_matvec(const sn_layer *l, uint16_t matrix, uint8_t level, const i
 }
 
 void sn_op_conv(const sn_layer *l, uint8_t level) {
-    uint16_t rows = (uint16_t)(l->out_c / l->groups);
-    uint16_t cg = (uint16_t)(l->in_c / l->groups);
-    uint16_t plane = (uint16_t)(l->out_h * l->out_w);
-    uint16_t oy, ox, g;
-    for (oy = 0; oy < l->out_h; oy++) {
-        for (ox = 0; ox < l->out_w; ox++) {
-            uint16_t pos = (uint16_t)(oy * l->out_w + ox);
-            for (g = 0; g < l->groups; g++) {
-                uint16_t r0 = (uint16_t)(g * rows);
-                sn_im2col(l, (uint16_t)(g * cg), oy, ox, l->patch);
-                sn_matvec(l, (uint16_t)(l->matrix + g), level, l->patch, l->bias + r0, rows,
-                          l->out + (uint16_t)(r0 * plane) + pos, plane);
+    const uint16_t groups = l->groups;
+    const uint16_t rows = (uint16_t)(l->out_c / groups);
+    const uint16_t out_h = l->out_h, out_w = l->out_w;
+    const uint16_t out_plane = (uint16_t)(out_h * out_w);
+    const uint16_t out_group = (uint16_t)(rows * out_plane); /* output elements per group */
+    const int16_t s_h = (int16_t)l->s_h, s_w = (int16_t)l->s_w;
+    const uint16_t in_w = l->in_w;
+    const uint16_t y_step = (uint16_t)(l->s_h * in_w); /* input elements between output rows */
+    const uint16_t matrix = l->matrix;
+    const int16_t *in0 = l->in0;
+    int16_t *patch = l->patch;
+    sn_conv_geom geo;
+    sn_requant_t q;
+    uint16_t in_group, oy, ox, g, pos = 0;
+    int16_t y0, x0;
+    uint16_t row_off;
+    geo.cg = (uint16_t)(l->in_c / groups);
+    geo.in_plane = (uint16_t)(l->in_h * in_w);
+    geo.row_step = (uint16_t)(l->d_h * in_w);
+    geo.ext_h = (int16_t)((l->k_h - 1u) * l->d_h);
+    geo.ext_w = (int16_t)((l->k_w - 1u) * l->d_w);
+    in_group = (uint16_t)(geo.cg * geo.in_plane);
+    sn_requant_init(&q, l);
+    y0 = (int16_t)-(int16_t)l->p_h;
+    /* row_off = y0 * in_w modulo 2^16 (y0 starts at -p_h) */
+    row_off = (uint16_t)(0u - (uint16_t)((uint16_t)l->p_h * in_w));
+    for (oy = 0; oy < out_h; oy++, y0 = (int16_t)(y0 + s_h), row_off = (uint16_t)(row_off + y_step)) {
+        x0 = (int16_t)-(int16_t)l->p_w;
+        for (ox = 0; ox < out_w; ox++, pos++, x0 = (int16_t)(x0 + s_w)) {
+            const uint16_t off = (uint16_t)(row_off + (uint16_t)x0);
+            const int16_t *chan = in0;
+            int16_t *out = l->out + pos;
+            const int32_t *bias = l->bias;
+            for (g = 0; g < groups; g++, chan += in_group, out += out_group, bias += rows) {
+                sn_im2col(l, &geo, chan, off, y0, x0, patch);
+                sn_matvec(l, &q, (uint16_t)(matrix + g), level, patch, bias, rows, out, out_plane);
             }
         }
     }
 }
 
 void sn_op_linear(const sn_layer *l, uint8_t level) {
-    sn_matvec(l, l->matrix, level, l->in0, l->bias, l->out_c, l->out, 1);
+    sn_requant_t q;
+    sn_requant_init(&q, l);
+    sn_matvec(l, &q, l->matrix, level, l->in0, l->bias, l->out_c, l->out, 1);
 }

@@ -3,34 +3,41 @@
  * power of two (compiler/golden.py documents the rule). Max-pool padding taps are skipped. */
 #include "sn_runtime.h"
 
-static void sn_pool(const sn_layer *l, int is_max) {
+/* Inlined once per op with is_max constant, so max-pool carries no int32 sum. Pointer arithmetic
+ * only inside the loops: on the MSP430 every multiply is a helper call. */
+static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int is_max) {
     uint16_t c, oy, ox, ky, kx, n = 0, reads = 0;
     uint16_t in_plane = (uint16_t)(l->in_h * l->in_w);
-    for (c = 0; c < l->out_c; c++) {
-        const int16_t *chan = l->in0 + (uint16_t)(c * in_plane);
-        for (oy = 0; oy < l->out_h; oy++) {
-            for (ox = 0; ox < l->out_w; ox++) {
-                int16_t y0 = (int16_t)((int16_t)(oy * l->s_h) - (int16_t)l->p_h);
-                int16_t x0 = (int16_t)((int16_t)(ox * l->s_w) - (int16_t)l->p_w);
+    const int16_t *chan = l->in0;
+    for (c = 0; c < l->out_c; c++, chan += in_plane) {
+        int16_t y0 = (int16_t)-(int16_t)l->p_h;
+        for (oy = 0; oy < l->out_h; oy++, y0 = (int16_t)(y0 + (int16_t)l->s_h)) {
+            int16_t x0 = (int16_t)-(int16_t)l->p_w;
+            for (ox = 0; ox < l->out_w; ox++, x0 = (int16_t)(x0 + (int16_t)l->s_w)) {
                 int16_t best = -32768;
                 int32_t sum = 0;
-                for (ky = 0; ky < l->k_h; ky++) {
-                    int16_t iy = (int16_t)(y0 + (int16_t)ky);
+                int16_t iy = y0;
+                for (ky = 0; ky < l->k_h; ky++, iy++) {
+                    const int16_t *line;
+                    int16_t ix = x0;
                     if (iy < 0 || iy >= (int16_t)l->in_h) {
                         continue;
                     }
-                    for (kx = 0; kx < l->k_w; kx++) {
-                        int16_t ix = (int16_t)(x0 + (int16_t)kx);
+                    line = chan + (uint16_t)((uint16_t)iy * l->in_w);
+                    for (kx = 0; kx < l->k_w; kx++, ix++) {
                         int16_t v;
                         if (ix < 0 || ix >= (int16_t)l->in_w) {
                             continue;
                         }
-                        v = chan[(uint16_t)((uint16_t)iy * l->in_w + (uint16_t)ix)];
+                        v = line[ix];
                         reads++;
-                        if (v > best) {
-                            best = v;
+                        if (is_max) {
+                            if (v > best) {
+                                best = v;
+                            }
+                        } else {
+                            sum += v;
                         }
-                        sum += v;
                     }
                 }
                 l->out[n++] = is_max ? best
