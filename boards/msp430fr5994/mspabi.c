@@ -343,6 +343,29 @@ int64_t __sn_remlli(int64_t a, int64_t b)
 
 /* ---- 32-bit shifts by a variable count (count taken modulo 32) --------------------------- */
 
+/* The last 0-7 single-bit steps: rla/rlc, rra/rrc or clrc/rrc on the two halves (2-3 instructions
+ * a bit; clang's C for `x >>= 1` on a 32-bit value takes about 14). n in 1..7. */
+static inline uint32_t sn_shl_bits(uint32_t x, int16_t n)
+{
+    uint16_t lo = (uint16_t)x, hi = (uint16_t)(x >> 16);
+    __asm__("1:\n\trla %0\n\trlc %1\n\tdec %2\n\tjnz 1b" : "+r"(lo), "+r"(hi), "+r"(n));
+    return ((uint32_t)hi << 16) | lo;
+}
+
+static inline uint32_t sn_shr_bits(uint32_t x, int16_t n)
+{
+    uint16_t lo = (uint16_t)x, hi = (uint16_t)(x >> 16);
+    __asm__("1:\n\tclrc\n\trrc %1\n\trrc %0\n\tdec %2\n\tjnz 1b" : "+r"(lo), "+r"(hi), "+r"(n));
+    return ((uint32_t)hi << 16) | lo;
+}
+
+static inline uint32_t sn_sar_bits(uint32_t x, int16_t n)
+{
+    uint16_t lo = (uint16_t)x, hi = (uint16_t)(x >> 16);
+    __asm__("1:\n\trra %1\n\trrc %0\n\tdec %2\n\tjnz 1b" : "+r"(lo), "+r"(hi), "+r"(n));
+    return ((uint32_t)hi << 16) | lo;
+}
+
 uint32_t __mspabi_slll(uint32_t x, int16_t n)
 {
     n &= 31;
@@ -354,8 +377,8 @@ uint32_t __mspabi_slll(uint32_t x, int16_t n)
         x = (x << 8);
         n -= 8;
     }
-    while (n-- > 0)
-        x <<= 1;
+    if (n > 0)
+        x = sn_shl_bits(x, n);
     return x;
 }
 
@@ -370,8 +393,8 @@ uint32_t __mspabi_srll(uint32_t x, int16_t n)
         x >>= 8;
         n -= 8;
     }
-    while (n-- > 0)
-        x >>= 1;
+    if (n > 0)
+        x = sn_shr_bits(x, n);
     return x;
 }
 
@@ -386,7 +409,7 @@ int32_t __mspabi_sral(int32_t x, int16_t n)
         x >>= 8;
         n -= 8;
     }
-    while (n-- > 0)
-        x >>= 1;
+    if (n > 0)
+        x = (int32_t)sn_sar_bits((uint32_t)x, n);
     return x;
 }

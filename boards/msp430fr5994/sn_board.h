@@ -71,6 +71,26 @@ static inline __attribute__((always_inline)) void sn_irq_restore(sn_irq_state_t 
     __asm__ volatile("nop\n\tbis %0, r2\n\tnop" : : "r"((uint16_t)(sr & GIE)) : "memory");
 }
 
+/* (int16_t)(t >> s) for s in 1..15 and a t whose shifted value fits int16, with m = 2^(16 - s):
+ * t * m / 2^16 as two 16x16 products on the hardware multiplier (high word of lo * m plus low word
+ * of hi * m) instead of a 32-bit shift helper. The runtime's requantization uses it once per output
+ * value (sn_runtime.h, sn_shr_fit16). */
+#define SN_BOARD_SHR_FIT16 1
+static inline __attribute__((always_inline)) int16_t sn_board_shr_fit16(int32_t t, uint16_t m)
+{
+    sn_irq_state_t irq = sn_irq_save();
+    MPY = (uint16_t)t;
+    OP2 = m;
+    __asm__ volatile("nop" ::: "memory"); /* MPY32 result latency */
+    uint16_t a = RESHI;
+    MPY = (uint16_t)((uint32_t)t >> 16);
+    OP2 = m;
+    __asm__ volatile("nop" ::: "memory");
+    uint16_t b = RESLO;
+    sn_irq_restore(irq);
+    return (int16_t)(uint16_t)(a + b);
+}
+
 #else /* host build: same names, plain C */
 
 #include <string.h>
