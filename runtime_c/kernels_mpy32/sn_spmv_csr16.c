@@ -1,0 +1,78 @@
+/* Nested CSR, 16-bit column indices, on the multiplier: per row one MAC run over the first
+ * counts[r][level - 1] entries (5.5 instructions per product: weight to MACS with post-increment,
+ * index to byte offset, x[col] to OP2). */
+#include "sn_mpy32.h"
+
+#if SN_MPY32_ASM
+/* RESHI:RESLO += v[i] * x[ci[i]], i < n (inside an open sum span) */
+static inline __attribute__((always_inline)) void csr16_run(const int16_t *v, const uint16_t *ci,
+                                                            const int16_t *x, uint16_t n)
+{
+    register const int16_t *pv __asm__("r12") = v;
+    register const uint16_t *pi __asm__("r13") = ci;
+    register uint16_t k __asm__("r14") = n;
+    register const int16_t *px __asm__("r11") = x;
+    register uint16_t t __asm__("r15");
+#define CSR16_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\trla r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
+    __asm__ volatile("bit #1, r14\n\t"
+                     "jz 1f\n\t"
+                     CSR16_MAC
+                     "1:\n\t"
+                     "bit #2, r14\n\t"
+                     "jz 2f\n\t"
+                     CSR16_MAC CSR16_MAC
+                     "2:\n\t"
+                     "rra r14\n\t"
+                     "rra r14\n\t"
+                     "jz 4f\n\t"
+                     "3:\n\t"
+                     CSR16_MAC CSR16_MAC CSR16_MAC CSR16_MAC
+                     "dec r14\n\t"
+                     "jnz 3b\n"
+                     "4:"
+                     : "+r"(pv), "+r"(pi), "+r"(k), "=&r"(t)
+                     : "r"(px)
+                     : "memory");
+#undef CSR16_MAC
+}
+#endif
+
+void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc)
+{
+    const int16_t *v = m->values;
+    const uint16_t *ci = m->col_idx;
+    uint16_t crow = 0;
+    uint16_t r;
+    sn_sum_t sum;
+
+    if (level == 0)
+        return;
+    if (level > m->n_levels)
+        level = m->n_levels;
+    sn_sum_open(&sum);
+    for (r = 0; r < m->rows; r++, crow += m->n_levels) {
+        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
+        uint16_t n_row = n;
+
+        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        if (level < m->n_levels) {
+            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
+            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        }
+        if (n) {
+            sn_sum_clear(&sum);
+#if SN_MPY32_ASM
+            csr16_run(v, ci, x, n);
+#else
+            for (uint16_t i = 0; i < n; i++)
+                sn_sum_mac(&sum, v[i], x[ci[i]]);
+#endif
+            acc[r] = sn_add32(acc[r], sn_sum_get(&sum));
+        }
+        SN_COUNT(macs, n);
+        SN_COUNT(weight_bytes_read, 4u * (uint32_t)n);
+        v += n_row;
+        ci += n_row;
+    }
+    sn_sum_close(&sum);
+}

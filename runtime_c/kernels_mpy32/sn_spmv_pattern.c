@@ -1,0 +1,58 @@
+/* PCONV pattern-sparse convolution weights on the multiplier: per kept kernel one MAC run over its
+ * pattern's positions. The kernel's pattern-table and input offsets are multiplies (helper calls on
+ * the multiplier), so they are computed before each run is opened and the runs are summed in C. */
+#include "sn_mpy32.h"
+
+void sn_spmv_pattern(const sn_pattern_matrix *m, uint8_t level, const int16_t *x, int32_t *acc)
+{
+    const uint16_t kernel_size = (uint16_t)(m->kernel_h * m->kernel_w);
+    const int16_t *v = m->values;
+    const uint8_t *pid = m->pattern_id;
+    const uint16_t *chan = m->chan_idx;
+    uint16_t crow = 0;
+    uint16_t r;
+    sn_sum_t sum;
+
+    if (level == 0)
+        return;
+    if (level > m->n_levels)
+        level = m->n_levels;
+    sn_sum_open(&sum);
+    for (r = 0; r < m->rows; r++, crow += m->n_levels) {
+        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
+        uint16_t n_row = n;
+        const int16_t *vk = v;
+        uint32_t row_sum = 0;
+        uint16_t j;
+
+        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        if (level < m->n_levels) {
+            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
+            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        }
+        for (j = 0; j < n; j++) {
+            uint8_t p = pid[j];
+            uint8_t len = m->pattern_len[p];
+            const uint8_t *pos = m->pattern_pos + (uint16_t)(p * m->pattern_stride);
+            const int16_t *xk = x + (uint16_t)(chan[j] * kernel_size);
+
+            sn_sum_clear(&sum);
+            for (uint8_t t = 0; t < len; t++)
+                sn_sum_mac(&sum, vk[t], xk[pos[t]]);
+            row_sum += (uint32_t)sn_sum_get(&sum);
+            vk += len;
+            SN_COUNT(macs, len);
+            SN_COUNT(weight_bytes_read, 4u + 3u * (uint32_t)len);
+        }
+        acc[r] = sn_add32(acc[r], (int32_t)row_sum);
+        if (level < m->n_levels) {
+            v += sn_table_get(m->row_values, m->row_values_u16, r);
+            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->row_values_u16));
+        } else {
+            v = vk;
+        }
+        pid += n_row;
+        chan += n_row;
+    }
+    sn_sum_close(&sum);
+}
