@@ -24,10 +24,11 @@ import numpy as np
 
 from . import formats
 from .golden import add_shift, avg_params
-from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, Target, check_fram, lower, plan_memory
+from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import MATMUL_OPS, QModel
 
 GENERATOR = "sparsenest.compiler.codegen v1"
+FAR_TILE_BYTES = 1024     # default SRAM tile for weights streamed from far memory
 C_TYPES = {np.dtype(np.int16): "int16_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.uint8): "uint8_t",
            np.dtype(np.int32): "int32_t", np.dtype(np.uint32): "uint32_t", np.dtype(np.int8): "int8_t"}
 C_OP = {"conv": "SN_OP_CONV", "linear": "SN_OP_LINEAR", "maxpool": "SN_OP_MAXPOOL",
@@ -59,6 +60,11 @@ class CArray:
         return int(self.values.nbytes)
 
     @property
+    def asm_dir(self) -> str:
+        """Assembler data directive of one element (far arrays are emitted as assembly data)."""
+        return {1: ".byte", 2: ".short", 4: ".long"}[self.values.dtype.itemsize]
+
+    @property
     def length(self) -> int:
         return max(int(self.values.size), 1)   # C has no empty arrays: an empty one is emitted as [1]
 
@@ -72,6 +78,24 @@ class CArray:
 
 
 @dataclass
+class FarTile:
+    r0: int                   # first matrix row of the tile (acc offset)
+    rows: int                 # matrix rows in the tile
+    pieces: list[tuple[int, int, int]]   # per streamed array: (byte offset in the array, bytes, tile offset)
+
+
+@dataclass
+class FarPlan:
+    arrays: list[str]         # streamed arrays (format array names), in tile-piece order
+    tiles: list[FarTile]
+    tile_bytes: int           # largest tile
+
+    @property
+    def bytes(self) -> int:
+        return sum(p[1] for t in self.tiles for p in t.pieces)
+
+
+@dataclass
 class Matrix:
     mid: int
     cname: str                # struct variable
@@ -79,6 +103,16 @@ class Matrix:
     layer: str
     group: int
     fields: list[tuple[str, str]] = field(default_factory=list)   # (field, C expression)
+    arrays: dict[str, CArray] = field(default_factory=dict)      # format array -> master CArray
+    staged: bool = False      # some array has a staged working copy
+    positions: int = 1        # kernel calls per inference (conv: output positions)
+    far: FarPlan | None = None
+    far_fields: list[tuple[str, int]] = field(default_factory=list)  # struct field -> streamed array index
+    near_fields: list[tuple[str, str]] = field(default_factory=list) # the other fields (far matrices)
+
+    @property
+    def prefix(self) -> str:
+        return self.cname[: -len("_matrix")]
 
 
 def _c_ident(name: str) -> str:
@@ -114,6 +148,124 @@ def encode_layer(qm: QModel, name: str, fmt, format_opts: dict | None = None) ->
     return out
 
 
+def far_rows(enc: formats.EncodedLayer) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Per array, the byte range [start[r], end[r]) of each segment row, for the arrays a row tile
+    must carry; arrays absent from the result are global (read whole by every row: pattern tables).
+    None when the format cannot be cut into row tiles (rows, cols: one segment row)."""
+    if not enc.segments:
+        return None
+    L = enc.n_levels
+    seg_rows = next(iter(enc.segments.values())).shape[0]
+    if seg_rows < 2:
+        return None
+    out = {}
+    idx = np.arange(seg_rows, dtype=np.int64)
+    for name, a in enc.arrays.items():
+        isz = a.dtype.itemsize
+        if name in enc.segments:
+            sg = enc.segments[name]
+            start, end = sg[:, 0].astype(np.int64), sg[:, L].astype(np.int64)
+        elif a.size == seg_rows * L:
+            start, end = idx * L * isz, (idx + 1) * L * isz
+        elif a.size == seg_rows:
+            start, end = idx * isz, (idx + 1) * isz
+        else:
+            continue
+        if start[0] != 0 or end[-1] != a.nbytes or np.any(start[1:] != end[:-1]):
+            return None
+        out[name] = (start, end)
+    return out
+
+
+def far_tiles(enc: formats.EncodedLayer, tile_bytes: int) -> FarPlan | None:
+    """Cut a matrix into tiles of consecutive segment rows whose streamed bytes (each array's piece
+    2-aligned in the tile buffer) fit tile_bytes; a single row larger than that gets a tile of its own
+    (the plan's tile_bytes says how large the buffer must be)."""
+    rows = far_rows(enc)
+    if rows is None:
+        return None
+    names = list(rows)
+    seg_rows = len(next(iter(rows.values()))[0])
+    br = int(dict(enc.c_fields).get("block_rows", 1)) if enc.format == "block" else 1
+
+    def size(s0: int, s1: int) -> int:  # tile bytes of segment rows [s0, s1)
+        return sum((int(rows[n][1][s1 - 1] - rows[n][0][s0]) + 1) // 2 * 2 for n in names)
+
+    tiles, s0, biggest = [], 0, 0
+    while s0 < seg_rows:
+        s1 = s0 + 1
+        while s1 < seg_rows and size(s0, s1 + 1) <= tile_bytes:
+            s1 += 1
+        pieces, off = [], 0
+        for n in names:
+            a, b = int(rows[n][0][s0]), int(rows[n][1][s1 - 1])
+            pieces.append((a, b - a, off))
+            off += (b - a + 1) // 2 * 2
+        r0 = s0 * br
+        tiles.append(FarTile(r0, min(enc.rows, s1 * br) - r0, pieces))
+        biggest = max(biggest, off)
+        s0 = s1
+    return FarPlan(names, tiles, biggest)
+
+
+def _place_far(target: Target, far, tile_bytes: int, matrices: list[Matrix],
+               layer_fram: list[tuple[str, int]], fixed: int, fram_arena: int) -> dict[int, FarPlan]:
+    """Matrix id -> tile plan for the matrices placed in far memory (see generate's `far`)."""
+    if far is None:
+        far = "auto" if target.upper_fram_bytes > 0 else "none"
+    plans: dict[int, FarPlan] = {}
+
+    def plan_for(m: Matrix, why: list | None = None) -> FarPlan | None:
+        if m.staged:
+            if why is not None:
+                why.append(f"layer '{m.layer}' has staged working copies (staged switching keeps weights "
+                           f"in lower FRAM; use resident switching to stream weights from upper FRAM)")
+            return None
+        p = far_tiles(m.enc, tile_bytes)
+        if p is None and why is not None:
+            why.append(f"layer '{m.layer}': format {m.enc.format} has no row tiles (one list for the whole "
+                       f"matrix); choose a row format (csr16, rel8, rel4, bitmap, block, pattern, dense)")
+        return p
+
+    def nbytes(m: Matrix, p: FarPlan) -> int:
+        return sum(m.arrays[a].nbytes for a in p.arrays)
+
+    if isinstance(far, str) and far == "none":
+        return plans
+    if isinstance(far, str) and far == "auto":
+        total = fixed + sum(b for _, b in layer_fram) + fram_arena
+        if total <= target.fram_bytes:
+            return plans
+        cands = [(m, p) for m in matrices if (p := plan_for(m)) is not None]
+        # most bytes moved per tile-streaming call first (fully connected layers before convolutions)
+        cands.sort(key=lambda mp: (-nbytes(*mp) / mp[0].positions, mp[0].mid))
+        for m, p in cands:
+            if total <= target.fram_bytes:
+                break
+            plans[m.mid] = p
+            total -= nbytes(m, p)
+    elif isinstance(far, (list, tuple, set)):
+        known = {m.layer for m in matrices}
+        for name in far:
+            if name not in known:
+                raise CodegenError(f"far: no conv/linear layer named {name!r} (layers: {', '.join(sorted(known))})")
+        for m in matrices:
+            if m.layer in far:
+                why: list = []
+                p = plan_for(m, why)
+                if p is None:
+                    raise CodegenError("cannot place in far memory: " + why[0])
+                plans[m.mid] = p
+    else:
+        raise CodegenError(f"far must be 'auto', 'none' or a list of layer names, not {far!r}")
+    used = sum(nbytes(m, plans[m.mid]) for m in matrices if m.mid in plans)
+    if target.upper_fram_bytes and used > target.upper_fram_bytes:
+        raise PlanError(f"model does not fit the {target.name} upper FRAM either: {used} bytes of weights "
+                        f"streamed from it, {used - target.upper_fram_bytes} bytes over its "
+                        f"{target.upper_fram_bytes} bytes")
+    return plans
+
+
 def _level_varying(seg: np.ndarray) -> bool:
     """True when some bytes of the array belong to a level above 1 (a staged switch copies them)."""
     return bool(np.any(seg[:, 1:] != seg[:, 1:2]))
@@ -145,8 +297,13 @@ def _spatial(node: dict, key: str, default: int) -> tuple[int, int]:
 
 def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
              switching: str = "resident", initial_level: int | None = None, name: str = "model",
-             extra_meta: dict | None = None) -> dict:
-    """Write model.c, model.h and model_meta.json into out_dir; return the meta dict."""
+             extra_meta: dict | None = None, far=None, far_tile_bytes: int = FAR_TILE_BYTES) -> dict:
+    """Write model.c, model.h and model_meta.json into out_dir; return the meta dict.
+
+    far: which matrices live in far memory (upper FRAM) and are streamed into an SRAM tile by
+    sn_far_read: "auto" (default when target.upper_fram_bytes > 0: the fewest bytes-per-call-heavy
+    matrices that make lower FRAM fit), "none" (default otherwise), or a list of layer names (also on
+    the host target, where far reads are emulated). far_tile_bytes: the tile budget."""
     if switching not in SWITCHING:
         raise CodegenError(f"switching must be one of {SWITCHING}, not {switching!r}")
     L = qm.n_levels
@@ -225,7 +382,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
             nnz = [0] * L
             for g, enc in enumerate(encs):
                 prefix = ident if groups == 1 else f"{ident}_g{g}"
-                mat = Matrix(len(matrices), f"{prefix}_matrix", enc, st.name, g)
+                mat = Matrix(len(matrices), f"{prefix}_matrix", enc, st.name, g,
+                             positions=out_h * out_w if st.op == "conv" else 1)
                 names = {}
                 for an, a in enc.arrays.items():
                     master = CArray(f"{prefix}_{an}", a, "SN_FRAM", True, st.name, "format", enc.parts[an],
@@ -233,6 +391,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                     block_arrays.append(master)
                     fram_bytes += master.nbytes
                     names[an] = master.cname
+                    mat.arrays[an] = master
                     seg = enc.segments.get(an)
                     if staged and seg is not None and _level_varying(seg):
                         work = CArray(f"{prefix}_{an}_work", _work_initial(a, seg, initial_level),
@@ -246,6 +405,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                         block_arrays += [work, segarr]
                         fram_bytes += work.nbytes + segarr.nbytes
                         names[an] = work.cname
+                        mat.staged = True
                         staged_list.append({"master": master.cname, "work": work.cname,
                                             "seg": segarr.cname, "seg_u32": int(segdt == np.uint32),
                                             "rows": int(seg.shape[0]), "layer": st.name,
@@ -294,7 +454,30 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
 
     # persistent selector + small tables
     fixed = 2 + 4 * L + 64 + 8 * len(staged_list)
-    total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed)
+    far_plans = _place_far(target, far, far_tile_bytes, matrices, layer_fram, fixed, plan.fram_bytes)
+    far_bytes: dict[str, int] = {}
+    for m in matrices:
+        m.far = far_plans.get(m.mid)
+        if m.far is None:
+            continue
+        for an in m.far.arrays:
+            m.arrays[an].section = "SN_FRAM_FAR"
+            m.arrays[an].comment += ", upper FRAM (streamed in tiles)"
+            far_bytes[m.layer] = far_bytes.get(m.layer, 0) + m.arrays[an].nbytes
+        fmap = dict(m.enc.c_fields)
+        m.far_fields = [(f, m.far.arrays.index(v)) for f, v in m.enc.c_fields
+                        if isinstance(v, str) and v in m.far.arrays]
+        m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
+    layer_fram = [(n, b - far_bytes.get(n, 0)) for n, b in layer_fram]
+    try:
+        total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed)
+    except PlanError as e:
+        if target.upper_fram_bytes and staged:
+            raise PlanError(f"{e} Staged switching keeps every weight in lower FRAM (the working copies); "
+                            f"resident switching can stream weights from upper FRAM.") from None
+        raise
+    upper_bytes = sum(far_bytes.values())
+    tile_buffer = max((m.far.tile_bytes for m in matrices if m.far), default=0)
 
     const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
     work_bytes = sum(a.nbytes for a in arrays if a.kind == "work")
@@ -313,6 +496,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         "sram_bytes": plan.sram_bytes, "fram_arena_bytes": plan.fram_bytes,
         "const_bytes": const_bytes, "work_bytes": work_bytes, "kernels": kernels, "target": target.name,
         "arrays": arrays, "level_word": f"0x{(initial_level | ((~initial_level & 0xFF) << 8)):04x}",
+        "far_tile_bytes": tile_buffer, "upper_bytes": upper_bytes,
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
@@ -332,8 +516,14 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                              "ctype": a.ctype, "section": a.section} for a in arrays},
         "staged_arrays": staged_list,
         "memory": {"const_bytes": const_bytes, "work_bytes": work_bytes, "fram_total_estimate": total_fram,
-                   "fram_budget": target.fram_bytes, **plan.summary()},
+                   "fram_budget": target.fram_bytes, "upper_fram_bytes": upper_bytes,
+                   "far_tile_bytes": tile_buffer, **plan.summary()},
     }
+    if upper_bytes:
+        meta["far"] = {m.cname: {"layer": m.layer, "format": m.enc.format, "arrays": m.far.arrays,
+                                 "tiles": len(m.far.tiles), "tile_bytes": m.far.tile_bytes,
+                                 "bytes_per_call": m.far.bytes, "calls_per_inference": m.positions}
+                       for m in matrices if m.far}
     if extra_meta:
         meta.update(extra_meta)
     (out_dir / "model_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")

@@ -36,6 +36,7 @@ class Target:
     lea_bytes: int = 4096           # LEA RAM (upper half of SRAM): scratch that fits can use LEA
     fram_bytes: int = 256 * 1024    # FRAM available to model data (consts, persistent, spills)
     allow_spill: bool = True        # activations may spill to FRAM
+    upper_fram_bytes: int = 0       # far FRAM for weights streamed in tiles (codegen: far placement)
 
     @property
     def sram_arena_budget(self) -> int:
@@ -48,9 +49,9 @@ TARGETS = {
     "host": Target("host"),
     # SRAM: the arena is the 4 KB LEA RAM (SN_LEA_RAM, 0x2C00-0x3BFF); the lower 4 KB is the board's
     # (.data/.bss/stack). Lower FRAM 0x4000-0xFF7F (49,024 bytes) is what 16-bit code addresses
-    # directly; 12 KB of it is kept for code (runtime, kernels, board). Upper FRAM needs DMA tiles
-    # (not used yet).
-    "msp430fr5994": Target("msp430fr5994", fram_bytes=49024 - 12 * 1024),
+    # directly; 12 KB of it is kept for code (runtime, kernels, board). Weights that do not fit go to
+    # upper FRAM 0x10000-0x43FFF and are streamed into an SRAM tile by DMA (codegen: far placement).
+    "msp430fr5994": Target("msp430fr5994", fram_bytes=49024 - 12 * 1024, upper_fram_bytes=0x34000),
 }
 
 

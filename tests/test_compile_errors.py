@@ -59,11 +59,20 @@ def test_too_big_for_fram_names_layer_and_bytes_over(bundle, tmp_path):
 
 
 def test_msp430_target_rejects_too_big_model(tmp_path):
-    """Full LeNet-5 at 30% sparsity does not fit the FR5994's directly addressable FRAM."""
+    """Full LeNet-5 at 30% sparsity does not fit the FR5994's directly addressable (lower) FRAM:
+    without upper FRAM it is refused naming the layer; by default its largest weights stream from
+    upper FRAM in tiles; a model too big for upper FRAM too is refused naming it."""
     torch.manual_seed(0)
     b = bundle_from(models.create("lenet5"), (1, 28, 28))  # untrained is fine: only sizes matter
     with pytest.raises(PlanError, match=r"msp430fr5994 FRAM budget .* layer '(fc1|conv2)'"):
-        compile_bundle(b, tmp_path / "big", target="msp430fr5994", calib=calib_images())
+        compile_bundle(b, tmp_path / "big", target="msp430fr5994", calib=calib_images(),
+                       target_overrides={"upper_fram_bytes": 0})
+    meta = compile_bundle(b, tmp_path / "far", target="msp430fr5994", calib=calib_images(), build=False)["meta"]
+    assert meta["memory"]["upper_fram_bytes"] > 0 and meta["far"]["fc1_matrix"]["tiles"] > 1
+    assert meta["memory"]["fram_total_estimate"] <= meta["memory"]["fram_budget"]
+    with pytest.raises(PlanError, match=r"upper FRAM either"):
+        compile_bundle(b, tmp_path / "huge", target="msp430fr5994", calib=calib_images(), build=False,
+                       target_overrides={"upper_fram_bytes": 20000})
 
 
 def test_too_big_for_sram_names_layer_and_bytes_over(bundle, tmp_path):

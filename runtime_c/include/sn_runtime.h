@@ -48,6 +48,43 @@ void *memset(void *dst, int c, size_t n);
 #endif
 #endif
 
+/* Weights in far memory (upper FRAM on the MSP430FR5994, beyond 16-bit pointers) are streamed into an
+ * SRAM tile with sn_far_read (generated model.c). A board with far memory defines SN_UPPER_CONST,
+ * sn_far_addr_t, SN_DEFINE_FAR_ADDR and sn_far_read in its sn_board.h. Elsewhere (the host) far
+ * memory is emulated: ordinary memory, and runtime_c/src/sn_far.c copies and counts every read
+ * (sn_far_reads, sn_far_bytes).
+ *   SN_FRAM_FAR     section of the streamed arrays
+ *   SN_FAR_TILE     section of the tile buffer (default: the board's SN_NOINIT SRAM) */
+#ifdef SN_UPPER_CONST
+#define SN_FRAM_FAR SN_UPPER_CONST
+#else
+#define SN_FRAM_FAR
+typedef uintptr_t sn_far_addr_t;
+#define SN_DEFINE_FAR_ADDR(name, sym) static const sn_far_addr_t name = (sn_far_addr_t)(uintptr_t)&(sym)
+void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n);
+extern uint32_t sn_far_reads, sn_far_bytes;
+#endif
+/* A far array: SN_FAR_ARRAY(ctype, ".short", name, n, values...). On the MSP430 it is assembly data in
+ * .upper.rodata.<name>: clang limits C objects to 32 KB (16-bit size_t) and the code only ever uses
+ * the array's far address (SN_DEFINE_FAR_ADDR), never the array. Elsewhere a const C array. */
+#define SN_STR_ARGS_(...) #__VA_ARGS__
+#define SN_STR_ARGS(...) SN_STR_ARGS_(__VA_ARGS__)
+#if defined(SN_UPPER_CONST) && defined(__MSP430__)
+#define SN_FAR_ARRAY(ctype, dir, name, n, ...)                                                     \
+    __asm__(".pushsection .upper.rodata." #name ",\"a\",@progbits\n\t.balign 2\n\t.type " #name      \
+            ",@object\n" #name ":\n\t" dir " " SN_STR_ARGS(__VA_ARGS__) "\n\t.size " #name ", .-" #name \
+            "\n\t.popsection")
+#else
+#define SN_FAR_ARRAY(ctype, dir, name, n, ...) SN_FRAM_FAR static const ctype name[n] = {__VA_ARGS__}
+#endif
+#ifndef SN_FAR_TILE
+#ifdef SN_NOINIT
+#define SN_FAR_TILE SN_NOINIT
+#else
+#define SN_FAR_TILE
+#endif
+#endif
+
 /* Every runtime write to FRAM data that must survive a reset (selector, staged copy) goes through
  * the board: it returns 0 on success, non-zero when the write did not happen (power failing).
  * runtime_c/src/sn_board_default.c has a weak memcpy default; the host board tracks every call. */
