@@ -82,3 +82,23 @@ def test_structured_levels_nest_as_units(mnist_slice):
         rows = intro.reshape(intro.shape[0], -1)
         # every row is kept whole from one level on: a single intro value per row
         assert all(len(set(r.tolist())) == 1 for r in rows), key
+
+
+def test_admm_then_pattern_levels(mnist_slice):
+    """ADMM towards the sparsest level, then PCONV levels: 5x5 kernels keeping 8 weights cannot go below
+    68 % sparsity, so those layers are floored there while the fc layers are pruned irregularly."""
+    from sparsenest import prune
+    torch.manual_seed(0)
+    net = models.create("lenet5-small")
+    cfg = TrainConfig(epochs_dense=4, epochs_retrain=1, admm_epochs=2, admm_rho=0.05, batch_size=64,
+                      method_opts={"n": 8})
+    res = train_nested(net, *mnist_slice, sparsities=[0.9, 0.75, 0.5], method="pattern", mode="joint",
+                       cfg=cfg, x_val=mnist_slice[0][:500], y_val=mnist_slice[1][:500], log=lambda s: None)
+    admm = next(h for h in res.history if h["phase"] == "admm")
+    assert admm["distance"]["overall"] < 0.9 * admm["distance_before"]["overall"]
+    assert admm["val_accuracy"] > 0.7
+    for key in ("conv1.weight", "conv2.weight"):
+        for lv in (1, 2, 3):
+            mask = torch.from_numpy((res.intro[key] >= 1) & (res.intro[key] <= lv))
+            assert prune.check_structure(mask, "pattern", n=8), (key, lv)
+    assert min(h["val_accuracy"] for h in res.history if h["phase"] == "final") > 0.7

@@ -20,6 +20,7 @@ def cmd_train(a) -> int:
     from .nested import TrainConfig
     from .train import level_table, train_to_bundle
     cfg = TrainConfig(epochs_dense=a.epochs_dense, epochs_retrain=a.epochs_retrain, lr=a.lr,
+                      lr_retrain=a.lr_retrain,
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
                       method_opts=json.loads(a.method_opts) if a.method_opts else {})
     b = train_to_bundle(a.output, model=a.model, dataset=a.dataset, levels=a.levels, method=a.method,
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs-dense", type=int, default=4)
     t.add_argument("--epochs-retrain", type=int, default=4)
     t.add_argument("--admm-epochs", type=int, default=0, help="ADMM-regularised epochs before pruning")
-    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--lr", type=float, default=0.05, help="peak learning rate of dense training")
+    t.add_argument("--lr-retrain", type=float, default=0.02, help="peak learning rate of ADMM/retraining")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--train-limit", type=int, default=None, help="use only N training samples")
     t.add_argument("--seed", type=int, default=0)

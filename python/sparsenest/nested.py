@@ -134,7 +134,7 @@ class TrainConfig:
     epochs_retrain: int = 4  # per level in progressive mode, total in joint mode
     batch_size: int = 128
     lr: float = 0.05
-    lr_retrain: float = 0.01  # fine-tuning a trained net (ADMM, retrain phases) at the dense peak diverges
+    lr_retrain: float = 0.02  # fine-tuning a trained net (ADMM, retrain phases) at the dense peak diverges
     momentum: float = 0.9
     weight_decay: float = 5e-4
     scope: str = "global"
@@ -268,9 +268,11 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
                                                           cfg.scope), params, methods, cfg.method_opts)
         admm = ADMMPruner(model, methods, target, weights=keys, rho=cfg.admm_rho,
                           layer_opts={k: cfg.method_opts if methods[k] == method else {} for k in keys})
+        before = admm.distance()
         _run_epochs(model, x_train, y_train, cfg.admm_epochs, cfg, gen, "admm", plain,
                     extra_loss=admm.penalty, on_epoch=lambda ep: admm.update(), lr=cfg.lr_retrain)
-        history.append({"phase": "admm", "distance": admm.distance(), "val_accuracy": val()})
+        history.append({"phase": "admm", "distance_before": before, "distance": admm.distance(),
+                        "val_accuracy": val()})
 
     if mode == "progressive":
         intro = _train_progressive(model, x_train, y_train, sparsities, method, keys, cfg, gen, history, val)
