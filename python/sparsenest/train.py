@@ -56,6 +56,8 @@ def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | No
     x_val, y_val = torch.from_numpy(train_set.x[val_idx]), torch.from_numpy(train_set.y[val_idx])
     x_te, y_te = torch.from_numpy(test_set.x), torch.from_numpy(test_set.y)
 
+    # torch's default seed differs per process: seed the initial weights so a bundle is reproducible
+    torch.manual_seed(cfg.seed)
     net = models.create(model, num_classes=train_set.num_classes, in_channels=train_set.input_shape[0])
     graph = extract_graph(net, train_set.input_shape)  # fail early on an unsupported layer
     log(f"training {model} on {dataset} ({len(tr_idx)} train / {len(val_idx)} val / {len(test_set)} test), "
