@@ -470,7 +470,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
     layer_fram = [(n, b - far_bytes.get(n, 0)) for n, b in layer_fram]
     try:
-        total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed)
+        total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed,
+                                spilled={t: p for t, p in plan.tensors.items() if p.tier == "fram"})
     except PlanError as e:
         if target.upper_fram_bytes and staged:
             raise PlanError(f"{e} Staged switching keeps every weight in lower FRAM (the working copies); "

@@ -240,10 +240,31 @@ def plan_memory(low: Lowered, target: Target) -> Plan:
     return Plan(target, tensors, scratch, top(sram), top(fram))
 
 
+def _spill_detail(spilled: dict[str, "Placement"]) -> str:
+    """Which spilled activation buffers are live together where the FRAM arena needs the most bytes."""
+    if not spilled:
+        return ""
+    steps = range(min(p.start for p in spilled.values()), max(p.end for p in spilled.values()) + 1)
+    live = lambda s: [(t, p) for t, p in spilled.items() if p.start <= s <= p.end]  # noqa: E731
+    peak = max(steps, key=lambda s: (sum(p.nbytes for _, p in live(s)), -s))
+    parts = sorted(live(peak), key=lambda tp: (-tp[1].nbytes, tp[0]))
+    return (f"; at step {peak} the spilled buffers " + ", ".join(f"'{t}' ({p.nbytes} bytes)" for t, p in parts)
+            + " are live together")
+
+
 def check_fram(target: Target, layer_bytes: list[tuple[str, int]], fram_arena: int,
-               fixed: int = 0) -> int:
+               fixed: int = 0, spilled: dict[str, "Placement"] | None = None) -> int:
     """layer_bytes: (layer name, FRAM bytes it needs) in execution order. Raises PlanError naming the
-    first layer (or the spilled activations) that takes the total over target.fram_bytes."""
+    first layer (or the spilled activations) that takes the total over target.fram_bytes, with a byte
+    breakdown of the whole model. spilled: the activation buffers placed in FRAM (Plan.tensors of tier
+    "fram"), to name them in the message."""
+    weights = sum(b for _, b in layer_bytes)
+    need = fixed + weights + fram_arena
+    breakdown = (f" Breakdown of the {need} bytes the model needs here: {weights} bytes of weights, indices, "
+                 f"metadata and tables of {len(layer_bytes)} layers (weights streamed from upper FRAM not "
+                 f"counted) + {fram_arena} bytes of activation buffers "
+                 f"spilled to FRAM (activations beyond the {target.sram_arena_budget}-byte SRAM arena) + "
+                 f"{fixed} bytes of level selector and tables.")
     total = fixed
     for name, b in layer_bytes:
         total += b
@@ -252,11 +273,12 @@ def check_fram(target: Target, layer_bytes: list[tuple[str, int]], fram_arena: i
                 f"model does not fit the {target.name} FRAM budget of {target.fram_bytes} bytes: layer "
                 f"'{name}' ({b} bytes of weights, indices, metadata and tables) brings the total to "
                 f"{total} bytes, {total - target.fram_bytes} bytes over. Use a sparser level set, a "
-                f"smaller format (--format auto), or a smaller model.")
+                f"smaller format (--format auto), or a smaller model." + breakdown)
     total += fram_arena
     if total > target.fram_bytes:
         raise PlanError(
             f"model does not fit the {target.name} FRAM budget of {target.fram_bytes} bytes: the "
-            f"activation buffers spilled to FRAM ({fram_arena} bytes) bring the total to {total} "
-            f"bytes, {total - target.fram_bytes} bytes over")
+            f"activation buffers spilled to FRAM ({fram_arena} bytes{_spill_detail(spilled or {})}) bring the "
+            f"total to {total} bytes, {total - target.fram_bytes} bytes over." + breakdown +
+            " Sparsity does not shrink activations: narrow those layers or downsample earlier.")
     return total
