@@ -44,6 +44,38 @@ static void sn_im2col(const sn_layer *l, const sn_conv_geom *geo, const int16_t 
             }
         }
         n = reads = (uint16_t)(p - patch);
+    } else if (d_w == 1) {
+        /* padding: per kernel row, zeros left of the input, a copy, zeros right of it */
+        const int16_t d_h = (int16_t)l->d_h;
+        const uint16_t lo = x0 < 0 ? (uint16_t)-x0 : 0u;                         /* first kx inside */
+        const int16_t right = (int16_t)(in_w - x0);                              /* kx < right inside */
+        const uint16_t hi = right <= 0 ? 0u : ((uint16_t)right < k_w ? (uint16_t)right : k_w);
+        const uint16_t inside = hi > lo ? (uint16_t)(hi - lo) : 0u;
+        reads = 0;
+        for (c = 0; c < cg; c++, chan += in_plane) {
+            int16_t iy = y0;
+            uint16_t roff = (uint16_t)(off + lo); /* (iy * in_w + x0 + lo) mod 2^16: exact for iy >= 0 */
+            for (ky = 0; ky < k_h; ky++, iy = (int16_t)(iy + d_h), roff = (uint16_t)(roff + row_step)) {
+                if (iy < 0 || iy >= in_h || !inside) {
+                    for (kx = k_w; kx; kx--) {
+                        *p++ = 0;
+                    }
+                } else {
+                    const int16_t *src = chan + roff;
+                    for (kx = lo; kx; kx--) {
+                        *p++ = 0;
+                    }
+                    for (kx = inside; kx; kx--) {
+                        *p++ = *src++;
+                    }
+                    for (kx = (uint16_t)(k_w - lo - inside); kx; kx--) {
+                        *p++ = 0;
+                    }
+                    reads = (uint16_t)(reads + inside);
+                }
+            }
+        }
+        n = (uint16_t)(p - patch);
     } else {
         const int16_t d_h = (int16_t)l->d_h;
         reads = 0;

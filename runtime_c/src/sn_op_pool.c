@@ -3,45 +3,75 @@
  * power of two (compiler/golden.py documents the rule). Max-pool padding taps are skipped. */
 #include "sn_runtime.h"
 
-/* Inlined once per op with is_max constant, so max-pool carries no int32 sum. Pointer arithmetic
- * only inside the loops: on the MSP430 every multiply is a helper call. */
+/* Inlined once per op with is_max constant, so max-pool carries no int32 sum. Layer fields are copied
+ * into locals (the output stores could alias them) and only pointer/index increments run inside the
+ * loops: on the MSP430 every multiply is a helper call. Windows inside the input skip the tests. */
 static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int is_max) {
+    const uint16_t out_c = l->out_c, out_h = l->out_h, out_w = l->out_w;
+    const uint16_t k_h = l->k_h, k_w = l->k_w, in_w = l->in_w;
+    const int16_t in_h = (int16_t)l->in_h, s_h = (int16_t)l->s_h, s_w = (int16_t)l->s_w;
+    const uint16_t in_plane = (uint16_t)(l->in_h * in_w);
+    const uint16_t y_step = (uint16_t)(l->s_h * in_w);
+    const int16_t mul = l->mul;
+    const int8_t shift = l->shift0;
+    const uint16_t window = (uint16_t)(k_h * k_w);
     uint16_t c, oy, ox, ky, kx, n = 0, reads = 0;
-    uint16_t in_plane = (uint16_t)(l->in_h * l->in_w);
     const int16_t *chan = l->in0;
-    for (c = 0; c < l->out_c; c++, chan += in_plane) {
+    int16_t *out = l->out;
+    for (c = 0; c < out_c; c++, chan += in_plane) {
         int16_t y0 = (int16_t)-(int16_t)l->p_h;
-        for (oy = 0; oy < l->out_h; oy++, y0 = (int16_t)(y0 + (int16_t)l->s_h)) {
+        uint16_t row_off = (uint16_t)(0u - (uint16_t)((uint16_t)l->p_h * in_w)); /* y0 * in_w mod 2^16 */
+        for (oy = 0; oy < out_h; oy++, y0 = (int16_t)(y0 + s_h), row_off = (uint16_t)(row_off + y_step)) {
             int16_t x0 = (int16_t)-(int16_t)l->p_w;
-            for (ox = 0; ox < l->out_w; ox++, x0 = (int16_t)(x0 + (int16_t)l->s_w)) {
+            const int rows_in = y0 >= 0 && (int16_t)(y0 + (int16_t)k_h) <= in_h;
+            for (ox = 0; ox < out_w; ox++, x0 = (int16_t)(x0 + s_w)) {
                 int16_t best = -32768;
                 int32_t sum = 0;
-                int16_t iy = y0;
-                for (ky = 0; ky < l->k_h; ky++, iy++) {
-                    const int16_t *line;
-                    int16_t ix = x0;
-                    if (iy < 0 || iy >= (int16_t)l->in_h) {
-                        continue;
+                if (rows_in && x0 >= 0 && (int16_t)(x0 + (int16_t)k_w) <= (int16_t)in_w) {
+                    const int16_t *line = chan + (uint16_t)(row_off + (uint16_t)x0);
+                    for (ky = k_h; ky; ky--, line += in_w) {
+                        const int16_t *p = line;
+                        for (kx = k_w; kx; kx--) {
+                            int16_t v = *p++;
+                            if (is_max) {
+                                if (v > best) {
+                                    best = v;
+                                }
+                            } else {
+                                sum += v;
+                            }
+                        }
                     }
-                    line = chan + (uint16_t)((uint16_t)iy * l->in_w);
-                    for (kx = 0; kx < l->k_w; kx++, ix++) {
-                        int16_t v;
-                        if (ix < 0 || ix >= (int16_t)l->in_w) {
+                    reads = (uint16_t)(reads + window);
+                } else {
+                    int16_t iy = y0;
+                    uint16_t off = row_off;
+                    for (ky = 0; ky < k_h; ky++, iy++, off = (uint16_t)(off + in_w)) {
+                        const int16_t *line;
+                        int16_t ix = x0;
+                        if (iy < 0 || iy >= in_h) {
                             continue;
                         }
-                        v = line[ix];
-                        reads++;
-                        if (is_max) {
-                            if (v > best) {
-                                best = v;
+                        line = chan + off;
+                        for (kx = 0; kx < k_w; kx++, ix++) {
+                            int16_t v;
+                            if (ix < 0 || ix >= (int16_t)in_w) {
+                                continue;
                             }
-                        } else {
-                            sum += v;
+                            v = line[ix];
+                            reads++;
+                            if (is_max) {
+                                if (v > best) {
+                                    best = v;
+                                }
+                            } else {
+                                sum += v;
+                            }
                         }
                     }
                 }
-                l->out[n++] = is_max ? best
-                                     : sn_sat16(sn_rshift_round(sum * (int32_t)l->mul, l->shift0));
+                *out++ = is_max ? best : sn_sat16(sn_rshift_round(sum * (int32_t)mul, shift));
+                n++;
             }
         }
     }
@@ -51,6 +81,7 @@ static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int
     if (l->out_fram) {
         SN_COUNT(fram_bytes_written, 2u * n);
     }
+    (void)n;
 }
 
 void sn_op_maxpool(const sn_layer *l, uint8_t level) {
