@@ -388,8 +388,8 @@ def _overflow_hint(e: msp430.RegionOverflowError, model: ModelDir, fb: FirmwareB
     if e.region == "LOWER_FRAM":
         hint.append(f"lower FRAM holds the model's constant data ({mem.get('const_bytes', '?')} bytes), its staged "
                     f"working copy ({mem.get('work_bytes', 0)} bytes), the FRAM activation arena "
-                    f"({mem.get('fram_arena_bytes', 0)} bytes), code, and the {len(fb.inputs_q)} embedded inputs "
-                    f"({fb.inputs_q.nbytes} bytes: embed fewer with --inputs)")
+                    f"({mem.get('fram_arena_bytes', 0)} bytes), code, and the embedded inputs ({len(fb.inputs_q)}: "
+                    f"{fb.inputs_q.nbytes} bytes; embed fewer with --inputs)")
         if model.meta.get("target") != "msp430fr5994":
             hint.append(f"the model was compiled for target {model.meta.get('target')!r}: compile it with "
                         f"--target msp430fr5994 so weights that do not fit lower FRAM go to upper FRAM")
