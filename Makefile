@@ -49,17 +49,23 @@ bench: setup
 	$(PY) -m sparsenest.bench.host build/demo/lenet5.nest
 
 # MSP430 target: ELF + HEX + size report per memory region; simulation compares with the golden model.
-firmware: setup
+firmware: setup $(MODEL)
 	$(PY) -m sparsenest.firmware build $(MODEL) --board $(BOARD)
 
-sim: setup
+sim: setup $(SIM_MODEL)
 	$(PY) -m sparsenest.firmware sim $(SIM_MODEL) --board $(BOARD)
 
-flash: setup
+flash: setup $(MODEL)
 	$(PY) -m sparsenest.firmware flash $(MODEL) --board $(BOARD)
 
-flash-check: setup
+flash-check: setup $(MODEL)
 	$(PY) -m sparsenest.firmware flash-check $(MODEL) --board $(BOARD)
+
+# Default models, trained and compiled for the chip when missing (a few minutes each).
+build/%.nest: | setup
+	$(PY) -m sparsenest.cli train --model $* --levels 0.9,0.75,0.5 -o $@
+build/lenet5 build/lenet5-small: build/%: build/%.nest
+	$(PY) -m sparsenest.cli compile $< -o $@ --target msp430fr5994 --evaluate
 
 bench-mcu: setup
 	$(PY) -m sparsenest.bench.mcu
