@@ -23,7 +23,8 @@ Per task (sparsenest.tasks) and level set ("seed" = the seed's sparsities, "spar
     python -m sparsenest.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
                                       [--quick] [--out build/table2] [--force] [--format fast] [--threads 1]
 
-Writes <out>/table2.md and <out>/table2.json (--quick: build/table2-quick unless --out is given).
+Writes <out>/<task>/<variant>/result.json per run, and <out>/table2.md + <out>/table2.json with every task
+that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless --out).
 """
 from __future__ import annotations
 
@@ -553,7 +554,8 @@ def render_markdown(report: dict) -> str:
             fits = (f"levels 1..{dev['k_device']} fit the FR5994" if dev["k_device"] else "no level fits the FR5994")
             lower = (f"levels 1..{dev['k_lower']} in lower FRAM alone" if dev["k_lower"] else
                      "none in lower FRAM alone")
-            lines.append(f"- {v['variant']}: formats {sorted(set(v['formats'].values()))} (--format "
+            when = f" [from an earlier run, {v.get('finished_at', '?')}]" if v.get("from_earlier_run") else ""
+            lines.append(f"- {v['variant']}{when}: formats {sorted(set(v['formats'].values()))} (--format "
                          f"{v.get('format_policy', '?')}); {fits} ({lower}); {simtxt}.")
             if bad:
                 lines.append(f"  - compiler, levels 1..{bad['k']}: {bad['error']}")
@@ -623,24 +625,35 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         r = run_variant(t, v, out, quick=a.quick, force=a.force, fmt=a.format, sim=not a.no_sim)
         r["wall_s"] = round(time.time() - t0, 1)
+        r["finished_at"] = time.strftime("%Y-%m-%d %H:%M")
         (out / t.key / v / "result.json").write_text(json.dumps(_jsonable(r), indent=1) + "\n")
         results.append(r)
-    # calibrate on every simulated model: this run's and earlier runs' in the same --out
-    samples, seen = [], set()
-    for r in results:
-        samples += calibration_samples(r)
-        seen.add((r["task"], r["variant"]))
-    for f in sorted(out.glob("*/*/result.json")):
-        try:
-            r = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if (r.get("task"), r.get("variant")) not in seen and r.get("mode") == ("quick" if a.quick else "full"):
-            samples += calibration_samples(r)
+    # earlier results in the same --out (tasks run one at a time) join the table and the calibration
+    mode = "quick" if a.quick else "full"
+    ran = {(r["task"], r["variant"]) for r in results}
+    earlier = []
+    for key in task_mod.ORDER:
+        for v in task_mod.VARIANTS:
+            f = out / key / v / "result.json"
+            if (key, v) in ran or not f.exists():
+                continue
+            try:
+                r = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if r.get("mode") == mode and "host_layers" in r and "levels" in r:
+                r["from_earlier_run"] = True
+                earlier.append(r)
+    results += earlier
+    samples = [s for r in results for s in calibration_samples(r)]
     cm = fit_cycle_model(samples)
     platform = load_platform()
-    for r in results:
-        add_latency(r, cm, platform)
+    for r in list(results):
+        try:
+            add_latency(r, cm, platform)
+        except (KeyError, TypeError) as e:  # a result.json written by an older version of this driver
+            _log(f"skipping the earlier result of {r['task']}/{r['variant']} ({type(e).__name__}: {e}); rerun it")
+            results.remove(r)
     errs = [lv["prediction_error"] for r in results for lv in r["levels"] if "prediction_error" in lv]
     cal = {"keys": sorted(cm.kernels), "meta": cm.meta,
            "kernels": {k: {kk: v[kk] for kk in ("coefficients", "n_samples", "max_rel_error", "r2")}
@@ -655,11 +668,13 @@ def main(argv: list[str] | None = None) -> int:
               "platform": {"name": platform.name, "mclk_hz": platform.mclk_hz, "wait_states": platform.wait_states,
                            "active_power_mw": platform.active_power_w * 1e3},
               "calibration": cal, "wall_s": round(time.time() - t_all, 1), "tasks": []}
-    for t in chosen:
-        vs = [r for r in results if r["task"] == t.key]
+    for t in [task_mod.TASKS[k] for k in task_mod.ORDER]:
+        vs = [r for v in task_mod.VARIANTS for r in results if r["task"] == t.key and r["variant"] == v]
+        if not vs:
+            continue
         report["tasks"].append({
             "key": t.key, "title": t.title, "model": t.model, "dataset": t.dataset, "comparable": t.comparable,
-            "data_note": vs[0]["data_note"] if vs else t.note,
+            "data_note": vs[0]["data_note"],
             "seed": {"model": t.seed.model, "dataset": t.seed.dataset, "sparsity": list(t.seed.sparsity),
                      "accuracy": list(t.seed.accuracy), "latency_s": list(t.seed.latency_s)},
             "train_total_s": sum(v["train"]["wall_s"] or 0 for v in vs),
