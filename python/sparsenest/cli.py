@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--scope", default="global", choices=["layer", "global"],
                    help="same sparsity in every layer, or one magnitude threshold across layers")
     t.add_argument("--method-opts", default=None, help='JSON, e.g. \'{"block_shape": [4, 4]}\'')
-    t.add_argument("--epochs-dense", type=int, default=4)
-    t.add_argument("--epochs-retrain", type=int, default=4)
+    t.add_argument("--epochs-dense", type=int, default=6)
+    t.add_argument("--epochs-retrain", type=int, default=6)
     t.add_argument("--admm-epochs", type=int, default=0, help="ADMM-regularised epochs before pruning")
     t.add_argument("--lr", type=float, default=0.05, help="peak learning rate of dense training")
     t.add_argument("--lr-retrain", type=float, default=0.02, help="peak learning rate of ADMM/retraining")

@@ -130,8 +130,8 @@ def derive_intro(model: nn.Module, sparsities: list[float], method: str, *, scop
 
 @dataclass
 class TrainConfig:
-    epochs_dense: int = 4
-    epochs_retrain: int = 4  # per level in progressive mode, total in joint mode
+    epochs_dense: int = 6
+    epochs_retrain: int = 6  # per level in progressive mode, total in joint mode
     batch_size: int = 128
     lr: float = 0.05
     lr_retrain: float = 0.02  # fine-tuning a trained net (ADMM, retrain phases) at the dense peak diverges
