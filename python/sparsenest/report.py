@@ -973,6 +973,14 @@ def _layer_rows(c: _Ctx, tables: Sequence[Mapping], ana: Mapping) -> list[dict]:
         lm = c.meta_in["layers"][name]
         row = {"name": name, "op": lm["op"], "graph_op": lm.get("graph_op"), "format": None}
         rows.append(row)
+        row["cycles_per_level"] = []
+        for lv in range(1, c.L + 1):
+            p = next(r for r in c.predictions[(c.head_kernels, lv)]["layers"] if r["name"] == name)
+            s = (c.sim["runs"].get("mpy32") or {}).get("per_level", {}).get(lv)
+            row["cycles_per_level"].append({
+                "level": lv, "predicted_cycles": M(p["cycles_core"], "cycles", "cost_model_calibrated"
+                                                   if p["calibrated"] else "cost_model_uncalibrated"),
+                "simulated_cycles": M(s["layers"].get(name) if s else None, "cycles", "mspdebug_sim")})
         if lm["op"] not in ("conv", "linear"):
             continue
         f, cols = c.formats[name], int(lm["cols"])
@@ -1007,14 +1015,6 @@ def _layer_rows(c: _Ctx, tables: Sequence[Mapping], ana: Mapping) -> list[dict]:
                                        "lea_latency": M(rc["lea"], "sparsity", src),
                                        "lea_energy": M(re_["lea"], "sparsity", src), "explanation": rc["explanation"]}
         row["latency_energy_break_even"] = be
-        row["cycles_per_level"] = []
-        for lv in range(1, c.L + 1):
-            p = next(r for r in c.predictions[(c.head_kernels, lv)]["layers"] if r["name"] == name)
-            s = (c.sim["runs"].get("mpy32") or {}).get("per_level", {}).get(lv)
-            row["cycles_per_level"].append({
-                "level": lv, "predicted_cycles": M(p["cycles_core"], "cycles", "cost_model_calibrated"
-                                                   if p["calibrated"] else "cost_model_uncalibrated"),
-                "simulated_cycles": M(s["layers"].get(name) if s else None, "cycles", "mspdebug_sim")})
     return rows
 
 
@@ -1191,7 +1191,8 @@ def build_report(target: str | Path, out_dir: str | Path | None = None, *, bundl
     from .harvest import plot as harvest_plot
     t_start = time.time()
     build, meta_in, b = resolve_input(target, bundle)
-    out = Path(out_dir) if out_dir is not None else (build / "report" if build else Path(target).with_suffix("") / "report")
+    out = Path(out_dir) if out_dir is not None else (Path(target) / "report" if build else
+                                                     Path(target).with_suffix("") / "report")
     _check_out_dir(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "builds").mkdir(exist_ok=True)
