@@ -24,9 +24,9 @@ def validation_split(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if ds.groups is None:
         perm = rng.permutation(len(ds))
         return np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    groups = np.unique(ds.groups)
+    groups, counts = np.unique(ds.groups, return_counts=True)
+    sizes = dict(zip(groups, counts))
     chosen, count = [], 0
-    sizes = {g: c for g, c in zip(*np.unique(ds.groups, return_counts=True))}
     for g in rng.permutation(groups):
         if count >= n_val:
             break
