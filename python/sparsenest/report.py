@@ -519,6 +519,14 @@ def _plt():
     return plt
 
 
+
+def _save(fig, path: Path) -> Path:
+    """Every figure is laid out, written at the same resolution, and closed (no leaked figures)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
 def fig_accuracy(rep: dict, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -539,10 +547,7 @@ def fig_accuracy(rep: dict, path: Path) -> Path:
     ax.set_title(f"{rep['model']['name']}: accuracy vs sparsity")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def fig_latency_energy(rep: dict, path: Path) -> Path:
@@ -576,10 +581,7 @@ def fig_latency_energy(rep: dict, path: Path) -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{rep['model']['name']} on the MSP430FR5994 @ {rep['platform']['mclk_hz']['value'] / 1e6:g} MHz",
                  fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def fig_storage(rep: dict, path: Path) -> Path:
@@ -599,10 +601,7 @@ def fig_storage(rep: dict, path: Path) -> Path:
     ax.set_title("weight storage per layer: values / indices / metadata")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def fig_switch(rep: dict, path: Path) -> Path:
@@ -625,10 +624,7 @@ def fig_switch(rep: dict, path: Path) -> Path:
         ax.set_yticks(range(L), [f"from L{i + 1}" for i in range(L)])
         ax.set_title(f"{mode}: FRAM bytes written (host board)\nand energy (cost model)", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def fig_breakeven(rep: dict, path: Path) -> Path:
@@ -660,10 +656,7 @@ def fig_breakeven(rep: dict, path: Path) -> Path:
         ax.set_title(f"{fmt}: sparsity above which the sparse CPU kernel is faster", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def fig_policies(rep: dict, path: Path) -> Path:
@@ -685,10 +678,7 @@ def fig_policies(rep: dict, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_ylim(0, 1.2 * max(bottom.max(), 1))
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # ============================================================================================ report
