@@ -94,12 +94,13 @@ def build_host(out_dir: str | Path, kernels: list[str] | None = None, *, cc: str
 def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host", fmt="auto",
                    format_opts: dict | None = None, switching: str = "resident", calib=None,
                    evaluate_on: str | int | None = None, initial_level: int | None = None,
-                   build: bool | None = None, target_overrides: dict | None = None) -> dict:
+                   build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto") -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
 
     target: "host" | "msp430fr5994" | a planner.Target; target_overrides: Target fields to change
     (e.g. {"fram_bytes": 65536}). fmt: "auto", a format name, or {layer: format, "*": default};
-    format_opts: {layer: {"block_shape": (2, 2)}}. switching: "resident" | "staged".
+    format_opts: {layer: {"block_shape": (2, 2)}}. switching: "resident" | "staged". conv: "auto" (direct
+    convolutions where the format has a direct kernel) | "im2col" (codegen module docstring).
     calib: calibration inputs (None: 512 training images, an int: that many, or an array).
     evaluate_on: None (no evaluation), "test" (the whole test split) or an int (that many test images):
     per-level float and Q15 accuracy go into model_meta.json. build: build the host library (default:
@@ -125,7 +126,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
         for f in ("model.c", "model.h", BUILD_MARKER, "libsnmodel.so", "sn_cli"):
             (out_dir / f).unlink(missing_ok=True)
     meta = codegen.generate(qm, out_dir, target=tgt, fmt=fmt, format_opts=format_opts,
-                            switching=switching, initial_level=initial_level,
+                            switching=switching, initial_level=initial_level, conv=conv,
                             name=(b.manifest.get("model") or {}).get("name", "model"), extra_meta=extra)
     lib = None
     if build is None:

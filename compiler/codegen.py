@@ -5,6 +5,11 @@ buffer addresses (planner.py), the weights in the layer's nested sparse format (
 and one dispatch function that calls each matrix's format kernel by name. Output is deterministic:
 the same quantized model and options give byte-identical files.
 
+Convolutions (conv="auto"): a conv layer whose matrices are csr16 runs direct (no im2col): its column
+indices are emitted as offsets into the layer's input (zero-padded once per call into a scratch copy
+when the layer pads), and the runtime calls sn_conv_csr16 on up to `chunk` output positions at a
+time. Same bytes as the im2col build (uint16 either way). conv="im2col" keeps the per-position patch.
+
 Switching modes:
   resident  kernels read the master arrays; a switch writes the level selector word only.
   staged    every segmented array whose bytes differ between levels gets a working copy in
@@ -29,6 +34,9 @@ from .quantize import MATMUL_OPS, QModel
 
 GENERATOR = "sparsenest.compiler.codegen v1"
 FAR_TILE_BYTES = 1024     # default SRAM tile for weights streamed from far memory
+DIRECT_ACC_BYTES = 1024   # a direct conv's accumulator: rows x chunk int32 (chunk >= 1 position)
+DIRECT_FORMATS = ("csr16",)  # formats with a direct conv kernel (absolute indices: sn_conv_<format>)
+CONV_MODES = ("auto", "im2col")
 C_TYPES = {np.dtype(np.int16): "int16_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.uint8): "uint8_t",
            np.dtype(np.int32): "int32_t", np.dtype(np.uint32): "uint32_t", np.dtype(np.int8): "int8_t"}
 C_OP = {"conv": "SN_OP_CONV", "linear": "SN_OP_LINEAR", "maxpool": "SN_OP_MAXPOOL",
@@ -105,7 +113,8 @@ class Matrix:
     fields: list[tuple[str, str]] = field(default_factory=list)   # (field, C expression)
     arrays: dict[str, CArray] = field(default_factory=dict)      # format array -> master CArray
     staged: bool = False      # some array has a staged working copy
-    positions: int = 1        # kernel calls per inference (conv: output positions)
+    positions: int = 1        # kernel calls per inference (conv: output positions; direct: chunks)
+    direct: bool = False      # direct conv: col_idx holds input offsets, dispatched by sn_model_conv
     far: FarPlan | None = None
     far_fields: list[tuple[str, int]] = field(default_factory=list)  # struct field -> streamed array index
     near_fields: list[tuple[str, str]] = field(default_factory=list) # the other fields (far matrices)
@@ -295,17 +304,55 @@ def _spatial(node: dict, key: str, default: int) -> tuple[int, int]:
     return (default if key != "kernel" else 1, v[0]) if len(v) == 1 else (v[0], v[1])
 
 
+def _window(node: dict) -> dict:
+    """k/s/p/d (h, w) of a conv or pool node; 1-D ops have h = 1 and no padding or dilation in h."""
+    kh, kw = _spatial(node, "kernel", 1)
+    sh, sw = _spatial(node, "stride", 1)
+    ph, pw = _spatial(node, "padding", 0)
+    dh, dw = _spatial(node, "dilation", 1) if node["op"].startswith("conv") else (1, 1)
+    if node["op"].endswith("1d"):
+        kh = sh = dh = 1
+        ph = 0
+    return dict(k_h=kh, k_w=kw, s_h=sh, s_w=sw, p_h=ph, p_w=pw, d_h=dh, d_w=dw)
+
+
+def direct_conv(node: dict, encs: list, in_shape: list[int], out_shape: list[int]) -> dict | None:
+    """How a conv layer runs direct, or None (im2col): `offsets` (column -> element offset of the
+    input sample in the window read, uint16), `chunk` (output positions per kernel call) and
+    `pad_bytes` (the zero-padded copy of one group's input; 0 when the layer does not pad)."""
+    if not node["op"].startswith("conv") or any(e.format not in DIRECT_FORMATS for e in encs):
+        return None
+    w = _window(node)
+    groups = int(node.get("groups", 1) or 1)
+    in_c, in_h, in_w = _shape3(in_shape)
+    cg = in_c // groups
+    padded = bool(w["p_h"] or w["p_w"])
+    xh, xw = in_h + 2 * w["p_h"], in_w + 2 * w["p_w"]
+    c, ky, kx = np.unravel_index(np.arange(cg * w["k_h"] * w["k_w"]), (cg, w["k_h"], w["k_w"]))
+    offsets = c * xh * xw + ky * w["d_h"] * xw + kx * w["d_w"]
+    if int(offsets.max()) > 0xFFFF or cg * xh * xw > 0x7FFF:
+        return None  # offsets must be uint16 and the window's input addressable with 16-bit pointers
+    rows, out_w = out_shape[0] // groups, _shape3(out_shape)[2]
+    chunk = max(1, min(out_w, DIRECT_ACC_BYTES // (4 * rows)))
+    return {"offsets": offsets.astype(np.uint16), "chunk": chunk,
+            "pad_bytes": 2 * cg * xh * xw if padded else 0}
+
+
 def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
              switching: str = "resident", initial_level: int | None = None, name: str = "model",
-             extra_meta: dict | None = None, far=None, far_tile_bytes: int = FAR_TILE_BYTES) -> dict:
+             extra_meta: dict | None = None, far=None, far_tile_bytes: int = FAR_TILE_BYTES,
+             conv: str = "auto") -> dict:
     """Write model.c, model.h and model_meta.json into out_dir; return the meta dict.
 
     far: which matrices live in far memory (upper FRAM) and are streamed into an SRAM tile by
     sn_far_read: "auto" (default when target.upper_fram_bytes > 0: the fewest bytes-per-call-heavy
     matrices that make lower FRAM fit), "none" (default otherwise), or a list of layer names (also on
-    the host target, where far reads are emulated). far_tile_bytes: the tile budget."""
+    the host target, where far reads are emulated). far_tile_bytes: the tile budget. conv: "auto" (direct
+    where the format has a direct kernel) or "im2col" (see the module docstring)."""
     if switching not in SWITCHING:
         raise CodegenError(f"switching must be one of {SWITCHING}, not {switching!r}")
+    if conv not in CONV_MODES:
+        raise CodegenError(f"conv must be one of {CONV_MODES}, not {conv!r}")
     L = qm.n_levels
     if initial_level is None:
         initial_level = 1 if switching == "staged" else L
@@ -313,6 +360,18 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         raise CodegenError(f"initial_level must be in 1..{L}")
     staged = switching == "staged"
     low: Lowered = lower(qm)
+    encoded = {st.name: encode_layer(qm, st.name, fmt, format_opts) for st in low.steps
+               if st.op in ("conv", "linear")}
+    directs = {}
+    for st in low.steps:
+        dc = None if st.op != "conv" or conv == "im2col" else \
+            direct_conv(st.node, encoded[st.name], low.shapes[st.inputs[0]], low.shapes[st.output])
+        if dc is not None:
+            directs[st.name] = dc
+            st.scratch.pop("patch", None)
+            st.scratch["acc"] *= dc["chunk"]
+            if dc["pad_bytes"]:
+                st.scratch["pad"] = dc["pad_bytes"]
     plan: Plan = plan_memory(low, target)
 
     arrays: list[CArray] = []
@@ -341,25 +400,26 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
              "out_fram": int(plan.tensors[st.output].tier == "fram"),
              "groups": 1, "matrix": 0, "in0": buf(st.inputs[0]),
              "in1": buf(st.inputs[1]) if len(st.inputs) > 1 else "0", "out": buf(st.output),
-             "shift0": 0, "shift1": 0, "mul": 1, "bias": "0", "patch": "0", "acc": "0"}
+             "shift0": 0, "shift1": 0, "mul": 1, "bias": "0", "patch": "0", "acc": "0", "chunk": 0,
+             "pad": "0"}
         in_c, in_h, in_w = _shape3(low.shapes[st.inputs[0]])
         out_c, out_h, out_w = _shape3(low.shapes[st.output])
         d.update(in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, out_h=out_h, out_w=out_w)
-        kh = kw = sh = sw = ph = pw = dh = dw = 1
-        ph = pw = 0
         comment = f"{st.name}: {node['op']}"
+        win = dict(k_h=1, k_w=1, s_h=1, s_w=1, p_h=0, p_w=0, d_h=1, d_w=1)
         if st.op in ("conv", "maxpool", "avgpool"):
-            kh, kw = _spatial(node, "kernel", 1)
-            sh, sw = _spatial(node, "stride", 1)
-            ph, pw = _spatial(node, "padding", 0)
-            if node["op"].endswith("1d"):
-                ph, sh, kh = 0, 1, 1
-            if st.op == "conv":
-                dh, dw = _spatial(node, "dilation", 1)
-                if node["op"] == "conv1d":
-                    dh = 1
-            comment += f" k{kh}x{kw} s{sh}x{sw} p{ph}x{pw}" + (f" d{dh}x{dw}" if (dh, dw) != (1, 1) else "")
-        d.update(k_h=kh, k_w=kw, s_h=sh, s_w=sw, p_h=ph, p_w=pw, d_h=dh, d_w=dw)
+            win = _window(node)
+            comment += (f" k{win['k_h']}x{win['k_w']} s{win['s_h']}x{win['s_w']} p{win['p_h']}x{win['p_w']}"
+                        + (f" d{win['d_h']}x{win['d_w']}" if (win["d_h"], win["d_w"]) != (1, 1) else ""))
+        d.update(win)
+        dc = directs.get(st.name)
+        if dc is not None:
+            d["chunk"] = dc["chunk"]
+            if dc["pad_bytes"]:
+                pp = plan.scratch[(i, "pad")]
+                d["pad"] = _buf_expr(pp.tier, pp.offset)
+            comment += f", direct ({dc['chunk']} positions per call" + \
+                (f", padded copy in {plan.scratch[(i, 'pad')].tier.upper()})" if dc["pad_bytes"] else ")")
         comment += f", {low.shapes[st.inputs[0]]} -> {low.shapes[st.output]}"
         if st.relu:
             comment += " + relu (fused: " + ", ".join(st.fused) + ")"
@@ -368,7 +428,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         if st.op in ("conv", "linear"):
             q = qm.layers[st.name]
             groups = int(node.get("groups", 1) or 1)
-            encs = encode_layer(qm, st.name, fmt, format_opts)
+            encs = encoded[st.name]
             d.update(groups=groups, matrix=len(matrices), shift0=q.shift)
             bias = CArray(f"{ident}_bias", q.bias_q.astype(np.int32), "SN_FRAM", True, st.name, "bias",
                           comment=f"int32, exponent e_w + e_x = {q.e_w + qm.exps[node['inputs'][0]]}")
@@ -382,10 +442,15 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
             nnz = [0] * L
             for g, enc in enumerate(encs):
                 prefix = ident if groups == 1 else f"{ident}_g{g}"
-                mat = Matrix(len(matrices), f"{prefix}_matrix", enc, st.name, g,
-                             positions=out_h * out_w if st.op == "conv" else 1)
+                positions = out_h * out_w if st.op == "conv" else 1
+                if dc is not None:
+                    positions = out_h * -(-out_w // dc["chunk"])
+                mat = Matrix(len(matrices), f"{prefix}_matrix", enc, st.name, g, positions=positions,
+                             direct=dc is not None)
                 names = {}
                 for an, a in enc.arrays.items():
+                    if dc is not None and an == "col_idx":
+                        a = dc["offsets"][a]  # columns -> input offsets (monotone: entry order kept)
                     master = CArray(f"{prefix}_{an}", a, "SN_FRAM", True, st.name, "format", enc.parts[an],
                                     comment=f"{enc.parts[an]}, {a.nbytes} bytes")
                     block_arrays.append(master)
@@ -426,6 +491,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                         " / ".join(f"L{k + 1} {n}" for k, n in enumerate(nnz)) +
                         f" of {q.rows * q.cols}; bytes values {by_part['values']}, indices "
                         f"{by_part['indices']}, metadata {by_part['metadata']}; e_w {q.e_w}, shift {q.shift}")
+            if st.op == "conv":
+                lm.update(conv="direct" if dc else "im2col", chunk=dc["chunk"] if dc else 0)
             lm.update(format=fmts[0] if len(fmts) == 1 else fmts, groups=groups, rows=q.rows, cols=q.cols,
                       nnz=nnz, bytes_by_part=by_part, weight_bytes=sum(by_part.values()),
                       bias_bytes=bias.nbytes, e_w=q.e_w, shift=q.shift,
@@ -434,7 +501,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                                                for k in ("macs", "weight_bytes_read")}
                                      for lv in range(1, L + 1)})
         elif st.op in ("avgpool", "gavgpool"):
-            n = kh * kw if st.op == "avgpool" else in_h * in_w
+            n = win["k_h"] * win["k_w"] if st.op == "avgpool" else in_h * in_w
             mul, sh_ = avg_params(int(n))
             d.update(mul=mul, shift0=sh_)
             comment += f"; window {n}: (sum * {mul}) >> {sh_}"

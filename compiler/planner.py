@@ -5,10 +5,11 @@ used by nothing else is fused into that step (same exponent, same result); other
 when their input dies there; flatten never moves data (channel-major layout is already flat).
 
 Planning: every tensor lives from the step that writes it to the last step that reads it; the
-im2col patch and the int32 accumulator of a conv/linear step live for that step only. Items are
-placed first-fit into an SRAM arena (budget = target SRAM minus the stack/board reserve), scratch
-first (the kernels' inner loops read it), then tensors by decreasing size; a tensor that does not fit
-spills to an arena in FRAM. Scratch never spills: a layer whose scratch exceeds SRAM is an error.
+im2col patch, the int32 accumulator and a direct convolution's padded input copy live for their step
+only. Items are placed first-fit into an SRAM arena (budget = target SRAM minus the stack/board
+reserve), patch and accumulator first (the kernels' inner loops read them), then tensors by
+decreasing size, then padded copies; a tensor or padded copy that does not fit spills to an arena in
+FRAM. Patch and accumulator never spill: a layer whose scratch exceeds SRAM is an error.
 Then the FRAM budget is checked layer by layer (weights, biases, switching tables, working copies,
 spilled activations). Errors name the layer/buffer and the bytes over.
 """
@@ -81,7 +82,7 @@ class Step:
     output: str               # tensor id
     relu: bool = False
     fused: list[str] = field(default_factory=list)
-    scratch: dict = field(default_factory=dict)   # "patch"/"acc" -> bytes
+    scratch: dict = field(default_factory=dict)   # "patch"/"acc"/"pad" -> bytes (codegen sets "pad")
 
 
 @dataclass
@@ -138,7 +139,29 @@ def lower(qm: QModel) -> Lowered:
                 st.scratch["patch"] = 2 * q.cols
         steps.append(st)
         producer[name] = st
+    _adds_in_place(steps, tensors, alias, in_name)
     return Lowered(steps, tensors, shapes, alias, in_name, alias[g["output"]])
+
+
+def _adds_in_place(steps: list[Step], tensors: dict[str, int], alias: dict[str, str], keep: str) -> None:
+    """A residual add writes over an input no later step reads (sn_op_add reads both inputs of an
+    element before writing it): one block's activation buffer less."""
+    for i, st in enumerate(steps):
+        if st.op != "add":
+            continue
+        later = {t for s in steps[i + 1:] for t in s.inputs}
+        dead = [t for t in st.inputs if t != keep and t not in later and tensors[t] == tensors[st.output]]
+        if not dead:
+            continue
+        old, new = st.output, dead[0]
+        del tensors[old]
+        st.output = new
+        for s in steps[i + 1:]:  # readers, and in-place steps (ReLU) that write it again
+            s.inputs = [new if t == old else t for t in s.inputs]
+            s.output = new if s.output == old else s.output
+        for k, v in alias.items():
+            if v == old:
+                alias[k] = new
 
 
 # ------------------------------------------------------------------------------------------ planning
@@ -156,7 +179,7 @@ class Placement:
 class Plan:
     target: Target
     tensors: dict[str, Placement]
-    scratch: dict[tuple[int, str], Placement]    # (step index, "patch"/"acc")
+    scratch: dict[tuple[int, str], Placement]    # (step index, "patch"/"acc"/"pad")
     sram_bytes: int
     fram_bytes: int
 
@@ -236,6 +259,16 @@ def plan_memory(low: Lowered, target: Target) -> Plan:
             p = Placement("fram", off, size, start[t], end[t])
             fram.append(p)
         tensors[t] = p
+    for i, st in enumerate(low.steps, 1):  # padded input copies: SRAM if room is left, else FRAM
+        if "pad" in st.scratch:
+            size = _align(st.scratch["pad"])
+            off = _first_fit(sram, size, i, i)
+            tier, placed = ("sram", sram) if off + size <= budget else ("fram", fram)
+            if tier == "fram":
+                off = _first_fit(fram, size, i, i)
+            p = Placement(tier, off, size, i, i)
+            placed.append(p)
+            scratch[(i, "pad")] = p
     top = lambda ps: max((p.offset + p.nbytes for p in ps), default=0)  # noqa: E731
     return Plan(target, tensors, scratch, top(sram), top(fram))
 

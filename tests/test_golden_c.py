@@ -5,7 +5,7 @@ import pytest
 
 from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
 from sparsenest import data
-from sparsenest.compiler import golden, quantize
+from sparsenest.compiler import codegen, golden, quantize
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.hostsim import HostSim
 
@@ -89,24 +89,37 @@ def test_counters_match_format_predictions(builds, test_images):
         for name, lm in info["meta"]["layers"].items():
             if "kernel_counts" not in lm:
                 continue
-            pos = 1
+            pos = calls = 1
             if lm["graph_op"].startswith("conv"):
-                pos = int(np.prod(info["qmodel"].node(name)["shape"][1:]))
+                shape = info["qmodel"].node(name)["shape"]
+                pos = calls = int(np.prod(shape[1:]))
+                if lm["conv"] == "direct":  # one kernel call per chunk of an output row
+                    calls = int(np.prod(shape[1:-1])) * -(-shape[-1] // lm["chunk"])
             pred = lm["kernel_counts"][str(level)]
+            table = pred["weight_bytes_read"] - 4 * pred["macs"]  # csr16: counts read per call
             assert per_layer[name]["macs"] == 3 * pos * pred["macs"]
-            assert per_layer[name]["weight_bytes_read"] == 3 * pos * pred["weight_bytes_read"]
+            assert per_layer[name]["weight_bytes_read"] == 3 * (pos * 4 * pred["macs"] + calls * table)
         tot = sim.counters()
         assert tot["macs"] == sum(c["macs"] for c in per_layer.values())
         assert tot["fram_bytes_written"] > 0  # conv1's output spills to FRAM
 
 
-@pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
-def test_random_graphs(kind, tmp_path):
+@pytest.mark.parametrize("kind,fmt", [("conv1d", "auto"), ("conv2d", "auto"), ("conv1d", "csr16"),
+                                      ("conv2d", "csr16")])
+def test_random_graphs(kind, fmt, tmp_path, monkeypatch):
     """conv1d/grouped conv1d/avgpool1d/global avgpool/add; conv2d with stride+dilation, depthwise,
     avgpool 3x3 (Q15 reciprocal), padded maxpool; staged switching. C == golden at every level, and
-    golden tracks the float network."""
+    golden tracks the float network. csr16: every convolution runs direct (padded copies, strides,
+    dilation, groups, chunks shorter than an output row)."""
     b, x = random_bundle(kind)
-    info = compile_bundle(b, tmp_path / kind, calib=x[:200], switching="staged")
+    monkeypatch.setattr(codegen, "DIRECT_ACC_BYTES", 96)  # 3-4 positions per call: partial chunks
+    info = compile_bundle(b, tmp_path / kind, calib=x[:200], switching="staged", fmt=fmt)
+    convs = {n: lm for n, lm in info["meta"]["layers"].items() if lm["op"] == "conv"}
+    adds = [lm for lm in info["meta"]["layers"].values() if lm["op"] == "add"]
+    assert adds and all(lm["output"] in lm["inputs"] for lm in adds)  # in place: an input dies there
+    if fmt == "csr16":
+        assert all(lm["conv"] == "direct" for lm in convs.values())
+        assert any(info["qmodel"].node(n)["shape"][-1] % lm["chunk"] for n, lm in convs.items())
     qm = info["qmodel"]
     sim = HostSim(info["out_dir"])
     graph, weights, intro, L = quantize._bundle_parts(b)

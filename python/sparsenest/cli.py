@@ -88,7 +88,7 @@ def cmd_compile(a) -> int:
     from .compiler.build import compile_bundle
     info = compile_bundle(a.bundle, a.output, target=a.target, fmt=_format_arg(a.format),
                           switching=a.switching, evaluate_on=("test" if a.evaluate else None),
-                          calib=a.calib)
+                          calib=a.calib, conv=a.conv)
     meta = info["meta"]
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--format", default="auto", help="auto, a format (csr16, rel8, rel4, bitmap, block, "
                    "rows, cols, pattern, dense) or per layer: fc1=rel8,*=auto")
     c.add_argument("--switching", default="resident", choices=["resident", "staged"])
+    c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
+                   help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
     c.add_argument("--calib", type=int, default=None, help="calibration images (default 512)")
     c.add_argument("--evaluate", action="store_true", help="float and Q15 accuracy on the test set")
     c.set_defaults(fn=cmd_compile)

@@ -757,6 +757,24 @@ def breakeven_sparsity(row_len: int, format_cost: str | Mapping, platform: Platf
 
 # ====================================================================================== build adapters
 
+def kernel_format(lm: Mapping) -> str | None:
+    """The format part of a conv/linear layer's kernel key from its model_meta.json entry: "csr16", "a+b"
+    for per-group formats, "csr16-direct" for a direct convolution (sn_conv_csr16, not im2col + spmv);
+    None for other layers."""
+    f = lm.get("format")
+    if f is None:
+        return None
+    f = f if isinstance(f, str) else "+".join(f)
+    return f + "-direct" if lm.get("conv") == "direct" else f
+
+
+def kernel_c_name(fmt: str | None) -> str | None:
+    """The C kernel of a kernel_format: sn_spmv_<format>, or sn_conv_<format> for "<format>-direct"."""
+    if not fmt:
+        return None
+    return f"sn_conv_{fmt.removesuffix('-direct')}" if fmt.endswith("-direct") else f"sn_spmv_{fmt}"
+
+
 def layers_from_build(meta: Mapping, layer_counters: Mapping[str, Mapping], level: int) -> list[dict]:
     """Layer list for predict_inference from a build's model_meta.json and the host board's per-step
     counters (HostSim.layer_counters() after one inference at `level`). Kernel key = "<graph op>/<format>"
@@ -767,8 +785,7 @@ def layers_from_build(meta: Mapping, layer_counters: Mapping[str, Mapping], leve
         counts = dict(layer_counters[name])
         gop = lm.get("graph_op", lm.get("op"))
         if lm.get("op") in ("conv", "linear"):
-            fmt = lm["format"] if isinstance(lm["format"], str) else "+".join(lm["format"])
-            key = f"{gop}/{fmt}"
+            key = f"{gop}/{kernel_format(lm)}"
             nnz = lm["nnz"][level - 1]
             groups = int(lm.get("groups", 1))
             positions = round(counts["macs"] / nnz) if nnz else 0

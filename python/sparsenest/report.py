@@ -51,6 +51,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .cost import kernel_c_name, kernel_format
+
 __all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES", "CYCLE_TABLES",
            "resolve_input", "load_samples", "fit_models", "euler_schedule", "seed_threshold_analysis",
            "render_markdown", "render_html", "main", "ReportError"]
@@ -357,12 +359,12 @@ def _sim_samples(run, meta, shapes, counters, model_name, build, kernels, n_per_
         seen.add(r.level)
         for name, c in zip(meta["steps"], r.layers):
             lm = meta["layers"][name]
-            fmt = lm.get("format") if isinstance(lm.get("format"), str) else None
+            fmt = kernel_format(lm) if isinstance(lm.get("format"), str) else None
             calls = None
             if fmt:
                 calls = int(np.prod(shapes[name][1:])) * int(lm.get("groups", 1)) if lm["op"] == "conv" else 1
             out.append({"source": "layer", "model": model_name, "build": build, "kernels": kernels, "layer": name,
-                        "op": lm["op"], "graph_op": lm.get("graph_op"), "kernel": f"sn_spmv_{fmt}" if fmt else None, "format": fmt,
+                        "op": lm["op"], "graph_op": lm.get("graph_op"), "kernel": kernel_c_name(fmt), "format": fmt,
                         "level": r.level, "rows": lm.get("rows"), "cols": lm.get("cols"), "calls": calls,
                         "nnz": (lm["nnz"][r.level - 1] // max(1, int(lm.get("groups", 1)))) if "nnz" in lm else None,
                         "far": None, "counters": counters[r.level][name], "instructions": c.instructions,

@@ -142,4 +142,11 @@ void sn_spmv_rows(const sn_rows_matrix *m, uint8_t level, const int16_t *x, int3
 void sn_spmv_cols(const sn_cols_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_pattern(const sn_pattern_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 
+/* Direct convolution (no im2col): the matrix's column indices are offsets into the input window, and
+ * one call covers n_pos windows x_step elements apart:
+ *   acc[r * n_pos + p] += sum over row r's entries of levels 1..level of w * x[p * x_step + idx].
+ * Only formats whose indices are absolute (csr16) have one. */
+void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
+                   uint16_t x_step, int32_t *acc);
+
 #endif

@@ -126,7 +126,10 @@ typedef struct {
     int16_t mul;           /* avg pools: Q15 reciprocal (1 when the window is a power of two) */
     const int32_t *bias;   /* conv/linear: [out_c] */
     int16_t *patch;        /* conv: im2col scratch [in_c/groups * k_h * k_w] */
-    int32_t *acc;          /* conv/linear: accumulator scratch [out_c/groups] */
+    int32_t *acc;          /* conv/linear: accumulator scratch [out_c/groups] (direct: x chunk) */
+    uint16_t chunk;        /* conv: 0 = im2col; else direct, up to `chunk` output positions per call */
+    int16_t *pad;          /* direct conv with padding: zero-padded copy of one group's input
+                            * [in_c/groups][in_h + 2 p_h][in_w + 2 p_w]; 0 without padding */
 } sn_layer;
 
 /* Staged switching: one array whose rows are copied from master to work by level segments. */
@@ -157,6 +160,9 @@ typedef struct {
 /* Generated (model.c). */
 extern const sn_model sn_the_model;
 void sn_model_spmv(uint16_t matrix, uint8_t level, const int16_t *x, int32_t *acc);
+/* Direct convolutions: sn_conv_<format> of the matrix (see sn_formats.h). */
+void sn_model_conv(uint16_t matrix, uint8_t level, const int16_t *x, uint16_t n_pos, uint16_t x_step,
+                   int32_t *acc);
 
 #define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
 

@@ -1,6 +1,7 @@
 /* Nested CSR, 16-bit column indices, on the multiplier: per row one MAC run over the first
  * counts[r][level - 1] entries (5.5 instructions per product: weight to MACS with post-increment,
- * index to byte offset, x[col] to OP2). */
+ * index to byte offset, x[col] to OP2). sn_conv_csr16 runs the same MAC run once per window of a
+ * direct convolution, the row's counts read once for all n_pos windows. */
 #include "sn_mpy32.h"
 
 #if SN_MPY32_ASM
@@ -71,6 +72,50 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
         }
         SN_COUNT(macs, n);
         SN_COUNT(weight_bytes_read, 4u * (uint32_t)n);
+        v += n_row;
+        ci += n_row;
+    }
+    sn_sum_close(&sum);
+}
+
+void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
+                   uint16_t x_step, int32_t *acc)
+{
+    const int16_t *v = m->values;
+    const uint16_t *ci = m->col_idx;
+    uint16_t crow = 0;
+    uint16_t r, p;
+    sn_sum_t sum;
+
+    if (level == 0)
+        return;
+    if (level > m->n_levels)
+        level = m->n_levels;
+    sn_sum_open(&sum);
+    for (r = 0; r < m->rows; r++, crow += m->n_levels, acc += n_pos) {
+        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
+        uint16_t n_row = n;
+        const int16_t *xp = x;
+
+        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        if (level < m->n_levels) {
+            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
+            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
+        }
+        if (n) {
+            for (p = 0; p < n_pos; p++, xp += x_step) {
+                sn_sum_clear(&sum);
+#if SN_MPY32_ASM
+                csr16_run(v, ci, xp, n);
+#else
+                for (uint16_t i = 0; i < n; i++)
+                    sn_sum_mac(&sum, v[i], xp[ci[i]]);
+#endif
+                acc[p] = sn_add32(acc[p], sn_sum_get(&sum));
+            }
+        }
+        SN_COUNT(macs, (uint32_t)n * n_pos);
+        SN_COUNT(weight_bytes_read, 4u * (uint32_t)n * n_pos);
         v += n_row;
         ci += n_row;
     }

@@ -1,8 +1,13 @@
 /* Convolution (1-D and 2-D, grouped) and fully connected layers on the nested sparse kernels.
  *
- * A convolution gathers, per output position and group, the im2col patch (zero padding applied) and
- * calls the layer's sparse kernel once on all the group's filters: acc[r] = bias[r] + sum w * patch.
- * Patch columns are ordered (channel, ky, kx), the formats' column order.
+ * A convolution runs one of two ways (the compiler picks, per layer: sn_layer.chunk):
+ *  - im2col: per output position and group, gather the patch (zero padding applied) and call the
+ *    layer's sparse kernel once on all the group's filters: acc[r] = bias[r] + sum w * patch.
+ *    Patch columns are ordered (channel, ky, kx), the formats' column order.
+ *  - direct: the matrix's indices are offsets into the input (padded once per layer into l->pad when
+ *    the layer pads), so the kernel reads the input in place; one sn_model_conv call covers up to
+ *    `chunk` positions of an output row, acc[r][p]. No per-position copy: at 90 % sparsity the im2col
+ *    copy cost more cycles than the products.
  *
  * The loops use pointer and index increments only: on the MSP430 every multiply and divide is a
  * helper call, so the geometry is computed once per layer (sn_conv_geom), not per position. */
@@ -172,6 +177,84 @@ static void sn_matvec(const sn_layer *l, const sn_requant_t *q, uint16_t matrix,
     }
 }
 
+/* pad = one group's `cg` input channels with p_h zero rows above and below and p_w zero columns
+ * left and right of every row */
+static void sn_pad_copy(const sn_layer *l, const int16_t *src, uint16_t cg) {
+    const uint16_t in_h = l->in_h, in_w = l->in_w, p_w = l->p_w;
+    const uint16_t wp = (uint16_t)(in_w + 2u * p_w);
+    const uint16_t band = (uint16_t)(l->p_h * wp); /* elements of the zero rows above (and below) */
+    int16_t *d = l->pad;
+    uint16_t c, y;
+    for (c = 0; c < cg; c++) {
+        memset(d, 0, 2u * band);
+        d += band;
+        for (y = 0; y < in_h; y++, d += wp, src += in_w) {
+            memset(d, 0, 2u * p_w);
+            memcpy(d + p_w, src, 2u * in_w);
+            memset(d + p_w + in_w, 0, 2u * p_w);
+        }
+        memset(d, 0, 2u * band);
+        d += band;
+    }
+    SN_COUNT(act_bytes_read, 2u * (uint32_t)cg * in_h * in_w);
+    SN_COUNT(act_bytes_written, 2u * (uint32_t)(d - l->pad));
+}
+
+static void sn_conv_direct(const sn_layer *l, uint8_t level) {
+    const uint16_t groups = l->groups;
+    const uint16_t rows = (uint16_t)(l->out_c / groups);
+    const uint16_t out_h = l->out_h, out_w = l->out_w;
+    const uint16_t out_plane = (uint16_t)(out_h * out_w);
+    const uint16_t cg = (uint16_t)(l->in_c / groups);
+    const uint16_t in_group = (uint16_t)(cg * l->in_h * l->in_w);
+    const uint16_t x_w = l->pad ? (uint16_t)(l->in_w + 2u * l->p_w) : l->in_w; /* row length read */
+    const uint16_t x_row = (uint16_t)(l->s_h * x_w); /* input elements between output rows */
+    const uint16_t x_step = l->s_w, chunk = l->chunk;
+    const int16_t *src = l->in0;
+    int16_t *out_g = l->out;
+    const int32_t *bias = l->bias;
+    sn_requant_t q;
+    uint16_t g, oy, ox, n, r, p;
+    sn_requant_init(&q, l);
+    for (g = 0; g < groups; g++, src += in_group, out_g += (uint16_t)(rows * out_plane), bias += rows) {
+        const int16_t *x = src;
+        uint16_t row_off = 0; /* oy * out_w */
+        if (l->pad) {
+            sn_pad_copy(l, src, cg);
+            x = l->pad;
+        }
+        for (oy = 0; oy < out_h; oy++, x += x_row, row_off = (uint16_t)(row_off + out_w)) {
+            for (ox = 0; ox < out_w; ox = (uint16_t)(ox + n)) {
+                int32_t *a = l->acc;
+                int16_t *o = out_g + row_off + ox;
+#ifdef SN_COUNTERS
+                uint32_t macs0 = sn_counters.macs;
+#endif
+                n = (uint16_t)(out_w - ox) < chunk ? (uint16_t)(out_w - ox) : chunk;
+                for (r = 0; r < rows; r++) {
+                    for (p = 0; p < n; p++) {
+                        *a++ = bias[r];
+                    }
+                }
+                sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc);
+#ifdef SN_COUNTERS
+                SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
+#endif
+                a = l->acc;
+                for (r = 0; r < rows; r++, o += out_plane) {
+                    for (p = 0; p < n; p++) {
+                        o[p] = sn_requant(*a++, &q);
+                    }
+                }
+                SN_COUNT(act_bytes_written, 2u * (uint32_t)rows * n);
+                if (l->out_fram) {
+                    SN_COUNT(fram_bytes_written, 2u * (uint32_t)rows * n);
+                }
+            }
+        }
+    }
+}
+
 void sn_op_conv(const sn_layer *l, uint8_t level) {
     const uint16_t groups = l->groups;
     const uint16_t rows = (uint16_t)(l->out_c / groups);
@@ -189,6 +272,10 @@ void sn_op_conv(const sn_layer *l, uint8_t level) {
     uint16_t in_group, oy, ox, g, pos = 0;
     int16_t y0, x0;
     uint16_t row_off;
+    if (l->chunk) {
+        sn_conv_direct(l, level);
+        return;
+    }
     geo.cg = (uint16_t)(l->in_c / groups);
     geo.in_plane = (uint16_t)(l->in_h * in_w);
     geo.row_step = (uint16_t)(l->d_h * in_w);

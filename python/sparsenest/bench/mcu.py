@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cost import kernel_c_name, kernel_format
+
 SEED_LATENCY_S = {1: 1.1, 2: 1.3, 3: 1.5}   # the seed report's LeNet-5 on the MSP430FR5994, per level
 MCLK_HZ = 16_000_000
 DEFAULT_BUNDLE = "build/lenet5-small.nest"
@@ -447,7 +449,7 @@ def _layer_samples(run, meta, build, kernels, counters, model_name):
         seen.add(r.level)
         for name, c in zip(meta["steps"], r.layers):
             lm = meta["layers"][name]
-            fmt = lm.get("format") if isinstance(lm.get("format"), str) else None
+            fmt = kernel_format(lm) if isinstance(lm.get("format"), str) else None
             calls = 1
             if lm["op"] == "conv":
                 shp = meta["_shapes"][name]
@@ -455,7 +457,8 @@ def _layer_samples(run, meta, build, kernels, counters, model_name):
             fm = next((v for v in far.values() if v["layer"] == name), None)
             out.append({
                 "source": "layer", "model": model_name, "build": build, "kernels": kernels,
-                "layer": name, "op": lm["op"], "kernel": f"sn_spmv_{fmt}" if fmt else None, "format": fmt,
+                "layer": name, "op": lm["op"], "graph_op": lm.get("graph_op"),
+                "kernel": kernel_c_name(fmt), "format": fmt,
                 "level": r.level, "rows": lm.get("rows"), "cols": lm.get("cols"),
                 "calls": calls if fmt else None,
                 "nnz": (lm["nnz"][r.level - 1] // max(1, int(lm.get("groups", 1)))) if "nnz" in lm else None,

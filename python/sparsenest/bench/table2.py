@@ -4,8 +4,9 @@ reproduced with our training, compiler and MCU runtime, with the seed's numbers 
 Per task (sparsenest.tasks) and level set ("seed" = the seed's sparsities, "sparse" = ours, higher):
 
   1. train the nested model (cached: <out>/<task>/<variant>.nest is reused unless --force);
-  2. compile for the host board (one format per layer for all levels; --format fast: csr16 or rel8 where
-     every level then fits lower FRAM, else the smallest per layer): float and Q15
+  2. compile for the host board (one format per layer for all levels; --format fast: csr16 where every
+     level then fits lower FRAM, else csr16 convolutions (direct) and the smallest format for the
+     fully connected layers; see fast_candidates): float and Q15
      accuracy on the whole test split (--quick: a slice), weight bytes by part, host-board counters per
      level, C == golden on real test inputs at every level (checked);
   3. compile levels 1..k for the MSP430FR5994 for every k: which levels fit (lower FRAM, plus upper FRAM
@@ -114,14 +115,20 @@ def host_layers(sim, meta: dict, x1: np.ndarray, level: int) -> list[dict]:
 
 # --------------------------------------------------------------------------------------- device fitting
 
-FAST_CANDIDATES = ("csr16", "rel8")   # fastest per MAC in the simulator (no index decoding / byte deltas)
+def fast_candidates(bundle) -> list[tuple[str, object]]:
+    """Format choices of the "fast" policy, fastest first: csr16 everywhere (convolutions run direct,
+    fully connected layers take no index decoding), then csr16 convolutions with the smallest format
+    for the fully connected layers (their weights dominate the bytes, and a matrix-vector product
+    reads each weight once, so the format costs little time there)."""
+    convs = [n["name"] for n in bundle.graph["nodes"] if n["op"] in ("conv1d", "conv2d")]
+    return [("csr16", "csr16"), ("csr16-conv", {**{c: "csr16" for c in convs}, "*": "auto"})]
 
 
 def choose_format(bundle, calib, out: Path, policy: str) -> tuple[object, dict]:
-    """The compiler format for every layer. policy "fast": the first of FAST_CANDIDATES whose build of all
-    levels fits the FR5994's lower FRAM (so the simulator can run every level), else "auto"; HAR-Net at
-    90/75/50 % ran 25-35 % faster in csr16 than in auto's bitmap. Any other policy is passed to the
-    compiler as it is ("auto" = smallest storage per layer)."""
+    """The compiler format for every layer. policy "fast": the first of fast_candidates whose build of all
+    levels fits the FR5994's lower FRAM (so the simulator can run every level), else the last candidate
+    (weights streamed from upper FRAM). Any other policy is passed to the compiler as it is ("auto" =
+    smallest storage per layer)."""
     from ..compiler.build import compile_bundle
     from ..compiler.codegen import CodegenError
     from ..compiler.formats import FormatError
@@ -129,18 +136,19 @@ def choose_format(bundle, calib, out: Path, policy: str) -> tuple[object, dict]:
     if policy != "fast":
         return policy, {}
     tried = {}
-    for fmt in FAST_CANDIDATES:
-        d = _fresh(out / fmt)
+    cands = fast_candidates(bundle)
+    for name, fmt in cands:
+        d = _fresh(out / name)
         try:
             mem = compile_bundle(bundle, d, target="msp430fr5994", fmt=fmt, calib=calib, build=False)["meta"]["memory"]
-            tried[fmt] = {"lower_bytes": mem["fram_total_estimate"], "upper_bytes": mem.get("upper_fram_bytes", 0)}
-            ok = not tried[fmt]["upper_bytes"]
+            tried[name] = {"lower_bytes": mem["fram_total_estimate"], "upper_bytes": mem.get("upper_fram_bytes", 0)}
+            ok = not tried[name]["upper_bytes"]
         except (PlanError, CodegenError, FormatError) as e:
-            tried[fmt], ok = {"error": str(e)}, False
+            tried[name], ok = {"error": str(e)}, False
         shutil.rmtree(d, ignore_errors=True)
         if ok:
             return fmt, tried
-    return "auto", tried
+    return cands[-1][1], tried
 
 
 def device_fit(bundle, fmt, out: Path, calib) -> dict:
@@ -357,6 +365,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     meta = host["meta"]
     formats = layer_formats(meta)
     res["formats"] = formats
+    res["direct_convs"] = [n for n, lm in meta["layers"].items() if lm.get("conv") == "direct"]
     res["timings_s"]["host_compile_eval"] = round(time.time() - t0, 1)
     hs = HostSim(host["out_dir"])
     check = test.subset(CHECK_INPUTS[mode], seed=3)
@@ -555,8 +564,11 @@ def render_markdown(report: dict) -> str:
             lower = (f"levels 1..{dev['k_lower']} in lower FRAM alone" if dev["k_lower"] else
                      "none in lower FRAM alone")
             when = f" [from an earlier run, {v.get('finished_at', '?')}]" if v.get("from_earlier_run") else ""
+            convs = v.get("direct_convs")
+            direct = (f", direct convolutions: {', '.join(convs)}" if convs else
+                      ", convolutions by im2col" if convs is not None else "")
             lines.append(f"- {v['variant']}{when}: formats {sorted(set(v['formats'].values()))} (--format "
-                         f"{v.get('format_policy', '?')}); {fits} ({lower}); {simtxt}.")
+                         f"{v.get('format_policy', '?')}{direct}); {fits} ({lower}); {simtxt}.")
             if bad:
                 lines.append(f"  - compiler, levels 1..{bad['k']}: {bad['error']}")
         lines.append("")
@@ -600,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="default build/table2 (build/table2-quick with --quick)")
     p.add_argument("--force", action="store_true", help="retrain even if a bundle exists")
     p.add_argument("--format", default="fast",
-                   help="fast (default: csr16 or rel8 when all levels then fit lower FRAM, else auto), auto "
-                        "(smallest per layer) or a format name")
+                   help="fast (default: csr16 where all levels then fit lower FRAM, else csr16 convolutions "
+                        "(direct) and the smallest format elsewhere), auto (smallest per layer) or a format name")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: see tasks.py)")
     p.add_argument("--no-sim", action="store_true", help="skip the MSP430 simulator")
     a = p.parse_args(argv)
