@@ -14,7 +14,7 @@ from sparsenest.graph import UnsupportedLayerError, extract_graph, prunable_weig
 SPECS = {
     "harnet": ("har", "train", 30_000, 4096),
     "okgnet": ("speech_commands", "train", 100_000, 4096),
-    "squeezenext-cifar": ("cifar10", "test", 100_000, 16384),
+    "squeezenext-cifar": ("cifar10", "test", 50_000, 4096),
 }
 SUPPORTED = {"conv1d", "conv2d", "linear", "relu", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d",
              "global_avgpool", "flatten", "add"}

@@ -4,11 +4,13 @@ Block (input C_in, output C):  1x1 -> C/2 (carries the block's stride) -> 1x1 ->
 1x3 -> C/2 -> 1x1 expand -> C, plus the shortcut (identity, or a strided 1x1 conv when the shape
 changes), ReLU after every conv but the expand, ReLU after the add.
 
-`squeezenext-cifar`: stem conv 3x3 stride 2 (32) -> stages of widths (32, 64, 128) with depths (2, 2, 1)
+`squeezenext-cifar`: stem conv 3x3 stride 2 (16) -> stages of widths (16, 48, 96) with depths (2, 2, 1)
 (stages 2 and 3 start with stride 2: 16x16 -> 8x8 -> 4x4) -> global average pool -> linear 10.
-About 70k weights (about 140 KB at int16); the largest activation is 32x16x16 = 8,192 values (16 KB at
-int16), so activations live in FRAM, not the 8 KB SRAM. The stride-2 stem is the price of that bound;
-`stem_stride=1` gives 4x larger activations for a few points of accuracy.
+About 36k weights (72 KB at int16). Sized by the FR5994's lower FRAM, where activations must live (the
+runtime addresses data with 16-bit pointers; upper FRAM holds streamed weights only): a 16x16 block
+keeps its input (shortcut), its 1x3 output and its expand output live at once, 8 + 4 + 8 KB at int16.
+Twice those widths (32, 64, 128) need 40 KB of live activations there, more than the 36 KB budget.
+The stride-2 stem is the price of the same bound; `stem_stride=1` gives 4x larger activations.
 
 Without BatchNorm (the default, which is what the compiler and nested training take) every block's
 expand conv starts at zero, so each block starts as its shortcut (as zero-init-residual does for
@@ -55,8 +57,8 @@ class SqueezeNextBlock(nn.Module):
 
 
 class SqueezeNext(nn.Module):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, stem: int = 32, stem_stride: int = 2,
-                 widths: tuple[int, ...] = (32, 64, 128), depths: tuple[int, ...] = (2, 2, 1),
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, stem: int = 16, stem_stride: int = 2,
+                 widths: tuple[int, ...] = (16, 48, 96), depths: tuple[int, ...] = (2, 2, 1),
                  batchnorm: bool = False):
         super().__init__()
         if len(widths) != len(depths):
@@ -88,6 +90,6 @@ class SqueezeNext(nn.Module):
 
 
 @register_model("squeezenext-cifar", input_shape=(3, 32, 32), dataset="cifar10")
-def squeezenext_cifar(num_classes: int = 10, in_channels: int = 3, stem: int = 32, stem_stride: int = 2,
-                      widths=(32, 64, 128), depths=(2, 2, 1), batchnorm: bool = False) -> SqueezeNext:
+def squeezenext_cifar(num_classes: int = 10, in_channels: int = 3, stem: int = 16, stem_stride: int = 2,
+                      widths=(16, 48, 96), depths=(2, 2, 1), batchnorm: bool = False) -> SqueezeNext:
     return SqueezeNext(num_classes, in_channels, stem, stem_stride, tuple(widths), tuple(depths), batchnorm)
