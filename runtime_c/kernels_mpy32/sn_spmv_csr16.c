@@ -78,6 +78,64 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
     sn_sum_close(&sum);
 }
 
+#if SN_MPY32_ASM
+/* acc[p] += sum_i v[i] * x[p * x_step + ci[i]] for p < n_pos, n >= 1 entries (inside an open sum span):
+ * per window the sum is cleared, the entries run as in csr16_run, and RESHI:RESLO is added to acc[p]
+ * with add/addc (C computes the carry with compares). r10 = v, r9 = ci, r8 = n, r7 = windows left,
+ * r6 = 2 * x_step, r5 = acc. */
+static inline __attribute__((always_inline)) void csr16_conv_run(const int16_t *v, const uint16_t *ci,
+                                                                 const int16_t *x, uint16_t n,
+                                                                 uint16_t n_pos, uint16_t x_step,
+                                                                 int32_t *acc)
+{
+    register const int16_t *pv __asm__("r12");
+    register const uint16_t *pi __asm__("r13");
+    register uint16_t k __asm__("r14");
+    register uint16_t t __asm__("r15");
+    register const int16_t *px __asm__("r11") = x;
+    register const int16_t *v0 __asm__("r10") = v;
+    register const uint16_t *ci0 __asm__("r9") = ci;
+    register uint16_t n0 __asm__("r8") = n;
+    register uint16_t np __asm__("r7") = n_pos;
+    register uint16_t step __asm__("r6") = (uint16_t)(x_step + x_step);
+    register int32_t *pa __asm__("r5") = acc;
+#define CSR16_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\trla r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
+    __asm__ volatile("5:\n\t"
+                     "clr &" SN_STR(MPYS_ADDR) "\n\t" /* 0 * 0 in multiply mode: RESHI:RESLO = 0 */
+                     "clr " SN_OP2_STR "\n\t"
+                     "mov r10, r12\n\t"
+                     "mov r9, r13\n\t"
+                     "mov r8, r14\n\t"
+                     "bit #1, r14\n\t"
+                     "jz 1f\n\t"
+                     CSR16_MAC
+                     "1:\n\t"
+                     "bit #2, r14\n\t"
+                     "jz 2f\n\t"
+                     CSR16_MAC CSR16_MAC
+                     "2:\n\t"
+                     "rra r14\n\t"
+                     "rra r14\n\t"
+                     "jz 4f\n\t"
+                     "3:\n\t"
+                     CSR16_MAC CSR16_MAC CSR16_MAC CSR16_MAC
+                     "dec r14\n\t"
+                     "jnz 3b\n"
+                     "4:\n\t"
+                     "nop\n\t" /* last product's latency on MPY32 */
+                     "add &" SN_STR(RESLO_ADDR) ", 0(r5)\n\t"
+                     "addc &" SN_STR(RESHI_ADDR) ", 2(r5)\n\t"
+                     "add #4, r5\n\t"
+                     "add r6, r11\n\t"
+                     "dec r7\n\t"
+                     "jnz 5b"
+                     : "=&r"(pv), "=&r"(pi), "=&r"(k), "=&r"(t), "+r"(px), "+r"(np), "+r"(pa)
+                     : "r"(v0), "r"(ci0), "r"(n0), "r"(step)
+                     : "memory");
+#undef CSR16_MAC
+}
+#endif
+
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
                    uint16_t x_step, int32_t *acc)
 {
@@ -102,17 +160,17 @@ void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, ui
             n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
             SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
         }
-        if (n) {
+        if (n && n_pos) {
+#if SN_MPY32_ASM
+            csr16_conv_run(v, ci, xp, n, n_pos, x_step, acc);
+#else
             for (p = 0; p < n_pos; p++, xp += x_step) {
                 sn_sum_clear(&sum);
-#if SN_MPY32_ASM
-                csr16_run(v, ci, xp, n);
-#else
                 for (uint16_t i = 0; i < n; i++)
                     sn_sum_mac(&sum, v[i], xp[ci[i]]);
-#endif
                 acc[p] = sn_add32(acc[p], sn_sum_get(&sum));
             }
+#endif
         }
         SN_COUNT(macs, (uint32_t)n * n_pos);
         SN_COUNT(weight_bytes_read, 4u * (uint32_t)n * n_pos);
