@@ -565,6 +565,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         "const_bytes": const_bytes, "work_bytes": work_bytes, "kernels": kernels, "target": target.name,
         "arrays": arrays, "level_word": f"0x{(initial_level | ((~initial_level & 0xFF) << 8)):04x}",
         "far_tile_bytes": tile_buffer, "upper_bytes": upper_bytes,
+        "direct_convs": len(directs),
+        "im2col_convs": sum(st.op == "conv" and st.name not in directs for st in low.steps),
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,

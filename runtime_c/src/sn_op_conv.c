@@ -11,8 +11,10 @@
  *
  * The loops use pointer and index increments only: on the MSP430 every multiply and divide is a
  * helper call, so the geometry is computed once per layer (sn_conv_geom), not per position. */
+#include "model.h" /* SN_MODEL_IM2COL_CONVS, SN_MODEL_DIRECT_CONVS: only the paths used are built */
 #include "sn_runtime.h"
 
+#if SN_MODEL_IM2COL_CONVS
 typedef struct {
     uint16_t cg;          /* input channels per group */
     uint16_t in_plane;    /* in_h * in_w */
@@ -108,6 +110,8 @@ static void sn_im2col(const sn_layer *l, const sn_conv_geom *geo, const int16_t 
     (void)n;
 }
 
+#endif
+
 /* sn_requantize(acc, s) + ReLU with the per-layer constants computed once. For s in 1..15 the
  * result is sat16((acc + 2^(s-1)) >> s) (round half up: the same value as the reference's
  * ((acc >> (s-1)) + 1) >> 1). It saturates exactly when the high word of t = acc + 2^(s-1) is
@@ -177,6 +181,7 @@ static void sn_matvec(const sn_layer *l, const sn_requant_t *q, uint16_t matrix,
     }
 }
 
+#if SN_MODEL_DIRECT_CONVS
 /* pad = one group's `cg` input channels with p_h zero rows above and below and p_w zero columns
  * left and right of every row */
 static void sn_pad_copy(const sn_layer *l, const int16_t *src, uint16_t cg) {
@@ -254,8 +259,10 @@ static void sn_conv_direct(const sn_layer *l, uint8_t level) {
         }
     }
 }
+#endif
 
-void sn_op_conv(const sn_layer *l, uint8_t level) {
+#if SN_MODEL_IM2COL_CONVS
+static void sn_conv_im2col(const sn_layer *l, uint8_t level) {
     const uint16_t groups = l->groups;
     const uint16_t rows = (uint16_t)(l->out_c / groups);
     const uint16_t out_h = l->out_h, out_w = l->out_w;
@@ -272,10 +279,6 @@ void sn_op_conv(const sn_layer *l, uint8_t level) {
     uint16_t in_group, oy, ox, g, pos = 0;
     int16_t y0, x0;
     uint16_t row_off;
-    if (l->chunk) {
-        sn_conv_direct(l, level);
-        return;
-    }
     geo.cg = (uint16_t)(l->in_c / groups);
     geo.in_plane = (uint16_t)(l->in_h * in_w);
     geo.row_step = (uint16_t)(l->d_h * in_w);
@@ -299,6 +302,23 @@ void sn_op_conv(const sn_layer *l, uint8_t level) {
             }
         }
     }
+}
+
+#endif
+
+void sn_op_conv(const sn_layer *l, uint8_t level) {
+#if SN_MODEL_DIRECT_CONVS
+    if (l->chunk) {
+        sn_conv_direct(l, level);
+        return;
+    }
+#endif
+#if SN_MODEL_IM2COL_CONVS
+    sn_conv_im2col(l, level);
+#else
+    (void)l;
+    (void)level;
+#endif
 }
 
 void sn_op_linear(const sn_layer *l, uint8_t level) {
