@@ -5,6 +5,22 @@
 #include "sn_mpy32.h"
 
 #if SN_MPY32_ASM
+/* One MAC run: RESHI:RESLO += v[i] * x[ci[i]] for i < r14, with r12 = v, r13 = ci, r11 = x (r12, r13 and
+ * r14 advance, r15 is scratch): r14 mod 4 products first, then four per loop. */
+#define CSR16_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\trla r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
+#define CSR16_RUN                                                                                    \
+    "bit #1, r14\n\t"                                                                               \
+    "jz 1f\n\t" CSR16_MAC "1:\n\t"                                                                  \
+    "bit #2, r14\n\t"                                                                               \
+    "jz 2f\n\t" CSR16_MAC CSR16_MAC "2:\n\t"                                                        \
+    "rra r14\n\t"                                                                                   \
+    "rra r14\n\t"                                                                                   \
+    "jz 4f\n"                                                                                       \
+    "3:\n\t" CSR16_MAC CSR16_MAC CSR16_MAC CSR16_MAC                                                 \
+    "dec r14\n\t"                                                                                   \
+    "jnz 3b\n"                                                                                      \
+    "4:\n\t"
+
 /* RESHI:RESLO += v[i] * x[ci[i]], i < n (inside an open sum span) */
 static inline __attribute__((always_inline)) void csr16_run(const int16_t *v, const uint16_t *ci,
                                                             const int16_t *x, uint16_t n)
@@ -14,27 +30,7 @@ static inline __attribute__((always_inline)) void csr16_run(const int16_t *v, co
     register uint16_t k __asm__("r14") = n;
     register const int16_t *px __asm__("r11") = x;
     register uint16_t t __asm__("r15");
-#define CSR16_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\trla r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
-    __asm__ volatile("bit #1, r14\n\t"
-                     "jz 1f\n\t"
-                     CSR16_MAC
-                     "1:\n\t"
-                     "bit #2, r14\n\t"
-                     "jz 2f\n\t"
-                     CSR16_MAC CSR16_MAC
-                     "2:\n\t"
-                     "rra r14\n\t"
-                     "rra r14\n\t"
-                     "jz 4f\n\t"
-                     "3:\n\t"
-                     CSR16_MAC CSR16_MAC CSR16_MAC CSR16_MAC
-                     "dec r14\n\t"
-                     "jnz 3b\n"
-                     "4:"
-                     : "+r"(pv), "+r"(pi), "+r"(k), "=&r"(t)
-                     : "r"(px)
-                     : "memory");
-#undef CSR16_MAC
+    __asm__ volatile(CSR16_RUN : "+r"(pv), "+r"(pi), "+r"(k), "=&r"(t) : "r"(px) : "memory");
 }
 #endif
 
@@ -99,29 +95,13 @@ static inline __attribute__((always_inline)) void csr16_conv_run(const int16_t *
     register uint16_t np __asm__("r7") = n_pos;
     register uint16_t step __asm__("r6") = (uint16_t)(x_step + x_step);
     register int32_t *pa __asm__("r5") = acc;
-#define CSR16_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\trla r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
     __asm__ volatile("5:\n\t"
                      "clr &" SN_STR(MPYS_ADDR) "\n\t" /* 0 * 0 in multiply mode: RESHI:RESLO = 0 */
                      "clr " SN_OP2_STR "\n\t"
                      "mov r10, r12\n\t"
                      "mov r9, r13\n\t"
                      "mov r8, r14\n\t"
-                     "bit #1, r14\n\t"
-                     "jz 1f\n\t"
-                     CSR16_MAC
-                     "1:\n\t"
-                     "bit #2, r14\n\t"
-                     "jz 2f\n\t"
-                     CSR16_MAC CSR16_MAC
-                     "2:\n\t"
-                     "rra r14\n\t"
-                     "rra r14\n\t"
-                     "jz 4f\n\t"
-                     "3:\n\t"
-                     CSR16_MAC CSR16_MAC CSR16_MAC CSR16_MAC
-                     "dec r14\n\t"
-                     "jnz 3b\n"
-                     "4:\n\t"
+                     CSR16_RUN
                      "nop\n\t" /* last product's latency on MPY32 */
                      "add &" SN_STR(RESLO_ADDR) ", 0(r5)\n\t"
                      "addc &" SN_STR(RESHI_ADDR) ", 2(r5)\n\t"
@@ -132,7 +112,6 @@ static inline __attribute__((always_inline)) void csr16_conv_run(const int16_t *
                      : "=&r"(pv), "=&r"(pi), "=&r"(k), "=&r"(t), "+r"(px), "+r"(np), "+r"(pa)
                      : "r"(v0), "r"(ci0), "r"(n0), "r"(step)
                      : "memory");
-#undef CSR16_MAC
 }
 #endif
 

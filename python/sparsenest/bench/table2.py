@@ -366,6 +366,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     formats = layer_formats(meta)
     res["formats"] = formats
     res["direct_convs"] = [n for n, lm in meta["layers"].items() if lm.get("conv") == "direct"]
+    res["im2col_convs"] = [n for n, lm in meta["layers"].items() if lm.get("conv") == "im2col"]
     res["timings_s"]["host_compile_eval"] = round(time.time() - t0, 1)
     hs = HostSim(host["out_dir"])
     check = test.subset(CHECK_INPUTS[mode], seed=3)
@@ -565,9 +566,10 @@ def render_markdown(report: dict) -> str:
             lower = (f"levels 1..{dev['k_lower']} in lower FRAM alone" if dev["k_lower"] else
                      "none in lower FRAM alone")
             when = f" [from an earlier run, {v.get('finished_at', '?')}]" if v.get("from_earlier_run") else ""
-            convs = v.get("direct_convs")
-            direct = (f", direct convolutions: {', '.join(convs)}" if convs else
-                      ", convolutions by im2col" if convs is not None else "")
+            convs, slow = v.get("direct_convs"), v.get("im2col_convs") or []
+            direct = ("" if convs is None else ", convolutions by im2col" if not convs else
+                      f", all {len(convs)} convolutions direct" if not slow else
+                      f", direct convolutions: {', '.join(convs)}; im2col: {', '.join(slow)}")
             lines.append(f"- {v['variant']}{when}: formats {sorted(set(v['formats'].values()))} (--format "
                          f"{v.get('format_policy', '?')}{direct}); {fits} ({lower}); {simtxt}.")
             if bad:
