@@ -1,5 +1,6 @@
 """Generated C: deterministic, sizes equal the formats' byte accounting, readable, portable."""
 import filecmp
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -144,3 +145,25 @@ def test_refuses_foreign_non_empty_out_dir(saved_bundle, tmp_path):
 def test_bad_switching_option(saved_bundle, tmp_path):
     with pytest.raises(codegen.CodegenError, match="switching"):
         compile_bundle(saved_bundle, tmp_path / "x", switching="lazy", calib=calib_images(), build=False)
+
+
+def test_direct_and_im2col_convs_same_bytes_same_outputs(saved_bundle, tmp_path):
+    """conv="auto" runs the csr16 convolutions direct (indices = input offsets); conv="im2col" copies
+    patches. Same weight bytes, same outputs; the CLI flag and a bad value."""
+    from sparsenest import cli
+    direct = compile_bundle(saved_bundle, tmp_path / "d", fmt="csr16", calib=calib_images())
+    assert cli.main(["compile", str(saved_bundle), "-o", str(tmp_path / "i"), "--format", "csr16",
+                     "--conv", "im2col", "--calib", "256"]) == 0
+    im2col = {"out_dir": tmp_path / "i", "meta": json.loads((tmp_path / "i" / "model_meta.json").read_text())}
+    for name in ("conv1", "conv2"):
+        assert direct["meta"]["layers"][name]["conv"] == "direct" and direct["meta"]["layers"][name]["chunk"] > 0
+        assert im2col["meta"]["layers"][name]["conv"] == "im2col"
+        assert direct["meta"]["layers"][name]["bytes_by_part"] == im2col["meta"]["layers"][name]["bytes_by_part"]
+    x = data.load("mnist", "test").subset(64, seed=2).x
+    a, b = HostSim(direct["out_dir"]), HostSim(im2col["out_dir"])
+    for level in (1, 2, 3):
+        a.set_level(level)
+        b.set_level(level)
+        assert np.array_equal(a.infer(x), b.infer(x))
+    with pytest.raises(codegen.CodegenError, match="conv must be one of"):
+        compile_bundle(saved_bundle, tmp_path / "x", conv="winograd", calib=calib_images(), build=False)
