@@ -156,6 +156,7 @@ static inline int16_t sn_requant(int32_t acc, const sn_requant_t *q) {
     return (q->relu && y < 0) ? 0 : y;
 }
 
+#if SN_MODEL_DIRECT_CONVS
 /* o[p] = sn_requant(a[p], q), p < n: the same values, with the layer constants in locals and the
  * ReLU as a lower clamp (the direct conv's per-output cost is mostly this and the products). */
 static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, uint16_t n) {
@@ -188,6 +189,7 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
         o[p] = y < floor ? floor : y;
     }
 }
+#endif
 
 /* acc = bias; acc += W x (the format kernel); out[r * stride] = requantize(acc[r]) */
 static void sn_matvec(const sn_layer *l, const sn_requant_t *q, uint16_t matrix, uint8_t level,
