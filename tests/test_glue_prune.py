@@ -295,3 +295,13 @@ def test_cli_end_to_end_with_a_local_checkpoint(rte_slice, tmp_path, capsys):
     assert glue.main(["--task", "mnli", "--model-path", str(ckpt), "-o", str(out)]) == 2
     assert "not available offline" in capsys.readouterr().err
     assert glue.main(["--task", "rte", "--method", "magic", "--model-path", str(ckpt)]) == 2
+
+
+def test_table1_budgets_give_a_config_for_every_task():
+    """Per-task budget entries override the common ones (SST-2's epochs once crashed the hour run)."""
+    from sparsenest.bench import table1
+    for budget in table1.BUDGETS:
+        for task in table1.TASK_ORDER:
+            cfg = table1.task_config(task, budget)
+            assert cfg.task == task and cfg.epochs > 0 and cfg.retrain_epochs > 0
+    assert table1.task_config("sst2", "hour").epochs == 2.0 and table1.task_config("rte", "hour").epochs == 3.0

@@ -67,7 +67,7 @@ BUDGETS = {
 def task_config(task: str, budget: str, base=None):
     from ..glue import GlueConfig
     b = BUDGETS[budget]
-    return replace(base or GlueConfig(), task=task, **b["common"], **b.get(task, {}))
+    return replace(base or GlueConfig(), task=task, **{**b["common"], **b.get(task, {})})
 
 
 def run_task(task: str, cfg, *, out: Path, methods, analyze: bool, glue_out: Path, log=print) -> dict:
