@@ -18,6 +18,8 @@
 
 #include <stdint.h>
 
+#include "sn_counters.h"
+
 /* Small per-row tables (counts, row totals) are stored as uint8_t when every entry fits, else as
  * uint16_t, so the bytes in FRAM are exactly what the encoder accounted; the struct's *_u16 flag says
  * which. */
@@ -27,6 +29,22 @@ static inline uint16_t sn_table_get(const void *table, uint8_t is_u16, uint16_t 
 }
 
 #define SN_TABLE_BYTES(is_u16) ((is_u16) ? 2u : 1u)
+
+/* From a cumulative counts table [rows][n_levels] (crow = r * n_levels): the entries row r reads at
+ * `level` (1..n_levels), returned, and its entries over all levels in *n_row (to reach the next row).
+ * Counts the table bytes read. */
+static inline uint16_t sn_row_prefix(const void *counts, uint8_t is_u16, uint16_t crow, uint8_t level,
+                                     uint8_t n_levels, uint16_t *n_row)
+{
+    uint16_t n = sn_table_get(counts, is_u16, (uint16_t)(crow + level - 1u));
+    SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(is_u16));
+    *n_row = n;
+    if (level < n_levels) {
+        *n_row = sn_table_get(counts, is_u16, (uint16_t)(crow + n_levels - 1u));
+        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(is_u16));
+    }
+    return n;
+}
 
 /* Every level has the same mask; pruned positions hold 0. values: rows * cols, row-major. */
 typedef struct {

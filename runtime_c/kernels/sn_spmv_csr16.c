@@ -16,15 +16,9 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
     if (level > m->n_levels)
         level = m->n_levels;
     for (r = 0; r < m->rows; r++, crow += m->n_levels) {
-        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
-        uint16_t n_row = n; /* entries of all levels, to reach the next row */
+        uint16_t n_row;
+        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
         int32_t sum = 0;
-
-        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        if (level < m->n_levels) {
-            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
-            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        }
         for (i = 0; i < n; i++)
             sum += (int32_t)v[i] * x[ci[i]];
         acc[r] += sum;
@@ -48,15 +42,9 @@ void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, ui
     if (level > m->n_levels)
         level = m->n_levels;
     for (r = 0; r < m->rows; r++, crow += m->n_levels, acc += n_pos) {
-        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
-        uint16_t n_row = n;
+        uint16_t n_row;
+        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
         const int16_t *xp = x;
-
-        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        if (level < m->n_levels) {
-            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
-            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        }
         for (p = 0; p < n_pos; p++, xp += x_step) {
             int32_t sum = 0;
             for (i = 0; i < n; i++)

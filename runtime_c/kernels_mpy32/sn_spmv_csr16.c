@@ -48,14 +48,8 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
         level = m->n_levels;
     sn_sum_open(&sum);
     for (r = 0; r < m->rows; r++, crow += m->n_levels) {
-        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
-        uint16_t n_row = n;
-
-        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        if (level < m->n_levels) {
-            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
-            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        }
+        uint16_t n_row;
+        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
         if (n) {
             sn_sum_clear(&sum);
 #if SN_MPY32_ASM
@@ -130,15 +124,9 @@ void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, ui
         level = m->n_levels;
     sn_sum_open(&sum);
     for (r = 0; r < m->rows; r++, crow += m->n_levels, acc += n_pos) {
-        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
-        uint16_t n_row = n;
+        uint16_t n_row;
+        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
         const int16_t *xp = x;
-
-        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        if (level < m->n_levels) {
-            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
-            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        }
         if (n && n_pos) {
 #if SN_MPY32_ASM
             csr16_conv_run(v, ci, xp, n, n_pos, x_step, acc);
