@@ -17,17 +17,11 @@ void sn_spmv_pattern(const sn_pattern_matrix *m, uint8_t level, const int16_t *x
     if (level > m->n_levels)
         level = m->n_levels;
     for (r = 0; r < m->rows; r++, crow += m->n_levels) {
-        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
-        uint16_t n_row = n;       /* kernels of all levels */
+        uint16_t n_row; /* units of all levels, to reach the next row */
+        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
         const int16_t *vk = v;    /* this kernel's values */
         int32_t sum = 0;
         uint16_t j;
-
-        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        if (level < m->n_levels) {
-            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
-            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        }
         for (j = 0; j < n; j++) {
             uint8_t p = pid[j];
             uint8_t len = m->pattern_len[p];

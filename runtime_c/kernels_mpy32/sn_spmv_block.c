@@ -22,16 +22,10 @@ void sn_spmv_block(const sn_block_matrix *m, uint8_t level, const int16_t *x, in
         uint16_t h = (uint16_t)(m->rows - r0) < m->block_rows ? (uint16_t)(m->rows - r0)
                                                                : m->block_rows;
         uint16_t block_size = (uint16_t)(h * bc);
-        uint16_t n = sn_table_get(m->counts, m->counts_u16, crow + level - 1u);
-        uint16_t n_row = n;
+        uint16_t n_row; /* units of all levels, to reach the next row */
+        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
         const int16_t *blk0 = v;
         uint16_t i, j;
-
-        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        if (level < m->n_levels) {
-            n_row = sn_table_get(m->counts, m->counts_u16, crow + m->n_levels - 1u);
-            SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16));
-        }
         for (j = 0; j < n; j++, blk0 += block_size) {
             uint16_t c0 = (uint16_t)(bcol[j] * bc);
             uint16_t w = (uint16_t)(m->cols - c0) < bc ? (uint16_t)(m->cols - c0) : bc;
