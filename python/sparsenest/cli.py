@@ -213,7 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("bundle")
     c.add_argument("-o", "--output", required=True, help="build directory, e.g. build/lenet5")
     c.add_argument("--target", default="host", choices=["host", "msp430fr5994"])
-    c.add_argument("--format", type=_format_arg, default="auto", help="auto, a format (csr16, rel8, rel4, bitmap, block, "
+    c.add_argument("--format", type=_format_arg, default="auto",
+                   help="auto, a format (csr16, rel8, rel4, bitmap, block, "
                    "rows, cols, pattern, dense) or per layer: fc1=rel8,*=auto")
     c.add_argument("--switching", default="resident", choices=["resident", "staged"])
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
