@@ -24,7 +24,7 @@ import numpy as np
 
 MAX_MANIFEST_BYTES = 16 << 20      # real manifests are a few hundred KB (graph + training history)
 MAX_JSON_DEPTH = 32                 # real manifests nest 6 deep
-MAX_ARRAY_BYTES = 1 << 30           # all arrays together, as declared in the manifest's index
+MAX_ARRAY_BYTES = 256 << 20         # all arrays together as the index declares them (FR5994 models are KBs)
 MAX_ARRAYS = 4096
 MAX_LEVELS = 32
 INTRO_PREFIX = "intro/"
@@ -225,21 +225,21 @@ def check_sections(m: dict, where: str) -> None:
     if len(index) > MAX_ARRAYS:
         raise fail(f"{where} key 'arrays'", f"{len(index)} arrays, more than {MAX_ARRAYS}", RETRAIN)
     for k, meta in index.items():
-        kw = f"{where} key 'arrays.{show(k, 80)}'"
+        kw = f"{where} key 'arrays.{show(k, 80)}"  # the closing quote comes with the field
         if not ARRAY_KEY_RE.fullmatch(k):
-            raise fail(kw, "array names are state_dict keys (letters, digits, '_', '.')", RETRAIN)
+            raise fail(kw + "'", "array names are state_dict keys (letters, digits, '_', '.')", RETRAIN)
         if not isinstance(meta, dict):
-            raise fail(kw, "must be an object with shape, dtype, sha256", RETRAIN)
+            raise fail(kw + "'", "must be an object with shape, dtype, sha256", RETRAIN)
         shape = meta.get("shape")
         if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_int(d) and 0 <= d < 2 ** 31
                                                                     for d in shape)):
-            raise fail(kw + ".shape", f"must be a list of at most 8 non-negative integers, is {show(shape)}",
+            raise fail(kw + ".shape'", f"must be a list of at most 8 non-negative integers, is {show(shape)}",
                        RETRAIN)
         if meta.get("dtype") not in ARRAY_DTYPES:
-            raise fail(kw + ".dtype", f"must be one of {sorted(ARRAY_DTYPES)}, is {show(meta.get('dtype'))}",
+            raise fail(kw + ".dtype'", f"must be one of {sorted(ARRAY_DTYPES)}, is {show(meta.get('dtype'))}",
                        RETRAIN)
         if not (isinstance(meta.get("sha256"), str) and SHA256_RE.fullmatch(meta["sha256"])):
-            raise fail(kw + ".sha256", "must be 64 lowercase hex digits", RETRAIN)
+            raise fail(kw + ".sha256'", "must be 64 lowercase hex digits", RETRAIN)
 
 
 _JSON_NAMES = {str: "string", int: "integer", dict: "object", list: "array"}
@@ -426,28 +426,28 @@ def check_levels(levels: list, intro: dict[str, np.ndarray], where: str) -> None
     measured = measured_sparsities(intro, len(levels))
     prev = None
     for i, lv in enumerate(levels):
-        kw = f"{where} key 'levels[{i}]'"
+        kw = f"{where} key 'levels[{i}]"  # the closing quote comes with the field
         if not isinstance(lv, dict):
-            raise fail(kw, "must be an object with level, target_sparsity, sparsity", RETRAIN)
+            raise fail(kw + "'", "must be an object with level, target_sparsity, sparsity", RETRAIN)
         if lv.get("level") != i + 1 or not _is_int(lv.get("level")):
-            raise fail(kw + ".level", f"is {show(lv.get('level'))}, levels are numbered 1..{len(levels)} "
+            raise fail(kw + ".level'", f"is {show(lv.get('level'))}, levels are numbered 1..{len(levels)} "
                        "in order", RETRAIN)
         for key in ("target_sparsity", "sparsity"):
             v = lv.get(key)
             if not (_is_num(v) and 0 <= v < 1):
-                raise fail(f"{kw}.{key}", f"must be a number in [0, 1), is {show(v)}", RETRAIN)
+                raise fail(f"{kw}.{key}'", f"must be a number in [0, 1), is {show(v)}", RETRAIN)
         t = lv["target_sparsity"]
         if prev is not None and not t < prev:
-            raise fail(f"{kw}.target_sparsity", f"level sparsities must be listed sparsest first and "
+            raise fail(f"{kw}.target_sparsity'", f"level sparsities must be listed sparsest first and "
                        f"strictly decreasing, got {[show(v.get('target_sparsity')) for v in levels]}",
                        RETRAIN)
         prev = t
         if abs(lv["sparsity"] - measured[i]) > 1e-6:
-            raise fail(f"{kw}.sparsity", f"records {lv['sparsity']} but the nesting arrays give "
+            raise fail(f"{kw}.sparsity'", f"records {lv['sparsity']} but the nesting arrays give "
                        f"{measured[i]:.6f}", RETRAIN)
         acc = lv.get("float_accuracy")
         if acc is not None and not (_is_num(acc) and 0 <= acc <= 1):
-            raise fail(f"{kw}.float_accuracy", f"must be null or a number in [0, 1], is {show(acc)}",
+            raise fail(f"{kw}.float_accuracy'", f"must be null or a number in [0, 1], is {show(acc)}",
                        RETRAIN)
 
 

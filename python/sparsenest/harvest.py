@@ -135,7 +135,7 @@ def load_trace(path: str | Path) -> Trace:
     check_input_file(p, "trace")  # a FIFO or device would block or never end
     try:
         lines = p.read_text().splitlines()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"cannot read trace {p}: {e}") from None
     if not lines or [h.strip() for h in lines[0].split(",")] != ["time_s", "power_w"]:
         raise ValueError(f"{p}: the first line must be the header 'time_s,power_w'")
