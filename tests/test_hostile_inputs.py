@@ -108,6 +108,9 @@ def test_valid_inputs_pass_the_same_harness(valid, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run_sparsenest(["sparsenest", "info", str(bundle)], as_process=False, cwd=tmp_path)
     assert code == 0 and "conv1" in out and err == "", err
+    code, out, err = run_sparsenest(["sparsenest", "simulate", str(build), "--level", "1", "--limit", "20"],
+                                    as_process=False, cwd=tmp_path)
+    assert code == 0 and "on 20 mnist test images" in out, err  # the data set came from the build
     meta_len = json.loads((build / "model_meta.json").read_text())["input_len"]
     r = subprocess.run([str(build / "sn_cli"), "-l", "3"], input=bytes(2 * meta_len * 2), capture_output=True)
     assert r.returncode == 0 and len(r.stdout) == 2 * 2 * 10, r.stderr

@@ -32,8 +32,8 @@ def cmd_train(a) -> int:
 
 def cmd_info(a) -> int:
     from .bundle import Bundle
-    from .train import level_table
     b = Bundle.load(a.bundle)
+    from .train import level_table  # imports torch: only once the bundle is known good
     m = b.manifest
     print(f"{a.bundle}: {m['model'].get('name', '?')} on {m['dataset']['name']} "
           f"({m['dataset'].get('note') or 'test split'})")
