@@ -752,9 +752,29 @@ def _sn_cli_cases() -> list[Case]:
     return cases
 
 
+def via(cmd: str, case: Case) -> Case:
+    """The same broken bundle given to another sub-command (compile, analyze, export-onnx, report)."""
+    def make(w: World) -> list[str]:
+        argv = case.make(w)
+        assert argv[:2] == ["sparsenest", "info"], argv
+        tail = {"compile": ["-o", str(w.root / "out")], "export-onnx": ["-o", str(w.root / "out")]}.get(cmd, [])
+        return ["sparsenest", cmd, argv[2], *tail]
+    return Case(f"{cmd}-{case.id}", make, case.expect, output="out" if cmd in ("compile", "export-onnx") else None)
+
+
+# The injection cases, and one of each group, also go through the commands that generate C, run make or
+# write files: the bundle check must stop them before any of that.
+VIA_OTHER_COMMANDS = ("graph-name-c-injection", "graph-name-make-injection", "graph-name-shell-injection",
+                      "graph-input-name-injection", "index-injection-key", "graph-cycle", "zip-pickled-member",
+                      "npy-lying-header", "levels-target-is-one", "manifest-deep-json")
+
+
 def all_cases() -> list[Case]:
     cases = (_manifest_cases() + _level_cases() + _index_cases() + _graph_cases() + _array_cases()
              + _path_cases() + _cli_cases() + _sn_cli_cases())
+    by_id = {c.id: c for c in cases}
+    cases += [via(cmd, by_id[i]) for i in VIA_OTHER_COMMANDS for cmd in ("compile", "analyze", "export-onnx",
+                                                                           "report")]
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
