@@ -14,7 +14,7 @@ from sn_compile_helpers import random_bundle
 
 from sparsenest.compiler import golden, quantize
 from sparsenest.compiler.build import build_host, compile_bundle
-from sparsenest.compiler.planner import (Lowered, Placement, PlanBoundsError, Step, check_lowered,
+from sparsenest.compiler.planner import (Lowered, PlanBoundsError, Step, check_lowered,
                                          check_plan, get_target, plan_memory)
 
 
