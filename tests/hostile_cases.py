@@ -45,7 +45,7 @@ def make_valid_bundle(out: Path, mnist_train) -> Path:
 
     from sparsenest import models
     from sparsenest.bundle import Bundle
-    from sparsenest.graph import extract_graph, prunable_weight_keys
+    from sparsenest.train.graph import extract_graph, prunable_weight_keys
     torch.manual_seed(0)
     net = models.create("lenet5-small")
     tr = mnist_train.subset(512, seed=0)
@@ -639,7 +639,7 @@ def _cli_cases() -> list[Case]:
         def make(w):
             extra = []
             if costs:
-                from sparsenest.harvest import _example_costs
+                from sparsenest.analysis.harvest import _example_costs
                 extra = ["--costs", str(_example_costs().save(w.root / "costs.json"))]
             return ["sparsenest", "harvest", *extra, "--plot", "", *args]
         return make

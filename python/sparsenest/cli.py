@@ -11,8 +11,8 @@ from . import cli_args as arg
 
 def cmd_train(a) -> int:
     from . import data, models
-    from .nested import TrainConfig
-    from .train import level_table, train_to_bundle
+    from .train.loop import level_table, train_to_bundle
+    from .train.nested import TrainConfig
     if a.model not in models.available():  # before any data is loaded or a minute is spent
         raise ValueError(f"--model {a.model!r} is not a known model; choose from {', '.join(models.available())}")
     if a.dataset is not None and a.dataset not in data.available():
@@ -33,7 +33,7 @@ def cmd_train(a) -> int:
 def cmd_info(a) -> int:
     from .bundle import Bundle
     b = Bundle.load(a.bundle)
-    from .train import level_table  # imports torch: only once the bundle is known good
+    from .train.loop import level_table  # imports torch: only once the bundle is known good
     m = b.manifest
     print(f"{a.bundle}: {m['model'].get('name', '?')} on {m['dataset']['name']} "
           f"({m['dataset'].get('note') or 'test split'})")
@@ -47,7 +47,7 @@ def cmd_info(a) -> int:
 
 def cmd_export_onnx(a) -> int:
     from .bundle import Bundle
-    from .onnx_export import export_level
+    from .interop.onnx_export import export_level
     b = Bundle.load(a.bundle)
     out = Path(a.output)
     for lv in range(1, b.n_levels + 1):
@@ -140,7 +140,7 @@ def _build_dataset(build: str, asked: str | None) -> tuple[str, int]:
 
 
 def cmd_simulate(a) -> int:
-    from .hostsim import simulate_accuracy
+    from .targets.host import simulate_accuracy
     dataset, n_levels = _build_dataset(a.build, a.dataset)
     if a.level is not None and not 1 <= a.level <= n_levels:
         raise ValueError(f"--level {a.level} is out of range: {a.build} has levels 1..{n_levels}")
@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     (cli_args.run_guarded; SPARSENEST_DEBUG=1 shows it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     # Sub-tools with their own option parsers get their arguments untouched.
-    passthrough = {"harvest": "sparsenest.harvest", "glue": "sparsenest.glue", "report": "sparsenest.report"}
+    passthrough = {"harvest": "sparsenest.analysis.harvest", "glue": "sparsenest.experiments.glue",
+                   "report": "sparsenest.analysis.report"}
     if argv and argv[0] in passthrough:
         import importlib
         return arg.run_guarded(f"sparsenest {argv[0]}",
