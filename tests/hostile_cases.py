@@ -702,6 +702,11 @@ def _cli_cases() -> list[Case]:
         Case("glue-epochs-negative", lambda w: ["sparsenest", "glue", "--task", "rte", "--epochs", "-1"], "epochs"),
         Case("glue-method-unknown", lambda w: ["sparsenest", "glue", "--task", "rte", "--method", "magic",
                                                "-o", str(w.root / "g")], "unknown method"),
+        Case("glue-task-unknown", lambda w: ["sparsenest", "glue", "--task", SHELL_INJECTION, "-o", str(w.root / "g")],
+             "unknown GLUE task", output="g"),
+        Case("report-target-missing", lambda w: ["sparsenest", "report", str(w.root / "none")], "neither a build"),
+        Case("report-target-fifo", lambda w: ["sparsenest", "report", str(w.fifo("r"))], "neither a build",
+             subprocess=True),
         Case("unknown-subcommand", lambda w: ["sparsenest", SHELL_INJECTION], "invalid choice"),
         Case("info-extra-argument", lambda w: ["sparsenest", "info", str(w.bundle()), "--bogus"], "unrecognized"),
     ]

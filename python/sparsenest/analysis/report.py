@@ -1687,7 +1687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            eval_images=ev, platform=a.platform, trace=a.trace, capacitor_f=a.capacitor,
                            harvest_hours=a.harvest_hours, fmt=a.format, html=not a.no_html)
     except (ReportError, FileExistsError) as e:
-        print(f"sparsenest report: {e}", file=sys.stderr)
+        print(f"sparsenest report: error: {arg.one_line(e)}", file=sys.stderr)
         return 2
     print(summary(rep))
     return 0

@@ -799,7 +799,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results: {path} ({time.time() - t0:.0f} s)")
         return 0
     except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"sparsenest glue: error: {err}", file=sys.stderr)
+        from sparsenest.cli_args import one_line
+        print(f"sparsenest glue: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 
