@@ -37,7 +37,8 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 ARRAY_DTYPES = {"float32", "uint8"}
 MATMUL_OPS = ("conv1d", "conv2d", "linear")
 POOL_OPS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d")
-KNOWN_OPS = MATMUL_OPS + POOL_OPS + ("relu", "global_avgpool", "flatten", "add")
+ELEMENTWISE_OPS = ("relu", "relu6")   # relu6: imported graphs only (interop); the Q15 compiler refuses it
+KNOWN_OPS = MATMUL_OPS + POOL_OPS + ELEMENTWISE_OPS + ("global_avgpool", "flatten", "add")
 SPATIAL_DIMS = {"conv1d": 1, "conv2d": 2, "maxpool1d": 1, "maxpool2d": 2, "avgpool1d": 1, "avgpool2d": 2}
 
 RETRAIN = "re-create the bundle with `sparsenest train`"
@@ -329,7 +330,7 @@ def check_graph(graph: dict, arrays: dict[str, np.ndarray], where: str) -> None:
 
 def _expected_shape(n: _Node, op: str, in_shapes: list[list[int]], arrays: dict, used: dict) -> list[int]:
     x = in_shapes[0]
-    if op in ("relu",):
+    if op in ELEMENTWISE_OPS:
         return x
     if op == "add":
         if in_shapes[0] != in_shapes[1]:
