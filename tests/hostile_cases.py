@@ -296,7 +296,7 @@ def _manifest_cases() -> list[Case]:
         Case("manifest-huge", file_case(lambda w, b: os.truncate(b / "manifest.json", 17 << 20)),
              "more than the"),
         Case("manifest-version-bool", manifest_case(setp("version", True)), "version"),
-        Case("model-name-newline", manifest_case(setp("model.name", "a\nb")), "model.name"),
+        Case("model-name-list", manifest_case(setp("model.name", ["a"])), "model.name"),
         Case("model-kwargs-list", manifest_case(setp("model.kwargs", [1])), "model.kwargs"),
         Case("dataset-name-number", manifest_case(setp("dataset.name", 7)), "dataset.name"),
         Case("dataset-name-huge", manifest_case(setp("dataset.name", "x" * 5000)), "dataset.name"),

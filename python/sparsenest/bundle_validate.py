@@ -197,8 +197,10 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _plain_text(v, max_len: int = 128) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= max_len and v.isprintable()
+def _text(v, max_len: int = 256) -> bool:
+    """Free text (model, data set, method names): any characters -- codegen escapes what it writes into C
+    (compiler/c_text on the harden-safety branch) -- but a bounded string."""
+    return isinstance(v, str) and 0 < len(v) <= max_len
 
 
 def check_sections(m: dict, where: str) -> None:
@@ -210,18 +212,18 @@ def check_sections(m: dict, where: str) -> None:
             raise fail(f"{where} key '{key}'", f"must be a JSON {_JSON_NAMES[typ]}, is "
                        f"{type(m[key]).__name__}", RETRAIN)
     name = m["model"].get("name")
-    if name is not None and not _plain_text(name):
-        raise fail(f"{where} key 'model.name'", f"must be printable text of 1-128 characters, is "
+    if name is not None and not _text(name):
+        raise fail(f"{where} key 'model.name'", f"must be text of 1-256 characters, is "
                    f"{show(name)}", RETRAIN)
     if not isinstance(m["model"].get("kwargs", {}), dict):
         raise fail(f"{where} key 'model.kwargs'", "must be a JSON object", RETRAIN)
-    if not _plain_text(m["dataset"].get("name")):
-        raise fail(f"{where} key 'dataset.name'", f"must be printable text of 1-128 characters, is "
+    if not _text(m["dataset"].get("name")):
+        raise fail(f"{where} key 'dataset.name'", f"must be text of 1-256 characters, is "
                    f"{show(m['dataset'].get('name'))}", RETRAIN)
     for key in ("method", "mode", "scope"):
         v = m["prune"].get(key)
-        if v is not None and not _plain_text(v):
-            raise fail(f"{where} key 'prune.{key}'", f"must be printable text, is {show(v)}", RETRAIN)
+        if v is not None and not _text(v):
+            raise fail(f"{where} key 'prune.{key}'", f"must be text, is {show(v)}", RETRAIN)
     index = m["arrays"]
     if len(index) > MAX_ARRAYS:
         raise fail(f"{where} key 'arrays'", f"{len(index)} arrays, more than {MAX_ARRAYS}", RETRAIN)
