@@ -1,0 +1,212 @@
+"""Programs for the simulator tests: one generated assembly program that executes every instruction
+form clang-19 can emit (every Format I operation x byte/word x source mode x destination mode, every
+Format II operation x mode, every jump taken and not taken, PC as destination), with random operands
+and the status register logged after each one, and a small FRAM/SRAM counter for power-cut tests."""
+import random
+
+F1_OPS = ["mov", "add", "addc", "subc", "sub", "cmp", "dadd", "bit", "bic", "bis", "xor", "and"]
+# source operand syntax -> the form; r12 points at `scratch`, r13 at scratch+32
+SRC_MODES = ["r6", "@r12", "@r12+", "#0x{imm:x}", "#0", "#1", "#2", "#4", "#8", "#-1", "6(r13)",
+             "&scratch+{off}", "scratch+{off}"]
+DST_MODES = ["r7", "8(r13)", "&scratch+{off}", "scratch+{off}"]
+F2_OPS = ["rrc", "rra", "swpb", "sxt"]
+F2_MODES = ["r8", "@r12", "@r12+", "4(r13)", "&scratch+{off}", "scratch+{off}"]
+JUMPS = ["jne", "jeq", "jnc", "jc", "jn", "jge", "jl", "jmp"]
+
+HEADER = """\
+    .section .lea.noinit,"aw",@nobits
+    .p2align 2
+    .globl sim_log
+sim_log:
+    .zero {log_bytes}
+    .section .persistent.scratch,"aw",@progbits
+    .p2align 1
+    .globl scratch
+scratch:
+    .zero 64
+    .text
+    .globl main
+    .type main,@function
+    .p2align 1
+main:
+    push r4
+    push r5
+    push r6
+    push r7
+    push r8
+    push r9
+    push r10
+    mov #sim_log, r14
+    mov #scratch, r12
+    mov #scratch+32, r13
+"""
+
+FOOTER = """\
+    pop r10
+    pop r9
+    pop r8
+    pop r7
+    pop r6
+    pop r5
+    pop r4
+    mov r14, r12
+    sub #sim_log, r12
+    ret
+    .size main, .-main
+sub_ret:
+    add #3, r9
+    ret
+"""
+
+
+# (As, register, extension word or None) of the source modes LLVM's assembler rejects in some
+# instructions (push with a memory or byte operand, mov @Rn+ to memory): emitted as .word
+_SRC_ENC = {"r6": (0, 6, None), "@r12": (2, 12, None), "@r12+": (3, 12, None), "#0": (0, 3, None),
+            "#1": (1, 3, None), "#2": (2, 3, None), "#4": (2, 2, None), "#8": (3, 2, None), "#-1": (3, 3, None),
+            "6(r13)": (1, 13, "6"), "&scratch+{off}": (1, 2, "scratch+{off}")}
+
+
+def _words(op: int, byte: bool, src: str, imm: int, off: int, dst: tuple | None = None) -> str:
+    """.word encoding: op = 0x1200 (PUSH) or 0x4000 (MOV); dst = (Ad, register, extension word)."""
+    if src.startswith("#0x"):
+        as_, reg, ext = 3, 0, f"0x{imm:x}"
+    else:
+        as_, reg, ext = _SRC_ENC[src.replace("scratch+" + str(off), "scratch+{off}")]
+        ext = ext.format(off=off) if ext else None
+    w = op | (byte << 6) | (as_ << 4)
+    exts = [ext] if ext else []
+    if op == 0x1200:
+        w |= reg
+    else:
+        ad, dreg, dext = dst
+        w |= (reg << 8) | (ad << 7) | dreg
+        exts.append(dext)
+    return ".word " + ", ".join([f"0x{w:04x}"] + exts)
+
+
+def _rand16(rng: random.Random) -> int:
+    return rng.choice([0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x00FF, 0x0080, 0x9999, 0x0999, rng.randrange(1 << 16),
+                       rng.randrange(1 << 16), rng.randrange(1 << 16)])
+
+
+def forms_program(part: int, seed: int = 1) -> tuple[str, int]:
+    """Assembly text and the number of status-register log entries it writes. Two parts (0, 1) so that
+    each fits lower FRAM: part 0 the first six Format I operations, part 1 the rest of everything."""
+    rng = random.Random(seed)
+    out = []
+    n_log = 0
+
+    def emit(line: str):
+        out.append("    " + line)
+
+    def log():
+        nonlocal n_log
+        emit("mov r2, 0(r14)")
+        emit("incd r14")
+        n_log += 1
+
+    def scramble(memory: bool = False):
+        """Fresh random operands: registers, the carry, and (memory=True) the scratch words."""
+        emit(f"mov #0x{_rand16(rng):x}, r6")
+        emit(f"mov #0x{_rand16(rng):x}, r7")
+        emit(f"mov #0x{_rand16(rng):x}, r8")
+        if memory:
+            for off in (0, 2, 38, 40, 36):
+                emit(f"mov #0x{_rand16(rng):x}, &scratch+{off}")
+        emit("mov #scratch, r12")
+        emit("setc" if rng.random() < 0.5 else "clrc")
+
+    for op in F1_OPS[:6] if part == 0 else F1_OPS[6:]:
+        for suffix in (".w", ".b"):
+            for src in SRC_MODES:
+                scramble(memory=True)
+                for dst in DST_MODES:
+                    scramble()
+                    s = src.format(imm=(_rand16(rng) & 0x7FFF) | 0x100, off=2 * rng.randrange(0, 2))
+                    d = dst.format(off=36 + 2 * rng.randrange(0, 3))
+                    if op == "mov" and src == "@r12+" and not d.startswith("r"):
+                        ad, dreg, dext = (1, 13, "8") if d.startswith("8(") else (1, 2, d.lstrip("&"))
+                        emit(_words(0x4000, suffix == ".b", src, 0, 0, (ad, dreg, dext)))
+                    else:
+                        emit(f"{op}{suffix} {s}, {d}")
+                    log()
+    if part == 0:
+        return HEADER.format(log_bytes=2 * n_log) + "\n".join(out) + "\n" + FOOTER, n_log
+    for op in F2_OPS:
+        for suffix in ((".w", ".b") if op in ("rrc", "rra") else ("",)):
+            for mode in F2_MODES:
+                scramble(memory=True)
+                emit(f"{op}{suffix} {mode.format(off=2 * rng.randrange(0, 2))}")
+                log()
+    for suffix in (".w", ".b"):
+        for mode in SRC_MODES:
+            if mode.startswith("scratch"):
+                continue                      # symbolic: covered by the other instructions
+            scramble()
+            imm, off = (_rand16(rng) & 0x7FFF) | 0x100, 2 * rng.randrange(0, 2)
+            if suffix == ".b":
+                # PUSH.B writes one byte (the chip); mspdebug 0.22 writes the whole word: clear the
+                # stack word first so that the POP below reads the same in both
+                emit("mov #0, -2(r1)")
+            emit(_words(0x1200, suffix == ".b", mode.format(imm=imm, off=off), imm, off))
+            emit("pop r9")
+            log()
+    # calls through every source mode: sub_ret adds 3 to r9 and returns
+    emit("mov #sub_ret, &scratch+0")
+    emit("mov #sub_ret, &scratch+38")
+    emit("mov #sub_ret, r10")
+    for mode in ("#sub_ret", "r10", "@r12", "@r12+", "6(r13)", "&scratch+0", "scratch+0"):
+        emit("mov #scratch, r12")
+        emit(f"call {mode}")
+        log()
+    # PC as destination (branches): every source mode, plus arithmetic on PC
+    for k, mode in enumerate(("#{L}", "r10", "@r12", "@r12+", "6(r13)", "&scratch+0", "scratch+0")):
+        label = f".Lpc{k}"
+        emit(f"mov #{label}, r10")
+        emit(f"mov #{label}, &scratch+0")
+        emit(f"mov #{label}, &scratch+38")
+        emit("mov #scratch, r12")
+        emit(f"mov {mode.format(L=label)}, pc")
+        emit("mov #0xdead, r9")          # skipped
+        out.append(f"{label}:")
+        log()
+    emit("add #2, pc")
+    emit("mov #1, r9")                   # one word: skipped
+    emit("sub #0, pc")
+    log()
+    for j in JUMPS:
+        for _ in range(3):
+            scramble()
+            emit(f"cmp #0x{_rand16(rng):x}, r6")
+            emit(f"{j} 1f")
+            emit("inc r9")
+            out.append("1:")
+            log()
+    text = HEADER.format(log_bytes=2 * n_log) + "\n".join(out) + "\n" + FOOTER
+    return text, n_log
+
+
+COUNTER_C = r"""
+/* Counts in FRAM (SN_PERSISTENT) and in SRAM (.noinit, not touched by start-up) once per loop pass. */
+#include <stdint.h>
+#include "sn_board.h"
+
+SN_PERSISTENT volatile uint16_t fram_count = 0;
+SN_PERSISTENT volatile uint16_t boots = 0;
+SN_NOINIT volatile uint16_t sram_count;
+SN_NOINIT volatile uint16_t sram_magic;
+
+int main(void)
+{
+    boots++;
+    if (sram_magic != 0x5A5A) {          /* SRAM lost (power-up): start the SRAM count again */
+        sram_magic = 0x5A5A;
+        sram_count = 0;
+    }
+    while (fram_count < 2000) {
+        fram_count++;
+        sram_count++;
+    }
+    return 0;
+}
+"""
