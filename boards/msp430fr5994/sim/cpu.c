@@ -104,12 +104,10 @@ void frsim_init_tables(frsim *s)
 
 static inline void fram_read(frsim *s, uint32_t a)
 {
-    if ((a >> s->line_shift) == s->last_line) {
-        s->c.fram_reads++;
-        s->c.cache_hits++;
-    } else {
+    if ((a >> s->line_shift) == s->last_line)
+        s->c.fram_reads++;          /* a hit: cache_hits is derived (reads - misses) */
+    else
         frsim_fram_access(s, a);
-    }
 }
 
 static inline uint16_t rd(frsim *s, uint16_t a, int byte)
@@ -141,6 +139,7 @@ static inline void wr(frsim *s, uint16_t a, uint16_t v, int byte)
     } else if (kind == RG_FRAM) {
         s->c.fram_writes++;
         s->c.wait_cycles += (uint64_t)s->write_waits;
+        s->c.cycles += (uint64_t)s->write_waits;
     } else {
         frsim_bus_write(s, a, v, byte);
         return;
@@ -463,7 +462,7 @@ int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
         first = 0;
         if (s->r[2] & SR_CPUOFF)
             return FRSIM_HALT;      /* no interrupt source is modelled: low-power mode is the end */
-        uint64_t before = s->c.wait_cycles + s->c.dma_cycles + s->c.lea_cycles;
+        uint64_t before = s->c.cycles;
         int key = step(s);
         if (s->error) {
             s->r[0] = (uint16_t)s->pc_of_insn;    /* the stopping instruction is not counted */
@@ -472,13 +471,12 @@ int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
         if (s->dma_pending)
             frsim_dma_run(s);
         unsigned cyc = s->cyc_cpux[key];
-        s->hist[key]++;
+        s->hist[key]++;             /* legacy_cycles is derived from the histogram */
         s->c.instructions++;
         s->c.cpu_cycles += cyc;
-        s->c.legacy_cycles += s->cyc_legacy[key];
-        s->c.cycles = s->c.cpu_cycles + s->c.wait_cycles + s->c.dma_cycles + s->c.lea_cycles;
+        s->c.cycles += cyc;         /* wait, DMA and LEA cycles are added where they happen */
         if (s->profile)
-            s->profile[pc >> 1] += cyc + (uint32_t)(s->c.wait_cycles + s->c.dma_cycles + s->c.lea_cycles - before);
+            s->profile[pc >> 1] += (uint32_t)(s->c.cycles - before);
         if (s->error)
             return FRSIM_ERROR;
     }

@@ -138,6 +138,7 @@ static void transfer(frsim *s, frsim_dma_ch *d)
     d->tda = step_addr(d->tda, (d->ctl >> 10) & 3, dbyte);
     s->c.dma_transfers++;
     s->c.dma_cycles += (uint64_t)s->dma_per_transfer;
+    s->c.cycles += (uint64_t)s->dma_per_transfer;
 }
 
 /* Serve the pending software requests (channel 0 has the highest priority). */
@@ -152,6 +153,7 @@ void frsim_dma_run(frsim *s)
         int dt = (d->ctl >> 12) & 7, repeated = dt >= 4, block = (dt & 3) != 0;
         uint64_t before = s->c.wait_cycles;
         s->c.dma_cycles += (uint64_t)s->dma_sync;
+        s->c.cycles += (uint64_t)s->dma_sync;
         if (d->tsz == 0) {
             frsim_fault(s, "DMA channel %d triggered with DMA%dSZ = 0 (PC 0x%04X)", ch, ch, s->pc_of_insn);
             return;
@@ -161,7 +163,7 @@ void frsim_dma_run(frsim *s)
             d->tsz--;
         } while (block && d->tsz && !s->error);
         uint64_t waits = s->c.wait_cycles - before;   /* FRAM waits while the CPU is held */
-        s->c.dma_cycles += waits;
+        s->c.dma_cycles += waits;        /* already in cycles: moved from wait_cycles */
         s->c.wait_cycles = before;
         d->sz = d->tsz;
         if (d->tsz == 0) {

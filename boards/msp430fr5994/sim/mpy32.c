@@ -133,9 +133,9 @@ int frsim_mpy_read(frsim *s, uint32_t off, uint16_t *v)
     }
     if (off == 0x0A || off == 0x0C || off == 0x0E || (off >= 0x24 && off <= 0x2A)) {
         if (s->c.cycles < m->ready_at)
-            frsim_fault(s, "MPY32 result read at PC 0x%04X %u cycles after the operation started; the "
-                        "modelled latency is %d (add a nop)", s->pc_of_insn,
-                        (unsigned)(s->c.cycles - (m->ready_at - (uint64_t)s->mpy_latency)), s->mpy_latency);
+            frsim_fault(s, "MPY32 result read at PC 0x%04X %u cycle(s) too early (modelled latency: %d cycles "
+                        "from the OP2 write for 16x16; add a nop)", s->pc_of_insn,
+                        (unsigned)(m->ready_at - s->c.cycles), s->mpy_latency);
         switch (off) {
         case 0x0A: case 0x24: *v = m->res[0]; break;
         case 0x0C: case 0x26: *v = m->res[1]; break;

@@ -99,6 +99,7 @@ void frsim_lea_trigger(frsim *s, uint16_t fn)
         return;
     }
     s->c.lea_cycles += cost.cycles;
+    s->c.cycles += cost.cycles;
     s->c.lea_ops += cost.lea_ops;
     s->c.lea_energy_fj += (uint64_t)(cost.energy_nj * 1e6 + 0.5);
 }

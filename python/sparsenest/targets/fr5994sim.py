@@ -33,7 +33,7 @@ SIM_DIR = msp430.BOARD_DIR / "sim"
 CORE_SOURCES = ("cpu.c", "mem.c", "mpy32.c", "dma.c", "power.c")
 #: linked when present (the LEA model is written on its own branch)
 OPTIONAL_SOURCES = ("lea.c",)
-CFLAGS = ("-std=gnu11", "-O2", "-Wall", "-Wextra", "-fPIC", "-shared")
+CFLAGS = ("-std=gnu11", "-O3", "-Wall", "-Wextra", "-fPIC", "-shared")
 
 STOP_BUDGET, STOP_BREAK, STOP_HALT, STOP_ERROR = range(4)
 STOP_NAMES = {STOP_BUDGET: "budget", STOP_BREAK: "break", STOP_HALT: "halt", STOP_ERROR: "error"}
