@@ -210,3 +210,115 @@ int main(void)
     return 0;
 }
 """
+
+
+# ---- MPY32: operations from a table the host writes, results to a table --------------------------
+MPY_MAX_OPS = 48
+MPY_C = r"""
+#include <stdint.h>
+#include "sn_board.h"
+#include "msp430_regs.h"
+
+/* one operation: MPY32CTL0, operand-1 register offset (0 MPY 2 MPYS 4 MAC 6 MACS 0x10.. 32-bit),
+ * operands, flags (bit 0: 32-bit operand 1, bit 1: 32-bit operand 2, bit 2: byte operand 1,
+ * bit 3: byte operand 2, bit 4: preset the accumulator RES0..RES3 from acc[]) */
+typedef struct { uint16_t ctl, reg, op1_lo, op1_hi, op2_lo, op2_hi, flags, acc[4]; } mpy_op_t;
+SN_PERSISTENT mpy_op_t mpy_ops[%(n)d];
+SN_PERSISTENT uint16_t mpy_n_ops;
+SN_PERSISTENT uint16_t mpy_res[%(n)d][6];      /* RES0..RES3, SUMEXT, MPY32CTL0 & 0x00C1 */
+
+#define R16(off) (*(volatile uint16_t *)(SN_MPY_BASE + (off)))
+#define R8(off) (*(volatile uint8_t *)(SN_MPY_BASE + (off)))
+
+int main(void)
+{
+    for (uint16_t i = 0; i < mpy_n_ops; i++) {
+        const mpy_op_t *o = &mpy_ops[i];
+        MPY32CTL0 = o->ctl;
+        if (o->flags & 16) {
+            RES0 = o->acc[0]; RES1 = o->acc[1]; RES2 = o->acc[2]; RES3 = o->acc[3];
+        }
+        if (o->flags & 4)
+            R8(o->reg) = (uint8_t)o->op1_lo;
+        else
+            R16(o->reg) = o->op1_lo;
+        if (o->flags & 1)
+            R16(o->reg + 2) = o->op1_hi;
+        if (o->flags & 2) {
+            OP2L = o->op2_lo;
+            OP2H = o->op2_hi;
+        } else if (o->flags & 8) {
+            R8(0x08) = (uint8_t)o->op2_lo;
+        } else {
+            OP2 = o->op2_lo;
+        }
+        __asm__ volatile("nop\n nop\n nop\n nop\n nop\n nop\n nop" ::: "memory");
+        mpy_res[i][0] = RES0; mpy_res[i][1] = RES1; mpy_res[i][2] = RES2; mpy_res[i][3] = RES3;
+        mpy_res[i][4] = SUMEXT;
+        mpy_res[i][5] = MPY32CTL0 & 0x00C1;
+    }
+    return 0;
+}
+""" % {"n": MPY_MAX_OPS}
+
+
+# ---- DMA: transfers from a table the host writes -------------------------------------------------
+DMA_MAX = 24
+DMA_C = r"""
+#include <stdint.h>
+#include "sn_board.h"
+#include "msp430_regs.h"
+
+/* one job: channel, DMAxCTL (without DMAEN/DMAREQ), 20-bit source and destination, size, number of
+ * software triggers, FRCTL0 NWAITS value during the job */
+typedef struct { uint16_t ch, ctl; uint32_t src, dst; uint16_t size, triggers, nwaits, pad; } dma_job_t;
+SN_PERSISTENT dma_job_t dma_jobs[%(n)d];
+SN_PERSISTENT uint16_t dma_n_jobs;
+SN_PERSISTENT uint16_t dma_after[%(n)d][3];    /* DMAxCTL, DMAxSZ after the job, DMAIV */
+
+int main(void)
+{
+    for (uint16_t i = 0; i < dma_n_jobs; i++) {
+        const dma_job_t *j = &dma_jobs[i];
+        uint16_t ch = j->ch;
+        FRCTL0 = FRCTLPW | (uint16_t)(j->nwaits << 4);
+        DMAxCTL(ch) = 0;
+        if (ch < 2)
+            DMACTL0 &= (ch == 0) ? 0xFFE0u : 0xE0FFu;
+        else if (ch < 4)
+            DMACTL1 &= (ch == 2) ? 0xFFE0u : 0xE0FFu;
+        else
+            DMACTL2 &= (ch == 4) ? 0xFFE0u : 0xE0FFu;
+        DMAxSAL(ch) = (uint16_t)j->src;
+        DMAxSAH(ch) = (uint16_t)(j->src >> 16);
+        DMAxDAL(ch) = (uint16_t)j->dst;
+        DMAxDAH(ch) = (uint16_t)(j->dst >> 16);
+        DMAxSZ(ch) = j->size;
+        DMAxCTL(ch) = j->ctl | DMAEN;
+        for (uint16_t t = 0; t < j->triggers; t++)
+            DMAxCTL(ch) |= DMAREQ;
+        dma_after[i][0] = DMAxCTL(ch);
+        dma_after[i][1] = DMAxSZ(ch);
+        dma_after[i][2] = SN_REG16(DMAIV_ADDR);
+        DMAxCTL(ch) = 0;
+    }
+    FRCTL0 = FRCTLPW | NWAITS_1;
+    return 0;
+}
+""" % {"n": DMA_MAX}
+
+
+# ---- what the simulator must refuse: one snippet each, run from main --------------------------------
+ERROR_SNIPPETS = {
+    "unaligned": ("mov #0x1c01, r12\n    mov @r12, r13", "unaligned word read at 0x1C01"),
+    "outside": ("mov &0x3c00, r13", "read outside the FR5994 memory map at 0x03C00"),
+    "msp430x": (".word 0x1800, 0x4303", "MSP430X extension word 0x1800"),
+    "frctl": ("mov #0x0010, &0x0140", "FRCTL0 written without the FRCTLPW password"),
+    "mpy_early": ("mov #3, &0x04d0\n    mov #0, &0x04d2\n    mov #5, &0x04e0\n    mov #0, &0x04e2\n"
+                  "    mov &0x04e4, r12", "MPY32 result read"),
+}
+
+
+def error_program(snippet: str) -> str:
+    return ("    .text\n    .globl main\n    .type main,@function\n    .p2align 1\nmain:\n"
+            f"    nop\n    {snippet}\n    mov #0, r12\n    ret\n    .size main, .-main\n")

@@ -1,0 +1,444 @@
+"""Our MSP430FR5994 simulator (boards/msp430fr5994/sim, sparsenest.targets) against things we did not
+write: Debian's mspdebug `sim` (every instruction form, the project's images: identical registers,
+memory and instruction counts; the cycle difference is exactly what the two timing tables predict),
+host integer arithmetic (MPY32), a Python memcpy (DMA over the whole map) and the golden model (the
+chip image, with MPY32 and upper-FRAM DMA tiles). Plus power loss and the errors it must stop on."""
+import random
+import re
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+import fr5994sim_programs as progs
+from sparsenest import firmware, msp430
+from sparsenest.targets import fr5994fw, fr5994power, fr5994sim
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tools():
+    try:
+        msp430.find_toolchain()
+        msp430.find_mspdebug()
+    except msp430.ToolchainError as e:
+        pytest.skip(f"MSP430 toolchain absent ({e})")
+    fr5994sim.load_library()          # builds the core once per session
+
+
+def _build(tmp, name, text, image="sim", suffix=".S"):
+    src = tmp / f"{name}{suffix}"
+    src.write_text(text)
+    return msp430.build([src], tmp / f"b_{name}", image=image, name=name)
+
+
+# ---- mspdebug's view of a run -------------------------------------------------------------------
+
+_REG_RE = re.compile(r"\(\s*(PC|SP|SR|R\d+):\s*([0-9a-fA-F]+)\)")
+_INFO_RE = re.compile(r"Instruction count:\s*(\d+)\s*\nMCLK:\s*(\d+)")
+COMPARED = ((0x1C00, 0x2000), (0x4000, 0xC000))        # SRAM, lower FRAM + vectors
+
+
+def mspdebug_state(elf, tmp, inputs=()):
+    """Registers, SRAM + FRAM, instruction count and MCLK at __halt in Debian's mspdebug."""
+    e = msp430.read_elf(elf)
+    cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {elf}"]
+    for i, (addr, blob) in enumerate(inputs):
+        f = tmp / f"in{i}.bin"
+        f.write_bytes(blob)
+        cmds.append(f"load_raw {f} 0x{addr:x}")
+    cmds += [f"setbreak 0x{e.symbols['__halt'].value:x}", "run", "simio info tr", "regs"]
+    for k, (a, n) in enumerate(COMPARED):
+        cmds.append(f"save_raw 0x{a:x} {n} {tmp / f'mem{k}.bin'}")
+    out = subprocess.run([msp430.find_mspdebug(), "-n", "-q", "sim", *cmds], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    regs = dict(_REG_RE.findall(out.stdout)[-16:])
+    names = ["PC", "SP", "SR"] + [f"R{i}" for i in range(3, 16)]
+    ins, mclk = map(int, _INFO_RE.findall(out.stdout)[-1])
+    mem = [(tmp / f"mem{k}.bin").read_bytes() for k in range(len(COMPARED))]
+    return [int(regs[n], 16) for n in names], mem, ins, mclk
+
+
+def our_state(elf, inputs=()):
+    dev = fr5994sim.Device()
+    dev.restore(bytes(fr5994sim.MEM_SIZE))    # mspdebug's memory starts zeroed; erased FRAM is 0xFF
+    dev.load(elf)
+    for addr, blob in inputs:
+        dev.write(addr, blob)
+    dev.clear_counters()
+    stop = dev.run("__halt")
+    assert stop.reason == "break", stop
+    mem = [dev.read(a, n) for a, n in COMPARED]
+    return dev, dev.regs, mem
+
+
+# ---- the two timing tables, written out from the documents (independently of the C core) ----------
+
+SRC = ["Rn", "@Rn", "@Rn+", "#N", "x(Rn)", "&abs", "#1", "#2/#4", "#-1/#8"]   # the core's source classes
+DST = ["Rm", "PC", "x(Rm)", "&abs"]
+F2 = ["RRC", "SWPB", "RRA", "SXT", "PUSH", "CALL", "RETI"]
+
+# SLAU367P "MSP430X Format I Instruction Cycles and Length": rows = source, columns Rm, PC, memory;
+# MOV/BIT/CMP take one cycle fewer to memory. Constants from the constant generators count as Rn.
+CPUX_F1 = {"Rn": (1, 3, 4), "@Rn": (2, 3, 5), "@Rn+": (2, 3, 5), "#N": (2, 3, 5), "x(Rn)": (3, 4, 6),
+           "&abs": (3, 4, 6)}
+# SLAU367P Table 4-17 (Format II): RRA/RRC/SWPB/SXT, PUSH, CALL
+CPUX_F2 = {"Rn": (1, 3, 4), "@Rn": (3, 3, 4), "@Rn+": (3, 3, 4), "#N": (3, 3, 4), "x(Rn)": (4, 4, 5),
+           "&abs": (4, 4, 6)}
+# mspdebug 0.22 (drivers/sim.c at v0.22): by the raw As bits. Format I: to PC 2 (As 0, 2) or 3;
+# otherwise As 0: 1, As 1: 3, As 2/3: 2, plus 3 for a memory destination. Format II: see below.
+AS = {"Rn": 0, "@Rn": 2, "@Rn+": 3, "#N": 3, "x(Rn)": 1, "&abs": 1, "#1": 1, "#2/#4": 2, "#-1/#8": 3}
+
+
+def cpux_cycles(key):
+    if key == len(SRC) * len(DST) * 3 + len(SRC) * len(F2):
+        return 2                                                  # jumps
+    if key < len(SRC) * len(DST) * 3:
+        op, rest = divmod(key, len(SRC) * len(DST))
+        src, dst = SRC[rest // len(DST)], DST[rest % len(DST)]
+        src = "Rn" if src.startswith("#") and src != "#N" else src
+        col = {"Rm": 0, "PC": 1}.get(dst, 2)
+        return CPUX_F1[src][col] - (1 if col == 2 and op < 2 else 0)
+    op, s = divmod(key - len(SRC) * len(DST) * 3, len(SRC))
+    src = SRC[s]
+    src = "Rn" if src.startswith("#") and src != "#N" else src
+    if F2[op] == "RETI":
+        return 5
+    return CPUX_F2[src][{"PUSH": 1, "CALL": 2}.get(F2[op], 0)]
+
+
+def mspdebug_cycles(key):
+    if key == len(SRC) * len(DST) * 3 + len(SRC) * len(F2):
+        return 2
+    if key < len(SRC) * len(DST) * 3:
+        rest = key % (len(SRC) * len(DST))
+        a, dst = AS[SRC[rest // len(DST)]], DST[rest % len(DST)]
+        if dst == "PC":
+            return 2 if a in (0, 2) else 3
+        return {0: 1, 1: 3, 2: 2, 3: 2}[a] + (3 if dst in ("x(Rm)", "&abs") else 0)
+    op, s = divmod(key - len(SRC) * len(DST) * 3, len(SRC))
+    a, name = AS[SRC[s]], F2[op]
+    if name == "PUSH":
+        return 3 if a == 0 else 4 if (a == 2 or SRC[s] == "#N") else 5
+    if name == "CALL":
+        return 4 if a in (0, 2) else 5
+    if name == "RETI":
+        return 5
+    return {0: 1, 1: 4}.get(a, 3)
+
+
+def test_cycle_tables_are_the_documented_ones(tmp_path):
+    dev = fr5994sim.Device()
+    n = len(dev.forms())
+    assert dev.cycle_table() == [cpux_cycles(k) for k in range(n)]
+    assert dev.cycle_table(legacy=True) == [mspdebug_cycles(k) for k in range(n)]
+
+
+# ---- every instruction form -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("part", [0, 1])
+def test_every_instruction_form_matches_mspdebug(tmp_path, part):
+    text, n_log = progs.forms_program(part, seed=11 + part)
+    fw = _build(tmp_path, f"forms{part}", text)
+    regs_m, mem_m, ins_m, mclk_m = mspdebug_state(fw.elf, tmp_path)
+    dev, regs, mem = our_state(fw.elf)
+    c = dev.counters
+    assert regs == regs_m
+    for (a, _), ours, theirs in zip(COMPARED, mem, mem_m):
+        diff = [a + i for i in range(len(ours)) if ours[i] != theirs[i]]
+        assert not diff, f"memory differs at {[hex(x) for x in diff[:8]]}"
+    assert c.instructions == ins_m and c.legacy_cycles == mclk_m
+    # the cycle difference is exactly what the two tables predict, form by form
+    forms = dev.forms()
+    predicted = sum(n * (cpux_cycles(k) - mspdebug_cycles(k)) for k, n in enumerate(forms))
+    assert c.cpu_cycles - mclk_m == predicted != 0
+    # every form the program means to cover ran (part 1: Format II, jumps, PC destinations)
+    n_f1 = len(SRC) * len(DST) * 3
+    if part == 0:
+        assert all(forms[k] for k in range(n_f1) if k // (len(SRC) * len(DST)) in (0, 1, 2))
+    else:
+        assert forms[-1] > 0 and all(forms[k] for k in range(n_f1) if k % len(DST) == 1 and k < n_f1 // 3)
+        covered = {F2[(k - n_f1) // len(SRC)] for k in range(n_f1, len(forms) - 1) if forms[k]}
+        assert covered == set(F2) - {"RETI"}
+
+
+def test_selftest_and_kernel_images_match_mspdebug(tmp_path):
+    """The project's helper self-test firmware (multiply/divide helpers, memcpy, MAC) on the mspdebug
+    image: same registers, memory, instruction counts and mspdebug cycles."""
+    sel = msp430.BOARD_DIR / "selftest"
+    srcs = [sel / "selftest_main.c", sel / "ops_div.c"]
+    for v in ("none", "16bit", "32bit", "f5series"):
+        srcs.append((sel / "ops_mul.c", [f"-mhwmult={v}", f"-DST_VARIANT={v}", "-Wno-invalid-command-line-argument"]))
+    fw = msp430.build(srcs, tmp_path / "st", image="sim", include_dirs=[sel], name="selftest")
+    e = msp430.read_elf(fw.elf)
+    rng = np.random.default_rng(5)
+    for cmd, count, arg in ((1, 40, 2), (3, 40, 0), (2, 40, 1), (8, 64, 0)):   # mul32, div32, div16, mac
+        blob = rng.integers(-2 ** 15, 2 ** 15, 128, dtype=np.int16).tobytes()
+        inputs = [(e.symbols["st_cmd"].value, struct.pack("<4H", cmd, count, arg, count)),
+                  (e.symbols["st_in"].value, blob)]
+        regs_m, mem_m, ins_m, mclk_m = mspdebug_state(fw.elf, tmp_path, inputs)
+        dev, regs, mem = our_state(fw.elf, inputs)
+        assert regs == regs_m and mem == mem_m, f"command {cmd}"
+        assert (dev.counters.instructions, dev.counters.legacy_cycles) == (ins_m, mclk_m)
+
+
+@pytest.fixture(scope="module")
+def lenet_small(tmp_path_factory):
+    from sn_compile_helpers import calib_images, lenet_bundle
+    from sparsenest.compiler.build import compile_bundle
+    d = tmp_path_factory.mktemp("frsim_lenet")
+    lenet_bundle().save(d / "b.nest")
+    compile_bundle(d / "b.nest", d / "m", target="msp430fr5994", calib=calib_images(), build=False)
+    return d
+
+
+def test_model_firmware_matches_mspdebug_and_chip_image_equals_golden(lenet_small):
+    """LeNet-5-small: the mspdebug image gives the same logits and per-inference instruction counts
+    in both simulators; the chip image (MPY32 at 0x04C0, FRAM wait state) equals the golden model."""
+    S = firmware.Step
+    sched = [S(0, 1), S(1, 3)]
+    fb = firmware.build(lenet_small / "m", lenet_small / "sim", image="sim", n_inputs=2, schedule=sched)
+    theirs = firmware.simulate(fb)
+    ours = fr5994fw.simulate(fb)
+    assert ours.instructions == theirs.instructions and ours.counters["legacy_cycles"] == theirs.cycles
+    for a, b in zip(ours.records, theirs.records):
+        assert np.array_equal(a.out, b.out) and a.infer.instructions == b.infer.instructions
+    chip = firmware.build(lenet_small / "m", lenet_small / "chip", image="fr5994", n_inputs=2, schedule=sched)
+    run = fr5994fw.simulate(chip, layers=True)
+    firmware.compare_golden(chip, run).raise_on_mismatch()
+    c = run.counters
+    assert c["mpy_ops"] > 0 and c["wait_cycles"] > 0 and 0 < c["cache_misses"] < c["cache_hits"]
+    assert c["cycles"] == c["cpu_cycles"] + c["wait_cycles"] + c["dma_cycles"] + c["lea_cycles"]
+    assert run.records[0].infer.cycles == run.infer_counters[0]["cycles"]
+    assert run.records[0].infer.cycles < run.records[1].infer.cycles          # level 1 < level 3
+    assert len(run.records[0].layers) == len(chip.model.steps)
+
+
+# ---- MPY32 against host arithmetic ----------------------------------------------------------------
+
+def _mpy_expected(reg, op1, op2, flags, ctl, acc):
+    signed = reg in (2, 6, 0x14, 0x1C)
+    mac = reg in (4, 6, 0x18, 0x1C)
+    wide = bool(flags & 3)
+    w1 = 8 if flags & 4 else 32 if flags & 1 else 16
+    w2 = 8 if flags & 8 else 32 if flags & 2 else 16
+
+    def val(x, w):
+        x &= (1 << w) - 1
+        return x - (1 << w) if signed and x >> (w - 1) else x
+
+    p = val(op1, w1) * val(op2, w2) * (2 if ctl & 0x10 else 1)
+    bits = 64 if wide else 32
+    mask = (1 << bits) - 1
+    old = acc & mask
+    carry = 0
+    if mac:
+        if signed:
+            r = (old - (1 << bits) if old >> (bits - 1) else old) + p
+        else:
+            u = old + (p & mask)
+            carry, r = u >> bits, u
+    else:
+        r = p
+    if signed and ctl & 0x20:
+        r = max(min(r, (1 << (bits - 1)) - 1), -(1 << (bits - 1)))
+    r &= mask
+    neg = r >> (bits - 1)
+    sumext = (0xFFFF if neg else 0) if signed else (carry if mac else 0)
+    if wide:
+        words = [(r >> (16 * i)) & 0xFFFF for i in range(4)]
+    else:
+        hi = (0xFFFF if neg else 0) if signed else 0
+        words = [r & 0xFFFF, r >> 16, hi, hi]
+    ctl_after = (sumext & 1) | (0x40 if flags & 1 else 0) | (0x80 if flags & 2 else 0)
+    return words + [sumext, ctl_after]
+
+
+def test_mpy32_modes_against_host_arithmetic(tmp_path):
+    fw = _build(tmp_path, "mpy", progs.MPY_C, image="fr5994", suffix=".c")
+    rng = random.Random(7)
+    edge = [0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x1234, 0x8001]
+    ops = []
+    for k in range(progs.MPY_MAX_OPS):
+        reg = [0, 2, 4, 6, 0x10, 0x14, 0x18, 0x1C][k % 8]
+        flags = (1 if reg >= 0x10 else 0) | (2 if k % 5 == 0 else 0) | (16 if k % 3 else 0)
+        if k % 11 == 4 and reg < 0x10:
+            flags |= 4 | 8                                   # byte operands
+        ctl = [0, 0x10, 0x20, 0x30][(k // 8) % 4]
+        pick = lambda: rng.choice(edge) if rng.random() < 0.4 else rng.randrange(1 << 16)
+        op = (ctl, reg, pick(), pick(), pick(), pick(), flags, [rng.randrange(1 << 16) for _ in range(4)])
+        ops.append(op)
+    blob = b"".join(struct.pack("<11H", c, r, a, b, x, y, f, *acc) for c, r, a, b, x, y, f, acc in ops)
+    r = fr5994sim.simulate(fw.elf, inputs={"mpy_ops": blob, "mpy_n_ops": struct.pack("<H", len(ops))},
+                           outputs={"res": ("mpy_res", 12 * len(ops))})
+    got = struct.unpack(f"<{6 * len(ops)}H", r.outputs["res"])
+    for k, (ctl, reg, a, b, x, y, flags, acc) in enumerate(ops):
+        op1 = a | (b << 16 if flags & 1 else 0)
+        op2 = x | (y << 16 if flags & 2 else 0)
+        accv = sum(w << (16 * i) for i, w in enumerate(acc)) if flags & 16 else \
+            sum(w << (16 * i) for i, w in enumerate(got[6 * (k - 1): 6 * (k - 1) + 4])) if k else 0
+        exp = _mpy_expected(reg, op1, op2, flags, ctl, accv)
+        assert list(got[6 * k: 6 * k + 6]) == exp, f"op {k}: reg 0x{reg:x} ctl 0x{ctl:x} flags {flags}"
+    assert r.counters["mpy_ops"] == len(ops)
+
+
+# ---- DMA against memcpy over the whole map -------------------------------------------------------
+
+REGIONS = {"sram": (0x1C00, 0x2C00), "lea": (0x2C00, 0x3C00), "fram": (0xC000, 0xF000),
+           "upper": (0x10000, 0x44000)}
+
+
+def _dma_reference(mem: bytearray, ctl, src, dst, size, triggers):
+    sbyte, dbyte = ctl >> 6 & 1, ctl >> 7 & 1
+    sinc, dinc = ctl >> 8 & 3, ctl >> 10 & 3
+    block = (ctl >> 12) & 3 != 0
+    n = size if block else min(triggers, size)
+
+    def step(a, inc, byte):
+        d = 1 if byte else 2
+        return (a + d if inc == 3 else a - d if inc == 2 else a) & 0xFFFFF
+
+    for _ in range(n):
+        v = mem[src] if sbyte else mem[src] | mem[src + 1] << 8
+        if dbyte:
+            mem[dst] = v & 0xFF
+        else:
+            mem[dst], mem[dst + 1] = v & 0xFF, (v >> 8) & (0 if sbyte else 0xFF)
+        src, dst = step(src, sinc, sbyte), step(dst, dinc, dbyte)
+    return n
+
+
+def test_dma_against_memcpy_over_the_map(tmp_path):
+    fw = _build(tmp_path, "dma", progs.DMA_C, image="fr5994", suffix=".c")
+    rng = random.Random(3)
+    dev = fr5994sim.Device(fw.elf)
+    jobs, n_transfers = [], 0
+    names = list(REGIONS)
+    for k in range(progs.DMA_MAX):
+        sbyte, dbyte = rng.random() < 0.3, rng.random() < 0.3
+        dt = [0, 1, 1, 4, 5][k % 5]
+        sinc, dinc = rng.choice([0, 2, 3, 3]), rng.choice([2, 3, 3])
+        size = rng.randrange(1, 200)
+        span = 2 * size + 4
+        ra, rb = REGIONS[names[k % 4]], REGIONS[names[(k * 3 + 1) % 4]]
+        src = rng.randrange(ra[0] + span, ra[1] - span) & ~1
+        dst = rng.randrange(rb[0] + span, rb[1] - span) & ~1
+        if abs(src - dst) < span:
+            dst = rb[0] + span if src > rb[0] + 3 * span else rb[1] - 2 * span
+        triggers = size if dt in (0, 4) and k % 2 else min(size, 3) if dt in (0, 4) else 1
+        ctl = dt << 12 | dinc << 10 | sinc << 8 | dbyte << 7 | sbyte << 6
+        jobs.append((k % 6, ctl, src, dst, size, triggers, k % 2))
+    blob = b"".join(struct.pack("<HHIIHHHH", ch, ctl, s, d, n, t, w, 0) for ch, ctl, s, d, n, t, w in jobs)
+    dev.write("dma_jobs", blob)
+    dev.write("dma_n_jobs", struct.pack("<H", len(jobs)))
+    rnd = random.Random(9)
+    for a, b in REGIONS.values():
+        dev.write(a, bytes(rnd.randrange(256) for _ in range(b - a)))
+    before = bytearray(dev.snapshot())
+    dev.clear_counters()
+    assert dev.run("__halt").reason == "break"
+    after = dev.snapshot()
+    expected = bytearray(before)
+    for ch, ctl, s, d, n, t, w in jobs:
+        n_transfers += _dma_reference(expected, ctl, s, d, n, t)
+    for name, (a, b) in REGIONS.items():
+        if name == "fram":
+            continue                 # also holds the program's tables
+        assert after[a:b] == expected[a:b], f"{name}: first difference at " \
+            f"{hex(a + next(i for i in range(b - a) if after[a + i] != expected[a + i]))}"
+    c = dev.counters
+    assert c.dma_transfers == n_transfers
+    # the CPU is held for 2 cycles per trigger and per transfer, plus the wait states of DMA FRAM reads
+    triggers = sum(n if (ctl >> 12) & 3 == 0 else 1 for _, ctl, _, _, n, t, _ in jobs for n in [min(t, n)])
+    base = 2 * triggers + 2 * n_transfers
+    assert base <= c.dma_cycles <= base + n_transfers
+    after_regs = struct.unpack(f"<{3 * len(jobs)}H", dev.read("dma_after", 6 * len(jobs)))
+    for k, (ch, ctl, s, d, n, t, w) in enumerate(jobs):
+        done = (ctl >> 12) & 3 or t >= n
+        en = bool(after_regs[3 * k] & 0x10)
+        assert en == (not done or (ctl >> 12) >= 4), f"job {k}: DMAEN after"
+        assert after_regs[3 * k + 1] == (n if done else n - t), f"job {k}: DMAxSZ after"
+
+
+def test_full_lenet5_chip_image_from_upper_fram_equals_golden(tmp_path):
+    """Full LeNet-5 (untrained: the arithmetic, not the accuracy, is under test) only fits the chip with
+    weights in upper FRAM, read in DMA tiles by sn_far_read; the chip image runs here and equals the
+    golden model at the sparsest and densest level."""
+    from sn_compile_helpers import bundle_from, calib_images
+    from sparsenest import models
+    from sparsenest.compiler.build import compile_bundle
+    b = bundle_from(models.create("lenet5"), (1, 28, 28), name="lenet5")
+    info = compile_bundle(b, tmp_path / "m", target="msp430fr5994", calib=calib_images(), build=False)
+    S = firmware.Step
+    chip = firmware.build(info["out_dir"], tmp_path / "chip", n_inputs=1, schedule=[S(0, 1), S(0, 3)])
+    assert chip.regions["UPPER_FRAM"] > 64 * 1024
+    run = fr5994fw.simulate(chip)
+    firmware.compare_golden(chip, run, info["qmodel"]).raise_on_mismatch()
+    c = run.counters
+    assert c["dma_transfers"] > 50000 and c["dma_cycles"] > 2 * c["dma_transfers"]
+
+
+# ---- power ---------------------------------------------------------------------------------------
+
+def test_power_cuts_keep_fram_and_lose_sram(tmp_path):
+    fw = _build(tmp_path, "counter", progs.COUNTER_C, image="fr5994", suffix=".c")
+    dev = fr5994sim.Device(fw.elf)
+    dev.clear_counters()
+    cuts = 0
+    while True:
+        stop = dev.run("__halt", max_cycles=4000)
+        if stop.reason != "budget":
+            break
+        dev.power_off(seed=cuts + 1)
+        cuts += 1
+    assert stop.reason == "break" and cuts >= 3
+    fram_count, boots = struct.unpack("<HH", dev.read("fram_count", 2) + dev.read("boots", 2))
+    sram_count = struct.unpack("<H", dev.read("sram_count", 2))[0]
+    assert fram_count == 2000 and boots == cuts + 1                  # FRAM survived every cut
+    assert 0 < sram_count < 2000                                     # SRAM restarted after the last cut
+    assert dev.counters.resets == cuts
+
+
+def test_power_cut_at_random_and_harvested_cycles(tmp_path):
+    fw = _build(tmp_path, "counter", progs.COUNTER_C, image="fr5994", suffix=".c")
+    dev = fr5994sim.Device(fw.elf)
+    r = fr5994power.run_intermittent(dev, cut_cycles=fr5994power.random_cuts(3, 15000, seed=4))
+    assert r.completed and r.power_failures == 3
+    assert struct.unpack("<H", dev.read("fram_count", 2))[0] == 2000
+    from sparsenest import harvest
+    dev = fr5994sim.Device(fw.elf)
+    trace = harvest.Trace(np.array([0.0, 10.0]), np.array([2e-4, 2e-4]))    # 0.2 mW, steady
+    cap = harvest.Capacitor(10e-6, v_on=3.0, v_off=2.9, v_max=3.3, v_init=3.0)   # ~3 uJ per charge
+    r = fr5994power.run_intermittent(dev, trace=trace, capacitor=cap, slice_cycles=1000)
+    assert r.completed and r.power_failures >= 1 and r.off_time_s > 0
+    assert struct.unpack("<H", dev.read("fram_count", 2))[0] == 2000
+    assert struct.unpack("<H", dev.read("boots", 2))[0] == r.power_failures + 1
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(progs.ERROR_SNIPPETS))
+def test_stops_with_pc_and_address(tmp_path, name):
+    snippet, message = progs.ERROR_SNIPPETS[name]
+    fw = _build(tmp_path, name, progs.error_program(snippet), image="fr5994")
+    with pytest.raises(fr5994sim.FrSimError) as e:
+        fr5994sim.simulate(fw.elf)
+    assert message in str(e.value) and "PC 0x" in str(e.value)
+
+
+def test_batch_profile_and_energy(tmp_path):
+    fw = _build(tmp_path, "mpy", progs.MPY_C, image="fr5994", suffix=".c")
+    dev = fr5994sim.Device(fw.elf)
+    op = struct.pack("<11H", 0, 2, 3, 0, 0xFFFB, 0, 0, 0, 0, 0, 0)           # MPYS 3 x -5
+    runs = dev.batch([{"mpy_ops": op, "mpy_n_ops": struct.pack("<H", n)} for n in (1, 0, 1)],
+                     {"res": ("mpy_res", 4)})
+    assert [r["outputs"]["res"] for r in runs] == [struct.pack("<hh", -15, -1), bytes(4),
+                                                   struct.pack("<hh", -15, -1)]
+    assert runs[0]["counters"] == runs[2]["counters"] != runs[1]["counters"]
+    r = fr5994sim.simulate(fw.elf, profile=True, inputs={"mpy_ops": op, "mpy_n_ops": struct.pack("<H", 1)})
+    assert "main" in r.profile and sum(r.profile.values()) <= r.cycles
+    assert sum(r.profile.values()) >= 0.95 * r.cycles
+    p = dev.platform
+    assert r.energy_j == pytest.approx(r.cycles * p.energy_per_cycle_j
+                                       + r.counters["fram_writes"] * p.fram_write_energy_j)
