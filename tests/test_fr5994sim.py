@@ -1,8 +1,10 @@
 """Our MSP430FR5994 simulator (boards/msp430fr5994/sim, sparsenest.targets) against things we did not
 write: Debian's mspdebug `sim` (every instruction form, the project's images: identical registers,
 memory and instruction counts; the cycle difference is exactly what the two timing tables predict),
-host integer arithmetic (MPY32), a Python memcpy (DMA over the whole map) and the golden model (the
-chip image, with MPY32 and upper-FRAM DMA tiles). Plus power loss and the errors it must stop on."""
+host integer arithmetic (MPY32) and a Python memcpy (DMA over the whole map). Plus power loss and the
+errors it must stop on. The model firmware (LeNet-5-small against mspdebug, full LeNet-5's chip image
+with MPY32 and upper-FRAM DMA tiles against the golden model) is checked in test_firmware_sim.py,
+which builds those images anyway."""
 import random
 import re
 import struct
@@ -12,8 +14,8 @@ import numpy as np
 import pytest
 
 import fr5994sim_programs as progs
-from sparsenest import firmware, msp430
-from sparsenest.targets import fr5994fw, fr5994power, fr5994sim
+from sparsenest import msp430
+from sparsenest.targets import fr5994power, fr5994sim
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -195,38 +197,6 @@ def test_selftest_and_kernel_images_match_mspdebug(tmp_path):
         assert (dev.counters.instructions, dev.counters.legacy_cycles) == (ins_m - n, mclk_m - 4 * n)
 
 
-@pytest.fixture(scope="module")
-def lenet_small(tmp_path_factory):
-    from sn_compile_helpers import calib_images, lenet_bundle
-    from sparsenest.compiler.build import compile_bundle
-    d = tmp_path_factory.mktemp("frsim_lenet")
-    lenet_bundle().save(d / "b.nest")
-    compile_bundle(d / "b.nest", d / "m", target="msp430fr5994", calib=calib_images(), build=False)
-    return d
-
-
-def test_model_firmware_matches_mspdebug_and_chip_image_equals_golden(lenet_small):
-    """LeNet-5-small: the mspdebug image gives the same logits and per-inference instruction counts
-    in both simulators; the chip image (MPY32 at 0x04C0, FRAM wait state) equals the golden model."""
-    S = firmware.Step
-    sched = [S(0, 1), S(1, 3)]
-    fb = firmware.build(lenet_small / "m", lenet_small / "sim", image="sim", n_inputs=2, schedule=sched)
-    theirs = firmware.simulate(fb)
-    ours = fr5994fw.simulate(fb)
-    assert ours.instructions == theirs.instructions and ours.counters["legacy_cycles"] == theirs.cycles
-    for a, b in zip(ours.records, theirs.records):
-        assert np.array_equal(a.out, b.out) and a.infer.instructions == b.infer.instructions
-    chip = firmware.build(lenet_small / "m", lenet_small / "chip", image="fr5994", n_inputs=2, schedule=sched)
-    run = fr5994fw.simulate(chip, layers=True)
-    firmware.compare_golden(chip, run).raise_on_mismatch()
-    c = run.counters
-    assert c["mpy_ops"] > 0 and c["wait_cycles"] > 0 and 0 < c["cache_misses"] < c["cache_hits"]
-    assert c["cycles"] == c["cpu_cycles"] + c["wait_cycles"] + c["dma_cycles"] + c["lea_cycles"]
-    assert run.records[0].infer.cycles == run.infer_counters[0]["cycles"]
-    assert run.records[0].infer.cycles < run.records[1].infer.cycles          # level 1 < level 3
-    assert len(run.records[0].layers) == len(chip.model.steps)
-
-
 # ---- MPY32 against host arithmetic ----------------------------------------------------------------
 
 def _mpy_expected(reg, op1, op2, flags, ctl, acc):
@@ -370,24 +340,6 @@ def test_dma_against_memcpy_over_the_map(tmp_path):
         en = bool(after_regs[3 * k] & 0x10)
         assert en == (not done or (ctl >> 12) >= 4), f"job {k}: DMAEN after"
         assert after_regs[3 * k + 1] == (n if done else n - t), f"job {k}: DMAxSZ after"
-
-
-def test_full_lenet5_chip_image_from_upper_fram_equals_golden(tmp_path):
-    """Full LeNet-5 (untrained: the arithmetic, not the accuracy, is under test) only fits the chip with
-    weights in upper FRAM, read in DMA tiles by sn_far_read; the chip image runs here and equals the
-    golden model at the sparsest and densest level."""
-    from sn_compile_helpers import bundle_from, calib_images
-    from sparsenest import models
-    from sparsenest.compiler.build import compile_bundle
-    b = bundle_from(models.create("lenet5"), (1, 28, 28), name="lenet5")
-    info = compile_bundle(b, tmp_path / "m", target="msp430fr5994", calib=calib_images(), build=False)
-    S = firmware.Step
-    chip = firmware.build(info["out_dir"], tmp_path / "chip", n_inputs=1, schedule=[S(0, 1), S(0, 3)])
-    assert chip.regions["UPPER_FRAM"] > 64 * 1024
-    run = fr5994fw.simulate(chip)
-    firmware.compare_golden(chip, run, info["qmodel"]).raise_on_mismatch()
-    c = run.counters
-    assert c["dma_transfers"] > 50000 and c["dma_cycles"] > 2 * c["dma_transfers"]
 
 
 # ---- power ---------------------------------------------------------------------------------------
