@@ -2,10 +2,13 @@
  * --target=msp430: formats I, II and III, byte and word forms, all seven addressing modes, the
  * constant generators), with two cycle tables:
  *
- * CPUXv2, the FR5xx/FR6xx CPU (SLAU367P, "MSP430X Instruction Cycles and Lengths": Table 4-17
- * "MSP430X Format II Instruction Cycles and Length" and the Format I table after it). Constant-
- * generator operands (#0 #1 #2 #4 #8 #-1) count as register operands; MOV, BIT and CMP with a
- * memory destination take one cycle fewer than the other Format I instructions.
+ * CPUXv2, the FR5xx/FR6xx CPU: the cycle tables of the CPUX chapter of the MSP430FR58xx/FR59xx/FR6xx
+ * family user's guide (SLAU367P, section "MSP430 Instruction Cycles and Lengths": the Format II and
+ * Format I tables for MSP430 instructions executed by the CPUX; the MSP430X-instruction tables that
+ * follow, e.g. Table 4-17, are for extended instructions). Values as recalled in this project and
+ * located with the search tool, not re-read from the PDF: a board measurement should confirm them.
+ * Constant-generator operands (#0 #1 #2 #4 #8 #-1) count as register operands; MOV, BIT and CMP with
+ * a memory destination take one cycle fewer than the other Format I instructions.
  *
  * mspdebug 0.22, the old MSP430 table (SLAU144 "Instruction Cycles and Lengths") as Debian's mspdebug
  * 0.22 `sim` applies it (drivers/sim.c at tag v0.22), kept so that our counts can be checked against
