@@ -20,8 +20,9 @@ runtime_c/kernels_lea/dsplib/DSPLib.h):
 
 LEA rules (lea.c checks them; error codes equal TI's ``msp_status``): lengths even and non-zero
 (``MSP_SIZE_ERROR``); an operand must start in LEA RAM 0x2C00..0x3BFF on a 32-bit boundary
-(``MSP_LEA_INVALID_ADDRESS``) and end inside it (``MSP_LEA_OUT_OF_RANGE``). FIR's source, as DSPLib checks
-it, must have room for ``length + tapLength`` samples (one more than it reads); with the circular buffer
+(``MSP_LEA_INVALID_ADDRESS``) and end inside it (``MSP_LEA_OUT_OF_RANGE``). FIR's source holds
+``length + tapLength - 1`` samples (DSPLib tests room for one more, the same test for aligned, even-length
+operands); with the circular buffer
 ``length`` is a power of two, ``tapLength <= 2*length`` and the ring of ``2*length`` samples is aligned to
 its byte size.
 

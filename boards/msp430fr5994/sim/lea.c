@@ -211,8 +211,8 @@ static int lea_fir(const call *c, sim_lea_cost *cost)
         TRY(check_operand(c, "src", s, 2));
         TRY(check_operand(c, "src's circular buffer (aligned to 4*length bytes)", base, 2ull * ring));
     } else {
-        /* DSPLib reports out-of-range when src + 2*(tapLength + length) passes the top of LEA RAM, one sample
-         * more than the filter reads: we keep its rule. */
+        /* DSPLib's rule: out of range when src + 2*(tapLength + length) passes the top of LEA RAM. It names one
+         * sample more than the filter reads, but with src 4-aligned and both lengths even it is the same test. */
         TRY(check_operand(c, "src", s, 2ull * (taps + n)));
     }
     TRY(check_operand(c, "coeffs", h, 2ull * taps));

@@ -41,6 +41,7 @@ extern "C" {
 #endif
 
 /* ---------------------------------------------------------------- contract with the simulator core */
+/* cost of one call: cycles the CPU is held, lea_ops = MACs + vector elements, energy in nJ */
 typedef struct sim_lea_cost { uint64_t cycles; uint64_t lea_ops; double energy_nj; } sim_lea_cost;
 typedef struct sim_lea_bus {
     void *ctx;

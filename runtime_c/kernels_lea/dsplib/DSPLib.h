@@ -10,11 +10,12 @@
  *   - host board: links the same functional model (boards/msp430fr5994/sim/lea.c) through a flat bus.
  *
  * LEA rules every function marked [LEA] checks (as DSPLib does with its diagnostics enabled):
- *   - every vector operand lies in LEA RAM, 0x2C00..0x3BFF (the top 4 KB of SRAM; MSP_LEA_RAM_*), and
- *     starts on a 32-bit boundary (address % 4 == 0); otherwise MSP_LEA_INVALID_ADDRESS;
+ *   - every vector operand lies in LEA RAM, 0x2C00..0x3BFF (the top 4 KB of SRAM), and starts on a 32-bit
+ *     boundary (address % 4 == 0); otherwise MSP_LEA_INVALID_ADDRESS;
  *   - an operand that starts inside LEA RAM but runs past its end gives MSP_LEA_OUT_OF_RANGE;
  *   - vector lengths are multiples of two (MSP_SIZE_ERROR otherwise).
- * Place LEA operands with the board's SN_LEA_RAM section macro and 4-byte alignment.
+ * Place LEA operands with the board's SN_LEA_RAM section macro (4-byte aligned). Use only TI's names from
+ * this header, so that the same calls compile against TI's headers on a board.
  * Arithmetic (rounding, accumulator width, saturation) is documented per function below and in
  * python/sparsenest/compiler/lea_ref.py (the numpy reference the simulator is tested against).
  */
@@ -44,11 +45,6 @@ typedef enum {
     MSP_LEA_COMMAND_OVERFLOW = 8,
     MSP_LEA_INCORRECT_REVISION = 9
 } msp_status;
-
-/* LEA RAM on the MSP430FR5994 (data sheet memory organisation); the last address is 0x3BFF. */
-#define MSP_LEA_RAM_START 0x2C00u
-#define MSP_LEA_RAM_END   0x3C00u   /* one past the last byte */
-#define MSP_LEA_ALIGN     4u        /* LEA addresses are 32-bit word addresses */
 
 /* Byte alignment of a circular FIR input buffer of n Q15 samples per block (the buffer holds 2n). */
 #define MSP_ALIGN_FIR_Q15(n) ((n) * 4)
