@@ -137,7 +137,8 @@ class LeaCosts:
 
 #: LeaCosts field -> platform TOML key (each constant lives there once, with its source).
 COST_KEYS = {"cycles_per_call": "lea.cycles_per_call", "cycles_per_command": "lea.cycles_per_command",
-             "cycles_per_mac": "lea.cycles_per_element", "cycles_per_element": "lea.cycles_per_vector_element",
+             "cycles_per_mac": "lea.cycles_per_element",
+             "cycles_per_element": "lea.cycles_per_vector_element",
              "nj_per_call": "lea.nj_per_call", "nj_per_element": "lea.nj_per_element"}
 
 
@@ -159,8 +160,8 @@ class CallCost:
 def call_cost(costs: LeaCosts, *, extra_commands: int = 0, macs: int = 0, elements: int = 0) -> CallCost:
     """Cost of one DSPLib call (lea.c's charge(): same sum, same order, rounded up to a whole cycle)."""
     k = costs
-    cycles = (k.cycles_per_call + float(extra_commands) * k.cycles_per_command + float(macs) * k.cycles_per_mac
-              + float(elements) * k.cycles_per_element)
+    cycles = (k.cycles_per_call + float(extra_commands) * k.cycles_per_command
+              + float(macs) * k.cycles_per_mac + float(elements) * k.cycles_per_element)
     energy = float(1 + extra_commands) * k.nj_per_call + float(macs + elements) * k.nj_per_element
     return CallCost(math.ceil(cycles), macs + elements, energy)
 
@@ -171,7 +172,8 @@ def cost_of(costs: LeaCosts, fn: str, **dims: int) -> CallCost:
     if fn == "mac_q15":
         return call_cost(costs, macs=dims["length"])
     if fn == "matrix_mpy_q15":
-        return call_cost(costs, extra_commands=dims["rows"] - 1, macs=dims["rows"] * dims["inner"] * dims["cols"])
+        rows = dims["rows"]
+        return call_cost(costs, extra_commands=rows - 1, macs=rows * dims["inner"] * dims["cols"])
     if fn == "fir_q15":
         return call_cost(costs, macs=dims["length"] * dims["taps"])
     if fn in FN:

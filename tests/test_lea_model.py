@@ -556,4 +556,5 @@ def test_compiled_shims_hand_the_model_what_it_expects(tmp_path, lib_path, costs
     ring_first = (a - (a & ~15)) // 2                   # the 8-sample ring is aligned to 16 bytes
     ring = lea.get(a & ~15, 8)                          # read before the call: d may share the ring
     lea.lib.sim_lea_call(ctypes.byref(lea.bus), 3, block, ctypes.byref(Cost()), None, 0)
-    np.testing.assert_array_equal(lea.get(d, 4), lea_ref.fir_q15(ring, y[:4], 4, circular=True, first=ring_first))
+    want = lea_ref.fir_q15(ring, y[:4], 4, circular=True, first=ring_first)
+    np.testing.assert_array_equal(lea.get(d, 4), want)

@@ -97,11 +97,11 @@ static void write_q15(const call *c, uint32_t a, uint32_t n, const int16_t *v)
 static int check_operand(const call *c, const char *what, uint32_t addr, uint64_t bytes)
 {
     if (addr < SIM_LEA_RAM_START || addr >= SIM_LEA_RAM_END)
-        return fail(c, SIM_LEA_EADDR, "%s at 0x%04X is outside LEA RAM 0x2C00-0x3BFF; place it with SN_LEA_RAM",
-                    what, (unsigned)addr);
+        return fail(c, SIM_LEA_EADDR, "%s at 0x%04X is outside LEA RAM 0x2C00-0x3BFF; "
+                    "place it with SN_LEA_RAM", what, (unsigned)addr);
     if (addr % 4u)
-        return fail(c, SIM_LEA_EADDR, "%s at 0x%04X is not 32-bit aligned; LEA operands need address %% 4 == 0",
-                    what, (unsigned)addr);
+        return fail(c, SIM_LEA_EADDR, "%s at 0x%04X is not 32-bit aligned; "
+                    "LEA operands need address %% 4 == 0", what, (unsigned)addr);
     if (addr + bytes > SIM_LEA_RAM_END)
         return fail(c, SIM_LEA_ERANGE, "%s at 0x%04X with %llu bytes runs past the end of LEA RAM (0x3BFF); "
                     "shorten it or move it down", what, (unsigned)addr, (unsigned long long)bytes);
@@ -134,7 +134,8 @@ static void charge(sim_lea_cost *cost, uint64_t extra_commands, uint64_t macs, u
                     + (double)macs * k->cycles_per_mac + (double)elements * k->cycles_per_element;
     cost->cycles = (uint64_t)ceil(cycles);
     cost->lea_ops = macs + elements;
-    cost->energy_nj = (double)(1 + extra_commands) * k->nj_per_call + (double)(macs + elements) * k->nj_per_element;
+    cost->energy_nj = (double)(1 + extra_commands) * k->nj_per_call
+                      + (double)(macs + elements) * k->nj_per_element;
 }
 
 #define TRY(expr) do { int rc_ = (expr); if (rc_ != SIM_LEA_OK) return rc_; } while (0)
@@ -165,7 +166,7 @@ static int lea_matrix_mpy(const call *c, sim_lea_cost *cost)
     uint32_t ar = word(c, 0), ac = word(c, 1), br = word(c, 2), bc = word(c, 3);
     uint32_t a = word(c, 4), b = word(c, 5), d = word(c, 6);
     if (ac != br)
-        return fail(c, SIM_LEA_ESIZE, "srcACols %u != srcBRows %u; A (rows x cols) . B needs cols of A == rows of B",
+        return fail(c, SIM_LEA_ESIZE, "srcACols %u != srcBRows %u; A . B needs cols of A == rows of B",
                     (unsigned)ac, (unsigned)br);
     if (ar == 0)
         return fail(c, SIM_LEA_ESIZE, "srcARows is 0; skip the call");
@@ -201,7 +202,8 @@ static int lea_fir(const call *c, sim_lea_cost *cost)
     uint32_t ring = 0, base = s, first = 0;
     if (circular) {
         if (n & (n - 1))
-            return fail(c, SIM_LEA_ESIZE, "length %u must be a power of two with the circular buffer", (unsigned)n);
+            return fail(c, SIM_LEA_ESIZE, "length %u must be a power of two with the circular buffer",
+                        (unsigned)n);
         if (taps > 2 * n)
             return fail(c, SIM_LEA_ESIZE, "tapLength %u exceeds the circular buffer of 2*length = %u samples",
                         (unsigned)taps, (unsigned)(2 * n));
@@ -211,8 +213,8 @@ static int lea_fir(const call *c, sim_lea_cost *cost)
         TRY(check_operand(c, "src", s, 2));
         TRY(check_operand(c, "src's circular buffer (aligned to 4*length bytes)", base, 2ull * ring));
     } else {
-        /* DSPLib's rule: out of range when src + 2*(tapLength + length) passes the top of LEA RAM. It names one
-         * sample more than the filter reads, but with src 4-aligned and both lengths even it is the same test. */
+        /* DSPLib's rule: out of range when src + 2*(tapLength + length) passes the top of LEA RAM. It
+         * names one sample more than the filter reads; with src 4-aligned and even lengths, the same test. */
         TRY(check_operand(c, "src", s, 2ull * (taps + n)));
     }
     TRY(check_operand(c, "coeffs", h, 2ull * taps));
@@ -327,7 +329,8 @@ static const char *const FN_NAMES[] = {
     [SIM_LEA_FN_COPY_Q15] = "msp_copy_q15",
 };
 
-int sim_lea_call(const sim_lea_bus *bus, uint16_t fn, uint32_t params, sim_lea_cost *cost, char *msg, int msg_len)
+int sim_lea_call(const sim_lea_bus *bus, uint16_t fn, uint32_t params, sim_lea_cost *cost, char *msg,
+                 int msg_len)
 {
     call c = {bus, params, "sim_lea_call", msg, msg_len};
     if (msg && msg_len > 0)

@@ -68,7 +68,7 @@ int sim_lea_call(const sim_lea_bus *bus, uint16_t fn, uint32_t params, sim_lea_c
 
 /* --------------------------------------------------------------------------------- return codes */
 #define SIM_LEA_OK          0   /* MSP_SUCCESS */
-#define SIM_LEA_ESIZE       1   /* MSP_SIZE_ERROR: odd or zero length, A cols != B rows, bad circular length */
+#define SIM_LEA_ESIZE       1   /* MSP_SIZE_ERROR: odd/zero length, A cols != B rows, bad circular length */
 #define SIM_LEA_EADDR       5   /* MSP_LEA_INVALID_ADDRESS: operand starts outside LEA RAM or not 4-aligned */
 #define SIM_LEA_ERANGE      6   /* MSP_LEA_OUT_OF_RANGE: operand runs past the end of LEA RAM */
 #define SIM_LEA_EFN        (-1) /* unknown SIM_LEA_FN_* code */
@@ -90,7 +90,7 @@ typedef struct sim_lea_costs {
     double cycles_per_call;      /* lea.cycles_per_call: one DSPLib call, one LEA command */
     double cycles_per_command;   /* lea.cycles_per_command: each further command in one call (matrix rows) */
     double cycles_per_mac;       /* lea.cycles_per_element: one Q15 multiply-accumulate (MAC, FIR, matrix) */
-    double cycles_per_element;   /* lea.cycles_per_vector_element: one element of add/mpy/offset/max/fill/copy */
+    double cycles_per_element;   /* lea.cycles_per_vector_element: element of add/mpy/offset/max/fill/copy */
     double nj_per_call;          /* lea.nj_per_call */
     double nj_per_element;       /* lea.nj_per_element: per MAC or vector element */
 } sim_lea_costs;

@@ -74,7 +74,7 @@ typedef struct msp_max_q15_params {
 /* dst[i] = sat16(srcA[i] + srcB[i]) */
 msp_status msp_add_q15(const msp_add_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst);
 
-/* dst[i] = (srcA[i] * srcB[i]) >> 15, floor, kept to 16 bits (only -1 * -1 overflows: it wraps to -1, 0x8000) */
+/* dst[i] = (srcA[i] * srcB[i]) >> 15, floor, kept to 16 bits (only -1 * -1 overflows: it wraps to 0x8000) */
 msp_status msp_mpy_q15(const msp_mpy_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst);
 
 /* *result = sat32(2 * sum_i srcA[i] * srcB[i]): the exact sum (wide accumulator), doubled to Q31, saturated

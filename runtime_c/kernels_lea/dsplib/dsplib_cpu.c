@@ -16,7 +16,7 @@ msp_status msp_scale_q15(const msp_scale_q15_params *params, const _q15 *src, _q
     uint8_t down = (uint8_t)(15u - params->shift);
     for (uint16_t i = 0; i < length; i++) {
         int32_t p = (int32_t)src[i] * params->scale;
-        /* floor division by 2^down, then keep the low 16 bits (DSPLib's reference wraps, it does not saturate) */
+        /* floor division by 2^down, then the low 16 bits (DSPLib's reference wraps, it does not saturate) */
         int32_t q = p >= 0 ? p >> down : -(int32_t)(((uint32_t)-p + ((1u << down) - 1u)) >> down);
         dst[i] = (_q15)(uint16_t)((uint32_t)q & 0xFFFFu);
     }
