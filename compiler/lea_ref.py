@@ -8,8 +8,9 @@ runtime_c/kernels_lea/dsplib/DSPLib.h):
 * Q15 products are exact (|a*b| <= 2^30) and sums of them are exact: the model's accumulator is wide
   enough for any vector that fits in LEA RAM (2048 products, |sum| < 2^42).
 * ``msp_mac_q15``: ``result = sat32(2 * sum(a*b))`` (the Q30 sum doubled to Q31, saturated once at the end,
-  as DSPLib's MPY32 path with MPYSAT). Overflow therefore needs ``|sum| >= 2^30``: two products of -1*-1
-  already saturate. A caller that keeps ``|sum| < 2^30`` gets the exact ``2*sum``.
+  as DSPLib's MPY32 path with MPYSAT). It saturates when ``sum >= 2^30`` or ``sum < -2^30``: a single
+  -1*-1 product already gives 0x7FFFFFFF. A caller that keeps ``|sum| < 2^30`` (one bit less than an int32
+  accumulator allows) gets the exact ``2*sum``.
 * ``msp_matrix_mpy_q15`` and ``msp_fir_q15``: ``y = sat16(floor(sum / 2^15))`` (arithmetic shift, no
   rounding). FIR is a true convolution: ``y[i] = sum_k src[i+k] * coeffs[T-1-k]``.
 * ``msp_add_q15``, ``msp_offset_q15``: ``sat16(a + b)``. ``msp_mpy_q15``: ``floor(a*b / 2^15)`` kept to 16
@@ -21,10 +22,9 @@ runtime_c/kernels_lea/dsplib/DSPLib.h):
 LEA rules (lea.c checks them; error codes equal TI's ``msp_status``): lengths even and non-zero
 (``MSP_SIZE_ERROR``); an operand must start in LEA RAM 0x2C00..0x3BFF on a 32-bit boundary
 (``MSP_LEA_INVALID_ADDRESS``) and end inside it (``MSP_LEA_OUT_OF_RANGE``). FIR's source holds
-``length + tapLength - 1`` samples (DSPLib tests room for one more, the same test for aligned, even-length
-operands); with the circular buffer
-``length`` is a power of two, ``tapLength <= 2*length`` and the ring of ``2*length`` samples is aligned to
-its byte size.
+``length + tapLength - 1`` samples (DSPLib tests room for one more: the same test for aligned, even-length
+operands); with the circular buffer ``length`` is a power of two, ``tapLength <= 2*length`` and the ring of
+``2*length`` samples is aligned to its byte size.
 
 Where the LEA hardware itself may differ (overflow corners, the tie index of max) is unconfirmed: the
 timing and these corners are a model until a board measures them.

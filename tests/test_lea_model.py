@@ -304,12 +304,12 @@ def test_mac_saturation_and_overflow_edges(lea):
     def mac(a, b):
         n = len(a)
         lea.put(START, a), lea.put(START + 0x800, b)
-        assert lea.call("mac_q15", [n, START, START + 0x800, 0x3B00])[0] == 0
-        return int(lea.get(0x3B00, 1, np.int32)[0])
+        assert lea.call("mac_q15", [n, START, START + 0x800, 0x3BF0])[0] == 0
+        return int(lea.get(0x3BF0, 1, np.int32)[0])
     neg1 = np.full(2, -32768, np.int16)
     assert mac(neg1, neg1) == 2 ** 31 - 1                       # 2 * 2^31 saturates up
     assert mac(np.array([-32768, 0], np.int16), np.array([32767, 0], np.int16)) == -(2 ** 31) + 2 ** 16
-    big = np.full(2048 // 2, -32768, np.int16)
+    big = np.full(1000, -32768, np.int16)                     # both operands fit below 0x3BF0
     assert mac(big, np.full(big.size, 32767, np.int16)) == -(2 ** 31)   # saturates down
     a = np.array([-32768, 32767], np.int16)
     assert mac(a, np.array([-32768, 0], np.int16)) == 2 ** 31 - 1   # one -1*-1 product: 2^31 is one too many

@@ -78,7 +78,8 @@ msp_status msp_add_q15(const msp_add_q15_params *params, const _q15 *srcA, const
 msp_status msp_mpy_q15(const msp_mpy_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst);
 
 /* *result = sat32(2 * sum_i srcA[i] * srcB[i]): the exact sum (wide accumulator), doubled to Q31, saturated
- * once. result must lie in LEA RAM like the sources. */
+ * once (so exact only while |sum| < 2^30; a single -1 * -1 product saturates). result must lie in LEA RAM
+ * like the sources. */
 msp_status msp_mac_q15(const msp_mac_q15_params *params, const _q15 *srcA, const _q15 *srcB, _iq31 *result);
 
 /* dst[i] = sat16(src[i] + offset) */
