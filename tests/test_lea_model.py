@@ -9,8 +9,8 @@ array (the bus), which also records every byte the model writes.
 import ctypes
 import re
 import shutil
-import struct
 import subprocess
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +173,11 @@ def test_costs_come_from_the_platform_toml(lea):
     p = load_platform()
     assert c.cycles_per_call == p["lea.cycles_per_call"] == 616
     assert c.cycles_per_mac == p["lea.cycles_per_element"] == 1.5
-    for key in lea_ref.COST_KEYS.values():
+    raw = tomllib.loads(Path(p.files[-1]).read_text())
+    for key in lea_ref.COST_KEYS.values():            # each cited, each flagged as a model
+        section, name = key.split(".")
         assert p.constants[key].source.strip()
+        assert raw[section][name]["status"] == "model until a board measures it"
     # a 100-element MAC: 616 + 100 x 1.5 cycles, 204 + 100 x 0.527 nJ (the [AD] figures)
     lea.put(START, np.ones(100, np.int16))
     rc, cost, _ = lea.call("mac_q15", [100, START, START, START + 200])
@@ -425,13 +428,15 @@ def test_costs_must_be_set_and_valid(lib_path, tmp_path):
     assert lea.call("fill_q15", [2, 1, START])[0] == 0
 
 
-def test_messages_fit_small_buffers(lib_path, costs):
+def test_messages_fit_small_buffers_and_outputs_are_optional(lib_path, costs):
     lea = Lea(lib_path, costs)
     lea.put(BLOCK, [7, S, A, D], np.uint16)
     cost, msg = Cost(), ctypes.create_string_buffer(12)
     rc = lea.lib.sim_lea_call(ctypes.byref(lea.bus), 1, BLOCK, ctypes.byref(cost), msg, len(msg))
     assert rc == 1 and msg.value == b"msp_mac_q15"[:11]
     assert lea.lib.sim_lea_call(ctypes.byref(lea.bus), 1, BLOCK, ctypes.byref(cost), None, 0) == 1
+    lea.put(BLOCK, [8, S, A, D], np.uint16)                 # no cost wanted: NULL is accepted
+    assert lea.lib.sim_lea_call(ctypes.byref(lea.bus), 1, BLOCK, None, None, 0) == 0
 
 
 # ------------------------------------------------------------------------------- CPU-side DSPLib

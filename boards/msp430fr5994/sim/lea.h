@@ -49,6 +49,7 @@ typedef struct sim_lea_bus {
     void     (*wr8)(void *ctx, uint32_t addr, uint8_t v);
 } sim_lea_bus;
 int sim_lea_call(const sim_lea_bus *bus, uint16_t fn, uint32_t params, sim_lea_cost *cost, char *msg, int msg_len);
+/* cost may be NULL; msg may be NULL (or msg_len 0): then no message is written */
 
 /* -------------------------------------------------------------------------------- the MMIO port */
 #define SIM_LEA_PORT_ADDR_LO 0x0FF0u
