@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 import fr5994sim_programs as progs
-from sparsenest import msp430
-from sparsenest.targets import fr5994power, fr5994sim
+from sparsenest.targets import fr5994power, fr5994sim, msp430
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -369,7 +368,7 @@ def test_power_cut_at_random_and_harvested_cycles(tmp_path):
     r = fr5994power.run_intermittent(dev, cut_cycles=fr5994power.random_cuts(3, 15000, seed=4))
     assert r.completed and r.power_failures == 3
     assert struct.unpack("<H", dev.read("fram_count", 2))[0] == 2000
-    from sparsenest import harvest
+    from sparsenest.analysis import harvest
     dev = fr5994sim.Device(fw.elf)
     trace = harvest.Trace(np.array([0.0, 10.0]), np.array([2e-4, 2e-4]))    # 0.2 mW, steady
     cap = harvest.Capacitor(10e-6, v_on=3.0, v_off=2.9, v_max=3.3, v_init=3.0)   # ~3 uJ per charge
@@ -405,3 +404,31 @@ def test_batch_profile_and_energy(tmp_path):
     p = dev.platform
     assert r.energy_j == pytest.approx(r.cycles * p.energy_per_cycle_j
                                        + r.counters["fram_writes"] * p.fram_write_energy_j)
+
+
+def test_lea_calls_through_the_port_equal_the_reference(tmp_path):
+    """The DSPLib shims of the simulator image hand msp_mac_q15/msp_add_q15 to the LEA model through
+    the 0x0FF0 port: results equal lea_ref's, the CPU is held for the modelled cycles, energy charged."""
+    if not fr5994sim.lea_linked():
+        pytest.skip("LEA model (boards/msp430fr5994/sim/lea.c) not on this branch")
+    from sparsenest.compiler import lea_ref
+    root = msp430.BOARD_DIR.parents[1]
+    src = tmp_path / "lea.c"
+    src.write_text(progs.LEA_C)
+    fw = msp430.build([src, msp430.BOARD_DIR / "sim" / "dsplib_shim.c"], tmp_path / "b", image="fr5994",
+                      include_dirs=[root / "runtime_c" / "kernels_lea" / "dsplib", msp430.BOARD_DIR / "sim"],
+                      name="lea")
+    rng = np.random.default_rng(2)
+    a = rng.integers(-2 ** 15, 2 ** 15, progs.LEA_N, dtype=np.int16)
+    b = rng.integers(-2 ** 15, 2 ** 15, progs.LEA_N, dtype=np.int16)
+    r = fr5994sim.simulate(fw.elf, inputs={"host_a": a.tobytes(), "host_b": b.tobytes()},
+                           outputs={"sum": ("out_sum", 2 * progs.LEA_N), "mac": ("out_mac", 4),
+                                    "status": ("out_status", 4)})
+    assert struct.unpack("<hh", r.outputs["status"]) == (0, 0)
+    assert struct.unpack("<i", r.outputs["mac"])[0] == lea_ref.mac_q15(a, b)
+    assert np.array_equal(np.frombuffer(r.outputs["sum"], "<i2"), lea_ref.add_q15(a, b))
+    k = lea_ref.lea_costs()
+    cost = [lea_ref.cost_of(k, "mac_q15", length=progs.LEA_N), lea_ref.cost_of(k, "add_q15", length=progs.LEA_N)]
+    c = r.counters
+    assert c["lea_calls"] == 2 and c["lea_cycles"] == sum(x.cycles for x in cost)
+    assert c["lea_energy_fj"] == pytest.approx(sum(x.energy_nj for x in cost) * 1e6, abs=2)

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .. import firmware, msp430
+from . import firmware, msp430
 from .fr5994sim import CYCLE_NOTE, Device, FrSimError
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..harvest import Capacitor, Trace
+from ..analysis.harvest import Capacitor, Trace
 from .fr5994sim import Device, FrSimError, Stop
 
 

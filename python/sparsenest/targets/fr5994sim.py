@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .. import msp430
-from ..cost import Platform, PlatformError, load_platform
+from . import msp430
+from ..analysis.cost import Platform, PlatformError, load_platform
 
 SIM_DIR = msp430.BOARD_DIR / "sim"
 CORE_SOURCES = ("cpu.c", "mem.c", "mpy32.c", "dma.c", "power.c")
 #: linked when present (the LEA model is written on its own branch)
 OPTIONAL_SOURCES = ("lea.c",)
-CFLAGS = ("-std=gnu11", "-O3", "-Wall", "-Wextra", "-fPIC", "-shared")
+CFLAGS = ("-std=gnu11", "-O3", "-ffp-contract=off", "-Wall", "-Wextra", "-fPIC", "-shared")
 
 STOP_BUDGET, STOP_BREAK, STOP_HALT, STOP_ERROR = range(4)
 STOP_NAMES = {STOP_BUDGET: "budget", STOP_BREAK: "break", STOP_HALT: "halt", STOP_ERROR: "error"}
@@ -196,12 +196,15 @@ class Device:
             self.load(elf)
 
     def _set_lea_costs(self):
-        """Hand the platform's LEA constants to the LEA model (when linked)."""
-        try:
-            from ..compiler.lea_ref import lea_costs      # the LEA branch's helper
-        except ImportError:
-            return
-        lea_costs(self.lib, self.platform)
+        """Hand the platform's [lea.*] constants to the LEA model (process-wide in lea.c)."""
+        from ..compiler.lea_ref import LeaCosts, lea_costs
+
+        class CCosts(ctypes.Structure):
+            _fields_ = [(f, ctypes.c_double) for f in LeaCosts.__dataclass_fields__]
+
+        k = lea_costs(self.platform)
+        if self.lib.sim_lea_set_costs(ctypes.byref(CCosts(*k.as_tuple()))) != 0:
+            raise FrSimError("the platform's LEA cost constants were refused (negative or not finite)")
 
     def _configure(self, mpy_base: int):
         c = self.cache
