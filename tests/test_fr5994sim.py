@@ -380,13 +380,19 @@ def test_power_cut_at_random_and_harvested_cycles(tmp_path):
 
 # ---- errors --------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def errors_image(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("frsim_err"), "errors", progs.error_program(), image="fr5994")
+
+
 @pytest.mark.parametrize("name", sorted(progs.ERROR_SNIPPETS))
-def test_stops_with_pc_and_address(tmp_path, name):
-    snippet, message = progs.ERROR_SNIPPETS[name]
-    fw = _build(tmp_path, name, progs.error_program(snippet), image="fr5994")
-    with pytest.raises(fr5994sim.FrSimError) as e:
-        fr5994sim.simulate(fw.elf)
-    assert message in str(e.value) and "PC 0x" in str(e.value)
+def test_stops_with_pc_and_address(errors_image, name):
+    _, message = progs.ERROR_SNIPPETS[name]
+    dev = fr5994sim.Device(errors_image.elf)
+    assert dev.run("main").reason == "break"                 # start-up done (clock, FRAM wait state)
+    dev.set_reg(0, dev.address(f"err_{name}")[0])
+    stop = dev.run("__halt", max_cycles=1000)
+    assert stop.reason == "error" and message in stop.message and "PC 0x" in stop.message, stop
 
 
 def test_batch_profile_and_energy(tmp_path):
