@@ -9,18 +9,7 @@
 
 #include "sim.h"
 
-#if __has_include("lea.h")
 #include "lea.h"
-#else
-/* The contract with the LEA model (boards/msp430fr5994/sim/lea.h, written on another branch). */
-typedef struct sim_lea_cost { uint64_t cycles; uint64_t lea_ops; double energy_nj; } sim_lea_cost;
-typedef struct sim_lea_bus {
-    void *ctx;
-    uint8_t  (*rd8)(void *ctx, uint32_t addr);
-    void     (*wr8)(void *ctx, uint32_t addr, uint8_t v);
-} sim_lea_bus;
-int sim_lea_call(const sim_lea_bus *bus, uint16_t fn, uint32_t params, sim_lea_cost *cost, char *msg, int msg_len);
-#endif
 
 void frsim_reset(frsim *s)
 {

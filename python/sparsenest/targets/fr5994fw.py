@@ -7,13 +7,12 @@ traffic, cache, DMA, energy) of the whole run and of every inference.
 """
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from . import firmware, msp430
-from .fr5994sim import CYCLE_NOTE, Device, FrSimError
+from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 
 
 @dataclass
@@ -82,21 +81,6 @@ def simulate(fb, *, inputs=None, schedule: Sequence[firmware.Step] | None = None
         a, b = marks[3 * k + 1][1], marks[3 * k + 2][1]
         infer.append({key: b[key] - a[key] for key in a})
     exit_code = int.from_bytes(dev.read("__sn_exit_code", 2), "little")
-    uart = dev.uart
-    if "__sn_uart_log" in e.symbols and "__sn_uart_log_len" in e.symbols:
-        n = int.from_bytes(dev.read("__sn_uart_log_len", 2), "little")
-        uart = dev.read("__sn_uart_log")[:n].decode("latin-1")
-    stack_used = None
-    lim, top = e.symbols.get("__stack_limit"), e.symbols.get("__stack_top")
-    if dev.image == "sim" and lim and top and top.value > lim.value:
-        blob = dev.read(lim.value, top.value - lim.value)
-        k = 0
-        while k + 1 < len(blob) and blob[k] == 0xA5 and blob[k + 1] == 0xA5:
-            k += 2
-        stack_used = len(blob) - k
+    uart, stack_used = board_logs(dev)
     return FrSimRun(header, records, uart, c.instructions, c.cycles, exit_code, stack_used, inputs_q, sched,
                     counters=c.as_dict(), infer_counters=infer, energy_j=dev.energy_j(c))
-
-
-def simulate_path(path: str | os.PathLike, **kw) -> FrSimRun:
-    return simulate(firmware.load_build(path), **kw)

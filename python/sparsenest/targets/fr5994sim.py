@@ -396,6 +396,26 @@ class Device:
 
 # ------------------------------------------------------------------------------ msp430.simulate twin
 
+def board_logs(dev: Device) -> tuple[str, int | None]:
+    """What the board start-up leaves for the host after a run: the UART text (the simulator image's
+    log buffer, else what the chip image sent to eUSCI_A0) and the stack high-water mark in bytes (the
+    simulator image paints the free stack)."""
+    e = dev.elf
+    uart = dev.uart
+    if "__sn_uart_log" in e.symbols and "__sn_uart_log_len" in e.symbols:
+        n = int.from_bytes(dev.read("__sn_uart_log_len", 2), "little")
+        uart = dev.read("__sn_uart_log")[:n].decode("latin-1")
+    stack_used = None
+    lim, top = e.symbols.get("__stack_limit"), e.symbols.get("__stack_top")
+    if dev.image == "sim" and lim and top and top.value > lim.value:
+        blob = dev.read(lim.value, top.value - lim.value)
+        untouched = 0
+        while untouched + 1 < len(blob) and blob[untouched] == 0xA5 and blob[untouched + 1] == 0xA5:
+            untouched += 2
+        stack_used = len(blob) - untouched
+    return uart, stack_used
+
+
 @dataclass
 class FrSimResult(msp430.SimResult):
     counters: dict = field(default_factory=dict)
@@ -450,20 +470,9 @@ def simulate(elf: str | os.PathLike, *, outputs: Mapping[str, object] | Sequence
         raise FrSimError(f"{e.path.name} trapped in __sn_unexpected_isr (an interrupt without a handler) after "
                          f"{c.instructions} instructions")
     specs = dict(outputs) if isinstance(outputs, Mapping) else {n: n for n in outputs}
-    outs = {k: dev.read(*dev.address(spec)) if dev.address(spec)[1] else dev.read(spec) for k, spec in specs.items()}
+    outs = {k: dev.read(*dev.address(spec)) for k, spec in specs.items()}
     exit_code = int.from_bytes(dev.read("__sn_exit_code", 2), "little") if "__sn_exit_code" in e.symbols else 0
-    uart = dev.uart
-    if "__sn_uart_log" in e.symbols and "__sn_uart_log_len" in e.symbols:
-        n = int.from_bytes(dev.read("__sn_uart_log_len", 2), "little")
-        uart = dev.read("__sn_uart_log")[:n].decode("latin-1")
-    stack_used = None
-    lim, top = e.symbols.get("__stack_limit"), e.symbols.get("__stack_top")
-    if dev.image == "sim" and lim and top and top.value > lim.value:
-        blob = dev.read(lim.value, top.value - lim.value)
-        untouched = 0
-        while untouched + 1 < len(blob) and blob[untouched] == 0xA5 and blob[untouched + 1] == 0xA5:
-            untouched += 2
-        stack_used = len(blob) - untouched
+    uart, stack_used = board_logs(dev)
     return FrSimResult(exit_code, c.instructions, c.cycles, outs, mark_counts, stack_used, uart, "",
                        cycles_exact=True, cycle_note=CYCLE_NOTE, counters=c.as_dict(), energy_j=dev.energy_j(c),
                        profile=dev.profile() if profile else {}, mark_counters=mark_counters)
