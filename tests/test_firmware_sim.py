@@ -212,6 +212,8 @@ def test_full_lenet5_chip_image_uses_upper_fram(tmp_path):
     c = run.counters
     assert c["dma_transfers"] > 50000 and c["dma_cycles"] > 2 * c["dma_transfers"] and c["mpy_ops"] > 0
     assert c["cycles"] == c["cpu_cycles"] + c["wait_cycles"] + c["dma_cycles"] + c["lea_cycles"]
+    table = fr5994fw.format_levels(run).splitlines()
+    assert len(table) == 2 and table[1].split()[0] == "1" and int(table[1].split()[-1].replace(",", "")) > 0
     with pytest.raises(msp430.RegionOverflowError) as e:
         firmware.build(info["out_dir"], tmp_path / "sim", image="sim", n_inputs=1, schedule=[S(0, 1)])
     assert e.value.region == "LOWER_FRAM" and "no upper FRAM" in str(e.value)

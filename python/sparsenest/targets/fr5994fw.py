@@ -84,3 +84,64 @@ def simulate(fb, *, inputs=None, schedule: Sequence[firmware.Step] | None = None
     uart, stack_used = board_logs(dev)
     return FrSimRun(header, records, uart, c.instructions, c.cycles, exit_code, stack_used, inputs_q, sched,
                     counters=c.as_dict(), infer_counters=infer, energy_j=dev.energy_j(c))
+
+
+def format_levels(run: FrSimRun, energy_per_level: dict[int, float] | None = None, mclk_hz: float = 16e6) -> str:
+    """Per level (mean over its inferences): cycles, instructions, time and energy at the clock, FRAM
+    reads/writes, cache hit rate, DMA transfers; all simulated."""
+    by: dict[int, list[dict]] = {}
+    for r, c in zip(run.records, run.infer_counters):
+        by.setdefault(r.level, []).append(c)
+    head = (f"{'level':>5} {'cycles':>12} {'instructions':>13} {'ms':>8} {'uJ':>8} {'FRAM rd':>11} {'FRAM wr':>8} "
+            f"{'cache hit':>9} {'DMA xfers':>9}")
+    lines = [head]
+    for lv in sorted(by):
+        cs = by[lv]
+
+        def mean(key, cs=cs):
+            return sum(c[key] for c in cs) / len(cs)
+        hit = mean("cache_hits") / max(mean("fram_reads"), 1)
+        uj = energy_per_level[lv] * 1e6 if energy_per_level else float("nan")
+        lines.append(f"{lv:>5} {mean('cycles'):>12,.0f} {mean('instructions'):>13,.0f} "
+                     f"{mean('cycles') / mclk_hz * 1e3:>8.2f} {uj:>8.1f} {mean('fram_reads'):>11,.0f} "
+                     f"{mean('fram_writes'):>8,.0f} {hit:>9.1%} {mean('dma_transfers'):>9,.0f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """python -m sparsenest.targets.fr5994fw MODEL_DIR: build the chip image (default) of a compiled
+    model, run it in our simulator, compare with the golden model, print the per-level figures."""
+    import argparse
+    import sys
+    import tempfile
+    from pathlib import Path
+    ap = argparse.ArgumentParser(prog="python -m sparsenest.targets.fr5994fw", description=main.__doc__)
+    ap.add_argument("model_dir")
+    ap.add_argument("--image", choices=("fr5994", "sim"), default="fr5994")
+    ap.add_argument("--inputs", type=int, default=2, help="test images embedded (default 2)")
+    ap.add_argument("--layers", action="store_true", help="also the cycles of every layer")
+    args = ap.parse_args(argv)
+    try:
+        model = firmware.load_model_dir(args.model_dir)
+        with tempfile.TemporaryDirectory(prefix="sn-frsim-") as tmp:
+            fb = firmware.build(model.path, Path(tmp), image=args.image, n_inputs=args.inputs)
+            dev = Device()
+            run = simulate(fb, layers=args.layers, device=dev)
+            rep = firmware.compare_golden(fb, run)
+    except (firmware.FirmwareError, msp430.BuildError, msp430.ToolchainError, FrSimError) as e:
+        print(f"fr5994fw: {e}", file=sys.stderr)
+        return 1
+    energy: dict[int, list[float]] = {}
+    for r, c in zip(run.records, run.infer_counters):
+        energy.setdefault(r.level, []).append(dev.energy_j(c))
+    print(f"{model.path.name}: {args.image} image in our MSP430FR5994 simulator, {len(run.records)} steps, "
+          f"{'bit-identical to the golden model' if rep.ok else 'MISMATCH with the golden model'}")
+    print(format_levels(run, {lv: sum(v) / len(v) for lv, v in energy.items()}, dev.platform.mclk_hz))
+    if args.layers:
+        print(firmware.format_layers(run, fb.model).replace("cycles*", "cycles"))
+    print(f"({CYCLE_NOTE})")
+    return 0 if rep.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -346,13 +346,15 @@ class Device:
         return Stop(STOP_NAMES[rc], self.regs[0], msg)
 
     # ---- energy and profile ---------------------------------------------------------------------
-    def energy_j(self, counters: Counters | None = None) -> float:
-        """Energy of what ran: every cycle (CPU, FRAM wait, DMA- and LEA-held) at the active power of
-        the platform's clock, plus the FRAM write energy per write, plus the LEA model's own energy."""
-        c = counters or self.counters
+    def energy_j(self, counters: Counters | Mapping[str, int] | None = None) -> float:
+        """Energy of what ran (counters or a counters dict, default all since clear_counters): every
+        cycle (CPU, FRAM wait, DMA- and LEA-held) at the active power of the platform's clock, plus the
+        FRAM write energy per write, plus the LEA model's own energy."""
+        c = counters if counters is not None else self.counters
+        c = c if isinstance(c, Mapping) else c.as_dict()
         p = self.platform
-        return (c.cycles * p.energy_per_cycle_j + c.fram_writes * p.fram_write_energy_j
-                + c.lea_energy_fj * 1e-15)
+        return (c["cycles"] * p.energy_per_cycle_j + c["fram_writes"] * p.fram_write_energy_j
+                + c["lea_energy_fj"] * 1e-15)
 
     def enable_profile(self, on: bool = True):
         if self.lib.frsim_enable_profile(self._h, int(on)):
