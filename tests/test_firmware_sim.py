@@ -11,11 +11,10 @@ import pytest
 
 from sn_compile_helpers import bundle_from, calib_images, lenet_bundle, trained_net
 from sparsenest import data, models
-from sparsenest.targets import firmware, msp430
+from sparsenest.targets import firmware, fr5994fw, msp430
 from sparsenest.compiler import formats, golden
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.targets.host import HostSim
-from sparsenest.targets import fr5994fw
 
 S = firmware.Step
 
