@@ -327,3 +327,38 @@ def error_program() -> str:
         parts += [f"    .globl err_{name}", f"    .type err_{name},@function", f"err_{name}:", "    nop",
                   f"    {snippet}", "    ret"]
     return "\n".join(parts) + "\n"
+
+
+# ---- LEA through the DSPLib shims: the chip's CPU calls msp_mac_q15 / msp_add_q15 on LEA RAM -------
+LEA_N = 64
+LEA_C = r"""
+#include <stdint.h>
+#include "sn_board.h"
+#include "DSPLib.h"
+
+SN_LEA_RAM _q15 lea_a[%(n)d];
+SN_LEA_RAM _q15 lea_b[%(n)d];
+SN_LEA_RAM _q15 lea_sum[%(n)d];
+SN_LEA_RAM _iq31 lea_mac;
+SN_PERSISTENT int16_t host_a[%(n)d];
+SN_PERSISTENT int16_t host_b[%(n)d];
+SN_PERSISTENT int16_t out_sum[%(n)d];
+SN_PERSISTENT int32_t out_mac;
+SN_PERSISTENT int16_t out_status[2];
+
+int main(void)
+{
+    for (uint16_t i = 0; i < %(n)d; i++) {
+        lea_a[i] = host_a[i];
+        lea_b[i] = host_b[i];
+    }
+    msp_mac_q15_params mp = {.length = %(n)d};
+    out_status[0] = msp_mac_q15(&mp, lea_a, lea_b, &lea_mac);
+    msp_add_q15_params ap = {.length = %(n)d};
+    out_status[1] = msp_add_q15(&ap, lea_a, lea_b, lea_sum);
+    out_mac = lea_mac;
+    for (uint16_t i = 0; i < %(n)d; i++)
+        out_sum[i] = lea_sum[i];
+    return 0;
+}
+""" % {"n": LEA_N}
