@@ -53,7 +53,9 @@ bench: setup
 firmware: setup $(MODEL)
 	$(PY) -m sparsenest.targets.firmware build $(MODEL) --board $(BOARD)
 
+# the chip image in our simulator (the measuring one), then the mspdebug image in mspdebug (cross-check)
 sim: setup $(SIM_MODEL)
+	$(PY) -m sparsenest.targets.fr5994fw $(SIM_MODEL) --layers
 	$(PY) -m sparsenest.targets.firmware sim $(SIM_MODEL) --board $(BOARD)
 
 flash: setup $(MODEL)
