@@ -135,15 +135,6 @@ def json_object(text: str) -> dict:
 
 # ---------------------------------------------------------------------------------------- paths
 
-def input_file(text: str) -> str:
-    """argparse type: an existing regular file."""
-    try:
-        check_input_file(Path(text), "input file")
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
 def check_input_file(path: Path, what: str) -> None:
     """An existing regular file, checked with stat before anything opens it (a FIFO would block, a
     device never ends). Raises ValueError (one line)."""
@@ -182,22 +173,6 @@ def check_output(path: str | os.PathLike, *, kind: str, what: str = "output") ->
     return p
 
 
-def output_dir(text: str) -> str:
-    try:
-        check_output(text, kind="dir")
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
-def output_file(text: str) -> str:
-    try:
-        check_output(text, kind="file")
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
 def read_json_file(path: str | os.PathLike, what: str):
     """A small JSON file, read defensively (regular file, size cap); ValueError on anything wrong."""
     p = Path(path)
@@ -208,3 +183,20 @@ def read_json_file(path: str | os.PathLike, what: str):
         return json.loads(p.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{what} {str(p)!r} is not valid JSON ({type(e).__name__}); regenerate it") from None
+
+
+def _argparse_type(check: Callable[[str], object], name: str) -> Callable[[str], str]:
+    """A path check (raising ValueError) as an argparse type, so it runs before any work starts."""
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+    parse.__name__ = name
+    return parse
+
+
+input_file = _argparse_type(lambda t: check_input_file(Path(t), "input file"), "input file")
+output_dir = _argparse_type(lambda t: check_output(t, kind="dir"), "output directory")
+output_file = _argparse_type(lambda t: check_output(t, kind="file"), "output file")
