@@ -1,4 +1,4 @@
-"""`sparsenest` command line: train, info, export-onnx, analyze, compile, simulate, report, harvest, glue."""
+"""`sparsenest` command line: train, info, import, export-onnx, export-tflite, analyze, compile, simulate, report, harvest, glue."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +54,15 @@ def cmd_export_onnx(a) -> int:
         if path.exists() and not a.force:
             raise FileExistsError(f"{path} exists; pass --force to replace it")
         print(export_level(b, lv, path))
+    return 0
+
+
+def cmd_import(a) -> int:
+    from .interop.cli import import_model
+    b = import_model(a.model, a.output, dataset=a.dataset, force=a.force)
+    nodes = b.graph["nodes"]
+    print(f"{a.model}: {len(nodes)} graph nodes ({', '.join(sorted({n['op'] for n in nodes}))}), "
+          f"{sum(v.size for k, v in b.weights.items())} parameters; bundle written to {b.path}")
     return 0
 
 
@@ -147,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("-o", "--output", required=True, help="directory for level<k>.onnx")
     e.add_argument("--force", action="store_true")
     e.set_defaults(fn=cmd_export_onnx)
+
+    im = sub.add_parser("import", help="read a TFLite or ONNX model into a bundle (one dense level)")
+    im.add_argument("model", help="MODEL.tflite or MODEL.onnx")
+    im.add_argument("-o", "--output", required=True, help="bundle directory, e.g. build/kws.nest")
+    im.add_argument("--dataset", default=None, help="the data set the model expects (for compile/train --from)")
+    im.add_argument("--force", action="store_true", help="replace an existing bundle")
+    im.set_defaults(fn=cmd_import)
 
     an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
     an.add_argument("bundle")

@@ -60,7 +60,7 @@ class GraphNet(nn.Module):
             self._paths[n["name"]] = path
         for name, child in root.named_children():
             self.add_module(name, child)
-        sd = {k: torch.as_tensor(np.asarray(v, np.float32)) for k, v in weights.items()
+        sd = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in weights.items()
               if k in self.state_dict()}
         self.load_state_dict(sd, strict=True)
 
