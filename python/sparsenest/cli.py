@@ -23,8 +23,13 @@ def cmd_train(a) -> int:
                       lr_retrain=a.lr_retrain,
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
                       method_opts=json.loads(a.method_opts) if a.method_opts else {})
-    b = train_to_bundle(a.output, model=a.model, dataset=a.dataset, levels=a.levels, method=a.method,
-                        mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
+    if a.from_bundle:  # an existing (e.g. imported) network: prune + fine-tune it, no model zoo
+        from .interop.train_from import train_from_bundle
+        b = train_from_bundle(a.from_bundle, a.output, dataset=a.dataset, levels=a.levels, method=a.method,
+                              mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
+    else:
+        b = train_to_bundle(a.output, model=a.model, dataset=a.dataset, levels=a.levels, method=a.method,
+                            mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
     print(level_table(b))
     print(f"bundle written to {b.path}")
     return 0
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t = sub.add_parser("train", help="train a nested sparse model and write a bundle")
     t.add_argument("--model", default="lenet5")
+    t.add_argument("--from", dest="from_bundle", default=None,
+                   help="start from this bundle's network (e.g. one made by `sparsenest import`)")
     t.add_argument("--dataset", default=None, help="default: the model's data set")
     t.add_argument("--levels", type=_levels, default=[0.9, 0.75, 0.5],
                    help="comma-separated sparsities, e.g. 0.9,0.75,0.5")
