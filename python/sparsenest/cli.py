@@ -71,6 +71,20 @@ def cmd_import(a) -> int:
     return 0
 
 
+def cmd_export_tflite(a) -> int:
+    from .bundle import Bundle
+    from .interop.tflite_export import export_level_tflite
+    b = Bundle.load(a.bundle)
+    out = Path(a.output)
+    for lv in ([a.level] if a.level else range(1, b.n_levels + 1)):
+        path = out / f"level{lv}.tflite"
+        if path.exists() and not a.force:
+            raise FileExistsError(f"{path} exists; pass --force to replace it")
+        export_level_tflite(b, lv, path)
+        print(path)
+    return 0
+
+
 def cmd_analyze(a) -> int:
     from .bundle import Bundle
     from .compiler import analyze
@@ -170,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--dataset", default=None, help="the data set the model expects (for compile/train --from)")
     im.add_argument("--force", action="store_true", help="replace an existing bundle")
     im.set_defaults(fn=cmd_import)
+
+    et = sub.add_parser("export-tflite", help="write each level (or --level k) as a float32 TFLite model")
+    et.add_argument("bundle")
+    et.add_argument("-o", "--output", required=True, help="directory for level<k>.tflite")
+    et.add_argument("--level", type=int, default=None, help="one level (default: all)")
+    et.add_argument("--force", action="store_true")
+    et.set_defaults(fn=cmd_export_tflite)
 
     an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
     an.add_argument("bundle")
