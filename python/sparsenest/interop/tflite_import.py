@@ -82,6 +82,10 @@ class _Reader:
         zp = np.zeros(len(q.scale), np.int64) if q.zeroPoint is None else np.asarray(q.zeroPoint, np.int64)
         return np.asarray(q.scale, np.float64), zp, int(q.quantizedDimension)
 
+    def weight_kind(self, i: int) -> str:
+        q = self.quant(i)
+        return "float" if q is None else ("per-channel" if q[0].size > 1 else "per-tensor")
+
     def is_const(self, i: int) -> bool:
         buf = self.model.buffers[self.g.tensors[i].buffer]
         return buf is not None and buf.data is not None and len(buf.data) > 0
@@ -149,8 +153,7 @@ def import_tflite(path: str | Path, *, dataset: dict | None = None):
 
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             w = r.const(ins[1], "the filter")
-            weight_quant.add("per-channel" if (r.quant(ins[1]) or (np.zeros(1),))[0].size > 1 else
-                             ("per-tensor" if r.quant(ins[1]) else "float"))
+            weight_quant.add(r.weight_kind(ins[1]))
             bias = r.const(ins[2], "the bias") if len(ins) > 2 and ins[2] >= 0 else None
             h, wd = r.shape(ins[0])[1:3]
             if name == "CONV_2D":
@@ -174,8 +177,7 @@ def import_tflite(path: str | Path, *, dataset: dict | None = None):
             val[out] = b.activation(y, _fused(opt, where), r.tname(out))
         elif name == "FULLY_CONNECTED":
             w = r.const(ins[1], "the weight matrix")
-            weight_quant.add("per-channel" if (r.quant(ins[1]) or (np.zeros(1),))[0].size > 1 else
-                             ("per-tensor" if r.quant(ins[1]) else "float"))
+            weight_quant.add(r.weight_kind(ins[1]))
             bias = r.const(ins[2], "the bias") if len(ins) > 2 and ins[2] >= 0 else None
             if opt is not None and (opt.keepNumDims or opt.weightsFormat != 0):
                 raise UnsupportedOpError(f"{where}: keep_num_dims / shuffled weights are not supported")
@@ -244,11 +246,16 @@ def import_tflite(path: str | Path, *, dataset: dict | None = None):
     def qdict(q):
         return None if q is None else {"scale": [float(s) for s in q[0]], "zero_point": [int(z) for z in q[1]]}
 
+    # Activation quantisation per graph value (int8 models): what the interpreter rounds each tensor to.
+    index = {r.tname(i): i for i in range(len(g.tensors))}
+    acts = {v: qdict(r.quant(index[t])) for v, t in b.tensor_names.items()
+            if t in index and r.quant(index[t]) is not None and g.tensors[index[t]].type in (3, 9)}
     source = file_identity(path) | {
         "format": "tflite", "layout": "NHWC input [1, H, W, C] -> graph [C, H, W]",
         "output_activation": output_activation,
         "quantization": {"input": qdict(quant["input"]), "output": qdict(quant["output"]),
-                         "weights": sorted(weight_quant)}}
+                         "weights": sorted(weight_quant), "activations": acts,
+                         "activation_dtype": ("uint8" if g.tensors[in_idx].type == 3 else "int8") if acts else None}}
     return b.bundle(output, source=source, dataset=dataset)
 
 

@@ -67,10 +67,18 @@ class GraphNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)[self.graph["output"]]
 
-    def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every node's output (name -> tensor) for batch x."""
+    def run(self, x: torch.Tensor, fake_quant: dict | None = None) -> dict[str, torch.Tensor]:
+        """Every node's output (name -> tensor) for batch x. fake_quant: node -> (scale, zero_point, lo, hi)
+        rounds that node's output as an int8 interpreter would (to check an imported int8 model)."""
         g = self.graph
-        vals = {g["input"]["name"]: x}
+        fq = fake_quant or {}
+
+        def q(name, t):
+            if name not in fq:
+                return t
+            s, z, lo, hi = fq[name]
+            return (torch.clamp(torch.round(t / s) + z, lo, hi) - z) * s
+        vals = {g["input"]["name"]: q(g["input"]["name"], x)}
         for n in g["nodes"]:
             op, ins = n["op"], [vals[s] for s in n["inputs"]]
             if op in WEIGHTED:
@@ -93,7 +101,7 @@ class GraphNet(nn.Module):
                 y = ins[0] + ins[1]
             else:
                 raise UnsupportedLayerError(f"node '{n['name']}': op '{op}' has no torch equivalent here")
-            vals[n["name"]] = y
+            vals[n["name"]] = q(n["name"], y)
         return vals
 
 
