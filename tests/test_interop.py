@@ -128,14 +128,21 @@ def test_import_kws_int8_dequantises_with_the_model_scales():
 
 def _ad_inputs() -> np.ndarray:
     """Real-ish autoencoder inputs: 5 consecutive 128-band log-mel frames (dB) of real clips, the DCASE
-    baseline's feature layout (the ToyCar recordings it was trained on are not available)."""
-    import librosa
+    baseline's feature layout (1024-point frames, hop 512, power, 10 log10); the ToyCar recordings the
+    model was trained on are not available."""
+    n_fft, hop, n_mels = 1024, 512, 128
+    mel_of = lambda f: 1127.0 * np.log1p(f / 700.0)  # noqa: E731
+    edges = np.linspace(0.0, mel_of(8000.0), n_mels + 2)
+    bins = mel_of(np.linspace(0.0, 8000.0, n_fft // 2 + 1))[:, None]
+    fbank = np.maximum(0, np.minimum((bins - edges[:-2]) / (edges[1:-1] - edges[:-2]),
+                                     (edges[2:] - bins) / (edges[2:] - edges[1:-1])))
+    window = np.hanning(n_fft)
     out = []
     for p in REF["pcm"]:
-        mel = librosa.feature.melspectrogram(y=p.astype(np.float32) / 32768, sr=16000, n_fft=1024,
-                                             hop_length=512, n_mels=128, power=2.0)
-        db = 10.0 * np.log10(mel + 1e-10)                     # [128, frames]
-        out.append(db[:, 10:15].T.reshape(-1))                  # 5 frames x 128
+        wave_ = p.astype(np.float64) / 32768
+        frames = np.stack([wave_[i * hop:i * hop + n_fft] * window for i in range(10, 15)])
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        out.append((10.0 * np.log10(power @ fbank + 1e-10)).reshape(-1))  # 5 frames x 128
     return np.stack(out).astype(np.float32)
 
 
@@ -190,9 +197,9 @@ def test_pytorch_onnx_import_round_trip(tmp_path):
     """A PyTorch model -> the project's ONNX export -> import -> bundle computes what PyTorch computes."""
     from sparsenest import data, models
     from sparsenest.bundle import Bundle
-    from sparsenest.graph import extract_graph
+    from sparsenest.train.graph import extract_graph
     from sparsenest.interop.onnx_import import import_onnx
-    from sparsenest.onnx_export import export_level
+    from sparsenest.interop.onnx_export import export_level
 
     torch.manual_seed(0)
     net = models.create("lenet5").eval()
@@ -220,7 +227,7 @@ def test_export_tflite_every_level_matches_our_float_model(tmp_path):
     from sparsenest.interop.tflite_export import export_level_tflite
     from sparsenest.interop.tflite_import import import_tflite
     from sparsenest.interop.torch_net import GraphNet
-    from sparsenest.nested import derive_intro
+    from sparsenest.train.nested import derive_intro
 
     src = import_tflite(MODELS / "kws_ref_model_float32.tflite")
     net = GraphNet(src.graph, src.weights)

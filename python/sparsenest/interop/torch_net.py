@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..graph import UnsupportedLayerError
+from ..train.graph import UnsupportedLayerError
 
 WEIGHTED = ("conv1d", "conv2d", "linear")
 

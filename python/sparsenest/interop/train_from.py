@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..bundle import Bundle
-from ..nested import TrainConfig, evaluate, train_nested
+from ..train.nested import TrainConfig, evaluate, train_nested
 from .torch_net import GraphNet
 
 
@@ -23,7 +23,7 @@ def train_from_bundle(src: str | Path, out: str | Path, *, dataset: str | None =
                       cfg: TrainConfig | None = None, train_limit: int | None = None, force: bool = False,
                       log=print) -> Bundle:
     from .. import data as datasets
-    from ..train import validation_split
+    from ..train.loop import validation_split
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; choose another -o path or pass --force to replace it")

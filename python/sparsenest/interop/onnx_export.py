@@ -5,14 +5,14 @@ from pathlib import Path
 
 import torch
 
-from . import models
-from .bundle import Bundle
+from .. import models
+from ..bundle import Bundle
 
 
 def rebuild_model(bundle: Bundle, level: int | None = None) -> torch.nn.Module:
     spec = bundle.manifest["model"]
     if spec["name"] == "graph":  # imported/no zoo class: the network is rebuilt from the stored graph
-        from .interop.torch_net import bundle_network
+        from .torch_net import bundle_network
         return bundle_network(bundle, level)
     net = models.create(spec["name"], **spec.get("kwargs", {}))
     return bundle.load_into(net, level).eval()

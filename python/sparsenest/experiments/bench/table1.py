@@ -15,7 +15,7 @@ Budgets (training rows are seeded subsamples; dev is never subsampled):
   full  the protocol without shortcuts: full train sets (SST-2 capped at 20,000 rows), 3 fine-tuning
         epochs, retraining until the loss plateaus (at most 2 epochs) - many hours on 2 cores.
 
-    python -m sparsenest.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
+    python -m sparsenest.experiments.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
 
 Writes build/bench/table1/<task>.json per task (a finished task is not rerun unless --force) and
 build/bench/table1/table1.txt.
@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ..data import PROJECT_ROOT
+from ...data import PROJECT_ROOT
 
 TASK_ORDER = ("qnli", "sst2", "stsb", "mrpc", "rte")  # the seed's column order (MNLI, QQP first)
 SEED_COLUMNS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte")
@@ -93,7 +93,7 @@ def run_task(task: str, cfg, *, out: Path, methods, analyze: bool, glue_out: Pat
 
 
 def _primary(task: str, res: dict, level: int | None = None) -> float | None:
-    from ..data.glue import METRICS
+    from ...data.glue import METRICS
     if res is None:
         return None
     m = res["levels"][level]["metrics"] if level is not None else res["metrics"]
@@ -240,7 +240,7 @@ def _ranking(reports) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparsenest.bench.table1", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.table1", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="hour", choices=sorted(BUDGETS))
     p.add_argument("--tasks", default=",".join(TASK_ORDER))
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ..data.glue import canonical_task
+    from ...data.glue import canonical_task
     from ..glue import GlueConfig, parse_methods, write_json
     if a.threads:
         torch.set_num_threads(a.threads)
