@@ -127,23 +127,9 @@ def test_import_kws_int8_dequantises_with_the_model_scales():
 
 
 def _ad_inputs() -> np.ndarray:
-    """Real-ish autoencoder inputs: 5 consecutive 128-band log-mel frames (dB) of real clips, the DCASE
-    baseline's feature layout (1024-point frames, hop 512, power, 10 log10); the ToyCar recordings the
-    model was trained on are not available."""
-    n_fft, hop, n_mels = 1024, 512, 128
-    mel_of = lambda f: 1127.0 * np.log1p(f / 700.0)  # noqa: E731
-    edges = np.linspace(0.0, mel_of(8000.0), n_mels + 2)
-    bins = mel_of(np.linspace(0.0, 8000.0, n_fft // 2 + 1))[:, None]
-    fbank = np.maximum(0, np.minimum((bins - edges[:-2]) / (edges[1:-1] - edges[:-2]),
-                                     (edges[2:] - bins) / (edges[2:] - edges[1:-1])))
-    window = np.hanning(n_fft)
-    out = []
-    for p in REF["pcm"]:
-        wave_ = p.astype(np.float64) / 32768
-        frames = np.stack([wave_[i * hop:i * hop + n_fft] * window for i in range(10, 15)])
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        out.append((10.0 * np.log10(power @ fbank + 1e-10)).reshape(-1))  # 5 frames x 128
-    return np.stack(out).astype(np.float32)
+    """Real-ish autoencoder inputs: log-mel windows of the 8 real clips (bench_kws.ad_features)."""
+    from sparsenest.interop.bench_kws import ad_features
+    return ad_features(REF["pcm"])
 
 
 @needs_models
