@@ -14,11 +14,9 @@ recorded as never kept (intro 0), so they cost nothing in the sparse formats and
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..bundle import Bundle
 
@@ -27,11 +25,6 @@ ACTIVATIONS = ("relu", "relu6")
 
 class UnsupportedOpError(ValueError):
     """The source model uses something the layer graph cannot express (message names op and tensor)."""
-
-
-def safe_name(text: str, default: str = "model") -> str:
-    s = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
-    return s[:40] or default
 
 
 class GraphBuilder:
@@ -127,10 +120,6 @@ class GraphBuilder:
     def add(self, a: str, b: str, source_name: str = "") -> str:
         return self._add("add", {"op": "add", "inputs": [a, b]}, source_name)
 
-    def weight_of(self, node: str) -> tuple[np.ndarray, np.ndarray | None, dict]:
-        rec = next(n for n in self.nodes if n["name"] == node)
-        return self.arrays[rec["weight"]], self.arrays.get(rec["bias"]) if rec.get("bias") else None, rec
-
     # -- result -----------------------------------------------------------------------------
     def graph(self, output: str) -> dict:
         from .torch_net import node_shapes
@@ -174,7 +163,3 @@ class GraphBuilder:
 def file_identity(path: Path) -> dict:
     data = Path(path).read_bytes()
     return {"file": Path(path).name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-
-
-def to_torch_input(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x, np.float32))
