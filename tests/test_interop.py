@@ -179,14 +179,16 @@ def test_garbage_file_is_refused(tmp_path, capsys):
 
 # -- ONNX round trip -------------------------------------------------------------------------------
 
-def test_pytorch_onnx_import_round_trip(tmp_path):
-    """A PyTorch model -> the project's ONNX export -> import -> bundle computes what PyTorch computes."""
-    from sparsenest import data, models
+@pytest.fixture(scope="module")
+def lenet_round_trip(tmp_path_factory):
+    """A PyTorch LeNet-5 (seeded random weights), its ONNX file by the project's export, and the import."""
+    from sparsenest import models
     from sparsenest.bundle import Bundle
-    from sparsenest.train.graph import extract_graph
-    from sparsenest.interop.onnx_import import import_onnx
     from sparsenest.interop.onnx_export import export_level
+    from sparsenest.interop.onnx_import import import_onnx
+    from sparsenest.train.graph import extract_graph
 
+    tmp = tmp_path_factory.mktemp("lenet")
     torch.manual_seed(0)
     net = models.create("lenet5").eval()
     graph = extract_graph(net, (1, 28, 28))
@@ -195,14 +197,39 @@ def test_pytorch_onnx_import_round_trip(tmp_path):
                           levels=[{"level": 1, "target_sparsity": 0.0, "sparsity": 0.0, "float_accuracy": None}],
                           prune={"method": "none", "mode": "none"}, dataset={"name": "mnist"}, train_config={},
                           model_spec={"name": "lenet5", "kwargs": {}})
-    onnx_path = export_level(b, 1, tmp_path / "lenet.onnx")
-    imported = import_onnx(onnx_path)
+    onnx_path = export_level(b, 1, tmp / "lenet.onnx")
+    return net, graph, onnx_path, import_onnx(onnx_path)
+
+
+def test_pytorch_onnx_import_round_trip(lenet_round_trip):
+    """PyTorch -> the project's ONNX export -> import -> bundle computes what PyTorch computes."""
+    from sparsenest import data
+    net, graph, _, imported = lenet_round_trip
     x = data.load("mnist", "test").subset(32, seed=1).x
     with torch.no_grad():
         want = net(torch.from_numpy(x)).numpy()
         got = bundle_network(imported)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     assert [n["op"] for n in imported.graph["nodes"]] == [n["op"] for n in graph["nodes"]]
+
+
+def test_train_from_an_imported_bundle(lenet_round_trip, tmp_path):
+    """`sparsenest import` + `train --from`: nested levels of a network that has no zoo class."""
+    from sparsenest.bundle import Bundle
+    from sparsenest.cli import main
+    _, _, onnx_path, _ = lenet_round_trip
+    src, out = tmp_path / "lenet.nest", tmp_path / "lenet3.nest"
+    assert main(["import", str(onnx_path), "-o", str(src), "--dataset", "mnist"]) == 0
+    assert main(["train", "--from", str(src), "--levels", "0.8,0.5", "--scope", "layer", "--epochs-retrain", "1",
+                 "--train-limit", "512", "-o", str(out)]) == 0
+    b = Bundle.load(out)
+    assert b.manifest["model"]["name"] == "graph" and b.manifest["source"]["format"] == "onnx"
+    assert [round(lv["sparsity"], 2) for lv in b.levels] == [0.8, 0.5]
+    assert all(lv["float_accuracy"] is not None for lv in b.levels)
+    assert b.manifest["train_config"]["dense_test_accuracy"] is not None
+    intro = b.intro["layer0.weight"]
+    assert ((intro == 1).mean() < (intro >= 1).mean())  # level 1 inside level 2
+    assert main(["train", "--from", str(src), "--levels", "0.5", "-o", str(out)]) == 2  # never overwrites
 
 
 # -- TFLite export ---------------------------------------------------------------------------------
