@@ -120,6 +120,15 @@ class GraphBuilder:
     def add(self, a: str, b: str, source_name: str = "") -> str:
         return self._add("add", {"op": "add", "inputs": [a, b]}, source_name)
 
+    def is_flat(self, value: str) -> bool:
+        """Whether a graph value is [N, features] (no spatial dims), following element-wise ops back."""
+        if value == self.input_name:
+            return len(self.input_shape) == 1
+        rec = next(n for n in self.nodes if n["name"] == value)
+        if rec["op"] in ("linear", "global_avgpool", "flatten"):
+            return True
+        return rec["op"] in ("relu", "relu6", "add") and self.is_flat(rec["inputs"][0])
+
     # -- result -----------------------------------------------------------------------------
     def graph(self, output: str) -> dict:
         from .torch_net import node_shapes

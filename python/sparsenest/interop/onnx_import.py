@@ -182,13 +182,9 @@ def import_onnx(path: str | Path, *, dataset: dict | None = None):
             oshape = shapes.get(out)
             if op == "Flatten" and a.get("axis", 1) != 1:
                 raise UnsupportedOpError(f"{where}: Flatten with axis {a.get('axis')}")
-            graph_rank = 1 + len(b.input_shape) if x == b.input_name else None
-            rec = next((n for n in b.nodes if n["name"] == x), None)
-            flat_now = (rec is not None and rec["op"] in ("linear", "global_avgpool", "flatten")) or \
-                (rec is not None and rec["op"] in ("relu", "relu6") and _flat(b, rec)) or graph_rank == 2
             if op in ("Flatten", "Reshape") and oshape is not None and len(oshape) != 2:
                 raise UnsupportedOpError(f"{where}: reshape to {oshape}; only flattening to [N, -1] is supported")
-            if op in ("Flatten", "Reshape") and not flat_now:
+            if op in ("Flatten", "Reshape") and not b.is_flat(x):
                 val[out] = b.flatten(x, out)
             else:
                 val[out] = x  # no data movement in the graph's layout
@@ -207,8 +203,3 @@ def import_onnx(path: str | Path, *, dataset: dict | None = None):
                                     "output_activation": output_activation}
     return b.bundle(output, source=source, dataset=dataset)
 
-
-def _flat(b: GraphBuilder, rec: dict) -> bool:
-    """Whether an activation node's input is already [N, features]."""
-    prev = next((n for n in b.nodes if n["name"] == rec["inputs"][0]), None)
-    return prev is not None and prev["op"] in ("linear", "global_avgpool", "flatten")

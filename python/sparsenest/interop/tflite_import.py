@@ -129,7 +129,7 @@ def import_tflite(path: str | Path, *, dataset: dict | None = None):
     else:
         raise UnsupportedOpError(f"{path}: input '{r.tname(in_idx)}' has shape {in_shape}; [1, H, W, C] or "
                                  "[1, N] is supported")
-    # value: graph name; nhwc: the TFLite shape of each tensor (to convert layouts)
+    # TFLite tensor index -> graph value name
     val = {in_idx: b.set_input(shape, r.tname(in_idx))}
     perm_fc: dict[int, list[int]] = {}  # flattened tensor -> NHWC spatial shape [H, W, C] to un-permute
     quant = {"input": r.quant(in_idx), "output": r.quant(int(g.outputs[0]))}
