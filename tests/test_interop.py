@@ -17,7 +17,7 @@ from sparsenest.data import kws_mlperf
 from sparsenest.interop.mapping import UnsupportedOpError
 from sparsenest.interop.torch_net import bundle_network
 
-litert = pytest.importorskip("ai_edge_litert.interpreter")
+pytest.importorskip("ai_edge_litert.interpreter")
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent.parent / "shared" / "data" / "models" / "mlperf-tiny"
@@ -27,35 +27,10 @@ needs_models = pytest.mark.skipif(not (MODELS / "kws_ref_model_float32.tflite").
 
 
 def _interpret(model, x: np.ndarray) -> np.ndarray:
-    """ai-edge-litert's built-in reference kernels on a float batch (quantising the input and
-    dequantising the output of an int8 model with the model's own parameters)."""
-    kw = {"model_path": str(model)} if isinstance(model, Path) else {"model_content": model}
-    it = litert.Interpreter(**kw, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    it.resize_tensor_input(inp["index"], list(x.shape))
-    it.allocate_tensors()
-    if inp["dtype"] != np.float32:
-        s, z = inp["quantization"]
-        info = np.iinfo(inp["dtype"])
-        x = np.clip(np.round(x / s) + z, info.min, info.max).astype(inp["dtype"])
-    it.set_tensor(inp["index"], x)
-    it.invoke()
-    y = it.get_tensor(out["index"]).astype(np.float32)
-    if out["dtype"] != np.float32:
-        s, z = out["quantization"]
-        y = (y - z) * s
-    return y
-
-
-def _dequantised_input(model: Path, x: np.ndarray) -> np.ndarray:
-    """What an int8 model actually sees of x: quantised with its input scale, back in float."""
-    it = litert.Interpreter(model_path=str(model))
-    inp = it.get_input_details()[0]
-    if inp["dtype"] == np.float32:
-        return x
-    s, z = inp["quantization"]
-    info = np.iinfo(inp["dtype"])
-    return ((np.clip(np.round(x / s) + z, info.min, info.max) - z) * s).astype(np.float32)
+    """ai-edge-litert's built-in reference kernels on a float batch (an int8 model's input quantised and
+    output dequantised with the model's own parameters)."""
+    from sparsenest.interop.bench_kws import interpret
+    return interpret(model, x, reference_kernels=True)
 
 
 def _ours(bundle, x_nchw: np.ndarray, level: int | None = None, int8_rounding: bool = False) -> np.ndarray:

@@ -29,10 +29,14 @@ KWS_LEVELS = (0.7, 0.5, 0.3)
 AD_LEVELS = (0.9, 0.75, 0.5)
 
 
-def interpret(model: Path, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    """ai-edge-litert (default kernels) on a float batch; int8 models get their own input quantisation."""
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_path=str(model), num_threads=1)
+def interpret(model: Path | bytes, x: np.ndarray, batch: int = 512, reference_kernels: bool = False) -> np.ndarray:
+    """ai-edge-litert on a float batch (int8 models get their own input quantisation, outputs dequantised).
+    reference_kernels: the built-in reference kernels instead of the default (XNNPACK) ones."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    kw = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    if reference_kernels:
+        kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
+    it = Interpreter(**kw, num_threads=1)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     ys = []
     for i in range(0, len(x), batch):

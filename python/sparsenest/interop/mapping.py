@@ -27,6 +27,14 @@ class UnsupportedOpError(ValueError):
     """The source model uses something the layer graph cannot express (message names op and tensor)."""
 
 
+def same_pads(size: int, k: int, s: int, d: int, upper: bool = True) -> tuple[int, int]:
+    """(before, after) padding of TensorFlow/ONNX "SAME" (SAME_UPPER puts the odd pixel after)."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    small, big = total // 2, total - total // 2
+    return (small, big) if upper else (big, small)
+
+
 class GraphBuilder:
     def __init__(self, source: str):
         self.source = source

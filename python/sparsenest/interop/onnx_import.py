@@ -14,19 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .mapping import GraphBuilder, UnsupportedOpError, file_identity
+from .mapping import GraphBuilder, UnsupportedOpError, file_identity, same_pads
 
 
 def _attrs(node) -> dict:
     import onnx
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _same_pads(size: int, k: int, s: int, d: int, upper: bool) -> tuple[int, int]:
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    small, big = total // 2, total - total // 2
-    return (small, big) if upper else (big, small)
 
 
 def import_onnx(path: str | Path, *, dataset: dict | None = None):
@@ -95,7 +88,7 @@ def import_onnx(path: str | Path, *, dataset: dict | None = None):
             auto = auto.decode() if isinstance(auto, bytes) else auto
             if auto in ("SAME_UPPER", "SAME_LOWER"):
                 sizes = shapes[node.input[0]][2:]
-                pp = [_same_pads(sizes[d], kernel[d], st[d], dl[d], auto == "SAME_UPPER") for d in range(nsp)]
+                pp = [same_pads(sizes[d], kernel[d], st[d], dl[d], auto == "SAME_UPPER") for d in range(nsp)]
                 before, after = [p[0] for p in pp], [p[1] for p in pp]
             else:
                 pads = list(a.get("pads", [0] * (2 * nsp)))

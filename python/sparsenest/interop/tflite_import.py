@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mapping import GraphBuilder, UnsupportedOpError, file_identity
+from .mapping import GraphBuilder, UnsupportedOpError, file_identity, same_pads
 
 _NP_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8,
              10: np.float64}
@@ -43,12 +43,6 @@ def _schema():
 
 def _op_names(schema) -> dict[int, str]:
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-
-def _same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2
 
 
 class _Reader:
@@ -168,7 +162,7 @@ def import_tflite(path: str | Path, *, dataset: dict | None = None):
             kh, kw = wt.shape[2:]
             st, dl = [opt.strideH, opt.strideW], [opt.dilationHFactor, opt.dilationWFactor]
             if opt.padding == _SAME:
-                (pt, pb), (pl, pr) = _same_pads(h, kh, st[0], dl[0]), _same_pads(wd, kw, st[1], dl[1])
+                (pt, pb), (pl, pr) = same_pads(h, kh, st[0], dl[0]), same_pads(wd, kw, st[1], dl[1])
             else:
                 pt = pb = pl = pr = 0
             y = b.conv(src(ins[0]), wt, bias, stride=st, pad_before=[pt, pl], pad_after=[pb, pr],
@@ -194,7 +188,7 @@ def import_tflite(path: str | Path, *, dataset: dict | None = None):
         elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             h, wd = r.shape(ins[0])[1:3]
             kh, kw, st = opt.filterHeight, opt.filterWidth, [opt.strideH, opt.strideW]
-            (pt, pb), (pl, pr) = ((_same_pads(h, kh, st[0], 1), _same_pads(wd, kw, st[1], 1))
+            (pt, pb), (pl, pr) = ((same_pads(h, kh, st[0], 1), same_pads(wd, kw, st[1], 1))
                                   if opt.padding == _SAME else ((0, 0), (0, 0)))
             if name == "AVERAGE_POOL_2D" and (kh, kw) == (h, wd) and r.shape(out)[1:3] == [1, 1]:
                 y = b.global_avgpool(src(ins[0]), r.tname(out))
