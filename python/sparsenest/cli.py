@@ -76,11 +76,15 @@ def cmd_export_tflite(a) -> int:
     from .interop.tflite_export import export_level_tflite
     b = Bundle.load(a.bundle)
     out = Path(a.output)
+    calib = None
+    if a.int8:  # post-training quantisation on training inputs of the bundle's data set
+        from .compiler.build import calibration_images
+        calib = calibration_images(b, a.calib)
     for lv in ([a.level] if a.level else range(1, b.n_levels + 1)):
-        path = out / f"level{lv}.tflite"
+        path = out / f"level{lv}{'_int8' if a.int8 else ''}.tflite"
         if path.exists() and not a.force:
             raise FileExistsError(f"{path} exists; pass --force to replace it")
-        export_level_tflite(b, lv, path)
+        export_level_tflite(b, lv, path, calib=calib)
         print(path)
     return 0
 
@@ -186,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--force", action="store_true", help="replace an existing bundle")
     im.set_defaults(fn=cmd_import)
 
-    et = sub.add_parser("export-tflite", help="write each level (or --level k) as a float32 TFLite model")
+    et = sub.add_parser("export-tflite", help="write each level (or --level k) as a float32 (or --int8) TFLite model")
     et.add_argument("bundle")
     et.add_argument("-o", "--output", required=True, help="directory for level<k>.tflite")
     et.add_argument("--level", type=int, default=None, help="one level (default: all)")
+    et.add_argument("--int8", action="store_true", help="int8 post-training quantisation (level<k>_int8.tflite)")
+    et.add_argument("--calib", type=int, default=256, help="calibration inputs for --int8 (training split)")
     et.add_argument("--force", action="store_true")
     et.set_defaults(fn=cmd_export_tflite)
 
