@@ -130,6 +130,14 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
     dev = device_levels(b, out / "kws_build", calib)
     for row, d in zip(levels, dev["levels"]):
         row.update(d)
+    from .tflite_export import export_level_tflite
+    for row in levels:  # each level as float32 and int8 TFLite, run by ai-edge-litert on the held-out clips
+        mine = ours(b, test.x, row["level"]).argmax(1)
+        for kind, cal in (("tflite_float32", None), ("tflite_int8", calib)):
+            data = export_level_tflite(b, row["level"], calib=cal)
+            pred = interpret(data, test.x.transpose(0, 2, 3, 1)).argmax(1)
+            row[kind] = {"accuracy": float((pred == test.y).mean()), "agree": float((pred == mine).mean()),
+                         "bytes": len(data)}
     return {"bundle": str(nested), "dense_test_accuracy": b.manifest["train_config"].get("dense_test_accuracy"),
             "train_config": {k: b.manifest["train_config"].get(k) for k in ("epochs_retrain", "lr_retrain", "scope",
                                                                             "train_samples", "wall_seconds")},
@@ -211,6 +219,10 @@ def main(argv=None) -> int:
               f"({(r['q15'] - r['float']) * 100:+.2f} pp)  {r['nonzeros']} weights  "
               f"{'fits FR5994' if r['fits'] else 'does not fit FR5994'}  {r['latency_s']:.3f} s  "
               f"{r['energy_uj']:.0f} uJ")
+    for r in n["levels"]:
+        f32, i8 = r["tflite_float32"], r["tflite_int8"]
+        print(f"  level {r['level']} as TFLite: float32 {f32['accuracy']:.2%} (same prediction {f32['agree']:.2%}, "
+              f"{f32['bytes']} B), int8 {i8['accuracy']:.2%} (same prediction {i8['agree']:.2%}, {i8['bytes']} B)")
     for r in n["levels"]:
         if not r["fits"]:
             print(f"  level {r['level']}: {r['error']}")
