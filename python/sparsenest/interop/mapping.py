@@ -8,8 +8,10 @@ kept only as data in the manifest (`source.tensor_names`).
 Asymmetric padding (TFLite/ONNX "SAME" with a stride, e.g. 4 rows above and 5 below) has no graph
 form: the graph's convolutions pad both sides equally. It is mapped exactly by padding the kernel
 instead: `d` zero taps in front of the kernel and `pad_before + d` on both sides give the same window
-positions and the same output size (`d` = pad_after - pad_before). The added taps are zero and are
-recorded as never kept (intro 0), so they cost nothing in the sparse formats and stay zero in training.
+positions and the same output size (`d` = pad_after - pad_before). The added taps are zero and the
+imported bundle records them as never kept (intro 0), so they cost nothing in the sparse formats.
+`train --from` derives fresh masks: a dense enough level may keep and train them (the network then has
+a taller kernel, which the compiler and the TFLite export, through an explicit PAD, handle as any other).
 """
 from __future__ import annotations
 
