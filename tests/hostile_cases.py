@@ -707,6 +707,13 @@ def _cli_cases() -> list[Case]:
         Case("report-target-missing", lambda w: ["sparsenest", "report", str(w.root / "none")], "neither a build"),
         Case("report-target-fifo", lambda w: ["sparsenest", "report", str(w.fifo("r"))], "neither a build",
              subprocess=True),
+        Case("export-tflite-level-too-high", lambda w: ["sparsenest", "export-tflite", str(w.bundle()), "-o",
+                                                         str(w.root / "t"), "--level", "7"], "out of range"),
+        Case("import-model-fifo", lambda w: ["sparsenest", "import", str(w.fifo("m.tflite")), "-o",
+                                             str(w.root / "i.nest")], "FIFO", subprocess=True),
+        Case("import-model-garbage", lambda w: (w.root / "m.onnx").write_bytes(b"\x00garbage") and
+             ["sparsenest", "import", str(w.root / "m.onnx"), "-o", str(w.root / "i.nest")], "m.onnx|onnx",
+             output="i.nest"),
         Case("unknown-subcommand", lambda w: ["sparsenest", SHELL_INJECTION], "invalid choice"),
         Case("info-extra-argument", lambda w: ["sparsenest", "info", str(w.bundle()), "--bogus"], "unrecognized"),
     ]
