@@ -217,8 +217,9 @@ def check_sections(m: dict, where: str) -> None:
                    f"{show(name)}", RETRAIN)
     if not isinstance(m["model"].get("kwargs", {}), dict):
         raise fail(f"{where} key 'model.kwargs'", "must be a JSON object", RETRAIN)
-    if not _text(m["dataset"].get("name")):
-        raise fail(f"{where} key 'dataset.name'", f"must be text of 1-256 characters, is "
+    ds_name = m["dataset"].get("name")
+    if ds_name is not None and not _text(ds_name):  # null: an imported model of no known data set
+        raise fail(f"{where} key 'dataset.name'", f"must be null or text of 1-256 characters, is "
                    f"{show(m['dataset'].get('name'))}", RETRAIN)
     for key in ("method", "mode", "scope"):
         v = m["prune"].get(key)
