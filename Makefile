@@ -71,7 +71,7 @@ build/lenet5 build/lenet5-small: build/%: build/%.nest
 # Energy/latency report (report.md/.html/.json + figures) of the model `make demo` trains.
 report: setup
 	@test -d $(REPORT_MODEL) || $(MAKE) demo
-	$(PY) -m sparsenest.report $(REPORT_MODEL)
+	$(PY) -m sparsenest.report $(REPORT_MODEL) --force
 
 bench-mcu: setup
 	$(PY) -m sparsenest.bench.mcu

@@ -1,9 +1,34 @@
-"""Shared fixtures: real MNIST slices (loaded once per session)."""
+"""Shared fixtures: real MNIST slices (loaded once per session); every test starts from the same RNG
+state and an empty private cache, whatever ran before it or is in the user's ~/.cache."""
+import os
+import random
+
 import numpy as np
 import pytest
 import torch
 
 from sparsenest import data
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Derived data and fixtures go to a cache of this run only (data loaders honour XDG_CACHE_HOME), so a
+    result never depends on what an earlier run left there. SPARSENEST_TEST_CACHE keeps an existing cache
+    (e.g. extracted HAR windows) for local runs; CI points XDG_CACHE_HOME at an empty directory anyway."""
+    keep = os.environ.get("SPARSENEST_TEST_CACHE")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", keep or str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Tests that draw from the global RNGs (torch init, np.random, random) see the same numbers in any
+    order and any process."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")

@@ -515,11 +515,11 @@ def simulate(fb: FirmwareBuild | str | os.PathLike, *, inputs=None, schedule: Se
     res = _sym(e, "sn_app_results")
     with tempfile.TemporaryDirectory(prefix="sn-fw-") as tmp:
         tmp = Path(tmp)
-        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {fb.elf.resolve()}"]
+        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {msp430.mspdebug_image(fb.elf, tmp)}"]
         for i, (addr, blob) in enumerate(loads.items()):
             f = tmp / f"in{i}.bin"
             f.write_bytes(blob)
-            cmds.append(f"load_raw {f} 0x{addr:x}")
+            cmds.append(f"load_raw {msp430.mspdebug_path(f)} 0x{addr:x}")
         cmds.append(f"setbreak 0x{halt.value:x} 0")
         if trap is not None:
             cmds.append(f"setbreak 0x{trap.value:x} 1")
@@ -536,7 +536,7 @@ def simulate(fb: FirmwareBuild | str | os.PathLike, *, inputs=None, schedule: Se
         if lim and top and top.value > lim.value:
             saves["stack"] = (lim.value, top.value - lim.value)
         for k, (addr, size) in saves.items():
-            cmds.append(f"save_raw 0x{addr:x} {size} {tmp / (k + '.bin')}")
+            cmds.append(f"save_raw 0x{addr:x} {size} {msp430.mspdebug_path(tmp / (k + '.bin'))}")
         try:
             proc = subprocess.run([tool, "-n", "-q", "sim", *cmds], capture_output=True, text=True,
                                   timeout=timeout_s)
@@ -788,12 +788,12 @@ def run_kernel_harness(fb: FirmwareBuild, cases: Sequence[KernelCase], *, timeou
     n_calls = sum(c.enc.n_levels + 1 for c in cases)
     with tempfile.TemporaryDirectory(prefix="sn-kh-") as tmp:
         f = Path(tmp) / "out.bin"
-        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {fb.elf.resolve()}",
+        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {msp430.mspdebug_image(fb.elf, tmp)}",
                 f"setbreak 0x{halt.value:x} 0", f"setbreak 0x{mark.value:x} 2"]
         if trap is not None:
             cmds.append(f"setbreak 0x{trap.value:x} 1")
         cmds += ["run", "simio info tr"] * (2 * n_calls + 1)
-        cmds.append(f"save_raw 0x{out.value:x} {out.size} {f}")
+        cmds.append(f"save_raw 0x{out.value:x} {out.size} {msp430.mspdebug_path(f)}")
         proc = subprocess.run([tool, "-n", "-q", "sim", *cmds], capture_output=True, text=True, timeout=timeout_s)
         log = proc.stdout + proc.stderr
         if proc.returncode != 0:
