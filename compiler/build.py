@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -70,14 +69,6 @@ def is_build_dir(path: Path) -> bool:
     return is_tool_dir(Path(path), BUILD_MARKER, BUILD_FORMAT)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_host(out_dir: str | Path, kernels: list[str] | None = None, *, cc: str = "gcc",
                cflags: str = "-O2") -> Path:
     """gcc the runtime + model + kernels into out_dir/libsnmodel.so and out_dir/sn_cli, and record the
@@ -85,6 +76,7 @@ def build_host(out_dir: str | Path, kernels: list[str] | None = None, *, cc: str
 
     gcc runs with argument lists in out_dir (no shell, no make): a path with spaces, quotes or `$(...)`
     is just a path."""
+    from sparsenest.data import sha256_file
     from . import formats
     out_dir = Path(out_dir).resolve()
     meta_path = out_dir / BUILD_MARKER

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from hypothesis import settings
+
 from sparsenest import data
+
+# Property tests draw the same examples in every run and keep no example database in the checkout
+# (.hypothesis/ would replay what an earlier run found); a timing deadline would flip on a busy machine.
+settings.register_profile("sparsenest", derandomize=True, database=None, deadline=None)
+settings.load_profile("sparsenest")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,6 +25,7 @@ def _private_cache(tmp_path_factory):
     keep = os.environ.get("SPARSENEST_TEST_CACHE")
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_CACHE_HOME", keep or str(tmp_path_factory.mktemp("xdg-cache")))
+    mp.delenv("SPARSENEST_CACHE", raising=False)
     yield
     mp.undo()
 

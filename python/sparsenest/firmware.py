@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from . import msp430
+from .safe_output import is_tool_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_DIR = ROOT / "runtime_c"
@@ -60,6 +61,8 @@ MARK_SWITCH, MARK_INFER, MARK_DONE = 1, 2, 3
 SIM_UART_LOG = 2048
 DEFAULT_INPUT_SEED = 7       # test-split subset seed of the embedded inputs
 
+
+FIRMWARE_FORMAT = "sparsenest-firmware"   # firmware.json's "format": a folder this module wrote
 
 class FirmwareError(RuntimeError):
     """Something about the model directory, the request or the run is wrong; the message says what."""
@@ -355,6 +358,10 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
         raise FirmwareError("at most 255 steps")
     th = energy_thresholds(L)
     out = Path(out_dir) if out_dir is not None else default_out_dir(model, image, kernels)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not is_tool_dir(out, "firmware.json",
+                                                                                     FIRMWARE_FORMAT):
+        raise FirmwareError(f"{out} is not empty and is not a sparsenest firmware folder (firmware.json with "
+                            f"format {FIRMWARE_FORMAT!r}); refusing to write into it. Choose a new or empty folder")
     cfg, data = _write_app_sources(out, model, inputs_q, sched, max_steps, th, uart)
     defs = {"SN_LAYER_HOOK": None, "SN_MCLK_HZ": MCLK_HZ}
     if image == "sim":
@@ -363,7 +370,7 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
     fb = FirmwareBuild(model, out, image, kernels, None, inputs_q,
                        None if labels is None else np.asarray(labels), sched, max_steps, th)
     (out / "firmware.json").write_text(json.dumps({
-        "model_dir": str(model.path), "image": image, "kernels": kernels, "board": board,
+        "format": FIRMWARE_FORMAT, "model_dir": str(model.path), "image": image, "kernels": kernels, "board": board,
         "n_inputs": int(len(inputs_q)), "max_steps": max_steps, "thresholds": th,
         "schedule": [asdict(s) for s in sched],
         "labels": None if labels is None else [int(v) for v in np.asarray(labels)]}, indent=1) + "\n")

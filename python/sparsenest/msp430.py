@@ -454,7 +454,8 @@ def _cache_dir() -> Path | None:
     if d:
         return Path(d)
     # The user's cache, not a fixed name in the shared /tmp (where anyone could plant objects first).
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparsenest" / "msp430-objects"
+    from .data import cache_root
+    return cache_root() / "msp430-objects"
 
 
 def _cache_path(tc: Toolchain, src: Path, cmd: Sequence[str]) -> Path | None:
