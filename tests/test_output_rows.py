@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from sparsenest import cli, data, models
-from sparsenest.graph import extract_graph, output_row_weights
-from sparsenest.nested import TrainConfig, derive_intro, output_row_keys, train_nested
+from sparsenest.train.graph import extract_graph, output_row_weights
+from sparsenest.train.nested import TrainConfig, derive_intro, output_row_keys, train_nested
 
 
 class GapHead(nn.Module):

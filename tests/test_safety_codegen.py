@@ -13,7 +13,7 @@ import torch.nn as nn
 from sn_compile_helpers import bundle_from
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.compiler.c_text import c_comment, c_ident, c_string
-from sparsenest.hostsim import HostSim, HostSimError
+from sparsenest.targets.host import HostSim, HostSimError
 
 # A payload that, pasted raw into a comment or identifier of model.c, defines a constructor that runs
 # when the host library is loaded (and would be linked into the firmware).

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 
 from sn_compile_helpers import bundle_from
-from sparsenest import cli, harvest, models
+from sparsenest import cli, models
+from sparsenest.analysis import harvest
 from sparsenest.bundle import Bundle
 from sparsenest.compiler.build import compile_bundle
 

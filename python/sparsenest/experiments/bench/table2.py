@@ -1,0 +1,711 @@
+"""`make table2`: the seed report's Table 2 (three nested levels per task: sparsity, accuracy, latency)
+reproduced with our training, compiler and MCU runtime, with the seed's numbers beside ours.
+
+Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's sparsities, "sparse" = ours, higher):
+
+  1. train the nested model (cached: <out>/<task>/<variant>.nest is reused unless --force);
+  2. compile for the host board (one format per layer for all levels; --format fast: csr16 where every
+     level then fits lower FRAM, else csr16 convolutions (direct) and the smallest format for the
+     fully connected layers; see fast_candidates): float and Q15
+     accuracy on the whole test split (--quick: a slice), weight bytes by part, host-board counters per
+     level, C == golden on real test inputs at every level (checked);
+  3. compile levels 1..k for the MSP430FR5994 for every k: which levels fit (lower FRAM, plus upper FRAM
+     for weights streamed in tiles); the first that does not fit keeps the compiler's PlanError message;
+  4. simulate the largest build that fits mspdebug's 64 KB simulator (no upper FRAM): instructions and
+     cycles per inference at every level it holds, outputs compared with golden bit for bit;
+  5. latency and energy per level: measured in the simulator where it ran (core cycles as mspdebug counts
+     them, + FRAM wait states of the 16 MHz platform), otherwise predicted by the cost model from the
+     host-board counters, with a cycle model calibrated on the per-layer simulator counts of every model
+     simulated (this run and earlier runs in the same --out); levels whose weights stream from upper FRAM
+     add the DMA cost of the tiles;
+  6. switch bytes: FRAM bytes written when the staged build moves up to the level (measured on the host
+     board's write log); a resident build writes the 2-byte level selector only.
+
+    python -m sparsenest.experiments.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
+                                      [--quick] [--out build/table2] [--force] [--format fast] [--threads 1]
+
+Writes <out>/<task>/<variant>/result.json per run, and <out>/table2.md + <out>/table2.json with every task
+that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless --out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import tasks as task_mod
+
+SIM_INPUTS = {"full": 2, "quick": 1}          # test inputs run per level in the simulator
+CHECK_INPUTS = {"full": 200, "quick": 24}     # test inputs per level compared C vs golden on the host
+SELECTOR_BYTES = 2                            # a resident switch writes the 16-bit level selector only
+LATENCY_FLAGS = {"sim": "S", "cal": "P", "uncal": "P*"}
+
+
+def _log(msg: str) -> None:
+    from tqdm.auto import tqdm
+    tqdm.write(msg)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def truncated(bundle, k: int):
+    """The nested bundle holding levels 1..k only (denser levels' extra weights dropped)."""
+    from ...bundle import INTRO_PREFIX, Bundle
+    arrays = dict(bundle.arrays)
+    for key, intro in bundle.intro.items():
+        it = np.where(intro > k, 0, intro).astype(np.uint8)
+        arrays[INTRO_PREFIX + key] = it
+        arrays[key] = np.where(it == 0, np.float32(0), bundle.arrays[key]).astype(np.float32)
+    manifest = json.loads(json.dumps(bundle.manifest))
+    manifest["levels"] = manifest["levels"][:k]
+    b = Bundle(manifest, arrays)
+    b.manifest["arrays"] = b._array_index()
+    b.validate()
+    return b
+
+
+def weight_parts(meta: dict) -> dict:
+    parts = {"values": 0, "indices": 0, "metadata": 0}
+    for lm in meta["layers"].values():
+        for k, v in lm.get("bytes_by_part", {}).items():
+            parts[k] += int(v)
+    total = sum(parts.values())
+    return parts | {"total": total, "index_overhead": (parts["indices"] + parts["metadata"]) / total if total else 0.0}
+
+
+def layer_formats(meta: dict) -> dict:
+    """{layer: format} of a build, to compile other builds of the same model with the same kernels."""
+    out = {}
+    for name, lm in meta["layers"].items():
+        if "format" in lm:
+            f = lm["format"]
+            out[name] = f if isinstance(f, str) else f[0]
+    return out
+
+
+def _fresh(d: Path) -> Path:
+    if d.exists():
+        shutil.rmtree(d)
+    return d
+
+
+def _act_in_fram(meta: dict, name: str) -> bool:
+    tensors = meta["memory"].get("tensors", {})
+    lm = meta["layers"][name]
+    return any(tensors.get(t, {}).get("tier") == "fram" for t in list(lm.get("inputs", [])) + [lm.get("output")])
+
+
+def host_layers(sim, meta: dict, x1: np.ndarray, level: int) -> list[dict]:
+    """Cost-model layer list (sparsenest.analysis.cost.layers_from_build) from one inference's host counters."""
+    from ...analysis.cost import layers_from_build
+    sim.set_level(level)
+    sim.reset_counters()
+    sim.infer(x1)
+    layers = layers_from_build(meta, sim.layer_counters(), level)
+    for ly in layers:
+        ly["act_in_fram"] = _act_in_fram(meta, ly["name"])
+    return layers
+
+
+# --------------------------------------------------------------------------------------- device fitting
+
+def fast_candidates(bundle) -> list[tuple[str, object]]:
+    """Format choices of the "fast" policy, fastest first: csr16 everywhere (convolutions run direct,
+    fully connected layers take no index decoding), then csr16 convolutions with the smallest format
+    for the fully connected layers (their weights dominate the bytes, and a matrix-vector product
+    reads each weight once, so the format costs little time there)."""
+    convs = [n["name"] for n in bundle.graph["nodes"] if n["op"] in ("conv1d", "conv2d")]
+    return [("csr16", "csr16"), ("csr16-conv", {**{c: "csr16" for c in convs}, "*": "auto"})]
+
+
+def choose_format(bundle, calib, out: Path, policy: str) -> tuple[object, dict]:
+    """The compiler format for every layer. policy "fast": the first of fast_candidates whose build of all
+    levels fits the FR5994's lower FRAM (so the simulator can run every level), else the last candidate
+    (weights streamed from upper FRAM). Any other policy is passed to the compiler as it is ("auto" =
+    smallest storage per layer)."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.codegen import CodegenError
+    from ...compiler.formats import FormatError
+    from ...compiler.planner import PlanError
+    if policy != "fast":
+        return policy, {}
+    tried = {}
+    cands = fast_candidates(bundle)
+    for name, fmt in cands:
+        d = _fresh(out / name)
+        try:
+            mem = compile_bundle(bundle, d, target="msp430fr5994", fmt=fmt, calib=calib, build=False)["meta"]["memory"]
+            tried[name] = {"lower_bytes": mem["fram_total_estimate"], "upper_bytes": mem.get("upper_fram_bytes", 0)}
+            ok = not tried[name]["upper_bytes"]
+        except (PlanError, CodegenError, FormatError) as e:
+            tried[name], ok = {"error": str(e)}, False
+        shutil.rmtree(d, ignore_errors=True)
+        if ok:
+            return fmt, tried
+    return cands[-1][1], tried
+
+
+def device_fit(bundle, fmt, out: Path, calib) -> dict:
+    """Compile levels 1..k for the MSP430FR5994 for k = L..1 (codegen only). Returns per k whether it fits,
+    the bytes in lower/upper FRAM and the far (streamed) layers, the compiler's message where it does not,
+    the largest k that fits (`k_device`) and the largest that needs no upper FRAM (`k_lower`)."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.codegen import CodegenError
+    from ...compiler.planner import PlanError, get_target
+    tgt = get_target("msp430fr5994")
+    rows = []
+    for k in range(bundle.n_levels, 0, -1):
+        b = truncated(bundle, k) if k < bundle.n_levels else bundle
+        d = _fresh(out / f"L{k}")
+        row = {"k": k, "lower_budget": tgt.fram_bytes, "upper_budget": tgt.upper_fram_bytes}
+        try:
+            info = compile_bundle(b, d, target="msp430fr5994", fmt=fmt, calib=calib, build=False)
+            mem = info["meta"]["memory"]
+            row |= {"fits": True, "lower_bytes": mem["fram_total_estimate"],
+                    "upper_bytes": mem.get("upper_fram_bytes", 0), "sram_arena_bytes": mem["sram_arena_bytes"],
+                    "far": {v["layer"]: {"bytes_per_call": v["bytes_per_call"], "calls": v["calls_per_inference"],
+                                         "tiles": v["tiles"], "arrays": len(v["arrays"])}
+                            for v in info["meta"].get("far", {}).values()},
+                    "dir": str(d)}
+        except (PlanError, CodegenError) as e:
+            row |= {"fits": False, "error": str(e)}
+            shutil.rmtree(d, ignore_errors=True)
+        rows.append(row)
+    rows.reverse()
+    fit = [r["k"] for r in rows if r["fits"]]
+    lower = [r["k"] for r in rows if r["fits"] and not r["upper_bytes"]]
+    return {"levels": rows, "k_device": max(fit, default=0), "k_lower": max(lower, default=0),
+            "target": {"lower_fram_bytes": tgt.fram_bytes, "upper_fram_bytes": tgt.upper_fram_bytes,
+                       "sram_bytes": tgt.sram_bytes}}
+
+
+def far_dma(far: dict, platform) -> dict:
+    """Cycles and energy of streaming the far (upper FRAM) tiles of one inference by DMA into SRAM."""
+    words = sum(math.ceil(v["bytes_per_call"] / 2) * v["calls"] for v in far.values())
+    blocks = sum(v["tiles"] * v["arrays"] * v["calls"] for v in far.values())
+    cycles = words * platform["dma.cycles_per_transfer"] + blocks * (platform["dma.sync_cycles"]
+                                                                     + platform["dma.setup_cycles"])
+    return {"bytes": 2 * words, "blocks": blocks, "cycles": float(cycles),
+            "energy_uj": cycles * platform.energy_per_cycle_j * 1e6}
+
+
+# ------------------------------------------------------------------------------------------- simulation
+
+def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, levels: int) -> dict:
+    """Run levels 1..`levels` of a compiled model in mspdebug's simulator on the inputs x (every input at
+    every level), per-layer counts included; outputs checked against golden bit for bit."""
+    from ...targets import firmware, msp430
+    sched = [firmware.Step(i, lv) for lv in range(1, levels + 1) for i in range(len(x))]
+    fb = firmware.build(model_dir, image="sim", inputs=x, labels=y, schedule=sched)
+    run = firmware.simulate(fb, layers=True)
+    rep = firmware.compare_golden(fb, run, qmodel=qmodel)
+    steps = fb.model.steps
+    per_level = {}
+    for r in run.records:
+        d = per_level.setdefault(r.level, {"n": 0, "instructions": 0, "cycles": 0, "layers": {}})
+        d["n"] += 1
+        d["instructions"] += r.infer.instructions
+        d["cycles"] += r.infer.cycles
+        for name, c in zip(steps, r.layers or []):
+            d["layers"][name] = d["layers"].get(name, 0) + c.cycles
+    for d in per_level.values():
+        d["instructions"] /= d["n"]
+        d["cycles"] /= d["n"]
+        d["layers"] = {k: v / d["n"] for k, v in d["layers"].items()}
+    return {"per_level": per_level, "golden_ok": rep.ok, "mismatches": rep.mismatches[:5],
+            "compared": rep.compared, "stack_used": run.stack_used, "regions": fb.regions,
+            "cycle_note": msp430.CYCLE_NOTE}
+
+
+# ------------------------------------------------------------------------------------------ calibration
+
+def calibration_samples(variant_result: dict) -> list[dict]:
+    """(kernel_key, host counts, simulator cycles) per layer and simulated level."""
+    out = []
+    sim = variant_result.get("sim") or {}
+    for lv, d in (sim.get("per_level") or {}).items():
+        layers = variant_result["host_layers"].get(str(lv)) or variant_result["host_layers"].get(int(lv))
+        for ly in layers or []:
+            cyc = d["layers"].get(ly["name"])
+            if cyc:
+                out.append({"kernel_key": ly["kernel_key"], "counts": ly["counts"], "cycles": cyc,
+                            "source": f"{variant_result['task']}/{variant_result['variant']} L{lv}"})
+    return out
+
+
+def _nnls_entry(samples: list[dict], features) -> dict:
+    """Non-negative least squares of cycles on the count features, each sample weighted by 1/cycles (relative
+    error). Non-negative coefficients keep predictions monotone in the counts, so they extrapolate sanely from
+    the sparse levels the simulator holds to denser ones; a plain least-squares fit on a few collinear samples
+    (macs, activation bytes and calls of one layer shape move together) gives large coefficients of both
+    signs."""
+    from scipy.optimize import nnls
+    X = np.array([[float(s["counts"].get(f, 1.0 if f == "calls" else 0.0)) for f in features] for s in samples])
+    y = np.array([float(s["cycles"]) for s in samples])
+    A = X / y[:, None]
+    scale = np.linalg.norm(A, axis=0)
+    scale[scale == 0] = 1.0
+    sol, _ = nnls(A / scale, np.ones_like(y))
+    coef = sol / scale
+    pred = X @ coef
+    resid = pred - y
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {"coefficients": {f: float(c) for f, c in zip(features, coef)}, "n_samples": len(samples),
+            "rmse_cycles": float(np.sqrt((resid ** 2).mean())), "max_rel_error": float(np.max(np.abs(resid) / y)),
+            "r2": 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0, "dropped": [],
+            "fit": "non-negative least squares, relative error"}
+
+
+MAX_FIT_ERROR = 0.20   # a fit that misses a sample by more than this is not used
+MIN_DISTINCT = 3       # distinct count vectors needed for a per-feature fit; fewer: one scale factor
+
+
+def _scaled_entry(samples: list[dict], base: dict, features) -> dict:
+    """The fallback coefficients `base` times one factor that matches the samples' total cycles."""
+    from ...analysis.cost import _feature_vector
+    X = np.array([_feature_vector(s["counts"], features, s["kernel_key"])[0] for s in samples])
+    y = np.array([float(s["cycles"]) for s in samples])
+    b = np.array([base["coefficients"].get(f, 0.0) for f in features])
+    pred0 = X @ b
+    k = float(y.sum() / pred0.sum()) if pred0.sum() > 0 else 1.0
+    resid = k * pred0 - y
+    return {"coefficients": {f: float(k * c) for f, c in zip(features, b)}, "n_samples": len(samples),
+            "rmse_cycles": float(np.sqrt((resid ** 2).mean())), "max_rel_error": float(np.max(np.abs(resid) / y)),
+            "r2": None, "dropped": [], "fit": f"fallback table x {k:.3f} (fewer than {MIN_DISTINCT} distinct samples)"}
+
+
+def _fit_group(samples: list[dict], base_key: str, features) -> tuple[dict | None, str]:
+    from ...analysis.cost import FALLBACK_TABLE
+    distinct = {tuple(float(s["counts"].get(f, 0)) for f in features) for s in samples}
+    ent = None
+    if len(distinct) >= MIN_DISTINCT:
+        ent = _nnls_entry(samples, features)
+        if ent["max_rel_error"] <= MAX_FIT_ERROR:
+            return ent, ""
+    base = FALLBACK_TABLE.get(base_key) or FALLBACK_TABLE["*"]
+    sc = _scaled_entry(samples, base, features)
+    if sc["max_rel_error"] <= MAX_FIT_ERROR:
+        return sc, ""
+    return None, (f"fit misses a sample by {100 * min(sc['max_rel_error'], ent['max_rel_error'] if ent else 9):.0f} %")
+
+
+def fit_cycle_model(samples: list[dict]):
+    """A CycleModel calibrated on simulator samples: one entry per kernel key ("conv2d/csr16", "maxpool1d")
+    and one per format pooled over ops ("*/csr16", what a key without its own entry uses; see
+    cost.resolve_chain). Each entry is a non-negative fit of the count features when the samples hold at
+    least MIN_DISTINCT distinct count vectors, else the fallback table scaled by one factor; a fit that
+    misses a sample by more than MAX_FIT_ERROR is dropped (that key stays uncalibrated). Simulator cycles
+    are mspdebug's: ~18 % high (msp430.CYCLE_NOTE), and so are the calibrated predictions."""
+    from ...analysis.cost import FEATURES, CycleModel
+    from ...targets.msp430 import CYCLE_NOTE
+    groups: dict[str, list] = {}
+    for s in samples:
+        groups.setdefault(s["kernel_key"], []).append(s)
+        if "/" in s["kernel_key"]:
+            groups.setdefault("*/" + s["kernel_key"].split("/", 1)[1], []).append(s)
+    kernels, skipped = {}, {}
+    for key, ss in sorted(groups.items()):
+        base_key = key if key.startswith("*/") else ("*/" + key.split("/", 1)[1] if "/" in key else "*")
+        ent, why = _fit_group(ss, base_key, FEATURES)
+        if ent is None:
+            skipped[key] = why
+        else:
+            kernels[key] = ent
+    meta = {"calibration": "mspdebug per-layer cycles: non-negative least squares, or the fallback table scaled",
+            "cycle_note": CYCLE_NOTE, "n_samples": len(samples),
+            "sources": sorted({s["source"] for s in samples}), "skipped": skipped}
+    return CycleModel(kernels, meta=meta)
+
+
+# ------------------------------------------------------------------------------------------ one variant
+
+def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt: str, sim: bool) -> dict:
+    from ... import data
+    from ...bundle import Bundle
+    from ...compiler import golden
+    from ...compiler.build import calibration_images, compile_bundle
+    from ...targets.host import HostSim
+    mode = "quick" if quick else "full"
+    vdir = root / task.key / variant
+    bpath = root / task.key / f"{variant}.nest"
+    res = {"task": task.key, "variant": variant, "levels_target": list(task.levels(variant)), "mode": mode,
+           "timings_s": {}}
+    t0 = time.time()
+    if bpath.exists() and not force:
+        bundle = Bundle.load(bpath)
+        res["bundle_cached"] = True
+    else:
+        bundle = task.train(bpath, variant, quick=quick, force=force, log=_log)
+        bundle = Bundle.load(bpath)
+        res["bundle_cached"] = False
+    tc = bundle.manifest.get("train_config", {})
+    res["train"] = {"wall_s": tc.get("wall_seconds"), "samples": tc.get("train_samples"),
+                    "epochs_dense": tc.get("epochs_dense"), "epochs_retrain": tc.get("epochs_retrain"),
+                    "dense_val_accuracy": tc.get("dense_val_accuracy"), "bundle": str(bpath)}
+    res["timings_s"]["train_or_load"] = round(time.time() - t0, 1)
+    L = bundle.n_levels
+    test = data.load(bundle.dataset["name"], "test")
+    res["data_note"] = task.data_note(test.note)
+    n_eval = task.quick_test if quick else None
+    calib = calibration_images(bundle)
+
+    # 2. host build, all levels
+    t0 = time.time()
+    res["format_policy"] = fmt
+    fmt, res["format_trials"] = choose_format(bundle, calib, vdir / "format", fmt)
+    shutil.rmtree(vdir / "format", ignore_errors=True)
+    host = compile_bundle(bundle, _fresh(vdir / "host"), target="host", fmt=fmt, calib=calib,
+                          evaluate_on=n_eval if quick else "test")
+    meta = host["meta"]
+    formats = layer_formats(meta)
+    res["formats"] = formats
+    res["direct_convs"] = [n for n, lm in meta["layers"].items() if lm.get("conv") == "direct"]
+    res["im2col_convs"] = [n for n, lm in meta["layers"].items() if lm.get("conv") == "im2col"]
+    res["timings_s"]["host_compile_eval"] = round(time.time() - t0, 1)
+    hs = HostSim(host["out_dir"])
+    check = test.subset(CHECK_INPUTS[mode], seed=3)
+    levels = []
+    res["host_layers"] = {}
+    for lv in range(1, L + 1):
+        ev = meta["levels"][lv - 1]
+        hs.set_level(lv)
+        c = hs.infer(check.x)
+        g = golden.predict(host["qmodel"], check.x, lv)
+        layers = host_layers(hs, meta, test.x[:1], lv)
+        res["host_layers"][str(lv)] = layers
+        levels.append({"level": lv, "target_sparsity": ev["target_sparsity"], "sparsity": ev["sparsity"],
+                       "float_accuracy": ev.get("float_accuracy"), "q15_accuracy": ev.get("q15_accuracy"),
+                       "n_eval": ev.get("n_eval"), "c_equals_golden": bool(np.array_equal(c, g)),
+                       "n_checked": int(len(check)), "nnz": int(meta["level_nnz"][lv - 1]),
+                       "macs": int(sum(ly["counts"]["macs"] for ly in layers))})
+    res["host_storage_all_levels"] = weight_parts(meta)
+
+    # storage per level: what levels 1..k take stored once (nested), same formats
+    t0 = time.time()
+    for lv in levels:
+        k = lv["level"]
+        if k == L:
+            parts = res["host_storage_all_levels"]
+        else:
+            m = compile_bundle(truncated(bundle, k), _fresh(vdir / "storage" / f"L{k}"), target="host",
+                               fmt=formats, calib=calib, build=False)["meta"]
+            parts = weight_parts(m)
+        lv["storage"] = parts
+    shutil.rmtree(vdir / "storage", ignore_errors=True)
+
+    # 6. switch bytes, measured on a staged host build (FRAM budget lifted: the bytes a switch writes do
+    # not depend on it, and whether the staged build fits the device is step 3's question)
+    st = compile_bundle(bundle, _fresh(vdir / "staged"), target="host", fmt=formats, calib=calib,
+                        switching="staged", target_overrides={"fram_bytes": 1 << 20})
+    ss = HostSim(st["out_dir"])
+    ss.set_level(1)
+    for lv in levels:
+        k = lv["level"]
+        ss.clear_write_log()
+        if k > 1:
+            ss.set_level(k)
+            lv["switch_up_bytes"] = int(sum(r.written for r in ss.write_log()))
+    ss.clear_write_log()
+    ss.set_level(1)
+    res["switch_down_bytes"] = int(sum(r.written for r in ss.write_log()))
+    ss.set_level(1)
+    ss.clear_write_log()
+    ss.set_level(L)
+    res["switch_1_to_L_bytes"] = int(sum(r.written for r in ss.write_log()))
+    res["timings_s"]["storage_switch"] = round(time.time() - t0, 1)
+
+    # 3. device fit per level
+    t0 = time.time()
+    fit = device_fit(bundle, formats, vdir / "mcu", calib)
+    res["device"] = {k: v for k, v in fit.items()}
+    res["timings_s"]["device_fit"] = round(time.time() - t0, 1)
+
+    # 4. simulator
+    res["sim"] = None
+    if sim and fit["k_lower"] >= 1:
+        t0 = time.time()
+        xs = test.subset(SIM_INPUTS[mode], seed=11)
+        from ...targets import firmware, msp430
+        for k in range(fit["k_lower"], 0, -1):
+            row = fit["levels"][k - 1]
+            if not row["fits"] or row["upper_bytes"]:
+                continue
+            try:
+                qm = firmware.load_qmodel(row["dir"], bundle=truncated(bundle, k) if k < L else bundle)
+                r = simulate_levels(Path(row["dir"]), qm, xs.x, xs.y, k)
+                res["sim"] = r | {"k": k, "dir": row["dir"]}
+                break
+            except msp430.RegionOverflowError as e:
+                res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {str(e).splitlines()[0]}")
+            except (msp430.ToolchainError, msp430.BuildError, msp430.SimError, firmware.FirmwareError) as e:
+                res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {type(e).__name__}: {e}")
+                break
+        res["timings_s"]["simulator"] = round(time.time() - t0, 1)
+    elif not sim:
+        res["sim_skipped"] = ["--no-sim"]
+    else:
+        res["sim_skipped"] = ["no level set fits lower FRAM (the simulator image has no upper FRAM)"]
+    res["levels"] = levels
+    return res
+
+
+# -------------------------------------------------------------------------------------- latency, energy
+
+def add_latency(res: dict, cm, platform) -> None:
+    """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
+    from ...analysis.cost import _time_energy, predict_inference
+    sim = res.get("sim") or {}
+    per_level = sim.get("per_level") or {}
+    fit = res["device"]
+    for lv in res["levels"]:
+        k = lv["level"]
+        layers = res["host_layers"][str(k)]
+        pred = predict_inference(layers, platform, cm, lea=False)
+        tot = pred["total"]
+        n_layers = len(pred["layers"])
+        n_unc = len(pred["uncalibrated_layers"])
+        far = {}
+        if k <= fit["k_device"]:
+            far = fit["levels"][fit["k_device"] - 1].get("far") or {}
+        dma = far_dma(far, platform) if far else None
+        predicted = {"cycles": tot["cycles"], "time_s": tot["time_us"] * 1e-6, "energy_uj": tot["energy_uj"],
+                     "calibrated_layers": n_layers - n_unc, "layers": n_layers,
+                     "how": "cal" if n_unc == 0 else "uncal"}
+        if dma:
+            predicted["cycles"] += dma["cycles"]
+            predicted["time_s"] += dma["cycles"] / platform.mclk_hz
+            predicted["energy_uj"] += dma["energy_uj"]
+            predicted["far_dma"] = dma
+        lv["predicted"] = predicted
+        s = per_level.get(k) or per_level.get(str(k))
+        if s:
+            te = _time_energy(platform, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
+            lv["simulated"] = {"cycles_core": s["cycles"], "instructions": s["instructions"],
+                               "cycles_wait": te["cycles_wait"], "time_s": te["time_us"] * 1e-6,
+                               "energy_uj": te["energy_uj"]}
+            lv["latency_s"], lv["energy_uj"], lv["latency_how"] = lv["simulated"]["time_s"], te["energy_uj"], "sim"
+            lv["prediction_error"] = predicted["cycles"] / s["cycles"] - 1.0
+        else:
+            lv["latency_s"], lv["energy_uj"], lv["latency_how"] = (predicted["time_s"], predicted["energy_uj"],
+                                                                   predicted["how"])
+        if k <= fit["k_lower"]:
+            lv["device"] = "lower FRAM"
+        elif k <= fit["k_device"]:
+            lv["device"] = "upper FRAM (tiles)"
+        else:
+            lv["device"] = "does not fit"
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def _pct(v, digits=2):
+    return "–" if v is None else f"{100 * v:.{digits}f}"
+
+
+def _bytes(v):
+    return "–" if v is None else f"{int(v):,}"
+
+
+def render_markdown(report: dict) -> str:
+    lines = [f"# Table 2: nested levels per task ({'QUICK: plumbing check, not results' if report['quick'] else 'full'})",
+             ""]
+    lines += [
+        "Seed = the seed report's Table 2. Ours: accuracy on the task's test split (float / Q15 C model, "
+        "bit-identical to golden), latency of one inference on the MSP430FR5994 at 16 MHz: "
+        "**S** = measured in mspdebug's simulator (core cycles as mspdebug counts them, about 18 % high, + the "
+        "FRAM wait states of the platform model), **P** = predicted by the cost model from host-board "
+        "counters with the cycle model calibrated on the simulator runs, **P\\*** = predicted with "
+        "uncalibrated fallback cycles for some layers. Energy: active power x time + FRAM writes "
+        "(platform model). Storage: bytes of weights, indices and metadata to hold levels 1..k (nested, stored "
+        "once); idx = indices + metadata share. Switch: FRAM bytes a staged switch writes going up to the level "
+        "from the one below (a resident build writes the 2-byte selector only). Device: where the build of "
+        "levels 1..k lives on the FR5994 (lower FRAM, or weights streamed from upper FRAM in tiles).", ""]
+    cal = report.get("calibration") or {}
+    lines.append(f"Cycle model: {cal.get('summary', 'uncalibrated')}")
+    lines.append("")
+    for t in report["tasks"]:
+        lines.append(f"## {t['title']}")
+        lines.append("")
+        lines.append(f"- data: {t['comparable']}")
+        lines.append(f"- note: {t['data_note']}")
+        tt = ", ".join(f"{v['variant']} {v['train']['wall_s']:.0f} s" + (" (cached bundle)" if v["bundle_cached"] else "")
+                       for v in t["variants"] if v["train"].get("wall_s") is not None)
+        lines.append(f"- training (1 thread): {tt}; total {t['train_total_s']:.0f} s")
+        lines.append("")
+        lines.append("| levels | L | sparsity | acc float | acc Q15 | latency s | speed-up | energy uJ | "
+                     "storage B | idx % | switch B | device | seed sparsity | seed acc | seed latency s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        seed = t["seed"]
+        for v in t["variants"]:
+            for lv in v["levels"]:
+                i = lv["level"] - 1
+                lat = lv.get("latency_s")
+                flag = LATENCY_FLAGS.get(lv.get("latency_how"), "?")
+                sl = seed["latency_s"][i]
+                lines.append(
+                    f"| {v['variant']} | {lv['level']} | {_pct(lv['sparsity'])} | {_pct(lv['float_accuracy'])} | "
+                    f"{_pct(lv['q15_accuracy'])}{'' if lv['c_equals_golden'] else ' (C≠golden!)'} | "
+                    f"{lat:.3f} {flag} | {sl / lat:.1f}x | {lv['energy_uj']:.0f} | {_bytes(lv['storage']['total'])} | "
+                    f"{_pct(lv['storage']['index_overhead'], 0)} | "
+                    f"{_bytes(lv.get('switch_up_bytes')) if lv['level'] > 1 else '–'} | {lv['device']} | "
+                    f"{_pct(seed['sparsity'][i])} | {_pct(seed['accuracy'][i])} | {sl} |")
+        lines.append("")
+        for v in t["variants"]:
+            dev = v["device"]
+            bad = next((r for r in dev["levels"] if not r["fits"]), None)
+            simtxt = (f"simulated levels 1..{v['sim']['k']} ({v['sim']['compared']} inferences, outputs "
+                      f"{'== golden' if v['sim']['golden_ok'] else '!= GOLDEN'})" if v.get("sim") else
+                      "not simulated: " + "; ".join(v.get("sim_skipped", [])))
+            fits = (f"levels 1..{dev['k_device']} fit the FR5994" if dev["k_device"] else "no level fits the FR5994")
+            lower = (f"levels 1..{dev['k_lower']} in lower FRAM alone" if dev["k_lower"] else
+                     "none in lower FRAM alone")
+            when = f" [from an earlier run, {v.get('finished_at', '?')}]" if v.get("from_earlier_run") else ""
+            convs, slow = v.get("direct_convs"), v.get("im2col_convs") or []
+            direct = ("" if convs is None else ", convolutions by im2col" if not convs else
+                      f", all {len(convs)} convolutions direct" if not slow else
+                      f", direct convolutions: {', '.join(convs)}; im2col: {', '.join(slow)}")
+            lines.append(f"- {v['variant']}{when}: formats {sorted(set(v['formats'].values()))} (--format "
+                         f"{v.get('format_policy', '?')}{direct}); {fits} ({lower}); {simtxt}.")
+            if bad:
+                lines.append(f"  - compiler, levels 1..{bad['k']}: {bad['error']}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(report: dict) -> str:
+    rows = [f"{'task':<12} {'lv':<7} {'L':>1} {'sparsity':>8} {'acc':>7} {'Q15':>7} {'latency':>10} "
+            f"{'seed sp':>7} {'seed acc':>8} {'seed lat':>8}"]
+    for t in report["tasks"]:
+        for v in t["variants"]:
+            for lv in v["levels"]:
+                i = lv["level"] - 1
+                rows.append(f"{t['key']:<12} {v['variant']:<7} {lv['level']:>1} {_pct(lv['sparsity']):>8} "
+                            f"{_pct(lv['float_accuracy']):>7} {_pct(lv['q15_accuracy']):>7} "
+                            f"{lv['latency_s']:>7.3f} {LATENCY_FLAGS.get(lv['latency_how'], '?'):<2} "
+                            f"{_pct(t['seed']['sparsity'][i]):>7} {_pct(t['seed']['accuracy'][i]):>8} "
+                            f"{t['seed']['latency_s'][i]:>8}")
+    return "\n".join(rows)
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="all", help="comma-separated: " + ",".join(task_mod.ORDER))
+    p.add_argument("--variants", default="seed,sparse", help="level sets: seed (the seed's sparsities), sparse")
+    p.add_argument("--quick", action="store_true", help="a small slice and 1+1 epochs: checks the plumbing")
+    p.add_argument("--out", default=None, help="default build/table2 (build/table2-quick with --quick)")
+    p.add_argument("--force", action="store_true", help="retrain even if a bundle exists")
+    p.add_argument("--format", default="fast",
+                   help="fast (default: csr16 where all levels then fit lower FRAM, else csr16 convolutions "
+                        "(direct) and the smallest format elsewhere), auto (smallest per layer) or a format name")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: see tasks.py)")
+    p.add_argument("--no-sim", action="store_true", help="skip the MSP430 simulator")
+    a = p.parse_args(argv)
+    import torch
+    from tqdm.auto import tqdm
+
+    from ...analysis.cost import load_platform
+    torch.set_num_threads(a.threads)
+    out = Path(a.out or ("build/table2-quick" if a.quick else "build/table2"))
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = task_mod.parse(a.tasks)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in task_mod.VARIANTS:
+            p.error(f"unknown variant {v!r}; known: {', '.join(task_mod.VARIANTS)}")
+    results: list[dict] = []
+    t_all = time.time()
+    jobs = [(t, v) for t in chosen for v in variants]
+    for t, v in tqdm(jobs, desc="table2", unit="variant"):
+        _log(f"== {t.title}: {v} levels {list(t.levels(v))}{' (quick)' if a.quick else ''}")
+        t0 = time.time()
+        r = run_variant(t, v, out, quick=a.quick, force=a.force, fmt=a.format, sim=not a.no_sim)
+        r["wall_s"] = round(time.time() - t0, 1)
+        r["finished_at"] = time.strftime("%Y-%m-%d %H:%M")
+        (out / t.key / v / "result.json").write_text(json.dumps(_jsonable(r), indent=1) + "\n")
+        results.append(r)
+    # earlier results in the same --out (tasks run one at a time) join the table and the calibration
+    mode = "quick" if a.quick else "full"
+    ran = {(r["task"], r["variant"]) for r in results}
+    earlier = []
+    for key in task_mod.ORDER:
+        for v in task_mod.VARIANTS:
+            f = out / key / v / "result.json"
+            if (key, v) in ran or not f.exists():
+                continue
+            try:
+                r = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if r.get("mode") == mode and "host_layers" in r and "levels" in r:
+                r["from_earlier_run"] = True
+                earlier.append(r)
+    results += earlier
+    samples = [s for r in results for s in calibration_samples(r)]
+    cm = fit_cycle_model(samples)
+    platform = load_platform()
+    for r in list(results):
+        try:
+            add_latency(r, cm, platform)
+        except (KeyError, TypeError) as e:  # a result.json written by an older version of this driver
+            _log(f"skipping the earlier result of {r['task']}/{r['variant']} ({type(e).__name__}: {e}); rerun it")
+            results.remove(r)
+    errs = [lv["prediction_error"] for r in results for lv in r["levels"] if "prediction_error" in lv]
+    cal = {"keys": sorted(cm.kernels), "meta": cm.meta,
+           "kernels": {k: {kk: v[kk] for kk in ("coefficients", "n_samples", "max_rel_error", "r2")}
+                       for k, v in cm.kernels.items()},
+           "prediction_error_on_simulated": {"max_abs": max(map(abs, errs), default=None), "n": len(errs)}}
+    cal["summary"] = (f"calibrated kernel keys {', '.join(cal['keys']) or 'none'} on {cm.meta['n_samples']} "
+                      f"per-layer simulator samples ({', '.join(cm.meta['sources']) or 'no simulated model'}); "
+                      + (f"predicted vs simulated total cycles within {100 * cal['prediction_error_on_simulated']['max_abs']:.1f} % "
+                         f"on the {len(errs)} simulated levels; " if errs else "")
+                      + "other keys: uncalibrated fallback table")
+    report = {"quick": a.quick, "out": str(out), "threads": a.threads, "format": a.format,
+              "platform": {"name": platform.name, "mclk_hz": platform.mclk_hz, "wait_states": platform.wait_states,
+                           "active_power_mw": platform.active_power_w * 1e3},
+              "calibration": cal, "wall_s": round(time.time() - t_all, 1), "tasks": []}
+    for t in [task_mod.TASKS[k] for k in task_mod.ORDER]:
+        vs = [r for v in task_mod.VARIANTS for r in results if r["task"] == t.key and r["variant"] == v]
+        if not vs:
+            continue
+        report["tasks"].append({
+            "key": t.key, "title": t.title, "model": t.model, "dataset": t.dataset, "comparable": t.comparable,
+            "data_note": vs[0]["data_note"],
+            "seed": {"model": t.seed.model, "dataset": t.seed.dataset, "sparsity": list(t.seed.sparsity),
+                     "accuracy": list(t.seed.accuracy), "latency_s": list(t.seed.latency_s)},
+            "train_total_s": sum(v["train"]["wall_s"] or 0 for v in vs),
+            "variants": [{k: v[k] for k in v if k != "host_layers"} for v in vs]})
+    (out / "table2.json").write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+    (out / "table2.md").write_text(render_markdown(report))
+    print(print_summary(report))
+    print(f"\nwritten {out / 'table2.md'} and {out / 'table2.json'} ({report['wall_s']:.0f} s)")
+    bad = [f"{r['task']}/{r['variant']} L{lv['level']}" for r in results for lv in r["levels"]
+           if not lv["c_equals_golden"]]
+    bad += [f"{r['task']}/{r['variant']} simulator" for r in results if r.get("sim") and not r["sim"]["golden_ok"]]
+    if bad:
+        print("C differs from golden: " + ", ".join(bad), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
