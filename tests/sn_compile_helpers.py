@@ -113,6 +113,27 @@ class Conv2dNet(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
 
 
+class TinyMLP(nn.Module):
+    """linear -> relu -> linear on 8 inputs, 3 outputs: the smallest model that compiles (a second)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 6)
+        self.fc2 = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def tiny_bundle(**kw) -> tuple[Bundle, np.ndarray]:
+    """A TinyMLP bundle (fixed init) and 32 random calibration inputs; kw go to bundle_from."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = TinyMLP().eval()
+    x = np.random.default_rng(0).normal(0, 1, (32, 8)).astype(np.float32)
+    return bundle_from(net, (8,), **({"name": "tiny"} | kw)), x
+
+
 RANDOM_NETS = {"conv1d": (Conv1dNet, (3, 32)), "conv2d": (Conv2dNet, (2, 13, 13))}
 
 

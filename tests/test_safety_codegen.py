@@ -7,10 +7,8 @@ import subprocess
 
 import numpy as np
 import pytest
-import torch
-import torch.nn as nn
 
-from sn_compile_helpers import bundle_from
+from sn_compile_helpers import tiny_bundle
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.compiler.c_text import c_comment, c_ident, c_string
 from sparsenest.targets.host import HostSim, HostSimError
@@ -21,19 +19,8 @@ PAYLOAD = ('*/ __attribute__((constructor)) static void sn_evil(void) { fclose(f
            '\n#error injected ??/\n"\\ é \u2028 \x00')
 
 
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(8, 6)
-        self.fc2 = nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-
-
 def _hostile_bundle():
-    torch.manual_seed(0)
-    b = bundle_from(Tiny().eval(), (8,), dataset="mnist" + PAYLOAD, name="tiny" + PAYLOAD)
+    b, _ = tiny_bundle(dataset="mnist" + PAYLOAD, name="tiny" + PAYLOAD)
     g = b.manifest["graph"]
     # Node names as a crafted manifest could carry them (Bundle.load may refuse these; codegen must not
     # depend on that): the payload, and two names that differ only in punctuation.
@@ -93,9 +80,7 @@ def test_hostile_names_never_become_code(tmp_path, monkeypatch):
 @pytest.mark.parametrize("leaf", ["x$(shell touch PWNED)", "with space", "q'uo\"te", "semi;touch PWNED2"])
 def test_output_paths_are_not_shell_or_make(tmp_path, monkeypatch, leaf):
     monkeypatch.chdir(tmp_path)
-    torch.manual_seed(0)
-    b = bundle_from(Tiny().eval(), (8,), name="tiny")
-    x = np.random.default_rng(0).normal(0, 1, (32, 8)).astype(np.float32)
+    b, x = tiny_bundle()
     out = tmp_path / "a $(touch PWNED3)" / leaf
     info = compile_bundle(b, out, calib=x)
     assert info["library"] == out / "libsnmodel.so" and (out / "sn_cli").exists()
@@ -104,9 +89,7 @@ def test_output_paths_are_not_shell_or_make(tmp_path, monkeypatch, leaf):
 
 
 def _small_build(tmp_path):
-    torch.manual_seed(0)
-    b = bundle_from(Tiny().eval(), (8,), name="tiny")
-    x = np.random.default_rng(0).normal(0, 1, (32, 8)).astype(np.float32)
+    b, x = tiny_bundle()
     return compile_bundle(b, tmp_path / "b", calib=x)
 
 

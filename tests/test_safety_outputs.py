@@ -3,37 +3,24 @@
 import json
 import os
 
-import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
-from sn_compile_helpers import bundle_from
+from sn_compile_helpers import bundle_from, tiny_bundle
 from sparsenest import cli, models
 from sparsenest.analysis import harvest
 from sparsenest.bundle import Bundle
 from sparsenest.compiler.build import compile_bundle
 
 
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(8, 6)
-        self.fc2 = nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-
-
 @pytest.fixture
 def bundle_path(tmp_path):
-    torch.manual_seed(0)
-    return bundle_from(Tiny().eval(), (8,), name="tiny").save(tmp_path / "tiny.nest")
+    return tiny_bundle()[0].save(tmp_path / "tiny.nest")
 
 
 @pytest.fixture
 def calib():
-    return np.random.default_rng(0).normal(0, 1, (32, 8)).astype(np.float32)
+    return tiny_bundle()[1]
 
 
 def _tree(path):
