@@ -1,12 +1,15 @@
 """Shared fixtures: real MNIST slices (loaded once per session); every test starts from the same RNG
-state and an empty private cache, whatever ran before it or is in the user's ~/.cache."""
-import os
+state, whatever ran before it.
+
+No test fixture is cached on disk (trained nets live for the session only). The only thing tests read
+from the user cache is derived data ($XDG_CACHE_HOME/sparsenest: HAR windows, MFCCs, decoded JPEGs,
+MSP430 board objects), keyed by the checksums of its sources, so a later run reuses exactly what a first
+run would build; .ci/run points XDG_CACHE_HOME at an empty folder to see a fresh machine."""
 import random
 
 import numpy as np
 import pytest
 import torch
-
 from hypothesis import settings
 
 from sparsenest import data
@@ -15,19 +18,6 @@ from sparsenest import data
 # (.hypothesis/ would replay what an earlier run found); a timing deadline would flip on a busy machine.
 settings.register_profile("sparsenest", derandomize=True, database=None, deadline=None)
 settings.load_profile("sparsenest")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Derived data and fixtures go to a cache of this run only (data loaders honour XDG_CACHE_HOME), so a
-    result never depends on what an earlier run left there. SPARSENEST_TEST_CACHE keeps an existing cache
-    (e.g. extracted HAR windows) for local runs; CI points XDG_CACHE_HOME at an empty directory anyway."""
-    keep = os.environ.get("SPARSENEST_TEST_CACHE")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XDG_CACHE_HOME", keep or str(tmp_path_factory.mktemp("xdg-cache")))
-    mp.delenv("SPARSENEST_CACHE", raising=False)
-    yield
-    mp.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,7 @@
 """The suite sees what a fresh machine sees: fixtures are seeded and do not disturb the caller's RNG, and
 caches live where XDG_CACHE_HOME / SPARSENEST_CACHE say (issue #11)."""
-import os
 from pathlib import Path
 
-import pytest
 import torch
 
 from sn_compile_helpers import trained_net
@@ -30,10 +28,3 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     assert data.cache_root() == Path.home() / ".cache" / "sparsenest"
     monkeypatch.setenv("SPARSENEST_CACHE", str(tmp_path / "own"))
     assert data.cache_dir() == tmp_path / "own" and (tmp_path / "own").is_dir()
-
-
-def test_tests_use_a_private_cache(tmp_path_factory):
-    if os.environ.get("SPARSENEST_TEST_CACHE"):
-        pytest.skip("SPARSENEST_TEST_CACHE asks to reuse a cache")
-    root = tmp_path_factory.getbasetemp()
-    assert root in data.cache_root().parents
