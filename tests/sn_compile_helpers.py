@@ -40,9 +40,10 @@ def bundle_from(net: nn.Module, input_shape, sparsities=SPARSITIES, *, dense_key
 
 
 @functools.lru_cache(maxsize=None)
-def trained_net(model_name: str = "lenet5-small", steps: int = 300) -> nn.Module:
-    """A few hundred SGD steps on 10,000 real MNIST training images (a few seconds), kept for the session
-    only: nothing is read from or written to the user's cache, so every run trains the same net.
+def trained_net(model_name: str = "lenet5-small", steps: int = 600) -> nn.Module:
+    """600 SGD steps on 10,000 real MNIST training images (a few seconds), kept for the session only:
+    nothing is read from or written to the user's cache, so every run trains the same net. (300 steps
+    left the magnitude-pruned 80 % level at 55 % on MNIST, 600 give 72 / 90 / 95 % at 80 / 60 / 30 %.)
 
     torch is seeded before the network is created, so its initial weights (and hence the trained ones)
     are the same in every process; an unseeded init left this fixture at 39 % on MNIST in some runs."""
