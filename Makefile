@@ -73,7 +73,7 @@ build/lenet5 build/lenet5-small: build/%: build/%.nest
 # Energy/latency report (report.md/.html/.json + figures) of the model `make demo` trains.
 report: setup
 	@test -d $(REPORT_MODEL) || $(MAKE) demo
-	$(PY) -m sparsenest.analysis.report $(REPORT_MODEL)
+	$(PY) -m sparsenest.analysis.report $(REPORT_MODEL) --force
 
 bench-mcu: setup
 	$(PY) -m sparsenest.experiments.bench.mcu

@@ -33,12 +33,19 @@ def build(saved_bundle, tmp_path_factory):
 def test_deterministic_byte_identical(saved_bundle, build, tmp_path):
     again = compile_bundle(saved_bundle, tmp_path / "again", fmt=MIXED, switching="staged",
                            calib=calib_images(), build=False)
-    for f in FILES:
+    for f in FILES[:2]:
         assert filecmp.cmp(build["out_dir"] / f, again["out_dir"] / f, shallow=False), f
-    # recompiling into the previous build directory is allowed and gives the same bytes
+    # the same metadata, apart from what the host build adds (the library's sha256)
+    built = json.loads((build["out_dir"] / "model_meta.json").read_text())
+    assert built.pop("host_build")["sha256"]
+    assert built == json.loads((again["out_dir"] / "model_meta.json").read_text())
+    # recompiling into the previous build directory needs force and gives the same bytes
     before = {f: (again["out_dir"] / f).read_bytes() for f in FILES}
+    with pytest.raises(FileExistsError, match="--force"):
+        compile_bundle(saved_bundle, again["out_dir"], fmt=MIXED, switching="staged", calib=calib_images(),
+                       build=False)
     compile_bundle(saved_bundle, again["out_dir"], fmt=MIXED, switching="staged", calib=calib_images(),
-                   build=False)
+                   build=False, force=True)
     assert before == {f: (again["out_dir"] / f).read_bytes() for f in FILES}
 
 
@@ -137,8 +144,9 @@ def test_refuses_foreign_non_empty_out_dir(saved_bundle, tmp_path):
     d = tmp_path / "mine"
     d.mkdir()
     (d / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not a previous sparsenest build"):
-        compile_bundle(saved_bundle, d, build=False)
+    for force in (False, True):
+        with pytest.raises(FileExistsError, match="not a sparsenest build"):
+            compile_bundle(saved_bundle, d, build=False, force=force)
     assert (d / "notes.txt").read_text() == "keep me"
 
 

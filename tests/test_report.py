@@ -195,8 +195,11 @@ def test_uncalibrated_fallback_is_labelled(report_a, tmp_path):
         assert set(lv["predicted"]) == {"mpy32"}          # no fallback table for the reference kernels
         assert lv["simulated"] == {}
     assert "UNCALIBRATED fallback" in (tmp_path / "r" / "report.md").read_text()
-    # an existing report directory is replaced; any other non-empty directory is refused
-    report._check_out_dir(tmp_path / "r")
+    # an existing report directory is replaced only with force; any other non-empty directory is refused
+    with pytest.raises(FileExistsError, match="--force"):
+        report._check_out_dir(tmp_path / "r")
+    assert (tmp_path / "r" / "figures").exists()
+    report._check_out_dir(tmp_path / "r", force=True)
     assert not (tmp_path / "r" / "figures").exists() and (tmp_path / "r" / "report.json").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("keep")

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from . import bundle_validate as check
 from .bundle_validate import INTRO_PREFIX, BundleError  # noqa: F401  (BundleError is part of this API)
 
 FORMAT = "sparsenest-bundle"
+BUNDLE_MARKER = "manifest.json"   # its "format" key (FORMAT) marks a folder as a bundle this tool wrote
 VERSION = 1
 
 
@@ -103,24 +105,22 @@ class Bundle:
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        from .safe_output import check_output_dir, is_tool_dir, replace_dir, temp_sibling
         path = Path(path)
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} already exists; choose another output path or pass "
-                                      "overwrite=True (--force on the command line) to replace it")
-            if not (path / "manifest.json").exists():
-                raise FileExistsError(f"{path} exists and is not a sparsenest bundle; refusing to replace it")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; choose another output path or pass "
+                                  "overwrite=True (--force on the command line) to replace it")
+        # Only a folder whose manifest says it is a bundle is ever replaced (not `.`, not any folder).
+        check_output_dir(path, marker=BUNDLE_MARKER, fmt=FORMAT, force=overwrite, what="bundle",
+                         kind="sparsenest bundle")
         self.manifest["arrays"] = self._array_index()
         self.validate()
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename, so an interrupted save never leaves half a bundle.
-        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+        tmp = temp_sibling(path)
         try:
             np.savez(tmp / "arrays.npz", **self.arrays)
-            (tmp / "manifest.json").write_text(json.dumps(self.manifest, indent=1, sort_keys=True) + "\n")
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
+            (tmp / BUNDLE_MARKER).write_text(json.dumps(self.manifest, indent=1, sort_keys=True) + "\n")
+            replace_dir(tmp, path, owned=lambda p: is_tool_dir(p, BUNDLE_MARKER, FORMAT))
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)

@@ -22,7 +22,8 @@ def cmd_train(a) -> int:
     cfg = TrainConfig(epochs_dense=a.epochs_dense, epochs_retrain=a.epochs_retrain, lr=a.lr,
                       lr_retrain=a.lr_retrain,
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
-                      method_opts=a.method_opts or {})
+                      method_opts=a.method_opts or {},
+                      prune_output_rows=a.prune_output_rows)
     if a.from_bundle:  # an existing (e.g. imported) network: prune + fine-tune it, no model zoo
         from .interop.train_from import train_from_bundle
         b = train_from_bundle(a.from_bundle, a.output, dataset=a.dataset, levels=a.levels, method=a.method,
@@ -53,12 +54,12 @@ def cmd_info(a) -> int:
 def cmd_export_onnx(a) -> int:
     from .bundle import Bundle
     from .interop.onnx_export import export_level
+    from .safe_output import check_output_file
     b = Bundle.load(a.bundle)
     out = Path(a.output)
-    for lv in range(1, b.n_levels + 1):
-        path = out / f"level{lv}.onnx"
-        if path.exists() and not a.force:
-            raise FileExistsError(f"{path} exists; pass --force to replace it")
+    paths = [check_output_file(out / f"level{lv}.onnx", inputs=[a.bundle], force=a.force)
+             for lv in range(1, b.n_levels + 1)]   # all checked before the first is written
+    for lv, path in enumerate(paths, 1):
         print(export_level(b, lv, path))
     return 0
 
@@ -95,6 +96,9 @@ def cmd_export_tflite(a) -> int:
 def cmd_analyze(a) -> int:
     from .bundle import Bundle
     from .compiler import analyze
+    from .safe_output import check_output_file
+    if a.json:
+        check_output_file(a.json, inputs=[a.bundle], force=a.force)
     report = analyze.analyze_bundle(Bundle.load(a.bundle))
     print(analyze.format_table(report))
     if a.json:
@@ -143,7 +147,7 @@ def cmd_compile(a) -> int:
     _check_format(a.format, b)
     info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
                           switching=a.switching, evaluate_on=("test" if a.evaluate else None),
-                          calib=a.calib, conv=a.conv)
+                          calib=a.calib, conv=a.conv, force=a.force)
     meta = info["meta"]
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
@@ -218,6 +222,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="same sparsity in every layer, or one magnitude threshold across layers")
     t.add_argument("--method-opts", type=arg.json_object, default=None,
                    help='JSON, e.g. \'{"block_shape": [4, 4]}\'')
+    t.add_argument("--prune-output-rows", action="store_true",
+                   help="row/block: also prune rows of the output layer (default: off, the output layer keeps "
+                        "every row, since a removed row is a class the model can no longer predict)")
     t.add_argument("--epochs-dense", type=arg.epochs, default=6)
     t.add_argument("--epochs-retrain", type=arg.epochs, default=6)
     t.add_argument("--admm-epochs", type=arg.epochs, default=0, help="ADMM-regularised epochs before pruning")
@@ -238,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export-onnx", help="write each level as ONNX")
     e.add_argument("bundle")
     e.add_argument("-o", "--output", type=arg.output_dir, required=True, help="directory for level<k>.onnx")
-    e.add_argument("--force", action="store_true")
+    e.add_argument("--force", action="store_true", help="replace existing level<k>.onnx files")
     e.set_defaults(fn=cmd_export_onnx)
 
     im = sub.add_parser("import", help="read a TFLite or ONNX model into a bundle (one dense level)")
@@ -260,6 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
     an.add_argument("bundle")
     an.add_argument("--json", type=arg.output_file, default=None, help="also write the full analysis as JSON")
+    an.add_argument("--force", action="store_true", help="replace an existing --json file")
     an.set_defaults(fn=cmd_analyze)
 
     c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
@@ -274,6 +282,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
     c.add_argument("--calib", type=arg.count, default=None, help="calibration images (default 512)")
     c.add_argument("--evaluate", action="store_true", help="float and Q15 accuracy on the test set")
+    c.add_argument("--force", action="store_true",
+                   help="replace an existing build folder (only one that sparsenest compile wrote)")
     c.set_defaults(fn=cmd_compile)
 
     sm = sub.add_parser("simulate", help="accuracy of the compiled C model on the host board")

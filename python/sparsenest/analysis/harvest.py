@@ -772,15 +772,20 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
 
 # ========================================================================================== comparison
 
+def default_policies(n_levels: int, **energy_kw) -> list:
+    """What `--policy compare` runs: fixed densest, fixed sparsest, guarded densest, energy-aware."""
+    L = n_levels
+    return [FixedPolicy(L), FixedPolicy(1), FixedPolicy(L, guard=True), EnergyAwarePolicy(**energy_kw)]
+
+
 def compare_policies(trace, capacitor: Capacitor, costs: Costs, policies: Sequence | None = None, *,
                      t_end: float | None = None, print_table: bool = True, **energy_kw) -> dict:
     """Run fixed-densest, fixed-sparsest, guarded-densest and energy-aware (or the given policies) on the
     same trace; print a table; return {policy name: HarvestResult}."""
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
-    L = costs.n_levels
     if policies is None:
-        policies = [FixedPolicy(L), FixedPolicy(1), FixedPolicy(L, guard=True), EnergyAwarePolicy(**energy_kw)]
+        policies = default_policies(costs.n_levels, **energy_kw)
     results = {}
     for p in policies:
         if isinstance(p, str):
@@ -943,6 +948,26 @@ def _example_costs() -> Costs:
         source="illustrative LeNet-like numbers (sparsenest.analysis.harvest._example_costs), not measured")
 
 
+def _plot_name(base: Path, policy: str) -> Path:
+    return base.with_name(f"{base.stem}_{policy.replace(':', '_').replace(',', '_').replace('+', '_')}{base.suffix}")
+
+
+def _output_paths(a, policies: list[str]) -> dict[str, Path]:
+    """{policy: plot path} for the run, after checking that neither the plots nor --json overwrite an
+    input (costs, trace) or an existing file without --force (safe_output.check_output_file)."""
+    from ..safe_output import check_output_file
+    inputs = [a.costs, a.trace if Path(a.trace).suffix else None]
+    if a.json:
+        check_output_file(a.json, inputs=inputs, force=a.force)
+    base = a.plot if a.plot is not None else (str(Path(a.json).with_suffix(".png")) if a.json else "")
+    if not base:
+        return {}
+    paths = {p: Path(base) if len(policies) == 1 else _plot_name(Path(base), p) for p in policies}
+    for p in paths.values():
+        check_output_file(p, inputs=inputs + [a.json], force=a.force)
+    return paths
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`sparsenest harvest`: simulate a policy (or compare policies) on a harvested-power trace."""
     from sparsenest import cli_args as arg
@@ -964,8 +989,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--costs", type=arg.input_file, default=None, help="per-level costs JSON (schema below)")
     ap.add_argument("--demo", action="store_true", help="use illustrative LeNet-like costs instead of --costs")
     ap.add_argument("--duration", type=arg.positive_float, default=None, help="simulate only the first N seconds")
-    ap.add_argument("--plot", default="harvest.png", help="plot path ('' for none); compare: one per policy")
+    ap.add_argument("--plot", default=None,
+                    help="plot path (default: beside --json, same name with .png; none without --json; '' for "
+                         "none); compare: one per policy, named <plot>_<policy>.png")
     ap.add_argument("--json", default=None, help="write the result(s) as JSON")
+    ap.add_argument("--force", action="store_true", help="replace existing --json / --plot files")
     a = ap.parse_args(argv)
     if a.make_traces:
         for p in make_traces(a.out or TRACE_DIR):
@@ -977,23 +1005,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         costs = _example_costs()
     else:
         ap.error("--costs FILE is required (or --demo for illustrative numbers)")
+    if a.policy == "compare":
+        policies = default_policies(costs.n_levels, hysteresis_v=a.hysteresis, margin=a.margin)
+    else:
+        policies = [parse_policy(a.policy, hysteresis_v=a.hysteresis, margin=a.margin)]
+    try:
+        outputs = _output_paths(a, [p.name for p in policies])   # checked before the simulation runs
+    except FileExistsError as e:
+        print(f"sparsenest harvest: error: {e}", file=sys.stderr)
+        return 2
     trace = load_trace(a.trace)
     cap = Capacitor(a.capacitor, a.v_on, a.v_off, a.v_max, a.v_init)
     if a.policy == "compare":
-        res = compare_policies(trace, cap, costs, t_end=a.duration, hysteresis_v=a.hysteresis, margin=a.margin)
+        res = compare_policies(trace, cap, costs, policies, t_end=a.duration)
     else:
-        pol = parse_policy(a.policy, hysteresis_v=a.hysteresis, margin=a.margin)
-        r = simulate(trace, cap, costs, pol, t_end=a.duration)
+        r = simulate(trace, cap, costs, policies[0], t_end=a.duration)
         print(r.summary())
         res = {r.policy: r}
     if costs.source:
         print(f"costs: {costs.source}")
-    if a.plot:
-        base = Path(a.plot)
-        for name, r in res.items():
-            path = base if len(res) == 1 else base.with_name(
-                f"{base.stem}_{name.replace(':', '_').replace(',', '_').replace('+', '_')}{base.suffix}")
-            print(f"plot: {plot(r, path, trace)}")
+    for name, r in res.items():
+        if name in outputs:
+            print(f"plot: {plot(r, outputs[name], trace)}")
     if a.json:
         Path(a.json).write_text(json.dumps({k: r.to_dict() for k, r in res.items()}, indent=1) + "\n")
         print(f"json: {a.json}")

@@ -176,18 +176,13 @@ def layer_formats(meta: Mapping) -> dict[str, str]:
     return out
 
 
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and any(out.iterdir()):
-        rj = out / "report.json"
-        ok = False
-        if rj.exists():
-            try:
-                ok = json.loads(rj.read_text()).get("format") == FORMAT
-            except (OSError, json.JSONDecodeError):
-                ok = False
-        if not ok:
-            raise FileExistsError(f"{out} is not empty and holds no previous sparsenest report; refusing to "
-                                  f"write into it. Choose a new or empty output directory.")
+def _check_out_dir(out: Path, force: bool = False, inputs=()) -> None:
+    """A new or empty folder, or (with force) an earlier report, whose builds/ and figures/ are then removed.
+    The report may lie inside its build (the default) but may not be the build or contain it."""
+    from ..safe_output import check_output_dir, is_tool_dir
+    check_output_dir(out, marker="report.json", fmt=FORMAT, inputs=inputs, force=force, what="report folder",
+                     kind="sparsenest report", allow_inside=True)
+    if is_tool_dir(out, "report.json", FORMAT):
         for sub in ("builds", "figures"):
             shutil.rmtree(out / sub, ignore_errors=True)
 
@@ -1172,12 +1167,13 @@ def build_report(target: str | Path, out_dir: str | Path | None = None, *, bundl
                  kernels: Sequence[str] = ("mpy32", "ref"), sim_inputs: int = 2, eval_images: int | str = "test",
                  platform=None, trace: str = "solar", capacitor_f: float = 0.047,
                  harvest_hours: float | None = None, calib=None, fmt: str = "auto", html: bool = True,
-                 log=_log) -> dict:
+                 force: bool = False, log=_log) -> dict:
     """Write the report of `target` (build dir, directory with host/, or bundle) into `out_dir` (default:
     <build>/report) and return report.json's dict. `samples`: cycle_samples.json files to calibrate on
     (default: DEFAULT_SAMPLES that exist; [] for none). `simulate`: run the model in mspdebug when it fits.
     `kernels`: back-ends simulated and predicted ("mpy32" first: the chip's). `eval_images`: test images for
-    accuracies the build does not record ("test" = all). `calib`: calibration inputs of the compilations."""
+    accuracies the build does not record ("test" = all). `calib`: calibration inputs of the compilations.
+    An earlier report in the output folder is replaced only with force=True."""
     from ..compiler.analyze import analyze_bundle
     from .cost import load_platform
     from .harvest import plot as harvest_plot
@@ -1185,7 +1181,7 @@ def build_report(target: str | Path, out_dir: str | Path | None = None, *, bundl
     build, meta_in, b = resolve_input(target, bundle)
     out = Path(out_dir) if out_dir is not None else (Path(target) / "report" if build else
                                                      Path(target).with_suffix("") / "report")
-    _check_out_dir(out)
+    _check_out_dir(out, force, inputs=[target, bundle if isinstance(bundle, (str, Path)) else None])
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "builds").mkdir(exist_ok=True)
     plat = platform if platform is not None and not isinstance(platform, (str, Path)) else load_platform(platform)
@@ -1675,6 +1671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--harvest-hours", type=arg.positive_float, default=None, help="simulate only the first N hours")
     ap.add_argument("--format", default="auto", help="format when the target is a bundle")
     ap.add_argument("--no-html", action="store_true")
+    ap.add_argument("--force", action="store_true", help="replace an earlier report in the output directory")
     a = ap.parse_args(argv)
     samples = [] if a.no_samples else a.samples
     ev = a.eval
@@ -1685,7 +1682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rep = build_report(a.target, a.output, bundle=a.bundle, samples=samples, simulate=not a.no_sim,
                            kernels=[k for k in a.kernels.split(",") if k], sim_inputs=a.sim_inputs,
                            eval_images=ev, platform=a.platform, trace=a.trace, capacitor_f=a.capacitor,
-                           harvest_hours=a.harvest_hours, fmt=a.format, html=not a.no_html)
+                           harvest_hours=a.harvest_hours, fmt=a.format, html=not a.no_html,
+                           force=a.force)
     except (ReportError, FileExistsError) as e:
         print(f"sparsenest report: error: {arg.one_line(e)}", file=sys.stderr)
         return 2

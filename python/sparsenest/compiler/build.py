@@ -19,8 +19,13 @@ from . import codegen, golden, quantize
 from .planner import Target, get_target
 
 ROOT = Path(__file__).resolve().parents[3]
-HOST_MAKEFILE = ROOT / "boards" / "host" / "Makefile"
+HOST_DIR = ROOT / "boards" / "host"
+RUNTIME_DIR = ROOT / "runtime_c"
 BUILD_MARKER = "model_meta.json"
+BUILD_FORMAT = "sparsenest-build"   # model_meta.json's "format": what marks a folder as a build of ours
+HOST_LIBRARY = "libsnmodel.so"
+HOST_DEFS = ["-DSN_COUNTERS", "-DSN_LAYER_HOOK", "-DSN_WRITE_TRACKING"]
+HOST_WARN = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 CALIB_IMAGES = 512
 CALIB_SEED = 0
 
@@ -34,25 +39,6 @@ def _load_bundle(bundle):
     if isinstance(bundle, (str, os.PathLike)):
         return Bundle.load(bundle)
     return bundle
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise FileExistsError(f"{out_dir} exists and is not a directory")
-        entries = list(out_dir.iterdir())
-        if entries:
-            meta = out_dir / BUILD_MARKER
-            ok = False
-            if meta.exists():
-                try:
-                    ok = json.loads(meta.read_text()).get("format") == "sparsenest-build"
-                except (json.JSONDecodeError, OSError):
-                    ok = False
-            if not ok:
-                raise FileExistsError(
-                    f"{out_dir} is not empty and is not a previous sparsenest build (no {BUILD_MARKER}); "
-                    "refusing to write into it. Choose an empty or new output directory.")
 
 
 def calibration_images(bundle, calib=None) -> np.ndarray:
@@ -77,24 +63,53 @@ def evaluate(qm: quantize.QModel, bundle, x: np.ndarray, y: np.ndarray) -> list[
     return out
 
 
+def is_build_dir(path: Path) -> bool:
+    """A folder this tool wrote with compile_bundle (its model_meta.json carries the format marker)."""
+    from sparsenest.safe_output import is_tool_dir
+    return is_tool_dir(Path(path), BUILD_MARKER, BUILD_FORMAT)
+
+
 def build_host(out_dir: str | Path, kernels: list[str] | None = None, *, cc: str = "gcc",
                cflags: str = "-O2") -> Path:
-    """gcc the runtime + model + kernels into out_dir/libsnmodel.so and out_dir/sn_cli."""
+    """gcc the runtime + model + kernels into out_dir/libsnmodel.so and out_dir/sn_cli, and record the
+    library's sha256 in model_meta.json (HostSim loads only a library with that hash).
+
+    gcc runs with argument lists in out_dir (no shell, no make): a path with spaces, quotes or `$(...)`
+    is just a path."""
+    from sparsenest.data import sha256_file
+    from . import formats
     out_dir = Path(out_dir).resolve()
+    meta_path = out_dir / BUILD_MARKER
+    meta = json.loads(meta_path.read_text())
     if kernels is None:
-        kernels = json.loads((out_dir / BUILD_MARKER).read_text())["kernels"]
-    cmd = ["make", "-s", "-f", str(HOST_MAKEFILE), f"MODEL_DIR={out_dir}", f"KERNELS={' '.join(kernels)}",
-           f"CC={cc}", f"CFLAGS={cflags}"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BuildError(f"host build failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
-    return out_dir / "libsnmodel.so"
+        kernels = meta["kernels"]
+    unknown = [k for k in kernels if k not in formats.FORMATS]
+    if unknown:
+        raise BuildError(f"{meta_path}: unknown kernel {unknown[0]!r} (known: {', '.join(formats.FORMATS)})")
+    srcs = sorted(str(p) for p in (RUNTIME_DIR / "src").glob("*.c")) + [str(HOST_DIR / "sn_host.c"), "model.c"]
+    srcs += [str(RUNTIME_DIR / "kernels" / f"sn_spmv_{k}.c") for k in kernels]
+    base = [cc, *cflags.split(), *HOST_WARN, *HOST_DEFS, "-I", str(HOST_DIR), "-I", str(RUNTIME_DIR / "include"),
+            "-I", "."]
+    cmds = [base + ["-shared", "-fPIC", "-o", HOST_LIBRARY, *srcs],
+            base + ["-o", "sn_cli", *srcs, str(HOST_DIR / "main.c")]]
+    # Both links at once: two cores halve the wait.
+    procs = [subprocess.Popen(c, cwd=out_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in cmds]
+    for c, p in zip(cmds, procs):
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise BuildError(f"host build failed ({' '.join(c)}):\n{out}\n{err}")
+    lib = out_dir / HOST_LIBRARY
+    meta["host_build"] = {"library": HOST_LIBRARY, "sha256": sha256_file(lib), "kernels": list(kernels)}
+    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return lib
 
 
 def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host", fmt="auto",
                    format_opts: dict | None = None, switching: str = "resident", calib=None,
                    evaluate_on: str | int | None = None, initial_level: int | None = None,
-                   build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto") -> dict:
+                   build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto",
+                   force: bool = False) -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
 
     target: "host" | "msp430fr5994" | a planner.Target; target_overrides: Target fields to change
@@ -105,9 +120,14 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
     evaluate_on: None (no evaluation), "test" (the whole test split) or an int (that many test images):
     per-level float and Q15 accuracy go into model_meta.json. build: build the host library (default:
     True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
-    Refuses to write into a non-empty out_dir that is not a previous sparsenest build."""
+    An existing non-empty out_dir is replaced only with force=True and only when it is a previous build
+    (safe_output.check_output_dir). Everything is written to a temporary sibling folder first, so a failing
+    compile leaves an earlier build untouched."""
+    from sparsenest.safe_output import check_output_dir, replace_dir, temp_sibling
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    src = bundle if isinstance(bundle, (str, os.PathLike)) else getattr(bundle, "path", None)
+    check_output_dir(out_dir, marker=BUILD_MARKER, fmt=BUILD_FORMAT, inputs=[src], force=force,
+                     what="build folder", kind="sparsenest build")
     b = _load_bundle(bundle)
     tgt = get_target(target, **(target_overrides or {}))
     qm = quantize.quantize(b, calibration_images(b, calib))
@@ -122,17 +142,21 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
         for lv, ev in zip(levels, evaluate(qm, b, ds.x, ds.y)):
             lv.update(ev)
     extra["levels"] = levels
-    if out_dir.exists():  # a previous build: replace its generated files only
-        for f in ("model.c", "model.h", BUILD_MARKER, "libsnmodel.so", "sn_cli"):
-            (out_dir / f).unlink(missing_ok=True)
-    meta = codegen.generate(qm, out_dir, target=tgt, fmt=fmt, format_opts=format_opts,
-                            switching=switching, initial_level=initial_level, conv=conv,
-                            name=(b.manifest.get("model") or {}).get("name", "model"), extra_meta=extra)
-    lib = None
     if build is None:
         build = tgt.name == "host"
-    if build:
-        if shutil.which("make") is None or shutil.which("gcc") is None:
-            raise BuildError("building the host library needs make and gcc")
-        lib = build_host(out_dir, meta["kernels"])
+    if build and shutil.which("gcc") is None:
+        raise BuildError("building the host library needs gcc (apt-get install gcc)")
+    tmp = temp_sibling(out_dir)
+    try:
+        meta = codegen.generate(qm, tmp, target=tgt, fmt=fmt, format_opts=format_opts,
+                                switching=switching, initial_level=initial_level, conv=conv,
+                                name=(b.manifest.get("model") or {}).get("name", "model"), extra_meta=extra)
+        if build:
+            build_host(tmp, meta["kernels"])
+            meta["host_build"] = json.loads((tmp / BUILD_MARKER).read_text())["host_build"]
+        replace_dir(tmp, out_dir, owned=is_build_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    lib = out_dir / HOST_LIBRARY if build else None
     return {"out_dir": out_dir, "meta": meta, "library": lib, "qmodel": qm}

@@ -28,6 +28,7 @@ import jinja2
 import numpy as np
 
 from . import formats
+from .c_text import c_comment, c_ident, c_string
 from .golden import add_shift, avg_params
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import MATMUL_OPS, QModel
@@ -122,11 +123,6 @@ class Matrix:
     @property
     def prefix(self) -> str:
         return self.cname[: -len("_matrix")]
-
-
-def _c_ident(name: str) -> str:
-    s = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
-    return s if s and not s[0].isdigit() else "l_" + s
 
 
 def layer_format(fmt, name: str) -> str:
@@ -390,9 +386,12 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         return f"SN_AT({ctype}, {arena}, {off})"
 
     descriptors = []
+    taken_idents: set[str] = set()   # a layer name never becomes a runtime name (sn_*): l_ prefix
     for i, st in enumerate(low.steps, 1):
         node = st.node
-        ident = _c_ident(st.name)
+        ident = c_ident(st.name, taken_idents)
+        if ident.lower().startswith("sn_"):
+            ident = c_ident("l_" + ident, taken_idents)
         block_arrays: list[CArray] = []
         block_mats: list[Matrix] = []
         fram_bytes = LAYER_DESCRIPTOR_BYTES
@@ -558,7 +557,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         "initial_level": initial_level, "staged": staged, "layers": layer_blocks, "matrices": matrices,
         "descriptors": descriptors, "staged_arrays": staged_list, "level_nnz": [int(v) for v in level_nnz],
         "input_exp": qm.input_exp, "output_exp": qm.output_exp, "input_len": in_len, "output_len": out_len,
-        "input_shape": qm.graph["input"]["shape"],
+        "input_shape": [int(v) for v in qm.graph["input"]["shape"]],
         "input_buf": _buf_expr(input_p.tier, input_p.offset),
         "output_buf": _buf_expr(output_p.tier, output_p.offset),
         "sram_bytes": plan.sram_bytes, "fram_arena_bytes": plan.fram_bytes,
@@ -568,9 +567,16 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         "direct_convs": len(directs),
         "im2col_convs": sum(st.op == "conv" and st.name not in directs for st in low.steps),
     }
+    symbols = [a.cname for a in arrays] + [m.cname for m in matrices]
+    clash = sorted({c for c in symbols if symbols.count(c) > 1})
+    if clash:
+        raise CodegenError(f"layer names give the same C symbol {clash[0]!r}; rename the layers in the model "
+                           "so that their names differ in more than punctuation")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
+    # Names from the bundle reach the C only through these (compiler/c_text.py): never as code.
+    env.filters.update(c_comment=c_comment, c_string=c_string)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.h").write_text(env.get_template("model.h.j2").render(**ctx))

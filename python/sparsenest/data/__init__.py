@@ -5,7 +5,7 @@ plus an identity (name, split, sha256 over the source files) that bundles record
 
 Where data is looked for, in order:
   1. $SPARSENEST_DATA (one or more directories, separated by ':')
-  2. the user cache, $XDG_CACHE_HOME/sparsenest or ~/.cache/sparsenest
+  2. the user cache, cache_root(): $SPARSENEST_CACHE, $XDG_CACHE_HOME/sparsenest or ~/.cache/sparsenest
   3. ../shared/data next to the project checkout (and next to the current directory)
   4. /usr/share/datasets (Debian's dataset-* packages)
 """
@@ -70,8 +70,7 @@ def search_path() -> list[Path]:
     env = os.environ.get("SPARSENEST_DATA")
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sparsenest"
-    dirs.append(cache)
+    dirs.append(cache_root())
     for base in (PROJECT_ROOT, Path.cwd()):
         dirs.append((base / ".." / "shared" / "data").resolve())
     dirs.append(Path("/usr/share/datasets"))
@@ -83,9 +82,19 @@ def search_path() -> list[Path]:
     return unique
 
 
+def cache_root() -> Path:
+    """The user cache of sparsenest: $SPARSENEST_CACHE, else $XDG_CACHE_HOME/sparsenest, else
+    ~/.cache/sparsenest (an empty variable counts as unset, as the XDG spec says). Read at every call, so
+    a test or CI run can point it at an empty folder."""
+    own = os.environ.get("SPARSENEST_CACHE")
+    if own:
+        return Path(own)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparsenest"
+
+
 def cache_dir() -> Path:
-    """Where derived data (extracted archives, features) is written once and reused."""
-    d = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sparsenest"
+    """Where derived data (extracted archives, features) is written once and reused (cache_root())."""
+    d = cache_root()
     d.mkdir(parents=True, exist_ok=True)
     return d
 

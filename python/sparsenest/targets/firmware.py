@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from . import msp430
+from ..safe_output import is_tool_dir
 
 ROOT = Path(__file__).resolve().parents[3]
 RUNTIME_DIR = ROOT / "runtime_c"
@@ -60,6 +61,8 @@ MARK_SWITCH, MARK_INFER, MARK_DONE = 1, 2, 3
 SIM_UART_LOG = 2048
 DEFAULT_INPUT_SEED = 7       # test-split subset seed of the embedded inputs
 
+
+FIRMWARE_FORMAT = "sparsenest-firmware"   # firmware.json's "format": a folder this module wrote
 
 class FirmwareError(RuntimeError):
     """Something about the model directory, the request or the run is wrong; the message says what."""
@@ -355,6 +358,10 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
         raise FirmwareError("at most 255 steps")
     th = energy_thresholds(L)
     out = Path(out_dir) if out_dir is not None else default_out_dir(model, image, kernels)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not is_tool_dir(out, "firmware.json",
+                                                                                     FIRMWARE_FORMAT):
+        raise FirmwareError(f"{out} is not empty and is not a sparsenest firmware folder (firmware.json with "
+                            f"format {FIRMWARE_FORMAT!r}); refusing to write into it. Choose a new or empty folder")
     cfg, data = _write_app_sources(out, model, inputs_q, sched, max_steps, th, uart)
     defs = {"SN_LAYER_HOOK": None, "SN_MCLK_HZ": MCLK_HZ}
     if image == "sim":
@@ -363,7 +370,7 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
     fb = FirmwareBuild(model, out, image, kernels, None, inputs_q,
                        None if labels is None else np.asarray(labels), sched, max_steps, th)
     (out / "firmware.json").write_text(json.dumps({
-        "model_dir": str(model.path), "image": image, "kernels": kernels, "board": board,
+        "format": FIRMWARE_FORMAT, "model_dir": str(model.path), "image": image, "kernels": kernels, "board": board,
         "n_inputs": int(len(inputs_q)), "max_steps": max_steps, "thresholds": th,
         "schedule": [asdict(s) for s in sched],
         "labels": None if labels is None else [int(v) for v in np.asarray(labels)]}, indent=1) + "\n")
@@ -515,11 +522,11 @@ def simulate(fb: FirmwareBuild | str | os.PathLike, *, inputs=None, schedule: Se
     res = _sym(e, "sn_app_results")
     with tempfile.TemporaryDirectory(prefix="sn-fw-") as tmp:
         tmp = Path(tmp)
-        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {fb.elf.resolve()}"]
+        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {msp430.mspdebug_image(fb.elf, tmp)}"]
         for i, (addr, blob) in enumerate(loads.items()):
             f = tmp / f"in{i}.bin"
             f.write_bytes(blob)
-            cmds.append(f"load_raw {f} 0x{addr:x}")
+            cmds.append(f"load_raw {msp430.mspdebug_path(f)} 0x{addr:x}")
         cmds.append(f"setbreak 0x{halt.value:x} 0")
         if trap is not None:
             cmds.append(f"setbreak 0x{trap.value:x} 1")
@@ -536,7 +543,7 @@ def simulate(fb: FirmwareBuild | str | os.PathLike, *, inputs=None, schedule: Se
         if lim and top and top.value > lim.value:
             saves["stack"] = (lim.value, top.value - lim.value)
         for k, (addr, size) in saves.items():
-            cmds.append(f"save_raw 0x{addr:x} {size} {tmp / (k + '.bin')}")
+            cmds.append(f"save_raw 0x{addr:x} {size} {msp430.mspdebug_path(tmp / (k + '.bin'))}")
         try:
             proc = subprocess.run([tool, "-n", "-q", "sim", *cmds], capture_output=True, text=True,
                                   timeout=timeout_s)
@@ -788,12 +795,12 @@ def run_kernel_harness(fb: FirmwareBuild, cases: Sequence[KernelCase], *, timeou
     n_calls = sum(c.enc.n_levels + 1 for c in cases)
     with tempfile.TemporaryDirectory(prefix="sn-kh-") as tmp:
         f = Path(tmp) / "out.bin"
-        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {fb.elf.resolve()}",
+        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {msp430.mspdebug_image(fb.elf, tmp)}",
                 f"setbreak 0x{halt.value:x} 0", f"setbreak 0x{mark.value:x} 2"]
         if trap is not None:
             cmds.append(f"setbreak 0x{trap.value:x} 1")
         cmds += ["run", "simio info tr"] * (2 * n_calls + 1)
-        cmds.append(f"save_raw 0x{out.value:x} {out.size} {f}")
+        cmds.append(f"save_raw 0x{out.value:x} {out.size} {msp430.mspdebug_path(f)}")
         proc = subprocess.run([tool, "-n", "-q", "sim", *cmds], capture_output=True, text=True, timeout=timeout_s)
         log = proc.stdout + proc.stderr
         if proc.returncode != 0:

@@ -7,13 +7,15 @@
     sim.power_fail_after(100); sim.set_level(3) -> SN_ERR_POWER; sim.reboot() -> sn_init()
 
 Each HostSim loads its own private copy of the library, so two simulators of one build never share
-emulated FRAM.
+emulated FRAM. It loads only a folder compile_bundle wrote (model_meta.json with the format marker)
+whose library has the sha256 recorded there at build time: a build folder from elsewhere, or a
+library swapped afterwards, is refused instead of run.
 """
 from __future__ import annotations
 
 import ctypes as C
+import hashlib
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,15 @@ def _quantize_input(x: np.ndarray, e: int) -> np.ndarray:
     return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), -32768, 32767).astype(np.int16)
 
 
+def _build_meta(build_dir: Path) -> dict:
+    """model_meta.json of a build compile_bundle wrote (format marker checked), else HostSimError."""
+    from sparsenest.compiler.build import BUILD_FORMAT, BUILD_MARKER, is_build_dir
+    if not is_build_dir(build_dir):
+        raise HostSimError(f"{build_dir} is not a sparsenest build ({BUILD_MARKER} with format "
+                           f"{BUILD_FORMAT!r} missing); compile one with sparsenest compile BUNDLE -o DIR")
+    return json.loads((build_dir / BUILD_MARKER).read_text())
+
+
 class HostSim:
     def __init__(self, build_dir: str | Path):
         self.build_dir = Path(build_dir)
@@ -61,11 +72,18 @@ class HostSim:
         if not lib_path.exists():
             raise HostSimError(f"{lib_path} not found: compile the bundle for target 'host' first "
                                "(sparsenest compile ... --target host)")
-        self.meta = json.loads((self.build_dir / "model_meta.json").read_text())
-        # A private copy: dlopen shares one image per path, and each simulator needs its own FRAM.
+        self.meta = _build_meta(self.build_dir)
+        # A private copy: dlopen shares one image per path, and each simulator needs its own FRAM. The
+        # copy is what gets hashed and loaded, so the library cannot change between the check and dlopen.
         self._tmp = tempfile.TemporaryDirectory(prefix="snsim")
         private = Path(self._tmp.name) / "libsnmodel.so"
-        shutil.copyfile(lib_path, private)
+        blob = lib_path.read_bytes()
+        want = (self.meta.get("host_build") or {}).get("sha256")
+        if not isinstance(want, str) or hashlib.sha256(blob).hexdigest() != want:
+            raise HostSimError(f"{lib_path} is not the library this build's model_meta.json records (sha256 "
+                               f"{'missing' if not isinstance(want, str) else 'differs'}); refusing to load it. "
+                               f"Recompile: sparsenest compile BUNDLE -o {self.build_dir} --force")
+        private.write_bytes(blob)
         self.lib = lib = C.CDLL(str(private))
         lib.sn_init.restype = C.c_int
         lib.sn_set_level.argtypes = [C.c_uint8]

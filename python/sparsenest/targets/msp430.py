@@ -425,11 +425,37 @@ class Firmware:
         return format_size_report(self.regions)
 
 
+
+# mspdebug reads its commands as text: it splits them at spaces and interprets quotes and backslashes.
+# Paths in those commands are therefore only ever our own temporary files with plain names; a user's
+# ELF is copied there first (mspdebug_image), so an output path with spaces or `$(...)` is just a path.
+_MSPDEBUG_SAFE = re.compile(r"[A-Za-z0-9_./+-]+\Z")
+
+
+def mspdebug_path(p) -> str:
+    """`p` as an argument inside an mspdebug command, or SimError when mspdebug would misread it."""
+    s = str(p)
+    if not _MSPDEBUG_SAFE.match(s):
+        raise SimError(f"{s}: mspdebug cannot take this path (letters, digits and . _ / + - only); point "
+                       f"TMPDIR at a folder with a plain name")
+    return s
+
+
+def mspdebug_image(elf, tmp: Path) -> str:
+    """A copy of `elf` in our temporary folder `tmp`, as an mspdebug command argument."""
+    dst = Path(tmp) / "image.elf"
+    shutil.copyfile(elf, dst)
+    return mspdebug_path(dst)
+
 def _cache_dir() -> Path | None:
     d = os.environ.get("SPARSENEST_MSP430_CACHE")
     if d is not None and d.strip() in ("", "0"):
         return None
-    return Path(d) if d else Path(tempfile.gettempdir()) / f"sparsenest-msp430-objcache-{os.getuid()}"
+    if d:
+        return Path(d)
+    # The user's cache, not a fixed name in the shared /tmp (where anyone could plant objects first).
+    from ..data import cache_root
+    return cache_root() / "msp430-objects"
 
 
 def _cache_path(tc: Toolchain, src: Path, cmd: Sequence[str]) -> Path | None:
@@ -685,7 +711,7 @@ def simulate(elf: str | os.PathLike, *, outputs: Mapping[str, object] | Sequence
         out_specs = {name: name for name in outputs}
     with tempfile.TemporaryDirectory(prefix="sn-sim-") as tmp:
         tmp = Path(tmp)
-        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {Path(elf).resolve()}"]
+        cmds = ["simio add tracer tr", "simio add hwmult mpy", f"prog {mspdebug_image(elf, tmp)}"]
         for i, (target, blob) in enumerate((inputs or {}).items()):
             addr, size, desc = _resolve(e, target)
             sec = _section_of(e, addr)
@@ -696,7 +722,7 @@ def simulate(elf: str | os.PathLike, *, outputs: Mapping[str, object] | Sequence
                 raise SimError(f"input for {desc} is {len(blob)} bytes but the symbol has {size}")
             f = tmp / f"in{i}.bin"
             f.write_bytes(bytes(blob))
-            cmds.append(f"load_raw {f} 0x{addr:x}")
+            cmds.append(f"load_raw {mspdebug_path(f)} 0x{addr:x}")
         cmds.append(f"setbreak 0x{halt.value:x} 0")
         if trap is not None:
             cmds.append(f"setbreak 0x{trap.value:x} 1")
@@ -711,17 +737,17 @@ def simulate(elf: str | os.PathLike, *, outputs: Mapping[str, object] | Sequence
                 raise SimError(f"output {key!r}: size of {desc} unknown; pass (symbol, size)")
             f = tmp / f"out_{len(saves)}.bin"
             saves[key] = f
-            cmds.append(f"save_raw 0x{addr:x} {size} {f}")
+            cmds.append(f"save_raw 0x{addr:x} {size} {mspdebug_path(f)}")
         extra = {}
         for sym in ("__sn_exit_code", "__sn_uart_log_len", "__sn_uart_log"):
             if sym in e.symbols and e.symbols[sym].size:
                 f = tmp / f"{sym}.bin"
                 extra[sym] = f
-                cmds.append(f"save_raw 0x{e.symbols[sym].value:x} {e.symbols[sym].size} {f}")
+                cmds.append(f"save_raw 0x{e.symbols[sym].value:x} {e.symbols[sym].size} {mspdebug_path(f)}")
         lim, top = e.symbols.get("__stack_limit"), e.symbols.get("__stack_top")
         if lim and top and top.value > lim.value:
             extra["stack"] = tmp / "stack.bin"
-            cmds.append(f"save_raw 0x{lim.value:x} {top.value - lim.value} {extra['stack']}")
+            cmds.append(f"save_raw 0x{lim.value:x} {top.value - lim.value} {mspdebug_path(extra['stack'])}")
         try:
             proc = subprocess.run([tool, "-n", "-q", "sim", *cmds], capture_output=True, text=True,
                                   timeout=timeout_s)
@@ -875,7 +901,8 @@ def flash_check(elf: str | os.PathLike, *, simulate_load: bool = True, mspdebug:
             if proc.returncode != 0:
                 rep.errors.append(f"could not strip upper-FRAM sections for the simulator: {proc.stderr.strip()}")
             else:
-                proc = subprocess.run([tool, "-n", "-q", "sim", f"prog {img}", f"verify {img}", "md 0xfffe 2"],
+                proc = subprocess.run([tool, "-n", "-q", "sim", f"prog {mspdebug_path(img)}", f"verify {mspdebug_path(img)}",
+                                       "md 0xfffe 2"],
                                       capture_output=True, text=True, timeout=60)
                 out = proc.stdout + proc.stderr
                 m = re.search(r"0fffe:\s+([0-9a-f]{2}) ([0-9a-f]{2})", out)
@@ -935,8 +962,10 @@ def flash(elf: str | os.PathLike, *, mspdebug: str | None = None, check: bool = 
         raise FlashError("cannot flash: TI's libmsp430.so (MSP Debug Stack) was not found.\n" +
                          FLASH_HELP.format(elf=path, hex=hexf))
     tool = mspdebug or find_mspdebug()
-    proc = subprocess.run([tool, "-q", "tilib", f"prog {path}", f"verify {path}"], capture_output=True,
-                          text=True, timeout=timeout_s)
+    with tempfile.TemporaryDirectory(prefix="sn-flash-") as tmp:
+        img = mspdebug_image(path, Path(tmp))
+        proc = subprocess.run([tool, "-q", "tilib", f"prog {img}", f"verify {img}"], capture_output=True,
+                              text=True, timeout=timeout_s)
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise FlashError(f"mspdebug tilib failed (exit {proc.returncode}):\n{out.strip()}\n"

@@ -131,3 +131,29 @@ def extract_graph(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
 def prunable_weight_keys(graph: dict) -> list[str]:
     """State-dict keys of the weights the compiler stores sparsely (every conv and linear weight)."""
     return [n["weight"] for n in graph["nodes"] if n["op"] in ("conv1d", "conv2d", "linear")]
+
+
+# Ops through which a layer's output channels reach the next node unchanged as channels (each output
+# channel depends on the same input channel only); flatten too when nothing spatial is left to merge.
+_CHANNEL_WISE = ("relu", "add", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool")
+
+
+def output_row_weights(graph: dict) -> list[str]:
+    """Weights whose rows are the model's outputs (one row per class): the output node's weight, and any
+    conv/linear that reaches the output only through channel-wise ops (relu, add, pooling, a flatten of a
+    [C] or [C, 1, ...] tensor). Row or block pruning would delete a class with such a row."""
+    nodes = {n["name"]: n for n in graph["nodes"]}
+    shapes = {graph["input"]["name"]: graph["input"]["shape"], **{n["name"]: n["shape"] for n in graph["nodes"]}}
+    out, seen, todo = [], set(), [graph["output"]]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        n = nodes[name]
+        if n.get("weight"):
+            out.append(n["weight"])
+        elif n["op"] in _CHANNEL_WISE or (n["op"] == "flatten" and all(
+                int(d) == 1 for d in (shapes.get(n["inputs"][0]) or [0])[1:])):
+            todo += list(n["inputs"])
+    return sorted(out)

@@ -40,9 +40,12 @@ def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | No
                     levels=(0.9, 0.75, 0.5), method: str = "irregular", mode: str = "joint",
                     cfg: TrainConfig | None = None, train_limit: int | None = None,
                     test_limit: int | None = None, force: bool = False, log=print) -> Bundle:
+    from ..bundle import BUNDLE_MARKER, FORMAT
+    from ..safe_output import check_output_dir
     out = Path(out)
     if out.exists() and not force:  # fail before spending minutes on training
         raise FileExistsError(f"{out} already exists; choose another -o path or pass --force to replace it")
+    check_output_dir(out, marker=BUNDLE_MARKER, fmt=FORMAT, force=force, what="bundle", kind="sparsenest bundle")
     cfg = cfg or TrainConfig()
     dataset = dataset or models.defaults(model).get("dataset", "mnist")
     t0 = time.time()
@@ -74,7 +77,8 @@ def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | No
                               "train_samples": int(len(tr_idx)), "wall_seconds": round(elapsed, 1)}
     bundle = Bundle.from_model(
         net, res.intro, graph=graph, levels=level_info,
-        prune={"method": method, "mode": mode, "scope": cfg.scope, "method_opts": cfg.method_opts},
+        prune={"method": method, "mode": mode, "scope": cfg.scope, "method_opts": cfg.method_opts,
+               "prune_output_rows": cfg.prune_output_rows},
         dataset=test_set.identity() | {"train_sha256": train_set.sha256},
         train_config=config, model_spec={"name": model, "kwargs": {"num_classes": train_set.num_classes,
                                                                    "in_channels": train_set.input_shape[0]}})

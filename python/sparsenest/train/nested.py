@@ -103,16 +103,46 @@ def _respect_pattern_floor(alloc: dict[str, float], weights, methods, opts) -> d
     return out
 
 
+ROW_METHODS = ("row", "block")   # methods that can remove every weight of a row (a class, in the output layer)
+
+
+def output_row_keys(model: nn.Module, input_shape, method: str, prune_output_rows: bool) -> frozenset[str]:
+    """The weights row/block pruning must leave whole (graph.output_row_weights), unless asked not to."""
+    if method not in ROW_METHODS or prune_output_rows:
+        return frozenset()
+    from .graph import extract_graph, output_row_weights
+    return frozenset(output_row_weights(extract_graph(model, tuple(input_shape))))
+
+
+def level_allocation(weights: dict[str, torch.Tensor], sparsity: float, scope: str, methods: dict,
+                     opts: dict, protected=frozenset()) -> dict[str, float]:
+    """Per-layer sparsity of one level: protected layers keep every weight (0.0) and the others share
+    the level's zeros so that the whole model still reaches `sparsity`."""
+    if not protected:
+        return _respect_pattern_floor(allocate_sparsity(weights, sparsity, scope), weights, methods, opts)
+    rest = {k: w for k, w in weights.items() if k not in protected}
+    n_all, n_rest = sum(w.numel() for w in weights.values()), sum(w.numel() for w in rest.values())
+    s_rest = sparsity * n_all / max(n_rest, 1)
+    if not rest or s_rest >= 1.0:
+        raise ValueError(f"sparsity {sparsity} cannot be reached while the output layer(s) "
+                         f"{', '.join(sorted(protected))} keep every row; lower the sparsity or pass "
+                         f"--prune-output-rows")
+    alloc = _respect_pattern_floor(allocate_sparsity(rest, s_rest, scope), rest, methods, opts)
+    return alloc | {k: 0.0 for k in protected}
+
+
 def derive_intro(model: nn.Module, sparsities: list[float], method: str, *, scope: str = "layer",
                  keys: list[str] | None = None, method_opts: dict | None = None,
-                 score_weights: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
-    """Nested masks for every prunable weight from its current (or given) values, as intro arrays."""
+                 score_weights: dict[str, torch.Tensor] | None = None,
+                 protected=frozenset()) -> dict[str, np.ndarray]:
+    """Nested masks for every prunable weight from its current (or given) values, as intro arrays.
+    `protected`: weights kept whole at every level (output rows under row/block pruning)."""
     params = prune.prunable_weights(model)
     keys = keys or list(params)
     weights = {k: (score_weights or {}).get(k, params[k]).detach() for k in keys}
     methods = layer_methods(model, keys, method)
-    per_level = [_respect_pattern_floor(allocate_sparsity(weights, s, scope), weights, methods,
-                                        method_opts or {}) for s in sparsities]
+    per_level = [level_allocation(weights, s, scope, methods, method_opts or {}, protected)
+                 for s in sparsities]
     intro = {}
     for k in keys:
         opts = (method_opts or {}) if methods[k] == method else {}
@@ -142,6 +172,7 @@ class TrainConfig:
     admm_rho: float = 1e-3
     seed: int = 0
     method_opts: dict = field(default_factory=dict)
+    prune_output_rows: bool = False  # row/block: may remove rows of the output layer (i.e. whole classes)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -248,6 +279,7 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
     x_train, y_train = torch.as_tensor(x_train), torch.as_tensor(y_train)
     L = len(sparsities)
     keys = list(prune.prunable_weights(model))
+    protected = output_row_keys(model, x_train.shape[1:], method, cfg.prune_output_rows)
     history: list[dict] = []
 
     def val(intro=None, level=None):
@@ -264,8 +296,8 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
         from .admm import ADMMPruner
         methods = layer_methods(model, keys, method)
         params = prune.prunable_weights(model)
-        target = _respect_pattern_floor(allocate_sparsity({k: params[k] for k in keys}, sparsities[0],
-                                                          cfg.scope), params, methods, cfg.method_opts)
+        target = level_allocation({k: params[k] for k in keys}, sparsities[0], cfg.scope, methods,
+                                  cfg.method_opts, protected)
         admm = ADMMPruner(model, methods, target, weights=keys, rho=cfg.admm_rho,
                           layer_opts={k: cfg.method_opts if methods[k] == method else {} for k in keys})
         before = admm.distance()
@@ -275,10 +307,11 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
                         "val_accuracy": val()})
 
     if mode == "progressive":
-        intro = _train_progressive(model, x_train, y_train, sparsities, method, keys, cfg, gen, history, val)
+        intro = _train_progressive(model, x_train, y_train, sparsities, method, keys, cfg, gen, history, val,
+                                   protected)
     else:
         intro = derive_intro(model, sparsities, method, scope=cfg.scope, keys=keys,
-                             method_opts=cfg.method_opts)
+                             method_opts=cfg.method_opts, protected=protected)
         if mode == "joint":
             cache: dict = {}
             union = {k: _torch_mask(intro[k], L) for k in keys}
@@ -298,15 +331,14 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
                         dense_acc, history)
 
 
-def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history, val):
+def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history, val, protected=frozenset()):
     """Sparsest level first (prune + retrain), then freeze it; each denser level regrows from the dense
     weights (kept where the sparser level left off) and trains only what it adds."""
     params = dict(model.named_parameters())
     dense = {k: params[k].detach().clone() for k in keys}
     methods = layer_methods(model, keys, method)
     L = len(sparsities)
-    per_level = [_respect_pattern_floor(allocate_sparsity(dense, s, cfg.scope), dense, methods,
-                                        cfg.method_opts) for s in sparsities]
+    per_level = [level_allocation(dense, s, cfg.scope, methods, cfg.method_opts, protected) for s in sparsities]
     prev: dict[str, torch.Tensor] | None = None
     intro = {k: np.zeros(tuple(dense[k].shape), np.uint8) for k in keys}
     for lv in range(1, L + 1):

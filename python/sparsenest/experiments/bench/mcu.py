@@ -231,7 +231,7 @@ def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: 
                           dataset={"name": "mnist"}, train_config={},
                           model_spec={"name": "lenet5-front", "kwargs": {}})
     mdir = out / "models" / f"lenet5-front-{fmt}"
-    info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, build=False)
+    info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, build=False, force=True)  # the bench's own
     model = firmware.load_model_dir(mdir)
     L = len(levels)
     fb = firmware.build(model, mdir / "sim-mpy32", image="sim", n_inputs=1,
@@ -269,7 +269,7 @@ def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: 
                               dataset={"name": "mnist"}, train_config={},
                               model_spec={"name": "lenet5", "kwargs": {}})
     wdir = out / "models" / f"lenet5-{fmt}"
-    winfo = compile_bundle(whole, wdir, target="msp430fr5994", fmt=fmt, build=False)
+    winfo = compile_bundle(whole, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True)
     chip = firmware.build(wdir, wdir / "chip", image="fr5994", n_inputs=1,
                           schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
     far = winfo["meta"].get("far", {})
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal x_all, y_all
         mdir = out / "models" / name
         info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, switching="resident", build=False,
-                              target_overrides={"fram_bytes": 49024})
+                              target_overrides={"fram_bytes": 49024}, force=True)
         meta = info["meta"]
         model = firmware.load_model_dir(mdir)
         x, y = firmware.default_inputs(model, n_inputs)
