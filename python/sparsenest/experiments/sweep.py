@@ -148,10 +148,12 @@ class Scorer:
 
 
 def _fit_cycle_model(samples: list[str]) -> tuple[dict | None, str]:
-    """A cycle model fitted on mspdebug layer samples (make bench-mcu's cycle_samples.json), or None."""
+    """A cycle model fitted on mspdebug layer samples (make bench-mcu's cycle_samples.json when none are
+    given and it exists, as `sparsenest report` does), or None."""
+    from ..report import DEFAULT_SAMPLES, fit_models, fit_samples, load_samples
+    samples = samples or [p for p in DEFAULT_SAMPLES if Path(p).exists()]
     if not samples:
         return None, "UNCALIBRATED fallback cycle table (no --samples given: run `make bench-mcu`)"
-    from ..report import fit_models, fit_samples, load_samples
     loaded, files = load_samples(samples)
     cm = fit_models(fit_samples(loaded, "mpy32"), "mpy32")
     if cm is None:
@@ -302,7 +304,9 @@ def _tuner(s: SweepSettings, space: dict, ctx: dict, out: Path, *, resume: bool,
                  if s.asha else FIFOScheduler())
     samples = 1 if s.search == "grid" else s.trials
     return tune.Tuner(trainable, param_space=to_tune(space, s.search),
-                      tune_config=tune.TuneConfig(search_alg=_searcher(s), scheduler=scheduler, num_samples=samples),
+                      # reused trial actors import torch and the data once, not once per trial
+                      tune_config=tune.TuneConfig(search_alg=_searcher(s), scheduler=scheduler, num_samples=samples,
+                                                  reuse_actors=True),
                       run_config=tune.RunConfig(name=EXPERIMENT, storage_path=storage, verbose=0,
                                                 failure_config=tune.FailureConfig(max_failures=0),
                                                 callbacks=callbacks))
