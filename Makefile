@@ -41,28 +41,28 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(PY) -m sparsenest.demo
+	$(PY) -m sparsenest.experiments.demo
 
 bench-train: setup
-	$(PY) -m sparsenest.bench.train
+	$(PY) -m sparsenest.experiments.bench.train
 
 # Host board vs a dense Q15 build of the same network; needs the bundle `make demo` trains.
 bench: setup
 	@test -d build/demo/lenet5.nest || $(MAKE) demo
-	$(PY) -m sparsenest.bench.host build/demo/lenet5.nest
+	$(PY) -m sparsenest.experiments.bench.host build/demo/lenet5.nest
 
 # MSP430 target: ELF + HEX + size report per memory region; simulation compares with the golden model.
 firmware: setup $(MODEL)
-	$(PY) -m sparsenest.firmware build $(MODEL) --board $(BOARD)
+	$(PY) -m sparsenest.targets.firmware build $(MODEL) --board $(BOARD)
 
 sim: setup $(SIM_MODEL)
-	$(PY) -m sparsenest.firmware sim $(SIM_MODEL) --board $(BOARD)
+	$(PY) -m sparsenest.targets.firmware sim $(SIM_MODEL) --board $(BOARD)
 
 flash: setup $(MODEL)
-	$(PY) -m sparsenest.firmware flash $(MODEL) --board $(BOARD)
+	$(PY) -m sparsenest.targets.firmware flash $(MODEL) --board $(BOARD)
 
 flash-check: setup $(MODEL)
-	$(PY) -m sparsenest.firmware flash-check $(MODEL) --board $(BOARD)
+	$(PY) -m sparsenest.targets.firmware flash-check $(MODEL) --board $(BOARD)
 
 # Default models, trained and compiled for the chip when missing (a few minutes each).
 build/%.nest: | setup
@@ -73,10 +73,10 @@ build/lenet5 build/lenet5-small: build/%: build/%.nest
 # Energy/latency report (report.md/.html/.json + figures) of the model `make demo` trains.
 report: setup
 	@test -d $(REPORT_MODEL) || $(MAKE) demo
-	$(PY) -m sparsenest.report $(REPORT_MODEL)
+	$(PY) -m sparsenest.analysis.report $(REPORT_MODEL)
 
 bench-mcu: setup
-	$(PY) -m sparsenest.bench.mcu
+	$(PY) -m sparsenest.experiments.bench.mcu
 
 # Random vs TPE (same trial budget) on LeNet-5 levels for the shipped solar trace: fronts + hypervolume.
 bench-sweep: setup
@@ -89,14 +89,14 @@ sweep: setup
 
 # The seed's Table 2 on four tasks (LeNet-5, HAR-Net, OKG-Net, SqueezeNext-style); bundles are reused.
 table2: setup
-	$(PY) -m sparsenest.bench.table2
+	$(PY) -m sparsenest.experiments.bench.table2
 
 table2-quick: setup
-	$(PY) -m sparsenest.bench.table2 --quick
+	$(PY) -m sparsenest.experiments.bench.table2 --quick
 
 # The seed's Table 1 protocol on all-MiniLM-L6-v2 with GLUE dev sets (about an hour on 2 cores).
 table1: setup
-	$(PY) -m sparsenest.bench.table1
+	$(PY) -m sparsenest.experiments.bench.table1
 
 clean:
 	rm -rf build .pytest_cache

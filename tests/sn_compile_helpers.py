@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from sparsenest import data, models
 from sparsenest.bundle import Bundle
-from sparsenest.graph import extract_graph, prunable_weight_keys
+from sparsenest.train.graph import extract_graph, prunable_weight_keys
 
 SPARSITIES = (0.8, 0.6, 0.3)
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sparsenest import prune
-from sparsenest.admm import ADMMPruner
+from sparsenest.train import prune
+from sparsenest.train.admm import ADMMPruner
 
 
 def regression_problem(method, sparsity, seed=0):

@@ -7,7 +7,7 @@ import torch
 
 from sparsenest import models
 from sparsenest.bundle import Bundle, BundleError
-from sparsenest.graph import extract_graph, prunable_weight_keys
+from sparsenest.train.graph import extract_graph, prunable_weight_keys
 
 
 def _magnitude_intro(w: np.ndarray, sparsities) -> np.ndarray:

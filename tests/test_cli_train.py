@@ -6,7 +6,7 @@ import torch
 
 from sparsenest import cli, data
 from sparsenest.bundle import Bundle
-from sparsenest.onnx_export import rebuild_model
+from sparsenest.interop.onnx_export import rebuild_model
 
 
 @pytest.fixture(scope="module")

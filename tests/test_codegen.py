@@ -12,7 +12,7 @@ from sn_compile_helpers import calib_images, lenet_bundle
 from sparsenest import data
 from sparsenest.compiler import codegen, formats, golden
 from sparsenest.compiler.build import compile_bundle
-from sparsenest.hostsim import SN_ERR_LEVEL, HostSim, simulate_accuracy
+from sparsenest.targets.host import SN_ERR_LEVEL, HostSim, simulate_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = {"conv1": "bitmap", "conv2": "rel4", "fc1": "csr16", "*": "rel8"}

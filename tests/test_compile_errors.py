@@ -11,7 +11,7 @@ from sparsenest.bundle import BundleError
 from sparsenest.compiler import formats
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.compiler.planner import PlanError
-from sparsenest.graph import UnsupportedLayerError
+from sparsenest.train.graph import UnsupportedLayerError
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import tomllib
 import numpy as np
 import pytest
 
-from sparsenest import cost
-from sparsenest.cost import (REQUIRED_KEYS, CycleModel, CycleModelError, PlatformError, breakeven_sparsity,
+from sparsenest.analysis import cost
+from sparsenest.analysis.cost import (REQUIRED_KEYS, CycleModel, CycleModelError, PlatformError, breakeven_sparsity,
                              layers_from_build, lea_estimate, load_platform, predict_inference, predict_switch,
                              row_counts, switch_matrices)
-from sparsenest.platforms import PLATFORM_DIR
+from sparsenest.analysis.platforms import PLATFORM_DIR
 
 SHIPPED = PLATFORM_DIR / "msp430fr5994.toml"
 

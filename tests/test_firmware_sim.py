@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from sn_compile_helpers import bundle_from, calib_images, lenet_bundle, trained_net
-from sparsenest import data, firmware, models, msp430
+from sparsenest import data, models
+from sparsenest.targets import firmware, msp430
 from sparsenest.compiler import formats, golden
 from sparsenest.compiler.build import compile_bundle
-from sparsenest.hostsim import HostSim
+from sparsenest.targets.host import HostSim
 
 S = firmware.Step
 

@@ -9,7 +9,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from sparsenest import glue, prune  # noqa: E402
+from sparsenest.experiments import glue  # noqa: E402
+from sparsenest.train import prune  # noqa: E402
 from sparsenest.data import DatasetNotFoundError  # noqa: E402
 from sparsenest.data.glue import load_glue  # noqa: E402
 
@@ -99,7 +100,7 @@ def test_masks_survive_optimizer_steps(method):
 
 
 def test_admm_prunes_the_six_matrices():
-    from sparsenest.admm import ADMMPruner
+    from sparsenest.train.admm import ADMMPruner
     model = tiny_bert()
     admm = ADMMPruner(model, "irregular", 0.3, weights=glue.encoder_keys(model), rho=1e-2)
     hist = glue.train(model, _synthetic(), epochs=1, lr=1e-3, batch_size=8, extra_loss=admm.penalty,
@@ -237,7 +238,7 @@ def test_pipeline_runs_on_a_real_glue_slice(rte_slice, tok_kind, tmp_path):
     json.dumps(rep, default=glue._json_default)
     assert rep["train_data"]["num_samples"] == 48 and rep["eval_data"]["num_samples"] == 24
     if tok_kind == "word":  # the Table 1 rendering: seed numbers beside ours
-        from sparsenest.bench import table1
+        from sparsenest.experiments.bench import table1
         text = table1.render({"rte": rep}, "test")
         line = lambda label: next(ln for ln in text.splitlines() if ln.startswith(label))  # noqa: E731
         ours = 100 * pipe.results["dense"]["metrics"]["accuracy"]
@@ -299,7 +300,7 @@ def test_cli_end_to_end_with_a_local_checkpoint(rte_slice, tmp_path, capsys):
 
 def test_table1_budgets_give_a_config_for_every_task():
     """Per-task budget entries override the common ones (SST-2's epochs once crashed the hour run)."""
-    from sparsenest.bench import table1
+    from sparsenest.experiments.bench import table1
     for budget in table1.BUDGETS:
         for task in table1.TASK_ORDER:
             cfg = table1.task_config(task, budget)

@@ -7,7 +7,7 @@ from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
 from sparsenest import data
 from sparsenest.compiler import codegen, golden, quantize
 from sparsenest.compiler.build import compile_bundle
-from sparsenest.hostsim import HostSim
+from sparsenest.targets.host import HostSim
 
 N_IMAGES = 500
 FORMATS = ["csr16", "rel8", "rel4", "bitmap", "auto"]

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 
 from sparsenest import models
-from sparsenest.graph import UnsupportedLayerError, extract_graph, prunable_weight_keys
+from sparsenest.train.graph import UnsupportedLayerError, extract_graph, prunable_weight_keys
 
 
 def test_lenet5_graph():

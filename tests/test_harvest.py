@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from sparsenest import harvest
-from sparsenest.cost import CycleModel, load_platform, predict_inference
-from sparsenest.harvest import (TRACE_DIR, Capacitor, EnergyAwarePolicy, FixedPolicy, Trace, compare_policies,
+from sparsenest.analysis import harvest
+from sparsenest.analysis.cost import CycleModel, load_platform, predict_inference
+from sparsenest.analysis.harvest import (TRACE_DIR, Capacitor, EnergyAwarePolicy, FixedPolicy, Trace, compare_policies,
                                 costs_from_predictions, load_costs, load_trace, make_costs, make_traces,
                                 parse_policy, simulate)
 

@@ -7,8 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sparsenest import data, models
-from sparsenest.fold import FoldError, fold_batchnorm
-from sparsenest.graph import UnsupportedLayerError, extract_graph, prunable_weight_keys
+from sparsenest.train.fold import FoldError, fold_batchnorm
+from sparsenest.train.graph import UnsupportedLayerError, extract_graph, prunable_weight_keys
 
 # name -> (dataset, split used for the slice, weight budget, largest activation in values)
 SPECS = {

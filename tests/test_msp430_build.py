@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsenest import msp430
+from sparsenest.targets import msp430
 
 
 def _tools_or_skip():

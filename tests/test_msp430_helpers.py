@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from sparsenest import msp430
+from sparsenest.targets import msp430
 
 SELFTEST = msp430.BOARD_DIR / "selftest"
 VARIANTS = ["none", "16bit", "32bit", "f5series"]     # index = the firmware's variant number

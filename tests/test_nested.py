@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sparsenest import models
-from sparsenest.nested import (NestingError, TrainConfig, evaluate, intro_from_masks, masks_from_intro,
+from sparsenest.train.nested import (NestingError, TrainConfig, evaluate, intro_from_masks, masks_from_intro,
                                train_nested)
 
 FAST = TrainConfig(epochs_dense=4, epochs_retrain=2, batch_size=64, seed=0)
@@ -56,7 +56,7 @@ def test_modes_nest_and_share(mode, method, mnist_slice, test_slice):
 def test_shared_weights_bit_identical_through_bundle(tmp_path, mnist_slice):
     """Level k's weights at level j's positions (j < k) are the same bits, in the saved bundle."""
     from sparsenest.bundle import Bundle
-    from sparsenest.graph import extract_graph
+    from sparsenest.train.graph import extract_graph
     torch.manual_seed(0)
     net = models.create("lenet5-small")
     res = train_nested(net, *mnist_slice, sparsities=[0.9, 0.5], mode="progressive", cfg=FAST,
@@ -87,7 +87,7 @@ def test_structured_levels_nest_as_units(mnist_slice):
 def test_admm_then_pattern_levels(mnist_slice):
     """ADMM towards the sparsest level, then PCONV levels: 5x5 kernels keeping 8 weights cannot go below
     68 % sparsity, so those layers are floored there while the fc layers are pruned irregularly."""
-    from sparsenest import prune
+    from sparsenest.train import prune
     torch.manual_seed(0)
     net = models.create("lenet5-small")
     cfg = TrainConfig(epochs_dense=4, epochs_retrain=1, admm_epochs=2, admm_rho=0.05, batch_size=64,

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparsenest import prune
+from sparsenest.train import prune
 
 SHAPES = {"linear": (12, 10), "conv1d": (6, 4, 3), "conv2d": (8, 4, 3, 3)}
 STRUCTURED = {"row": {}, "column": {}, "block": {"block_shape": (2, 3)}}

@@ -6,7 +6,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from sparsenest import prune  # noqa: E402
+from sparsenest.train import prune  # noqa: E402
 
 SIX = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
        "intermediate.dense", "output.dense")

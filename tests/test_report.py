@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from sn_compile_helpers import bundle_from, calib_images, lenet_bundle, trained_net
-from sparsenest import msp430, report
+from sparsenest.targets import msp430
+from sparsenest.analysis import report
 from sparsenest.compiler.build import compile_bundle
-from sparsenest.cost import CycleModel, load_platform
-from sparsenest.hostsim import HostSim
+from sparsenest.analysis.cost import CycleModel, load_platform
+from sparsenest.targets.host import HostSim
 
 N_EVAL = 300
 SPARSITIES_B = (0.9, 0.7, 0.5)
@@ -153,7 +154,7 @@ def test_switch_bytes_equal_host_write_tracking(report_b, bundle_b, tmp_path):
 
 @pytest.mark.skipif(not _have_sim(), reason="MSP430 toolchain / mspdebug absent: no simulator to compare with")
 def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
-    """Cycle table: sparsenest.bench.table2.fit_cycle_model (per kernel key '<graph op>/<format>' and per format,
+    """Cycle table: sparsenest.experiments.bench.table2.fit_cycle_model (per kernel key '<graph op>/<format>' and per format,
     non-negative least squares on the host board's counters) fitted on model A's per-layer mspdebug cycles only, one
     table per kernel back-end; predicted = the host board's counters of B through that table; simulated =
     mspdebug's cycles per inference of B (core cycles on both sides, no wait states)."""

@@ -21,7 +21,7 @@ from ray import tune  # noqa: E402
 from sparsenest.bundle import Bundle  # noqa: E402
 from sparsenest.experiments.fanout import run_jobs  # noqa: E402
 from sparsenest.experiments.sweep import SweepSettings, run_sweep  # noqa: E402
-from sparsenest.tasks import get as get_task  # noqa: E402
+from sparsenest.experiments.tasks import get as get_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SPACE = {"levels": [[0.9, 0.5], [0.8, 0.4]], "epochs_dense": 1, "epochs_retrain": [1, 2],

@@ -8,7 +8,7 @@ from sn_compile_helpers import calib_images, lenet_bundle
 from sparsenest import data
 from sparsenest.compiler import golden
 from sparsenest.compiler.build import compile_bundle
-from sparsenest.hostsim import SN_ERR_POWER, SN_OK, HostSim
+from sparsenest.targets.host import SN_ERR_POWER, SN_OK, HostSim
 
 MIXED = {"conv1": "bitmap", "conv2": "rel4", "fc1": "csr16", "*": "rel8"}
 SELECTOR = "sn_level_word"

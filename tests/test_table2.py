@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from sparsenest import data, tasks
-from sparsenest.bench import table2
-from sparsenest.bench.host import dense_twin
+from sparsenest import data
+from sparsenest.experiments import tasks
+from sparsenest.experiments.bench import table2
+from sparsenest.experiments.bench.host import dense_twin
 from sparsenest.compiler import golden
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.compiler.planner import PlanError
-from sparsenest.hostsim import HostSim
-from sparsenest.nested import TrainConfig
+from sparsenest.targets.host import HostSim
+from sparsenest.train.nested import TrainConfig
 
 N_CHECK = 8  # real test inputs per level compared bit for bit
 FEW_STEPS = TrainConfig(epochs_dense=1, epochs_retrain=1, batch_size=64)
@@ -169,7 +170,7 @@ def test_device_fit_per_level(trained, tmp_path):
 
 
 def _have_msp430_tools() -> bool:
-    from sparsenest import msp430
+    from sparsenest.targets import msp430
     try:
         msp430.find_toolchain()
         msp430.find_mspdebug()
@@ -180,7 +181,7 @@ def _have_msp430_tools() -> bool:
 
 @pytest.mark.skipif(not _have_msp430_tools(), reason="clang-19/lld-19 or mspdebug missing")
 def test_simulator_levels_equal_golden_and_calibrate(trained, tmp_path):
-    from sparsenest import firmware
+    from sparsenest.targets import firmware
     b = trained("harnet")
     fit = table2.device_fit(b, "auto", tmp_path / "mcu", calib(b))
     row = fit["levels"][2]

@@ -17,8 +17,8 @@ def _levels(text: str) -> list[float]:
 
 
 def cmd_train(a) -> int:
-    from .nested import TrainConfig
-    from .train import level_table, train_to_bundle
+    from .train.nested import TrainConfig
+    from .train.loop import level_table, train_to_bundle
     cfg = TrainConfig(epochs_dense=a.epochs_dense, epochs_retrain=a.epochs_retrain, lr=a.lr,
                       lr_retrain=a.lr_retrain,
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
@@ -32,7 +32,7 @@ def cmd_train(a) -> int:
 
 def cmd_info(a) -> int:
     from .bundle import Bundle
-    from .train import level_table
+    from .train.loop import level_table
     b = Bundle.load(a.bundle)
     m = b.manifest
     print(f"{a.bundle}: {m['model']['name']} on {m['dataset']['name']} ({m['dataset'].get('note') or 'test split'})")
@@ -46,7 +46,7 @@ def cmd_info(a) -> int:
 
 def cmd_export_onnx(a) -> int:
     from .bundle import Bundle
-    from .onnx_export import export_level
+    from .interop.onnx_export import export_level
     b = Bundle.load(a.bundle)
     out = Path(a.output)
     for lv in range(1, b.n_levels + 1):
@@ -98,7 +98,7 @@ def cmd_compile(a) -> int:
 
 
 def cmd_simulate(a) -> int:
-    from .hostsim import simulate_accuracy
+    from .targets.host import simulate_accuracy
     res = simulate_accuracy(a.build, dataset=a.dataset, level=a.level, limit=a.limit)
     for lv, r in sorted(res.items()):
         print(f"level {lv}: C model accuracy {r['accuracy']:.2%} on {r['n']} {a.dataset} test images")
@@ -108,7 +108,8 @@ def cmd_simulate(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Sub-tools with their own option parsers get their arguments untouched.
-    passthrough = {"harvest": "sparsenest.harvest", "glue": "sparsenest.glue", "report": "sparsenest.report"}
+    passthrough = {"harvest": "sparsenest.analysis.harvest", "glue": "sparsenest.experiments.glue",
+                   "report": "sparsenest.analysis.report"}
     if argv and argv[0] in passthrough:
         import importlib
         return importlib.import_module(passthrough[argv[0]]).main(argv[1:])

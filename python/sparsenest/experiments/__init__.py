@@ -1,1 +1,2 @@
-"""Experiments that run many trainings: `sparsenest sweep` (Ray Tune) and Ray fan-out of the tables."""
+"""Experiments: task recipes, the demo, the benchmarks (bench/), `sparsenest sweep` on Ray Tune and the Ray
+fan-out of the tables."""

@@ -83,7 +83,7 @@ def _check_levels(value, where: str) -> str:
 def choices(key: str) -> tuple[str, ...]:
     """The names a choice key takes (imported here, not at module load: nested pulls in torch)."""
     if key == "mode":
-        from ..nested import MODES
+        from ..train.nested import MODES
         return MODES
     if key == "format":
         from ..compiler.formats import FORMATS

@@ -3,14 +3,14 @@
 Every trial takes one point of the search space (experiments/space.py: level sparsities, method, mode,
 epochs, learning rates, format objective) and
 
-  1. trains the task's nested model (train.train_to_bundle, the task's data set sliced by --train-limit);
+  1. trains the task's nested model (train.loop.train_to_bundle, the task's data set sliced by --train-limit);
   2. compiles it for the host board (one format choice for all levels) and checks that it fits the
      device (the MSP430FR5994 planner, no toolchain needed);
   3. costs every level: one inference's host-board counters per level, fed to the cost model
-     (sparsenest.cost, with a cycle model calibrated on mspdebug samples given by --samples, or the
+     (sparsenest.analysis.cost, with a cycle model calibrated on mspdebug samples given by --samples, or the
      UNCALIBRATED fallback table, which the outputs then say); a level switch of the resident build
      writes the 2-byte selector;
-  4. scores the levels with the harvest simulation (sparsenest.harvest) on a trace and capacitor under a
+  4. scores the levels with the harvest simulation (sparsenest.analysis.harvest) on a trace and capacitor under a
      policy (default: the energy-aware one): by default expected correct inferences = expected accuracy
      x completed inferences, using each level's validation accuracy (the test split is only reported).
 
@@ -84,7 +84,7 @@ class SweepSettings:
             raise SpaceError(f"trials must be >= 1, got {self.trials}")
         if self.device != "msp430fr5994":
             raise SpaceError(f"device {self.device!r}: only msp430fr5994 has a cost model")
-        from .. import harvest
+        from ..analysis import harvest
         harvest.parse_policy(self.policy)          # ValueError naming the policy
         harvest.load_trace(self.trace)             # ... or the trace
         harvest.Capacitor(self.capacitor_f, self.v_on, self.v_off, self.v_max)
@@ -108,8 +108,8 @@ class Scorer:
     """Costs a compiled model's levels and scores them with the harvest simulation (one per trial)."""
 
     def __init__(self, s: SweepSettings, cycle_model: dict | None, objective: Callable | None = None):
-        from .. import harvest
-        from ..cost import CycleModel, load_platform
+        from ..analysis import harvest
+        from ..analysis.cost import CycleModel, load_platform
         self.s = s
         self.platform = load_platform(s.platform)
         self.cm = CycleModel.from_dict(cycle_model) if cycle_model else CycleModel.fallback_only()
@@ -119,9 +119,9 @@ class Scorer:
 
     def level_costs(self, build: dict, x1) -> list[dict]:
         """Per level: predicted energy (µJ) and time (µs) of one inference from host-board counters."""
-        from ..bench.table2 import host_layers
-        from ..cost import predict_inference
-        from ..hostsim import HostSim
+        from .bench.table2 import host_layers
+        from ..analysis.cost import predict_inference
+        from ..targets.host import HostSim
         sim, meta = HostSim(build["out_dir"]), build["meta"]
         out = []
         for lv in range(1, int(meta["n_levels"]) + 1):
@@ -131,8 +131,8 @@ class Scorer:
         return out
 
     def score(self, costs: list[dict], accuracy: list[float], sparsity: list[float]) -> dict:
-        from .. import harvest
-        from ..cost import predict_switch
+        from ..analysis import harvest
+        from ..analysis.cost import predict_switch
         L = len(costs)
         sw = predict_switch(SELECTOR_BYTES, self.platform, "cpu")
         switch = {"energy_uj": [[0.0 if a == b else sw["energy_uj"] for b in range(L)] for a in range(L)],
@@ -150,7 +150,7 @@ class Scorer:
 def _fit_cycle_model(samples: list[str]) -> tuple[dict | None, str]:
     """A cycle model fitted on mspdebug layer samples (make bench-mcu's cycle_samples.json when none are
     given and it exists, as `sparsenest report` does), or None."""
-    from ..report import DEFAULT_SAMPLES, fit_models, fit_samples, load_samples
+    from ..analysis.report import DEFAULT_SAMPLES, fit_models, fit_samples, load_samples
     samples = samples or [p for p in DEFAULT_SAMPLES if Path(p).exists()]
     if not samples:
         return None, "UNCALIBRATED fallback cycle table (no --samples given: run `make bench-mcu`)"
@@ -179,10 +179,11 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     """Train, compile, cost and score one point of the space; `report(metrics)` gets every intermediate
     result and the final one (returned too). Writes <out>/trials/<trial>/result.json last."""
     import torch
-    from .. import data, tasks
+    from .. import data
+    from . import tasks
     from ..compiler.build import CALIB_SEED, compile_bundle
-    from ..nested import TrainConfig
-    from ..train import train_to_bundle
+    from ..train.nested import TrainConfig
+    from ..train.loop import train_to_bundle
     torch.set_num_threads(1)   # one core per trial: two threads on a shared core run far slower
     s = SweepSettings(**ctx["settings"])
     tdir = Path(ctx["trial_dir"])
@@ -344,7 +345,7 @@ def run_sweep(out: str | Path, space: dict, settings: SweepSettings, *, force: b
     settings.check()
     out = Path(out)
     _check_out(out, force=force, resume=resume)
-    from .. import tasks
+    from . import tasks
     if resume:   # the sweep's own settings and space; only where it runs may change
         saved = json.loads((out / MARKER).read_text())
         settings = SweepSettings(**(saved["settings"] | {k: v for k, v in asdict(settings).items()

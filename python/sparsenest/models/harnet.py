@@ -5,7 +5,7 @@
 About 11k weights (22 KB at int16), activations at most 16x128 = 2,048 values (4 KB at int16) per layer:
 sized for an MSP430FR5994 (256 KB FRAM, 8 KB SRAM). Only ops the compiler supports (Conv1d, ReLU,
 MaxPool1d, AdaptiveAvgPool1d(1), Flatten, Linear). `batchnorm=True` adds BatchNorm1d after every conv
-(conv bias off) for training; fold it with `sparsenest.fold.fold_batchnorm` before `extract_graph`.
+(conv bias off) for training; fold it with `sparsenest.train.fold.fold_batchnorm` before `extract_graph`.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
 Strided convolutions instead of pooling keep every activation small for a 16-bit MCU: the largest is
 32x13x5 = 2,080 values (about 4 KB at int16); weights about 61k (about 120 KB at int16, fits the
 MSP430FR5994's 256 KB FRAM). Ops: Conv2d, ReLU, AdaptiveAvgPool2d(1), Flatten, Linear.
-`batchnorm=True` adds BatchNorm2d after every conv for training; fold with `sparsenest.fold`.
+`batchnorm=True` adds BatchNorm2d after every conv for training; fold with `sparsenest.train.fold`.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ The stride-2 stem is the price of the same bound; `stem_stride=1` gives 4x large
 Without BatchNorm (the default, which is what the compiler and nested training take) every block's
 expand conv starts at zero, so each block starts as its shortcut (as zero-init-residual does for
 BN-ResNets) and the deep stack trains without normalisation. `batchnorm=True` adds BatchNorm2d after
-every conv (bias off; the expand BN's gamma starts at zero); fold with `sparsenest.fold.fold_batchnorm`.
+every conv (bias off; the expand BN's gamma starts at zero); fold with `sparsenest.train.fold.fold_batchnorm`.
 """
 from __future__ import annotations
 

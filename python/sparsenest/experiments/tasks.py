@@ -1,7 +1,7 @@
 """Per-task recipes for the seed report's Table 2: model, data set, levels, training configuration and the
 note every number of the task must carry.
 
-    from sparsenest import tasks
+    from sparsenest.experiments import tasks
     t = tasks.get("harnet")
     t.levels("seed")                       # the seed's three sparsities, sparsest first
     t.train("build/table2/harnet/seed.nest", "seed")            # -> Bundle (train_to_bundle)
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .nested import TrainConfig
+from ..train.nested import TrainConfig
 
 VARIANTS = ("seed", "sparse")
 
@@ -71,7 +71,7 @@ class Task:
         """Train this task's nested model for `variant` into the bundle `out` (train.train_to_bundle:
         validation held out by subject/speaker where the data set has groups; accuracies on the test split,
         a `quick_test` slice of it with quick=True). train_limit/test_limit/cfg override the recipe."""
-        from .train import train_to_bundle
+        from ..train.loop import train_to_bundle
         return train_to_bundle(out, model=self.model, dataset=self.dataset, levels=self.levels(variant),
                                method=self.method, mode=self.mode, cfg=cfg or self.config(quick),
                                train_limit=train_limit or (self.quick_train if quick else None),

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data as datasets
-from . import models
-from .bundle import Bundle
+from .. import data as datasets
+from .. import models
+from ..bundle import Bundle
 from .graph import extract_graph
 from .nested import TrainConfig, evaluate, level_sparsity, train_nested
 

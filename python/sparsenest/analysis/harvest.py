@@ -4,7 +4,7 @@ Model
 -----
 * **Harvested power** ``P_h(t)``: a CSV trace ``time_s,power_w`` with linear interpolation between rows
   (a repeated time gives a step). It is the power delivered *into the store* (harvester efficiency
-  folded in). Shipped traces: `traces/` (see its README; ``python -m sparsenest.harvest --make-traces``
+  folded in). Shipped traces: `traces/` (see its README; ``python -m sparsenest.analysis.harvest --make-traces``
   regenerates them bit for bit).
 * **Store**: a capacitor C with stored energy E = ½CV², clamped at V_max (harvested power beyond that is
   *spilled*). The device turns on when V reaches V_on (after paying the boot energy) and browns out when
@@ -299,7 +299,7 @@ def load_costs(path: str | Path) -> Costs:
 
 def costs_from_predictions(predictions: Sequence[Mapping], accuracies: Sequence[float], *,
                            switch: Mapping | None = None, platform=None, sparsities=None) -> Costs:
-    """Costs from sparsenest.cost.predict_inference results (one per level, sparsest first), the
+    """Costs from sparsenest.analysis.cost.predict_inference results (one per level, sparsest first), the
     per-level accuracies, and optionally switch matrices from cost.switch_matrices. With a platform,
     sleep power and boot energy come from it."""
     if len(predictions) != len(accuracies):
@@ -312,7 +312,7 @@ def costs_from_predictions(predictions: Sequence[Mapping], accuracies: Sequence[
     if platform is not None:
         kw = {"sleep_power_uw": platform.lpm3_power_w * 1e6, "boot_uj": platform.boot_energy_j * 1e6}
     return make_costs(levels, (switch or {}).get("energy_uj"), (switch or {}).get("time_us"),
-                      source=("sparsenest.cost predictions" + (" (UNCALIBRATED cycle model)" if unc else "")),
+                      source=("sparsenest.analysis.cost predictions" + (" (UNCALIBRATED cycle model)" if unc else "")),
                       **kw)
 
 
@@ -918,7 +918,7 @@ def _example_costs() -> Costs:
          {"energy_uj": 1500.0, "time_us": 265_000.0, "accuracy": 0.985, "sparsity": 0.75},
          {"energy_uj": 2400.0, "time_us": 424_000.0, "accuracy": 0.990, "sparsity": 0.5}],
         [[0, 20, 30], [1, 0, 12], [1, 1, 0]], [[0, 3500, 5300], [200, 0, 2100], [200, 200, 0]],
-        source="illustrative LeNet-like numbers (sparsenest.harvest._example_costs), not measured")
+        source="illustrative LeNet-like numbers (sparsenest.analysis.harvest._example_costs), not measured")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ memory region of the chip image; latency at 16 MHz next to the seed report's LeN
 (1.1 / 1.3 / 1.5 s); per-layer counts. Every simulated inference is checked bit for bit against the
 golden model. Also writes cycle samples for the cost model (schema: SAMPLES_SCHEMA below).
 
-    python -m sparsenest.bench.mcu [--bundle build/lenet5-small.nest] [--out build/bench/mcu]
+    python -m sparsenest.experiments.bench.mcu [--bundle build/lenet5-small.nest] [--out build/bench/mcu]
 
 The bundle must fit the simulator's 64 KB (LeNet-5-small does; full LeNet-5 needs upper FRAM, which
 the simulator lacks). Without --bundle, build/lenet5-small.nest is used, trained first (about a
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cost import kernel_c_name, kernel_format
+from ...analysis.cost import kernel_c_name, kernel_format
 
 SEED_LATENCY_S = {1: 1.1, 2: 1.3, 3: 1.5}   # the seed report's LeNet-5 on the MSP430FR5994, per level
 MCLK_HZ = 16_000_000
@@ -62,11 +62,11 @@ def _log(msg: str) -> None:
 
 
 def ensure_bundle(path: Path):
-    from ..bundle import Bundle
+    from ...bundle import Bundle
     if path.exists():
         return Bundle.load(path)
-    from ..nested import TrainConfig
-    from ..train import train_to_bundle
+    from ...train.nested import TrainConfig
+    from ...train.loop import train_to_bundle
     _log(f"{path} not found: training LeNet-5-small (90/75/50 % nested, 2+2 epochs on 20,000 images)")
     path.parent.mkdir(parents=True, exist_ok=True)
     return train_to_bundle(path, model="lenet5-small", levels=(0.9, 0.75, 0.5),
@@ -76,8 +76,8 @@ def ensure_bundle(path: Path):
 
 def _host_layer_counters(model_dir: Path, x: np.ndarray, levels) -> dict[int, dict]:
     """Host-board counters per layer for one inference at each level (the same generated C)."""
-    from ..compiler.build import build_host
-    from ..hostsim import HostSim
+    from ...compiler.build import build_host
+    from ...targets.host import HostSim
     build_host(model_dir)
     sim = HostSim(model_dir)
     out = {}
@@ -90,7 +90,7 @@ def _host_layer_counters(model_dir: Path, x: np.ndarray, levels) -> dict[int, di
 
 
 def _run(fb, schedule, qm, layers=True):
-    from .. import firmware
+    from ...targets import firmware
     run = firmware.simulate(fb, schedule=schedule, layers=layers, timeout_s=600)
     firmware.compare_golden(fb, run, qm).raise_on_mismatch()
     return run
@@ -98,8 +98,8 @@ def _run(fb, schedule, qm, layers=True):
 
 def kernel_samples(out: Path, log=_log) -> list[dict]:
     """Every format kernel on small matrices of a few shapes and densities, both back-ends."""
-    from .. import firmware
-    from ..compiler import formats
+    from ...targets import firmware
+    from ...compiler import formats
     rng = np.random.default_rng(11)
     L = 3
     samples = []
@@ -166,8 +166,8 @@ def _levels(u: np.ndarray, dens) -> np.ndarray:
 
 
 def _pattern_case(rng, L):
-    from .. import firmware
-    from ..compiler import formats
+    from ...targets import firmware
+    from ...compiler import formats
     rows, ch = 8, 16
     pats = np.array([[1, 1, 0, 1, 1, 0, 0, 0, 0], [0, 1, 0, 1, 1, 1, 0, 1, 0]])
     it = (pats[rng.integers(0, 2, (rows, ch))] * _levels(rng.random((rows, ch, 1)), (0.3, 0.5, 0.7)))
@@ -196,10 +196,11 @@ def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: 
     import torch
     import torch.nn as nn
 
-    from .. import firmware, models
-    from ..bundle import Bundle
-    from ..compiler.build import compile_bundle
-    from ..graph import extract_graph
+    from ...targets import firmware
+    from ... import models
+    from ...bundle import Bundle
+    from ...compiler.build import compile_bundle
+    from ...train.graph import extract_graph
 
     torch.manual_seed(0)
     net = models.create("lenet5").eval()
@@ -304,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
                          "derived by magnitude from a seeded initialisation when the file is missing)")
     ap.add_argument("--no-lenet5", action="store_true", help="skip the full LeNet-5 estimate")
     a = ap.parse_args(argv)
-    from .. import firmware, msp430
-    from ..bundle import Bundle
-    from ..compiler.build import compile_bundle
-    from ..compiler.golden import accuracy
+    from ...targets import firmware, msp430
+    from ...bundle import Bundle
+    from ...compiler.build import compile_bundle
+    from ...compiler.golden import accuracy
     from .host import dense_twin
 
     t0 = time.time()
@@ -469,7 +470,7 @@ def _layer_samples(run, meta, build, kernels, counters, model_name):
 
 
 def _test_subset(bundle, n):
-    from .. import data
+    from ... import data
     ds = data.load(bundle.dataset["name"], "test").subset(n, seed=0)
     return ds.x, ds.y
 

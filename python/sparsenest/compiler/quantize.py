@@ -230,7 +230,7 @@ def _bundle_parts(bundle):
 
 
 def check_supported(graph: dict) -> None:
-    from sparsenest.graph import UnsupportedLayerError
+    from sparsenest.train.graph import UnsupportedLayerError
     for n in graph["nodes"]:
         if n["op"] not in SUPPORTED_OPS:
             raise UnsupportedLayerError(

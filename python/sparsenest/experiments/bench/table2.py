@@ -1,7 +1,7 @@
 """`make table2`: the seed report's Table 2 (three nested levels per task: sparsity, accuracy, latency)
 reproduced with our training, compiler and MCU runtime, with the seed's numbers beside ours.
 
-Per task (sparsenest.tasks) and level set ("seed" = the seed's sparsities, "sparse" = ours, higher):
+Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's sparsities, "sparse" = ours, higher):
 
   1. train the nested model (cached: <out>/<task>/<variant>.nest is reused unless --force);
   2. compile for the host board (one format per layer for all levels; --format fast: csr16 where every
@@ -21,7 +21,7 @@ Per task (sparsenest.tasks) and level set ("seed" = the seed's sparsities, "spar
   6. switch bytes: FRAM bytes written when the staged build moves up to the level (measured on the host
      board's write log); a resident build writes the 2-byte level selector only.
 
-    python -m sparsenest.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
+    python -m sparsenest.experiments.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
                                       [--quick] [--out build/table2] [--force] [--format fast] [--threads 1]
                                       [--ray]    # variants as Ray tasks (also when RAY_ADDRESS is set)
 
@@ -57,7 +57,7 @@ def _log(msg: str) -> None:
 
 def truncated(bundle, k: int):
     """The nested bundle holding levels 1..k only (denser levels' extra weights dropped)."""
-    from ..bundle import INTRO_PREFIX, Bundle
+    from ...bundle import INTRO_PREFIX, Bundle
     arrays = dict(bundle.arrays)
     for key, intro in bundle.intro.items():
         it = np.where(intro > k, 0, intro).astype(np.uint8)
@@ -103,8 +103,8 @@ def _act_in_fram(meta: dict, name: str) -> bool:
 
 
 def host_layers(sim, meta: dict, x1: np.ndarray, level: int) -> list[dict]:
-    """Cost-model layer list (sparsenest.cost.layers_from_build) from one inference's host counters."""
-    from ..cost import layers_from_build
+    """Cost-model layer list (sparsenest.analysis.cost.layers_from_build) from one inference's host counters."""
+    from ...analysis.cost import layers_from_build
     sim.set_level(level)
     sim.reset_counters()
     sim.infer(x1)
@@ -130,10 +130,10 @@ def choose_format(bundle, calib, out: Path, policy: str) -> tuple[object, dict]:
     levels fits the FR5994's lower FRAM (so the simulator can run every level), else the last candidate
     (weights streamed from upper FRAM). Any other policy is passed to the compiler as it is ("auto" =
     smallest storage per layer)."""
-    from ..compiler.build import compile_bundle
-    from ..compiler.codegen import CodegenError
-    from ..compiler.formats import FormatError
-    from ..compiler.planner import PlanError
+    from ...compiler.build import compile_bundle
+    from ...compiler.codegen import CodegenError
+    from ...compiler.formats import FormatError
+    from ...compiler.planner import PlanError
     if policy != "fast":
         return policy, {}
     tried = {}
@@ -156,9 +156,9 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
     """Compile levels 1..k for the MSP430FR5994 for k = L..1 (codegen only). Returns per k whether it fits,
     the bytes in lower/upper FRAM and the far (streamed) layers, the compiler's message where it does not,
     the largest k that fits (`k_device`) and the largest that needs no upper FRAM (`k_lower`)."""
-    from ..compiler.build import compile_bundle
-    from ..compiler.codegen import CodegenError
-    from ..compiler.planner import PlanError, get_target
+    from ...compiler.build import compile_bundle
+    from ...compiler.codegen import CodegenError
+    from ...compiler.planner import PlanError, get_target
     tgt = get_target("msp430fr5994")
     rows = []
     for k in range(bundle.n_levels, 0, -1):
@@ -201,7 +201,7 @@ def far_dma(far: dict, platform) -> dict:
 def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, levels: int) -> dict:
     """Run levels 1..`levels` of a compiled model in mspdebug's simulator on the inputs x (every input at
     every level), per-layer counts included; outputs checked against golden bit for bit."""
-    from .. import firmware, msp430
+    from ...targets import firmware, msp430
     sched = [firmware.Step(i, lv) for lv in range(1, levels + 1) for i in range(len(x))]
     fb = firmware.build(model_dir, image="sim", inputs=x, labels=y, schedule=sched)
     run = firmware.simulate(fb, layers=True)
@@ -269,7 +269,7 @@ MIN_DISTINCT = 3       # distinct count vectors needed for a per-feature fit; fe
 
 def _scaled_entry(samples: list[dict], base: dict, features) -> dict:
     """The fallback coefficients `base` times one factor that matches the samples' total cycles."""
-    from ..cost import _feature_vector
+    from ...analysis.cost import _feature_vector
     X = np.array([_feature_vector(s["counts"], features, s["kernel_key"])[0] for s in samples])
     y = np.array([float(s["cycles"]) for s in samples])
     b = np.array([base["coefficients"].get(f, 0.0) for f in features])
@@ -282,7 +282,7 @@ def _scaled_entry(samples: list[dict], base: dict, features) -> dict:
 
 
 def _fit_group(samples: list[dict], base_key: str, features) -> tuple[dict | None, str]:
-    from ..cost import FALLBACK_TABLE
+    from ...analysis.cost import FALLBACK_TABLE
     distinct = {tuple(float(s["counts"].get(f, 0)) for f in features) for s in samples}
     ent = None
     if len(distinct) >= MIN_DISTINCT:
@@ -303,8 +303,8 @@ def fit_cycle_model(samples: list[dict]):
     least MIN_DISTINCT distinct count vectors, else the fallback table scaled by one factor; a fit that
     misses a sample by more than MAX_FIT_ERROR is dropped (that key stays uncalibrated). Simulator cycles
     are mspdebug's: ~18 % high (msp430.CYCLE_NOTE), and so are the calibrated predictions."""
-    from ..cost import FEATURES, CycleModel
-    from ..msp430 import CYCLE_NOTE
+    from ...analysis.cost import FEATURES, CycleModel
+    from ...targets.msp430 import CYCLE_NOTE
     groups: dict[str, list] = {}
     for s in samples:
         groups.setdefault(s["kernel_key"], []).append(s)
@@ -327,11 +327,11 @@ def fit_cycle_model(samples: list[dict]):
 # ------------------------------------------------------------------------------------------ one variant
 
 def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt: str, sim: bool) -> dict:
-    from .. import data
-    from ..bundle import Bundle
-    from ..compiler import golden
-    from ..compiler.build import calibration_images, compile_bundle
-    from ..hostsim import HostSim
+    from ... import data
+    from ...bundle import Bundle
+    from ...compiler import golden
+    from ...compiler.build import calibration_images, compile_bundle
+    from ...targets.host import HostSim
     mode = "quick" if quick else "full"
     vdir = root / task.key / variant
     bpath = root / task.key / f"{variant}.nest"
@@ -432,7 +432,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     if sim and fit["k_lower"] >= 1:
         t0 = time.time()
         xs = test.subset(SIM_INPUTS[mode], seed=11)
-        from .. import firmware, msp430
+        from ...targets import firmware, msp430
         for k in range(fit["k_lower"], 0, -1):
             row = fit["levels"][k - 1]
             if not row["fits"] or row["upper_bytes"]:
@@ -460,7 +460,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
 def add_latency(res: dict, cm, platform) -> None:
     """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
-    from ..cost import _time_energy, predict_inference
+    from ...analysis.cost import _time_energy, predict_inference
     sim = res.get("sim") or {}
     per_level = sim.get("per_level") or {}
     fit = res["device"]
@@ -638,9 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..cost import load_platform
-    from ..experiments.fanout import run_jobs
-    from ..experiments.fanout import wanted as fanout_wanted
+    from ...analysis.cost import load_platform
+    from ..fanout import run_jobs
+    from ..fanout import wanted as fanout_wanted
     torch.set_num_threads(a.threads)
     out = Path(a.out or ("build/table2-quick" if a.quick else "build/table2"))
     out.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from . import models
-from .bundle import Bundle
+from .. import models
+from ..bundle import Bundle
 
 
 def rebuild_model(bundle: Bundle, level: int | None = None) -> torch.nn.Module:

@@ -1,9 +1,9 @@
 """`sparsenest report`: the energy and latency report of a compiled nested model.
 
     sparsenest report build/lenet5 -o build/lenet5/report [--samples build/bench/mcu/cycle_samples.json]
-    python -m sparsenest.report build/demo/host --no-sim
+    python -m sparsenest.analysis.report build/demo/host --no-sim
 
-    from sparsenest.report import build_report
+    from sparsenest.analysis.report import build_report
     rep = build_report("build/lenet5", "build/lenet5/report")   # the report.json dict
 
 Input: a build directory (``model_meta.json``; its bundle is found through ``meta["bundle"]["path"]`` or
@@ -30,7 +30,7 @@ What is measured how:
   cycles per inference and per layer with the MPY32 kernels and with the reference C kernels (multiplies
   through the C helper), outputs checked bit for bit against the golden model; the cycles of every level
   switch of a staged build;
-* cost model (sparsenest.cost): a cycle model per kernel back-end fitted on simulator samples (this
+* cost model (sparsenest.analysis.cost): a cycle model per kernel back-end fitted on simulator samples (this
   model's own, plus any ``--samples`` files), with a held-out check when other samples exist; latency
   and energy of levels the simulator cannot run (weights in upper FRAM add their DMA), the LEA back-end
   estimate, the µJ / µs of switches, and latency / energy break-even sparsities per layer.
@@ -77,15 +77,15 @@ SOURCES = {
                     "include no FRAM wait states",
     "mspdebug_sim+platform": "mspdebug simulator cycles (about 18 % high) plus the platform model's FRAM wait "
                              "states, converted to time and energy with the platform constants",
-    "cost_model_calibrated": "predicted by sparsenest.cost with a cycle model calibrated on mspdebug simulator "
+    "cost_model_calibrated": "predicted by sparsenest.analysis.cost with a cycle model calibrated on mspdebug simulator "
                              "samples (so about 18 % high like the simulator)",
-    "cost_model_partly_calibrated": "predicted by sparsenest.cost; some layers use the UNCALIBRATED fallback "
+    "cost_model_partly_calibrated": "predicted by sparsenest.analysis.cost; some layers use the UNCALIBRATED fallback "
                                     "cycle table (listed with the number)",
-    "cost_model_uncalibrated": "predicted by sparsenest.cost with the UNCALIBRATED fallback cycle table "
-                               "(instruction-count estimates, sparsenest.cost.FALLBACK_TABLE)",
-    "cost_model_platform": "predicted by sparsenest.cost from platform constants alone (no cycle calibration "
+    "cost_model_uncalibrated": "predicted by sparsenest.analysis.cost with the UNCALIBRATED fallback cycle table "
+                               "(instruction-count estimates, sparsenest.analysis.cost.FALLBACK_TABLE)",
+    "cost_model_platform": "predicted by sparsenest.analysis.cost from platform constants alone (no cycle calibration "
                            "involved): FRAM copies, DMA",
-    "lea_model": "estimated by sparsenest.cost.lea_estimate from LEA figures measured by others (platform "
+    "lea_model": "estimated by sparsenest.analysis.cost.lea_estimate from LEA figures measured by others (platform "
                  "file, not re-measured in this project); non-matrix layers on the CPU as predicted",
     "platform_constant": "platform file constant (its reference: data sheet, user's guide, measurement or "
                          "stated assumption)",
@@ -96,7 +96,7 @@ SOURCES = {
                   "data set's test split",
     "float_eval": "accuracy of the masked float model on the data set's test split",
     "bundle": "recorded in the bundle at training time",
-    "harvest_sim": "sparsenest.harvest event-driven simulation on the shipped trace, with the per-level and "
+    "harvest_sim": "sparsenest.analysis.harvest event-driven simulation on the shipped trace, with the per-level and "
                    "switch costs stated in the report",
     "seed_report": "the seed report's Table 2",
 }
@@ -139,7 +139,7 @@ def _log(msg: str) -> None:
 
 def resolve_input(path: str | Path, bundle=None) -> tuple[Path | None, dict | None, object]:
     """(build dir or None, its meta or None, Bundle) for a build dir, a directory with host/, or a bundle."""
-    from .bundle import Bundle
+    from ..bundle import Bundle
     p = Path(path)
     build = None
     if (p / "model_meta.json").exists():
@@ -258,9 +258,9 @@ def kernel_fit_samples(samples: Sequence[Mapping], kernels: str) -> list[dict]:
 
 
 def fit_models(samples: Sequence[dict], kernels: str):
-    """A CycleModel from fit_samples(...) (sparsenest.bench.table2.fit_cycle_model: non-negative least
+    """A CycleModel from fit_samples(...) (sparsenest.experiments.bench.table2.fit_cycle_model: non-negative least
     squares per kernel key and per format, or the fallback table scaled by one factor), or None."""
-    from .bench.table2 import fit_cycle_model
+    from ..experiments.bench.table2 import fit_cycle_model
     if not samples:
         return None
     cm = fit_cycle_model(list(samples))
@@ -288,7 +288,7 @@ def host_layers(sim, meta: Mapping, mcu_meta: Mapping | None, x1: np.ndarray, le
 def measure_switches(build_dir: Path, n_levels: int) -> dict:
     """Bytes and write calls of every from->to switch on the host board: reload the image, go to `from`,
     clear the write log, go to `to`, sum the log."""
-    from .hostsim import HostSim
+    from ..targets.host import HostSim
     sim = HostSim(build_dir)
     L = n_levels
     nbytes = [[0] * L for _ in range(L)]
@@ -377,7 +377,7 @@ def simulate_model(mcu_dir: Path, staged_dir: Path | None, qm, x, y, counters, m
     """Per level instructions / cycles (whole inference and per layer) for each kernel back-end, the cycles
     of every switch of a staged build, and this model's cycle samples. Errors are recorded, not raised,
     except a golden mismatch."""
-    from . import firmware, msp430
+    from ..targets import firmware, msp430
     res = {"runs": {}, "switch": None, "samples": [], "errors": []}
     try:
         msp430.find_toolchain()
@@ -737,9 +737,9 @@ class _Ctx:
 def _compile_builds(c: _Ctx, fmt, eval_images, simulate: bool) -> None:
     """The builds measured, all with the input build's formats: resident + staged host builds, resident (+
     staged, for the simulator) MSP430 builds; the input build itself when the target is a bundle."""
-    from .compiler.build import compile_bundle
-    from .compiler.codegen import CodegenError
-    from .compiler.planner import PlanError
+    from ..compiler.build import compile_bundle
+    from ..compiler.codegen import CodegenError
+    from ..compiler.planner import PlanError
     if c.meta_in is None:
         info = compile_bundle(c.b, c.work / "host", fmt=fmt, calib=c.calib, evaluate_on=eval_images)
         c.build, c.meta_in = info["out_dir"], info["meta"]
@@ -770,9 +770,9 @@ def _compile_builds(c: _Ctx, fmt, eval_images, simulate: bool) -> None:
 
 def _host_measurements(c: _Ctx) -> None:
     """Per level: the host board's per-layer counters of one test image, and C == golden on 16 images."""
-    from . import data
-    from .compiler import golden
-    from .hostsim import HostSim
+    from .. import data
+    from ..compiler import golden
+    from ..targets.host import HostSim
     c.test = data.load(c.b.dataset["name"], "test")
     sim = HostSim(c.res["out_dir"])
     chk = c.test.subset(min(16, len(c.test.y)), seed=3)
@@ -801,12 +801,12 @@ def _simulation(c: _Ctx, simulate: bool, sim_inputs: int) -> Path | None:
                                c.mcu["qmodel"], xs.x, xs.y, counters, c.model_name, c.kernels, c.work, log=c.log)
     if not c.sim["samples"]:
         return None
-    from .msp430 import CYCLE_NOTE
+    from ..targets.msp430 import CYCLE_NOTE
     path = c.out / "cycle_samples.json"
     path.write_text(json.dumps({
         "schema": SAMPLES_SCHEMA, "simulator": "mspdebug 0.22 sim (16-bit hwmult at 0x0130)",
         "mclk_hz": int(c.plat.mclk_hz), "cycle_note": CYCLE_NOTE,
-        "description": "per-layer samples of the model reported on (sparsenest.report), bench-mcu schema "
+        "description": "per-layer samples of the model reported on (sparsenest.analysis.report), bench-mcu schema "
                        "plus graph_op", "samples": _jsonable(c.sim["samples"])}, indent=1) + "\n")
     return path
 
@@ -851,7 +851,7 @@ def _calibration(c: _Ctx, samples, own_file: Path | None) -> dict:
 
 
 def _far_dma(c: _Ctx) -> dict | None:
-    from .bench.table2 import far_dma
+    from ..experiments.bench.table2 import far_dma
     mm = c.mcu_meta
     if not mm or not mm.get("far"):
         return None
@@ -948,7 +948,7 @@ def _validation(c: _Ctx) -> list[dict]:
                                   f"e.g. from make bench-mcu): 'held out' means without this run's samples"
                                   if same else "the other samples are of other networks")
             v["cycle_table"] = (f"{k} kernels: one linear cycle model per kernel key '<graph op>/<format>' and per "
-                                f"format, fitted by sparsenest.bench.table2.fit_cycle_model (non-negative least "
+                                f"format, fitted by sparsenest.experiments.bench.table2.fit_cycle_model (non-negative least "
                                 f"squares on the host board's counters, or the fallback table scaled) on per-layer "
                                 f"mspdebug cycles; in sample = with this run's samples, held out = only "
                                 f"{', '.join(c.files) or 'none'}")
@@ -1148,7 +1148,7 @@ def _seed_section(c: _Ctx, level_rows) -> dict | None:
     """The seed report's Table 2 LeNet-5 row beside ours (LeNet-5 family only)."""
     if not c.model_name.startswith("lenet5"):
         return None
-    from .tasks import TASKS
+    from ..experiments.tasks import TASKS
     sd = TASKS["lenet5"].seed
     sp = [lv["sparsity"]["value"] for lv in level_rows]
     lat = [lv["cpu"]["latency_ms"]["value"] / 1e3 for lv in level_rows]
@@ -1178,7 +1178,7 @@ def build_report(target: str | Path, out_dir: str | Path | None = None, *, bundl
     (default: DEFAULT_SAMPLES that exist; [] for none). `simulate`: run the model in mspdebug when it fits.
     `kernels`: back-ends simulated and predicted ("mpy32" first: the chip's). `eval_images`: test images for
     accuracies the build does not record ("test" = all). `calib`: calibration inputs of the compilations."""
-    from .compiler.analyze import analyze_bundle
+    from ..compiler.analyze import analyze_bundle
     from .cost import load_platform
     from .harvest import plot as harvest_plot
     t_start = time.time()
@@ -1205,7 +1205,7 @@ def build_report(target: str | Path, out_dir: str | Path | None = None, *, bundl
     harvest, results, tr = _harvest_section(c, level_rows, switching, trace, capacitor_f, harvest_hours)
     rep = _jsonable({
         "format": FORMAT, "version": VERSION,
-        "generated": {"by": "sparsenest.report", "at": _dt.datetime.now().isoformat(timespec="seconds"),
+        "generated": {"by": "sparsenest.analysis.report", "at": _dt.datetime.now().isoformat(timespec="seconds"),
                       "wall_s": 0.0, "args": {"target": str(target), "samples": c.files, "simulate": simulate,
                                               "kernels": c.kernels, "sim_inputs": sim_inputs, "trace": trace,
                                               "capacitor_f": capacitor_f, "harvest_hours": harvest_hours}},
@@ -1491,7 +1491,7 @@ def render_markdown(rep: Mapping) -> str:
     cp = hv["comparison"]
     pol = hv["policies"]
     out += ["## Energy harvesting", "",
-            f"`sparsenest.harvest.compare_policies` on the shipped `{hv['trace']}` trace "
+            f"`sparsenest.analysis.harvest.compare_policies` on the shipped `{hv['trace']}` trace "
             f"({hv['simulated_hours']:.1f} h simulated), capacitor {hv['capacitor']['capacitance_f']:g} F "
             f"(on at {hv['capacitor']['v_on']} V, off at {hv['capacitor']['v_off']} V, clamp "
             f"{hv['capacitor']['v_max']} V) [HS]. Costs: {hv['costs']['source']}; sleep "
@@ -1542,7 +1542,7 @@ def render_markdown(rep: Mapping) -> str:
     out += ["", "| derived | value | unit | formula |", "|---|---|---|---|"]
     for k, d in rep["platform"]["derived"].items():
         out.append(f"| {k} | {d['value']:.6g} | {d['unit']} | {d['formula']} |")
-    out += ["", f"Generated by sparsenest.report in {rep['generated']['wall_s']} s on {rep['generated']['at']}; "
+    out += ["", f"Generated by sparsenest.analysis.report in {rep['generated']['wall_s']} s on {rep['generated']['at']}; "
             f"every number is in report.json (schema: report_schema.json).", ""]
     return "\n".join(out)
 

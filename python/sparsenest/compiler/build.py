@@ -18,7 +18,7 @@ import numpy as np
 from . import codegen, golden, quantize
 from .planner import Target, get_target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 HOST_MAKEFILE = ROOT / "boards" / "host" / "Makefile"
 BUILD_MARKER = "model_meta.json"
 CALIB_IMAGES = 512

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 BOARD_DIR = Path(os.environ.get("SPARSENEST_MSP430_BOARD_DIR",
-                                Path(__file__).resolve().parents[2] / "boards" / "msp430fr5994"))
+                                Path(__file__).resolve().parents[3] / "boards" / "msp430fr5994"))
 IMAGES = {"fr5994": "msp430fr5994.ld", "sim": "msp430fr5994_sim.ld"}
 BOARD_SOURCES = ("startup.S", "board.c", "mem.c", "sn_mac.c", "uart.c")
 CLANG_HELPER_SOURCES = ("mspabi.c", "mspabi_shim.S")   # GCC brings libgcc instead
@@ -946,12 +946,12 @@ def flash(elf: str | os.PathLike, *, mspdebug: str | None = None, check: bool = 
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line: python -m sparsenest.msp430 {size,sim,check,flash} ELF
+# Command line: python -m sparsenest.targets.msp430 {size,sim,check,flash} ELF
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.msp430", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m sparsenest.targets.msp430", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, text in (("size", "memory used per region"), ("sim", "run a sim image to __halt"),
                        ("check", "pre-flash checks"), ("flash", "program a LaunchPad (mspdebug tilib)")):

@@ -3,7 +3,7 @@
 Each run is a fresh subprocess so its wall time and peak memory (ru_maxrss) are its own. Accuracies are
 on the full 10k MNIST test set. Prints a table and writes build/bench/train.json.
 
-    python -m sparsenest.bench.train [--quick] [--modes joint,progressive] [--levels ...]
+    python -m sparsenest.experiments.bench.train [--quick] [--modes joint,progressive] [--levels ...]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _one_run(args: argparse.Namespace) -> None:
     import torch
 
     from sparsenest import data, models
-    from sparsenest.nested import TrainConfig, evaluate, train_nested
+    from sparsenest.train.nested import TrainConfig, evaluate, train_nested
 
     torch.manual_seed(0)
     tr, te = data.load("mnist", "train"), data.load("mnist", "test")
@@ -51,7 +51,7 @@ def _one_run(args: argparse.Namespace) -> None:
 
 
 def _spawn(mode: str, levels: str, a: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "sparsenest.bench.train", "--child", "--mode", mode, "--levels", levels,
+    cmd = [sys.executable, "-m", "sparsenest.experiments.bench.train", "--child", "--mode", mode, "--levels", levels,
            "--epochs-dense", str(a.epochs_dense), "--epochs-retrain", str(a.epochs_retrain),
            "--scope", a.scope] + (["--train-limit", str(a.train_limit)] if a.train_limit else [])
     out = subprocess.run(cmd, capture_output=True, text=True)

@@ -814,7 +814,7 @@ def format_inference_table(pred: Mapping) -> str:
     lines.append(f"{'total':<14} {'':<18} {t['cycles']:11.0f} {t['time_us']:10.1f} {t['energy_uj']:10.3f} "
                  f"{t['fram_bytes_read']:10.0f} {t['fram_bytes_written']:10.0f}")
     if pred["uncalibrated"]:
-        lines.append("* uncalibrated: fallback cycle table (sparsenest.cost.FALLBACK_TABLE)")
+        lines.append("* uncalibrated: fallback cycle table (sparsenest.analysis.cost.FALLBACK_TABLE)")
     if "lea_total" in pred:
         lines.append("LEA uJ: the layer's matrix product alone as dense vector-MAC calls on the LEA (one call per "
                      "row and output position) plus the DMA of weights from FRAM; im2col, requantisation and "

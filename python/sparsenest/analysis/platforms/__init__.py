@@ -1,4 +1,4 @@
-"""Platform descriptions (TOML) shipped with sparsenest; loaded by `sparsenest.cost.load_platform`."""
+"""Platform descriptions (TOML) shipped with sparsenest; loaded by `sparsenest.analysis.cost.load_platform`."""
 from pathlib import Path
 
 #: Folder holding the shipped platform files (`<name>.toml`).

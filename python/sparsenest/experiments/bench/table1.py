@@ -15,8 +15,8 @@ Budgets (training rows are seeded subsamples; dev is never subsampled):
   full  the protocol without shortcuts: full train sets (SST-2 capped at 20,000 rows), 3 fine-tuning
         epochs, retraining until the loss plateaus (at most 2 epochs) - many hours on 2 cores.
 
-    python -m sparsenest.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
-                                      [--ray]    # tasks as Ray tasks (also when RAY_ADDRESS is set)
+    python -m sparsenest.experiments.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
+                                                  [--ray]    # tasks as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes build/bench/table1/<task>.json per task (a finished task is not rerun unless --force) and
 build/bench/table1/table1.txt.
@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ..data import PROJECT_ROOT
+from ...data import PROJECT_ROOT
 
 TASK_ORDER = ("qnli", "sst2", "stsb", "mrpc", "rte")  # the seed's column order (MNLI, QQP first)
 SEED_COLUMNS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte")
@@ -94,7 +94,7 @@ def run_task(task: str, cfg, *, out: Path, methods, analyze: bool, glue_out: Pat
 
 
 def _primary(task: str, res: dict, level: int | None = None) -> float | None:
-    from ..data.glue import METRICS
+    from ...data.glue import METRICS
     if res is None:
         return None
     m = res["levels"][level]["metrics"] if level is not None else res["metrics"]
@@ -249,7 +249,7 @@ def run_job(t: str, cfg, out: Path, methods, analyze: bool, glue_out: Path, thre
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparsenest.bench.table1", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.table1", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="hour", choices=sorted(BUDGETS))
     p.add_argument("--tasks", default=",".join(TASK_ORDER))
@@ -267,9 +267,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ..data.glue import canonical_task
-    from ..experiments.fanout import run_jobs
-    from ..experiments.fanout import wanted as fanout_wanted
+    from ...data.glue import canonical_task
+    from ..fanout import run_jobs
+    from ..fanout import wanted as fanout_wanted
     from ..glue import GlueConfig, parse_methods, write_json
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -25,8 +25,8 @@ def check_onnx(bundle, out_dir: Path, n: int = 256) -> list[float]:
     import onnxruntime as ort
     import torch
 
-    from . import data
-    from .onnx_export import export_level, rebuild_model
+    from .. import data
+    from ..interop.onnx_export import export_level, rebuild_model
     x = data.load(bundle.dataset["name"], "test").x[:n]
     diffs = []
     for lv in range(1, bundle.n_levels + 1):
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
-    from .bundle import Bundle
-    from .nested import TrainConfig
-    from .train import level_table, train_to_bundle
+    from ..bundle import Bundle
+    from ..train.nested import TrainConfig
+    from ..train.loop import level_table, train_to_bundle
     bundle_path = out / "lenet5.nest"
     t = _stage("1. train a nested LeNet-5 on MNIST (levels 90% / 75% / 50% sparse, joint mode)")
     if bundle_path.exists():
@@ -65,15 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     print("max |pytorch - onnxruntime| per level: " + ", ".join(f"{d:.2e}" for d in diffs))
     print(f"[{time.time() - t:.0f} s]")
 
-    from .compiler import analyze
+    from ..compiler import analyze
     t = _stage("3. index overhead per layer and format")
     table = analyze.format_table(analyze.analyze_bundle(bundle))
     (out / "analysis.txt").write_text(table)
     print(table)
     print(f"[{time.time() - t:.0f} s]")
 
-    from .compiler.build import compile_bundle
-    from .hostsim import simulate_accuracy
+    from ..compiler.build import compile_bundle
+    from ..targets.host import simulate_accuracy
     t = _stage("4. compile to Q15 C (staged switching) and run every level on the host board")
     info = compile_bundle(bundle, out / "host", target="host", switching="staged", evaluate_on="test")
     sim = simulate_accuracy(out / "host", dataset=bundle.dataset["name"])
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:>5}  {lv['float_accuracy']:9.2%}  {lv['q15_accuracy']:10.2%}  {sim[k]['accuracy']:15.2%}")
     print(f"[{time.time() - t:.0f} s]")
 
-    from . import firmware, msp430
+    from ..targets import firmware, msp430
     t = _stage("5. MSP430FR5994 firmware: compile for the chip, link, size by region, pre-flash checks")
     chip = out / "msp430fr5994"
     compile_bundle(bundle, chip, target="msp430fr5994", switching="resident")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         mcu.main(["--no-lenet5"])
         print(f"[{time.time() - t:.0f} s]")
 
-    from . import report
+    from ..analysis import report
     t = _stage("7. energy and latency report")
     report.main([str(out), "-o", str(out / "report")])
     print(f"[{time.time() - t:.0f} s]")

@@ -5,7 +5,7 @@ Per level: weight bytes by part, index overhead, MACs per inference (host-board 
 inferences per second, and the C model's accuracy on the full test set, which must equal the golden
 model's (checked, not assumed). Writes build/bench/host.json.
 
-    python -m sparsenest.bench.host [BUNDLE]      # default: build/demo/lenet5.nest (make demo makes it)
+    python -m sparsenest.experiments.bench.host [BUNDLE]      # default: build/demo/lenet5.nest (make demo makes it)
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 
 def dense_twin(bundle):
     """The same network with every prunable weight kept (one level): the dense Q15 baseline."""
-    from ..bundle import Bundle
+    from ...bundle import Bundle
     intro = {k: np.ones_like(v) for k, v in bundle.intro.items()}
     arrays = dict(bundle.arrays) | {f"intro/{k}": v for k, v in intro.items()}
     manifest = dict(bundle.manifest)
@@ -33,8 +33,8 @@ def dense_twin(bundle):
 
 
 def measure(build_dir: Path, x: np.ndarray, y: np.ndarray, qmodel, levels: list[int]) -> list[dict]:
-    from ..compiler import golden
-    from ..hostsim import HostSim
+    from ...compiler import golden
+    from ...targets.host import HostSim
     sim = HostSim(build_dir)
     meta = json.loads((build_dir / "model_meta.json").read_text())
     out = []
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="auto")
     p.add_argument("--out", default="build/bench/host.json")
     a = p.parse_args(argv)
-    from .. import data
-    from ..bundle import Bundle
-    from ..compiler.build import compile_bundle
+    from ... import data
+    from ...bundle import Bundle
+    from ...compiler.build import compile_bundle
     if not Path(a.bundle).exists():
         print(f"{a.bundle} not found: run `make demo` first (it trains the default LeNet-5 bundle), or "
               "pass a bundle path", file=sys.stderr)

@@ -47,10 +47,10 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from . import prune
-from .data import PROJECT_ROOT
-from .data.glue import GlueData, load_glue, split_by_group
-from .nested import intro_from_masks
+from ..train import prune
+from ..data import PROJECT_ROOT
+from ..data.glue import GlueData, load_glue, split_by_group
+from ..train.nested import intro_from_masks
 
 PRUNE_METHODS = ("irregular", "row", "column", "block")
 METHODS = ("dense",) + PRUNE_METHODS + ("admm", "nested")
@@ -460,7 +460,7 @@ def storage_analysis(model: nn.Module, intro: dict[str, np.ndarray], n_levels: i
     that cannot represent a matrix's masks counts as None), the per-matrix best format, and the analyzer's
     totals. Weights are converted to Q15 with a per-tensor power-of-two scale inside the analyzer; the
     values do not change any byte count."""
-    from .compiler.analyze import analyze_layers
+    from ..compiler.analyze import analyze_layers
     ws = prune.bert_encoder_weights(model)
     layers = {k: (ws[k].detach().cpu().numpy(), intro[k]) for k in intro}
     rep = analyze_layers(layers, n_levels)
@@ -607,7 +607,7 @@ class Pipeline:
             if method == "block":
                 res["block_shape"] = list(cfg.block_shape)
         elif method == "admm":
-            from .admm import ADMMPruner
+            from ..train.admm import ADMMPruner
             admm = ADMMPruner(model, cfg.admm_method, cfg.sparsity, weights=encoder_keys(model), rho=cfg.admm_rho)
             per_epoch = math.ceil(len(self.train_enc) / cfg.batch_size)
             every = max(1, math.ceil(cfg.admm_epochs * per_epoch / max(1, cfg.admm_updates)))
@@ -739,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a) -> GlueConfig:
-    from .data.glue import canonical_task
+    from ..data.glue import canonical_task
     return GlueConfig(task=canonical_task(a.task), model_path=a.model_path, max_len=a.max_len,
                       batch_size=a.batch_size, eval_batch_size=a.eval_batch_size, lr=a.lr,
                       retrain_lr=a.retrain_lr, epochs=a.epochs, retrain_epochs=a.retrain_epochs,
