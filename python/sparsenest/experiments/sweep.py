@@ -30,6 +30,7 @@ $SPARSENEST_DATA) and the output folder must be on storage the nodes share.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -38,8 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import pareto
-from .space import (SpaceError, describe, grid_size, load_space_file, parse_space, to_tune, trial_levels,
-                    with_defaults)
+from .space import SpaceError, describe, load_space_file, parse_space, to_tune, trial_levels, with_defaults
 
 SEARCHES = ("tpe", "random", "grid")
 OBJECTIVES = ("expected_correct", "expected_accuracy", "completed")
@@ -271,9 +271,10 @@ def _ray_init(s: SweepSettings) -> bool:
         return False
     address = s.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=s.cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=s.cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
     return True
 
 
@@ -283,6 +284,7 @@ def _searcher(s: SweepSettings, metric: str = "score"):
     if s.search == "tpe":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.trials // 3)))
         alg = OptunaSearch(metric=metric, mode="max", sampler=sampler)
         return ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent or max(1, int(s.cpus or os.cpu_count())))
@@ -290,6 +292,7 @@ def _searcher(s: SweepSettings, metric: str = "score"):
 
 
 def _tuner(s: SweepSettings, space: dict, ctx: dict, out: Path, *, resume: bool, callbacks: list | None):
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # Tune's legacy reporter is silent at verbose=0
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     trainable = tune.with_resources(tune.with_parameters(_tune_trial, ctx=ctx), {"cpu": s.cpus_per_trial})
@@ -303,7 +306,10 @@ def _tuner(s: SweepSettings, space: dict, ctx: dict, out: Path, *, resume: bool,
     scheduler = (ASHAScheduler(metric="score", mode="max", time_attr="training_iteration",
                                max_t=max(1, max_epochs), grace_period=1, reduction_factor=2)
                  if s.asha else FIFOScheduler())
+    from .space import grid_size
+    from .tune_progress import TrialLines
     samples = 1 if s.search == "grid" else s.trials
+    callbacks = [TrialLines(grid_size(space) if s.search == "grid" else s.trials)] + list(callbacks or [])
     return tune.Tuner(trainable, param_space=to_tune(space, s.search),
                       # reused trial actors import torch and the data once, not once per trial
                       tune_config=tune.TuneConfig(search_alg=_searcher(s), scheduler=scheduler, num_samples=samples,
@@ -394,8 +400,9 @@ def write_outputs(out: Path, res: dict, s: SweepSettings) -> None:
 
 def summary(res: dict, out: Path) -> str:
     b = res["best"]
-    lines = [f"{len(res['results'])} trials finished ({res['trials_started']} started, the rest stopped early "
-             f"by ASHA or failed) in {res['wall_s']:.0f} s; energy {res['calibration']}"]
+    n_done, n_err = len(res["results"]), len(res["errors"])
+    lines = [f"{n_done} trials finished, {res['trials_started'] - n_done - n_err} stopped early by ASHA, {n_err} "
+             f"failed ({res['wall_s']:.0f} s this run); energy {res['calibration']}"]
     if b:
         lines.append(f"best trial {b['trial']}: score {b['score']:.1f} ({b['completed']} inferences, expected "
                      f"accuracy {b['expected_accuracy']:.4f}), levels {b['levels_requested']}, "
@@ -411,7 +418,7 @@ def summary(res: dict, out: Path) -> str:
 
 def add_arguments(p) -> None:
     p.add_argument("--space", default=None, help="search space TOML/JSON ([space] and optional [sweep])")
-    p.add_argument("--task", default=None, help="task of sparsenest.tasks (default lenet5)")
+    p.add_argument("--task", default=None, help="task of sparsenest.experiments.tasks (default lenet5)")
     p.add_argument("--model", default=None, help="another zoo model for the task's data set (default: the task's)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--trials", type=int, default=None, help="trial budget (default 8)")
