@@ -11,6 +11,7 @@ File (TOML; JSON with the same structure)::
     mode = "joint"                        # a scalar is fixed
     epochs_dense = {min = 1, max = 4}     # ints: uniform integer in [min, max]
     epochs_retrain = [1, 2, 3]
+    batch_size = [32, 128]
     lr = {min = 0.01, max = 0.1, log = true}
     lr_retrain = {min = 0.005, max = 0.05, log = true}
     format = ["auto", "csr16"]            # compiler format objective: auto = smallest bytes per layer
@@ -32,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("irregular", "row", "column", "block", "pattern")
-INT_KEYS = ("epochs_dense", "epochs_retrain", "n_levels")
+INT_KEYS = ("epochs_dense", "epochs_retrain", "batch_size", "n_levels")
 FLOAT_KEYS = ("lr", "lr_retrain", "sparsest", "densest")
 CHOICE_KEYS = ("method", "mode", "format", "scope")
 KEYS = ("levels",) + INT_KEYS + FLOAT_KEYS + CHOICE_KEYS
-LIMITS = {"epochs_dense": (0, 1000), "epochs_retrain": (0, 1000), "n_levels": (1, 8), "lr": (1e-6, 10.0),
+LIMITS = {"epochs_dense": (0, 1000), "epochs_retrain": (0, 1000), "batch_size": (1, 65536), "n_levels": (1, 8), "lr": (1e-6, 10.0),
           "lr_retrain": (1e-6, 10.0), "sparsest": (0.0, 0.999), "densest": (0.0, 0.999)}
 
 
@@ -185,8 +186,8 @@ def with_defaults(space: dict[str, Dim], task) -> dict[str, Dim]:
     """The space with the task's recipe for every key it leaves out (so a trial's config is complete)."""
     cfg = task.config()
     out = {"method": task.method, "mode": task.mode, "format": task.fmt, "scope": cfg.scope,
-           "epochs_dense": cfg.epochs_dense, "epochs_retrain": cfg.epochs_retrain, "lr": cfg.lr,
-           "lr_retrain": cfg.lr_retrain}
+           "epochs_dense": cfg.epochs_dense, "epochs_retrain": cfg.epochs_retrain, "batch_size": cfg.batch_size,
+           "lr": cfg.lr, "lr_retrain": cfg.lr_retrain}
     if not any(k in space for k in ("levels", "sparsest", "densest")):
         out["levels"] = _levels_key(task.levels("sparse"))
     out.update(space)

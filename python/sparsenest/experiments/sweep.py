@@ -42,7 +42,10 @@ from . import pareto
 from .space import SpaceError, describe, load_space_file, parse_space, to_tune, trial_levels, with_defaults
 
 SEARCHES = ("tpe", "random", "grid")
-OBJECTIVES = ("expected_correct", "expected_accuracy", "completed")
+# What a trial maximises, from its harvest simulation (analysis.harvest.HarvestResult).
+OBJECTIVES = {"expected_correct": lambda r: r.expected_correct,    # expected accuracy x completed inferences
+              "expected_accuracy": lambda r: r.expected_accuracy,
+              "completed": lambda r: r.total}
 MARKER = "sweep.json"               # written first: the folder is a sweep's, --force may replace it
 EXPERIMENT = "sweep"                # Tune's experiment name under <out>/ray
 SELECTOR_BYTES = 2                  # a resident level switch writes the 16-bit selector
@@ -79,7 +82,7 @@ class SweepSettings:
         if self.search not in SEARCHES:
             raise SpaceError(f"search {self.search!r} is not one of {', '.join(SEARCHES)}")
         if self.objective not in OBJECTIVES:
-            raise SpaceError(f"objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+            raise SpaceError(f"objective {self.objective!r} is not one of {', '.join(sorted(OBJECTIVES))}")
         if self.trials < 1:
             raise SpaceError(f"trials must be >= 1, got {self.trials}")
         if self.device != "msp430fr5994":
@@ -141,7 +144,7 @@ class Scorer:
                                             platform=self.platform, sparsities=sparsity)
         r = harvest.simulate(self.trace, self.cap, hc, harvest.parse_policy(self.s.policy),
                              t_end=self.s.duration_s, record=False)
-        value = self.objective(r) if self.objective else getattr(r, self.s.objective)
+        value = (self.objective or OBJECTIVES[self.s.objective])(r)
         return {"score": float(value), "expected_accuracy": r.expected_accuracy,
                 "expected_correct": r.expected_correct, "completed": r.total, "completed_per_level": r.completed,
                 "lost_inferences": r.lost_inferences}
@@ -194,20 +197,26 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     levels = trial_levels(config)
     cfg = TrainConfig(epochs_dense=int(config["epochs_dense"]), epochs_retrain=int(config["epochs_retrain"]),
                       lr=float(config["lr"]), lr_retrain=float(config["lr_retrain"]), scope=config["scope"],
-                      batch_size=task.cfg.batch_size, method_opts=dict(task.cfg.method_opts), seed=s.seed)
+                      batch_size=int(config["batch_size"]), method_opts=dict(task.cfg.method_opts), seed=s.seed)
     fmt = config["format"]
     scorer = Scorer(s, ctx.get("cycle_model"), ctx.get("objective"))
     # One load for every compile's calibration; operation counts (hence costs) do not depend on the image.
     calib = data.load(task.dataset, "train").subset(s.calib, seed=CALIB_SEED).x
     costs: list[dict] = []
+    fit: list[str | None] = []
+
+    def score(val_acc: list[float], sparsity: list[float]) -> dict:
+        m = scorer.score(costs, val_acc, sparsity)
+        return m | {"score": 0.0} if fit[0] is not None else m   # a model the device cannot hold delivers nothing
 
     def on_epoch(epoch: int, val_acc: list[float], bundle_now) -> None:
         if epoch == cfg.epochs_retrain - 1:
             return   # the final report covers the last epoch
-        if not costs:   # the masks are final now: so are the costs
-            costs.extend(scorer.level_costs(compile_bundle(bundle_now(), tdir / "cost-build", fmt=fmt, calib=calib),
-                                            calib[:1]))
-        report(scorer.score(costs, val_acc, list(levels)) | {"epoch": epoch + 1, "final": False})
+        if not costs:   # the masks are final now: so are the costs and whether the device holds the model
+            b = bundle_now()
+            costs.extend(scorer.level_costs(compile_bundle(b, tdir / "cost-build", fmt=fmt, calib=calib), calib[:1]))
+            fit.append(_device_fit(b, fmt, tdir / "mcu", calib))
+        report(score(val_acc, list(levels)) | {"epoch": epoch + 1, "final": False})
 
     bundle = train_to_bundle(tdir / "model.nest", model=s.model or task.model, dataset=task.dataset, levels=levels,
                              method=config["method"], mode=config["mode"], cfg=cfg, train_limit=s.train_limit,
@@ -220,18 +229,16 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
                            build=not costs)
     if not costs:
         costs = scorer.level_costs(build, calib[:1])
-    fit = _device_fit(bundle, fmt, tdir / "mcu", calib)
-    metrics = scorer.score(costs, val_acc, [float(lv["sparsity"]) for lv in bundle.levels])
-    if fit is not None:
-        metrics["score"] = 0.0   # a model the device cannot hold delivers nothing
+        fit.append(_device_fit(bundle, fmt, tdir / "mcu", calib))
+    metrics = score(val_acc, [float(lv["sparsity"]) for lv in bundle.levels])
     per_level = [{"level": lv["level"], "target_sparsity": lv["target_sparsity"], "sparsity": lv["sparsity"],
                   "accuracy": lv["q15_accuracy"], "float_test_accuracy": lv["float_accuracy"],
                   "val_accuracy": val_acc[i], "n_test": lv.get("n_eval"), "energy_uj": costs[i]["energy_uj"],
                   "time_us": costs[i]["time_us"], "uncalibrated": costs[i]["uncalibrated"]}
                  for i, lv in enumerate(build["meta"]["levels"])]
     result = metrics | {"epoch": cfg.epochs_retrain, "final": True, "config": dict(config),
-                        "levels_requested": list(levels), "levels": per_level, "fits_device": fit is None,
-                        "device_error": fit, "bundle": str(tdir / "model.nest")}
+                        "levels_requested": list(levels), "levels": per_level, "fits_device": fit[0] is None,
+                        "device_error": fit[0], "bundle": str(tdir / "model.nest")}
     (tdir / "result.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     report(result)
     return result
@@ -434,7 +441,9 @@ def add_arguments(p) -> None:
     p.add_argument("--capacitor", type=float, default=None, help="farads (default 0.047)")
     p.add_argument("--policy", default=None, help="harvest policy: energy (default), fixed:K, ...")
     p.add_argument("--duration", type=float, default=None, help="simulate only the trace's first N seconds")
-    p.add_argument("--objective", choices=OBJECTIVES, default=None, help="default expected_correct")
+    p.add_argument("--objective", choices=sorted(OBJECTIVES), default=None,
+                   help="expected_correct (default: expected accuracy x completed inferences), expected_accuracy, "
+                        "completed")
     p.add_argument("--train-limit", type=int, default=None, help="training samples per trial")
     p.add_argument("--test-limit", type=int, default=None, help="test samples for the reported accuracies")
     p.add_argument("--samples", action="append", default=None, help="cycle_samples.json to calibrate on")

@@ -20,10 +20,10 @@ from . import pareto
 from .space import parse_space
 from .sweep import SweepSettings, run_sweep
 
-# LeNet-5 on MNIST: three levels spread between a sparsest and a densest sparsity, two methods, short training.
+# LeNet-5 on MNIST: three levels spread between a sparsest and a densest sparsity, three methods, short training.
 SPACE = {"sparsest": {"min": 0.80, "max": 0.98}, "densest": {"min": 0.20, "max": 0.70}, "n_levels": 3,
          "method": ["irregular", "row", "column"], "mode": "joint", "epochs_dense": [1, 2],
-         "epochs_retrain": [1, 2, 3], "lr": {"min": 0.01, "max": 0.2, "log": True},
+         "epochs_retrain": [1, 2, 3], "batch_size": 32, "lr": {"min": 0.01, "max": 0.2, "log": True},
          "lr_retrain": {"min": 0.002, "max": 0.05, "log": True}, "format": ["auto", "csr16"]}
 SEARCHES = ("random", "tpe")
 
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sparsenest.experiments.sweep_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=10, help="trial budget of each search")
-    ap.add_argument("--train-limit", type=int, default=3000)
-    ap.add_argument("--test-limit", type=int, default=1000)
+    ap.add_argument("--train-limit", type=int, default=4000)
+    ap.add_argument("--test-limit", type=int, default=500)
     ap.add_argument("--cpus", type=int, default=None, help="local Ray CPUs (default: this machine's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench/sweep")
