@@ -1,4 +1,5 @@
-"""`sparsenest sweep` (experiments/sweep.py) on a local Ray runtime, and the Ray fan-out of the tables. The sweep trains LeNet-5-small on a small MNIST slice (whole pipeline:
+"""`sparsenest sweep` (experiments/sweep.py) on a local Ray runtime, and the Ray fan-out of the tables.
+The sweep trains LeNet-5-small on a small MNIST slice (whole pipeline:
 train, compile, cost, harvest simulation on the constant trace)."""
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def _starts(out: Path) -> dict[str, int]:
 @pytest.mark.slow
 def test_interrupted_sweep_resumes_and_writes_front(tmp_path, local_ray):
     out = tmp_path / "sweep"
-    first = run_sweep(out, parse_space(TINY_SPACE), _settings(), callbacks=[_InterruptAfter(1, tmp_path / "fired")], log=lambda m: None)
+    first = run_sweep(out, parse_space(TINY_SPACE), _settings(), callbacks=[_InterruptAfter(1, tmp_path / "fired")],
+                      log=lambda m: None)
     finished = {r["trial"] for r in first["results"]}
     assert 1 <= len(finished) < 4, "the interrupt should leave trials to do"
     assert all(_starts(out)[t] == 1 for t in finished)

@@ -45,7 +45,8 @@ def format_table(front: Sequence[dict], *, title: str = "") -> str:
                                                       "epochs_retrain") if k in cfg)
         val = p.get("val_accuracy")
         lines.append(f"| {p['trial']} | {p['level']} | {100 * p['sparsity']:.1f} | {100 * p['accuracy']:.2f} | "
-                     f"{'' if val is None else f'{100 * val:.2f}'} | {p['energy_uj']:,.1f}{'*' if p.get('uncalibrated') else ''} | "
+                     f"{'' if val is None else f'{100 * val:.2f}'} | {p['energy_uj']:,.1f}"
+                     f"{'*' if p.get('uncalibrated') else ''} | "
                      f"{p['time_us'] / 1e3:,.1f} | {p.get('score', 0):,.1f} | {short} | {p.get('bundle', '')} |")
     if any(p.get("uncalibrated") for p in front):
         lines += ["", "\\* some layers' cycles from the UNCALIBRATED fallback table (no simulator sample of their "

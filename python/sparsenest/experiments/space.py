@@ -37,7 +37,8 @@ INT_KEYS = ("epochs_dense", "epochs_retrain", "batch_size", "n_levels")
 FLOAT_KEYS = ("lr", "lr_retrain", "sparsest", "densest")
 CHOICE_KEYS = ("method", "mode", "format", "scope")
 KEYS = ("levels",) + INT_KEYS + FLOAT_KEYS + CHOICE_KEYS
-LIMITS = {"epochs_dense": (0, 1000), "epochs_retrain": (0, 1000), "batch_size": (1, 65536), "n_levels": (1, 8), "lr": (1e-6, 10.0),
+LIMITS = {"epochs_dense": (0, 1000), "epochs_retrain": (0, 1000), "batch_size": (1, 65536), "n_levels": (1, 8),
+          "lr": (1e-6, 10.0),
           "lr_retrain": (1e-6, 10.0), "sparsest": (0.0, 0.999), "densest": (0.0, 0.999)}
 
 

@@ -487,7 +487,8 @@ def cmd_sweep(a) -> int:
     space, file_settings = (load_space_file(a.space) if a.space else ({}, {}))
     space = space | parse_space(_flag_space(a), "command line")
     s = SweepSettings.from_dict(file_settings, a.space or "settings")
-    for flag, key in (("task", "task"), ("model", "model"), ("trials", "trials"), ("search", "search"), ("trace", "trace"),
+    for flag, key in (("task", "task"), ("model", "model"), ("trials", "trials"), ("search", "search"),
+                      ("trace", "trace"),
                       ("capacitor", "capacitor_f"), ("policy", "policy"), ("duration", "duration_s"),
                       ("objective", "objective"), ("train_limit", "train_limit"), ("test_limit", "test_limit"),
                       ("samples", "samples"), ("cpus", "cpus"), ("seed", "seed"), ("address", "address")):
