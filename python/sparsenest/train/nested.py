@@ -264,9 +264,11 @@ def level_sparsity(intro: dict[str, np.ndarray], level: int) -> float:
 
 def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0.5),
                  method: str = "irregular", mode: str = "joint", cfg: TrainConfig | None = None,
-                 x_val=None, y_val=None, pretrained: bool = False, log: Callable[[str], None] = print
-                 ) -> NestedResult:
-    """Train `model` in place into L nested levels. x/y are tensors (float inputs, int64 labels)."""
+                 x_val=None, y_val=None, pretrained: bool = False, log: Callable[[str], None] = print,
+                 on_epoch: Callable[[int, dict, list], None] | None = None) -> NestedResult:
+    """Train `model` in place into L nested levels. x/y are tensors (float inputs, int64 labels).
+    on_epoch(epoch, intro, val_accuracies) is called after every joint retraining epoch (the masks are fixed
+    then), with each level's validation accuracy: what a sweep reports as an intermediate result."""
     cfg = cfg or TrainConfig()
     sparsities = [float(s) for s in sparsities]
     if mode not in MODES:
@@ -319,8 +321,10 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
             def joint_loss(xb, yb):
                 return sum(F.cross_entropy(functional_call(model, _masked_params(model, intro, lv, cache),
                                                            (xb,)), yb) for lv in range(1, L + 1)) / L
+            report = None if on_epoch is None else \
+                (lambda ep: on_epoch(ep, intro, [val(intro, lv) for lv in range(1, L + 1)]))
             _run_epochs(model, x_train, y_train, cfg.epochs_retrain, cfg, gen, "joint", joint_loss,
-                        zero_mask=union, lr=cfg.lr_retrain)
+                        zero_mask=union, lr=cfg.lr_retrain, on_epoch=report)
     with torch.no_grad():  # store exact zeros where every level prunes
         params = dict(model.named_parameters())
         for k in keys:

@@ -16,6 +16,7 @@ Budgets (training rows are seeded subsamples; dev is never subsampled):
         epochs, retraining until the loss plateaus (at most 2 epochs) - many hours on 2 cores.
 
     python -m sparsenest.experiments.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
+                                                  [--ray]    # tasks as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes build/bench/table1/<task>.json per task (a finished task is not rerun unless --force) and
 build/bench/table1/table1.txt.
@@ -239,6 +240,14 @@ def _ranking(reports) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
+def run_job(t: str, cfg, out: Path, methods, analyze: bool, glue_out: Path, threads: int | None) -> dict:
+    """One GLUE task: a Ray task with --ray / RAY_ADDRESS (out and glue_out are absolute paths)."""
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    return run_task(t, cfg, out=out, methods=methods, analyze=analyze, glue_out=glue_out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.table1", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,11 +262,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(PROJECT_ROOT / "build" / "bench" / "table1"))
     p.add_argument("--force", action="store_true", help="rerun tasks that already have results")
     p.add_argument("--print-only", action="store_true", help="render the table from existing results")
+    p.add_argument("--ray", action="store_true", help="run the tasks as Ray tasks (also when RAY_ADDRESS is set)")
     a = p.parse_args(argv)
 
     import torch
 
     from ...data.glue import canonical_task
+    from ..fanout import run_jobs
+    from ..fanout import wanted as fanout_wanted
     from ..glue import GlueConfig, parse_methods, write_json
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -268,6 +280,7 @@ def main(argv=None) -> int:
         methods = ["dense"] + methods
     base = GlueConfig(model_path=a.model_path, sparsity=a.sparsity)
     reports, t0 = {}, time.time()
+    todo = []   # (task, config, analyze) still to run
     for t in tasks:
         path = out / f"{t}.json"
         cfg = task_config(t, a.budget, base)
@@ -283,13 +296,14 @@ def main(argv=None) -> int:
                 continue
         if a.print_only:
             continue
-        analyze = a.analyze_task in ("all", t)
-        try:
-            reports[t] = run_task(t, cfg, out=out, methods=methods, analyze=analyze,
-                                  glue_out=PROJECT_ROOT / "build" / "glue")
-        except FileNotFoundError as err:
-            print(f"table1: error: {err}", file=sys.stderr)
-            return 2
+        todo.append((t, cfg, out.resolve(), methods, a.analyze_task in ("all", t), PROJECT_ROOT / "build" / "glue",
+                     a.threads))
+    try:
+        for (t, *_), rep in zip(todo, run_jobs(run_job, todo, use_ray=fanout_wanted(a.ray))):
+            reports[t] = rep
+    except FileNotFoundError as err:
+        print(f"table1: error: {err}", file=sys.stderr)
+        return 2
     text = render(reports, a.budget, None if a.print_only else time.time() - t0)
     print(text)
     out.mkdir(parents=True, exist_ok=True)

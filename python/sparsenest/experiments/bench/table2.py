@@ -23,6 +23,7 @@ Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's spars
 
     python -m sparsenest.experiments.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
                                       [--quick] [--out build/table2] [--force] [--format fast] [--threads 1]
+                                      [--ray]    # variants as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes <out>/<task>/<variant>/result.json per run, and <out>/table2.md + <out>/table2.json with every task
 that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless --out).
@@ -607,6 +608,19 @@ def _jsonable(o):
     return o
 
 
+def run_job(t, v: str, out: Path, quick: bool, force: bool, fmt: str, sim: bool, threads: int) -> dict:
+    """One task's variant, its result.json written: a Ray task with --ray / RAY_ADDRESS."""
+    import torch
+    torch.set_num_threads(threads)
+    _log(f"== {t.title}: {v} levels {list(t.levels(v))}{' (quick)' if quick else ''}")
+    t0 = time.time()
+    r = run_variant(t, v, out, quick=quick, force=force, fmt=fmt, sim=sim)
+    r["wall_s"] = round(time.time() - t0, 1)
+    r["finished_at"] = time.strftime("%Y-%m-%d %H:%M")
+    (out / t.key / v / "result.json").write_text(json.dumps(_jsonable(r), indent=1) + "\n")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="all", help="comma-separated: " + ",".join(task_mod.ORDER))
@@ -619,11 +633,14 @@ def main(argv: list[str] | None = None) -> int:
                         "(direct) and the smallest format elsewhere), auto (smallest per layer) or a format name")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: see tasks.py)")
     p.add_argument("--no-sim", action="store_true", help="skip the MSP430 simulator")
+    p.add_argument("--ray", action="store_true", help="run the variants as Ray tasks (also when RAY_ADDRESS is set)")
     a = p.parse_args(argv)
     import torch
     from tqdm.auto import tqdm
 
     from ...analysis.cost import load_platform
+    from ..fanout import run_jobs
+    from ..fanout import wanted as fanout_wanted
     torch.set_num_threads(a.threads)
     out = Path(a.out or ("build/table2-quick" if a.quick else "build/table2"))
     out.mkdir(parents=True, exist_ok=True)
@@ -634,15 +651,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown variant {v!r}; known: {', '.join(task_mod.VARIANTS)}")
     results: list[dict] = []
     t_all = time.time()
-    jobs = [(t, v) for t in chosen for v in variants]
-    for t, v in tqdm(jobs, desc="table2", unit="variant"):
-        _log(f"== {t.title}: {v} levels {list(t.levels(v))}{' (quick)' if a.quick else ''}")
-        t0 = time.time()
-        r = run_variant(t, v, out, quick=a.quick, force=a.force, fmt=a.format, sim=not a.no_sim)
-        r["wall_s"] = round(time.time() - t0, 1)
-        r["finished_at"] = time.strftime("%Y-%m-%d %H:%M")
-        (out / t.key / v / "result.json").write_text(json.dumps(_jsonable(r), indent=1) + "\n")
-        results.append(r)
+    on_ray = fanout_wanted(a.ray)
+    job_out = out.resolve() if on_ray else out   # Ray workers need not share this working directory
+    jobs = [(t, v, job_out, a.quick, a.force, a.format, not a.no_sim, a.threads) for t in chosen for v in variants]
+    results += run_jobs(run_job, jobs, use_ray=on_ray, progress=lambda js: tqdm(js, desc="table2", unit="variant"))
     # earlier results in the same --out (tasks run one at a time) join the table and the calibration
     mode = "quick" if a.quick else "full"
     ran = {(r["task"], r["variant"]) for r in results}
