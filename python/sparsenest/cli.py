@@ -88,7 +88,8 @@ def cmd_compile(a) -> int:
     from .compiler.build import compile_bundle
     info = compile_bundle(a.bundle, a.output, target=a.target, fmt=_format_arg(a.format),
                           switching=a.switching, evaluate_on=("test" if a.evaluate else None),
-                          calib=a.calib, conv=a.conv)
+                          calib=a.calib, conv=a.conv, intermittent=a.intermittent,
+                          checkpoint=a.checkpoint)
     meta = info["meta"]
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
@@ -163,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--switching", default="resident", choices=["resident", "staged"])
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
                    help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
+    c.add_argument("--intermittent", action="store_true",
+                   help="keep the inference's progress in FRAM so it resumes after a power failure")
+    c.add_argument("--checkpoint", default="auto", choices=["auto", "layer", "row"],
+                   help="with --intermittent: commit progress per layer, per output row of convolutions, "
+                        "or auto (rows for long convolutions)")
     c.add_argument("--calib", type=int, default=None, help="calibration images (default 512)")
     c.add_argument("--evaluate", action="store_true", help="float and Q15 accuracy on the test set")
     c.set_defaults(fn=cmd_compile)
