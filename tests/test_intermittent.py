@@ -2,6 +2,8 @@
 through the write hook, progress is committed per unit of work, and after power cuts at sampled byte
 counts (every one: `make bench-intermittent`) plus reboot and resume the logits equal the golden
 model bit for bit."""
+import json
+
 import numpy as np
 import pytest
 
@@ -197,7 +199,13 @@ def test_api_states(lenet_int, lenet_cont, images):
     assert cont.infer_start(images[0]) == SN_ERR_STATE and cont.infer_resume() == SN_ERR_STATE
 
 
-def test_checkpoint_option_is_checked(tmp_path):
-    b, x = random_bundle("conv1d")
+def test_cli_flags_and_bad_checkpoint(tmp_path):
+    from sparsenest import cli
+    saved = har_bundle().save(tmp_path / "har.nest")
+    assert cli.main(["compile", str(saved), "-o", str(tmp_path / "l"), "--intermittent",
+                     "--checkpoint", "layer", "--calib", "50"]) == 0
+    meta = json.loads((tmp_path / "l" / "model_meta.json").read_text())
+    assert meta["intermittent"]["checkpoint"] == "layer" and meta["intermittent"]["row_layers"] == []
+    assert meta["intermittent"]["units"] == meta["n_steps"]
     with pytest.raises(codegen.CodegenError, match="checkpoint"):
-        compile_bundle(b, tmp_path / "x", calib=x[:50], intermittent=True, checkpoint="tile")
+        compile_bundle(saved, tmp_path / "x", calib=50, intermittent=True, checkpoint="tile", build=False)

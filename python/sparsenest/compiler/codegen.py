@@ -410,10 +410,9 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         block_arrays: list[CArray] = []
         block_mats: list[Matrix] = []
         fram_bytes = LAYER_DESCRIPTOR_BYTES
-        d = {"op": C_OP[st.op], "relu": int(st.relu),
-             "out_fram": int(plan.tensors[st.output].tier == "fram") |
-                         (2 * int(plan.scratch.get((i, "pad"), None) is not None
-                                  and plan.scratch[(i, "pad")].tier == "fram")),
+        pad_p = plan.scratch.get((i, "pad"))
+        d = {"op": C_OP[st.op], "relu": int(st.relu),   # out_fram: SN_OUT_FRAM | SN_PAD_FRAM flags
+             "out_fram": int(plan.tensors[st.output].tier == "fram") | (2 if pad_p and pad_p.tier == "fram" else 0),
              "groups": 1, "matrix": 0, "in0": buf(st.inputs[0]),
              "in1": buf(st.inputs[1]) if len(st.inputs) > 1 else "0", "out": buf(st.output),
              "shift0": 0, "shift1": 0, "mul": 1, "bias": "0", "patch": "0", "acc": "0", "chunk": 0,
