@@ -4,9 +4,12 @@ logits with an uninterrupted run.
 
 The host board writes FRAM in whole 16-bit words (a cut keeps the words that fit the budget), so
 the distinct cut points of an inference that writes T bytes are 0, 2, ..., T - 2: `all_cut_points`.
+`device_cut` does the same in our FR5994 simulator at a cycle: the firmware image's start-up code
+resumes the interrupted inference.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,3 +93,49 @@ def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: n
         if not np.array_equal(out, ref):
             rep.mismatches.append(int(n))
     return rep
+
+
+# ------------------------------------------------------------------------------ device simulator
+
+def device_marks(fb) -> list[tuple[int, int]]:
+    """(mark, cycle) of every sn_app_mark in an uninterrupted run of the firmware image in our
+    FR5994 simulator (SN_APP_MARK_SWITCH = 1, _INFER = 2, _DONE = 3 per scheduled step)."""
+    from .fr5994sim import Device
+    dev = Device()
+    dev.load(fb.elf)
+    halt = dev.elf.symbols["__halt"].value
+    marks = []
+    while True:
+        st = dev.run(["__halt", "sn_app_mark"])
+        if st.reason != "break" or st.pc == halt:
+            return marks
+        marks.append((int(dev.regs[12]), int(dev.counters.cycles)))
+
+
+def device_cut(fb, meta: dict, cut_cycle: int, seed: int = 1) -> dict:
+    """Run a one-step firmware image of an intermittent build in our FR5994 simulator, cut the supply
+    at cut_cycle (SRAM, registers and peripherals lost, FRAM kept), reboot. Returns "resumed": the
+    logits of the inference the start-up code finished (read from FRAM at the first app mark after
+    the reboot; None when no inference was pending), and "recorded": the step's logits at the end."""
+    from . import firmware
+    from .fr5994sim import Device, FrSimError
+    dev = Device()
+    dev.load(fb.elf)
+    e = dev.elf
+    st = dev.run(["__halt"], max_cycles=cut_cycle)
+    if st.reason != "budget":
+        raise FrSimError(f"the image halted before cycle {cut_cycle}")
+    dev.power_off(seed)
+    st = dev.run(["sn_app_mark", "__halt"])
+    state, done = struct.unpack("<HH", dev.read("sn_progress", 4))
+    resumed = None
+    if state and done == meta["intermittent"]["units"]:
+        t = meta["memory"]["tensors"][meta["layers"][meta["steps"][-1]]["output"]]  # the graph output
+        addr = e.symbols["sn_arena_fram"].value + t["offset"]
+        resumed = np.frombuffer(dev.read(addr, 2 * meta["output_len"]), "<i2").copy()
+    st = dev.run(["__halt"])
+    if st.reason == "error":
+        raise FrSimError(st.message)
+    res = e.symbols["sn_app_results"]
+    _, records = firmware.parse_results(dev.read(res.value, res.size), meta["output_len"])
+    return {"resumed": resumed, "resumed_level": state & 0xFF, "recorded": np.asarray(records[0].out)}

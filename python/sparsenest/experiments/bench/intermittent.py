@@ -11,7 +11,9 @@ granularity (layer, row, auto) are measured in the same run:
 Then, for the auto granularity, at every level: a power cut after every possible number of FRAM
 bytes written during one inference (every even count: the board writes 16-bit words), reboot,
 resume; the logits must equal the uninterrupted run every time (`--cuts N`: N sampled cut points
-per level instead).
+per level instead). And in our FR5994 simulator, the chip image with the supply cut at `--device-cuts`
+random cycles per level inside the level switch and the inference: the start-up code resumes, and the
+resumed and recorded logits must equal the golden model.
 
     python -m sparsenest.experiments.bench.intermittent [--bundle build/lenet5-small.nest] [--cuts N]
 
@@ -113,6 +115,37 @@ def power_cut_proof(entry: dict, x: np.ndarray, cuts: int | None, seed: int = 0)
     return out
 
 
+def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, seed: int = 0) -> dict:
+    """Random supply cuts in our FR5994 simulator (chip image, one step per level: switch + infer)."""
+    from ...compiler import golden
+    from ...compiler.build import compile_bundle
+    from ...targets import firmware, powercut
+    from ...targets.fr5994power import random_cuts
+    mdir = out / "fr5994"
+    info = compile_bundle(b, mdir, target="msp430fr5994", build=False, calib=calib,
+                          target_overrides={"fram_bytes": 49024}, **opts)
+    model = firmware.load_model_dir(mdir)
+    res = {}
+    for lv in range(1, info["qmodel"].n_levels + 1):
+        fb = firmware.build(model, mdir / f"fw-L{lv}", image="fr5994", inputs=x[:1], schedule=[firmware.Step(0, lv)])
+        ref = golden.predict(info["qmodel"], x[:1], lv)[0]
+        marks = powercut.device_marks(fb)
+        start, end = marks[0][1], marks[-1][1]
+        bad, resumed = [], 0
+        for k, c in enumerate(random_cuts(n_cuts, end - start, seed=seed + lv)):
+            r = powercut.device_cut(fb, info["meta"], start + c, seed=k + 1)
+            ok = np.array_equal(r["recorded"], ref)
+            if r["resumed"] is not None:
+                resumed += 1
+                ok = ok and r["resumed_level"] == lv and np.array_equal(r["resumed"], ref)
+            if not ok:
+                bad.append(start + c)
+        res[lv] = {"cuts": n_cuts, "cycles": end - start, "resumed": resumed, "mismatches": bad[:20], "ok": not bad}
+        _log(f"    L{lv}: {n_cuts} supply cuts at random cycles of {end - start:,} (switch + inference), "
+             f"{resumed} resumed by the start-up code: " + ("all equal golden" if not bad else f"{len(bad)} MISMATCHES"))
+    return res
+
+
 def format_table(model: str, rows: list[dict]) -> str:
     base = next(r for r in rows if r["variant"] == "continuous")
     lines = [f"{model}: per inference (mspdebug cycles*, MPY32 kernels; FRAM bytes written: host board)",
@@ -137,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
     p.add_argument("--cuts", type=int, default=None,
                    help="sampled power cuts per level (default: every possible cut point)")
+    p.add_argument("--device-cuts", type=int, default=100,
+                   help="random supply cuts per level in our FR5994 simulator (0: skip)")
     p.add_argument("--out", default="build/bench/intermittent")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -159,9 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         auto = next(r for r in rows if r["variant"] == "auto")
         _log(f"  power cuts on the host board ({mname}, auto granularity):")
         proof = power_cut_proof(auto, x[0], a.cuts)
+        device = {}
+        if a.device_cuts:
+            _log(f"  supply cuts in our FR5994 simulator ({mname}, auto granularity):")
+            device = device_proof(b, out / mname / "auto", VARIANTS["auto"], x, calib, a.device_cuts)
         report["models"][mname] = {"variants": [{k: v for k, v in r.items() if k not in ("qmodel", "host_dir")}
-                                                for r in rows], "power_cuts": proof}
-        if not all(v["ok"] for v in proof.values()):
+                                                for r in rows], "power_cuts": proof, "device_cuts": device}
+        if not all(v["ok"] for v in [*proof.values(), *device.values()]):
             raise SystemExit(f"{mname}: outputs after a power cut differ from the uninterrupted run")
     out.mkdir(parents=True, exist_ok=True)
     (out.parent / "intermittent.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
