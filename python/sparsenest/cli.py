@@ -148,7 +148,8 @@ def cmd_compile(a) -> int:
     _check_format(a.format, b)
     info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
                           switching=a.switching, evaluate_on=("test" if a.evaluate else None),
-                          calib=a.calib, conv=a.conv, force=a.force)
+                          calib=a.calib, conv=a.conv, intermittent=a.intermittent,
+                          checkpoint=a.checkpoint, force=a.force)
     meta = info["meta"]
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
@@ -281,6 +282,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--switching", default="resident", choices=["resident", "staged"])
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
                    help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
+    c.add_argument("--intermittent", action="store_true",
+                   help="keep the inference's progress in FRAM so it resumes after a power failure")
+    c.add_argument("--checkpoint", default="auto", choices=["auto", "layer", "row"],
+                   help="with --intermittent: commit progress per layer, per output row of convolutions, "
+                        "or auto (rows for long convolutions)")
     c.add_argument("--calib", type=arg.count, default=None, help="calibration images (default 512)")
     c.add_argument("--evaluate", action="store_true", help="float and Q15 accuracy on the test set")
     c.add_argument("--force", action="store_true",

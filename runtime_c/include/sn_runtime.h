@@ -90,6 +90,52 @@ extern uint32_t sn_far_reads, sn_far_bytes;
  * runtime_c/src/sn_board_default.c has a weak memcpy default; the host board tracks every call. */
 int sn_board_fram_write(void *dst, const void *src, size_t nbytes);
 
+/* sn_board_fram_write for runtime data (activations, progress): a failed write sets sn_power_lost,
+ * which the intermittent driver checks after each unit of work (runtime_c/src/sn_fram_store.c). */
+extern volatile uint8_t sn_power_lost;
+int sn_fram_store(void *dst, const void *src, size_t nbytes);
+
+/* sn_layer.out_fram flags */
+#define SN_OUT_FRAM 1u
+#define SN_PAD_FRAM 2u
+
+/* An op's output stores: plain stores when the output is in SRAM; into FRAM, consecutive elements
+ * are batched in this small SRAM buffer and written through sn_fram_store, so power-loss injection
+ * and the host's write log see every activation byte. */
+#define SN_PUT_BATCH 16u
+typedef struct {
+    int16_t *dst;
+    uint8_t fram, n;
+    int16_t buf[SN_PUT_BATCH];
+} sn_put_t;
+
+static inline void sn_put_init(sn_put_t *w, uint8_t fram) {
+    w->dst = 0;
+    w->fram = fram;
+    w->n = 0;
+}
+
+static inline void sn_put_flush(sn_put_t *w) {
+    if (w->n) {
+        sn_fram_store(w->dst, w->buf, 2u * w->n);
+        w->n = 0;
+    }
+}
+
+static inline void sn_put(sn_put_t *w, int16_t *dst, int16_t v) {
+    if (!w->fram) {
+        *dst = v;
+        return;
+    }
+    if (w->n && (w->n == SN_PUT_BATCH || dst != w->dst + w->n)) {
+        sn_put_flush(w);
+    }
+    if (!w->n) {
+        w->dst = dst;
+    }
+    w->buf[w->n++] = v;
+}
+
 /* Called after each layer when the board counts per layer (host board: -DSN_LAYER_HOOK). */
 #ifdef SN_LAYER_HOOK
 void sn_board_layer_done(uint16_t layer);
@@ -112,7 +158,8 @@ enum {
 typedef struct {
     uint8_t op;
     uint8_t relu;          /* conv/linear: clamp the requantized output at 0 */
-    uint8_t out_fram;      /* the output lives in FRAM (counted as FRAM bytes written) */
+    uint8_t out_fram;      /* SN_OUT_FRAM: the output lives in FRAM; SN_PAD_FRAM: so does the padded
+                            * copy (both written through sn_board_fram_write) */
     uint8_t groups;        /* conv: groups; matrices matrix .. matrix+groups-1, one per group */
     uint16_t matrix;       /* conv/linear: first matrix id for sn_model_spmv */
     const int16_t *in0;
@@ -155,6 +202,12 @@ typedef struct {
     const sn_staged_array *staged;
     const uint32_t *level_nnz;
     uint32_t const_bytes, work_bytes, sram_arena_bytes, fram_arena_bytes;
+    uint8_t input_fram;    /* the input buffer is in FRAM (written through sn_board_fram_write) */
+    /* Intermittent builds (compile --intermittent; 0 otherwise): progress record and work units. */
+    uint16_t *progress;          /* SN_PERSISTENT [2]: state (SN_LEVEL_WORD of the running inference's
+                                  * level, 0 = none started), units committed */
+    const uint16_t *unit_base;   /* [n_layers + 1]: layer i runs units unit_base[i] .. unit_base[i+1]-1 */
+    const uint16_t *unit_pos;    /* [n_layers]: output positions per unit (0: the whole layer is one) */
 } sn_model;
 
 /* Generated (model.c). */
@@ -166,6 +219,11 @@ void sn_model_conv(uint16_t matrix, uint8_t level, const int16_t *x, uint16_t n_
 
 #define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
 
+/* Graph execution helpers shared by sn_graph.c and sn_intermittent.c. */
+typedef void (*sn_op_fn)(const sn_layer *, uint8_t);
+sn_op_fn sn_op_for(uint8_t op);
+int sn_copy_input(const sn_model *m, const int16_t *in);
+
 /* Op kernels: uniform signature (descriptor, level) so a back-end can replace one by name. */
 void sn_op_conv(const sn_layer *l, uint8_t level);
 void sn_op_linear(const sn_layer *l, uint8_t level);
@@ -174,6 +232,9 @@ void sn_op_avgpool(const sn_layer *l, uint8_t level);
 void sn_op_global_avgpool(const sn_layer *l, uint8_t level);
 void sn_op_add(const sn_layer *l, uint8_t level);
 void sn_op_relu(const sn_layer *l, uint8_t level);
+/* One unit of a convolution (intermittent builds): group g's output positions [unit*unit_pos mod plane
+ * ...) (see sn_op_conv.c); fresh: the layer's padded copy must be (re)made first. */
+void sn_op_conv_unit(const sn_layer *l, uint8_t level, uint16_t unit, uint16_t unit_pos, uint8_t fresh);
 
 /* Arithmetic helpers shared by the ops (documented in compiler/golden.py). */
 static inline int16_t sn_sat16(int32_t v) {

@@ -8,6 +8,16 @@
  *     if (sn_init() != SN_OK) ...;          // at every boot: recover the committed level
  *     sn_set_level(2);                        // whenever the energy budget changes
  *     sn_infer(input_q15, logits_q15);        // input quantized with sn_info.input_exp
+ *
+ * Intermittent builds (compile --intermittent) keep the inference's progress in FRAM, so it survives
+ * power failures and each unit of work is committed exactly once:
+ *     // at every boot, after sn_init():
+ *     if (sn_infer_pending()) sn_infer_resume();   // finish the interrupted inference
+ *     sn_infer_start(input_q15);                   // a new one, at the committed level
+ *     sn_infer_resume();                           // SN_OK when it completed
+ *     sn_infer_done(logits_q15);                   // 1: output copied
+ * The level is the one committed when sn_infer_start ran; sn_set_level during an inference applies to
+ * the next one. sn_infer() is start + resume + done in one call.
  */
 #ifndef SPARSENEST_H
 #define SPARSENEST_H
@@ -46,6 +56,12 @@ int sn_init(void);
 int sn_set_level(uint8_t level);
 uint8_t sn_get_level(void);
 int sn_infer(const int16_t *in, int16_t *out);
+/* Intermittent builds only (SN_ERR_STATE otherwise). */
+int sn_infer_start(const int16_t *in);  /* SN_OK, SN_ERR_POWER (nothing started), SN_ERR_STATE */
+int sn_infer_resume(void);              /* SN_OK: completed; SN_ERR_POWER: call again after reboot;
+                                         * SN_ERR_STATE: no inference started or invalid record */
+int sn_infer_pending(void);             /* 1: an inference started and not completed */
+int sn_infer_done(int16_t *out);        /* 1: the last inference completed, out copied; 0: not yet */
 void sn_model_info(sn_info *info);
 
 #ifdef __cplusplus

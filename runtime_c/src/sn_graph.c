@@ -2,9 +2,7 @@
  * output out. Every buffer address is fixed at compile time (compiler/planner.py). */
 #include "sn_runtime.h"
 
-typedef void (*sn_op_fn)(const sn_layer *, uint8_t);
-
-static sn_op_fn sn_op_for(uint8_t op) {
+sn_op_fn sn_op_for(uint8_t op) {
     switch (op) {
     case SN_OP_CONV: return sn_op_conv;
     case SN_OP_LINEAR: return sn_op_linear;
@@ -17,6 +15,16 @@ static sn_op_fn sn_op_for(uint8_t op) {
     }
 }
 
+/* The input into its planned buffer (through the FRAM write hook when it lives in FRAM). */
+int sn_copy_input(const sn_model *m, const int16_t *in) {
+    SN_COUNT(act_bytes_written, 2u * m->input_len);
+    if (m->input_fram) {
+        return sn_fram_store(m->input, in, 2u * m->input_len);
+    }
+    memcpy(m->input, in, 2u * m->input_len);
+    return 0;
+}
+
 int sn_infer(const int16_t *in, int16_t *out) {
     const sn_model *m = &sn_the_model;
     uint8_t level = sn_get_level();
@@ -24,8 +32,18 @@ int sn_infer(const int16_t *in, int16_t *out) {
     if (level == 0) {
         return SN_ERR_STATE;
     }
-    memcpy(m->input, in, 2u * m->input_len);
-    SN_COUNT(act_bytes_written, 2u * m->input_len);
+    if (m->progress) { /* intermittent build: the same work, committed unit by unit */
+        int rc = sn_infer_start(in);
+        if (rc == SN_OK) {
+            rc = sn_infer_resume();
+        }
+        if (rc == SN_OK && sn_infer_done(out) != 1) {
+            rc = SN_ERR_STATE;
+        }
+        return rc;
+    }
+    sn_power_lost = 0;
+    sn_copy_input(m, in);
     for (i = 0; i < m->n_layers; i++) {
         const sn_layer *l = &m->layers[i];
         sn_op_fn fn = sn_op_for(l->op);
@@ -37,7 +55,7 @@ int sn_infer(const int16_t *in, int16_t *out) {
     }
     memcpy(out, m->output, 2u * m->output_len);
     SN_COUNT(act_bytes_read, 2u * m->output_len);
-    return SN_OK;
+    return sn_power_lost ? SN_ERR_POWER : SN_OK;
 }
 
 void sn_model_info(sn_info *info) {

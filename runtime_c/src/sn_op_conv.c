@@ -191,12 +191,28 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
 }
 #endif
 
+#if SN_MODEL_DIRECT_CONVS
+/* sn_requant_row into FRAM: requantized in SRAM pieces, each written through the board hook. */
+static void sn_requant_row_fram(const sn_requant_t *q, const int32_t *a, int16_t *o, uint16_t n) {
+    int16_t tmp[SN_PUT_BATCH];
+    while (n) {
+        const uint16_t k = n < SN_PUT_BATCH ? n : (uint16_t)SN_PUT_BATCH;
+        sn_requant_row(q, a, tmp, k);
+        sn_fram_store(o, tmp, 2u * k);
+        a += k;
+        o += k;
+        n = (uint16_t)(n - k);
+    }
+}
+#endif
+
 /* acc = bias; acc += W x (the format kernel); out[r * stride] = requantize(acc[r]) */
 static void sn_matvec(const sn_layer *l, const sn_requant_t *q, uint16_t matrix, uint8_t level,
                       const int16_t *x, const int32_t *bias, uint16_t rows, int16_t *out,
                       uint16_t stride) {
     uint16_t r;
     int32_t *acc = l->acc;
+    sn_put_t w;
 #ifdef SN_COUNTERS
     uint32_t macs0 = sn_counters.macs;
 #endif
@@ -207,13 +223,19 @@ static void sn_matvec(const sn_layer *l, const sn_requant_t *q, uint16_t matrix,
 #ifdef SN_COUNTERS
     SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
 #endif
+    sn_put_init(&w, l->out_fram & SN_OUT_FRAM);
     for (r = 0; r < rows; r++, out += stride) {
-        *out = sn_requant(acc[r], q);
+        sn_put(&w, out, sn_requant(acc[r], q));
     }
+    sn_put_flush(&w);
     SN_COUNT(act_bytes_written, 2u * rows);
-    if (l->out_fram) {
-        SN_COUNT(fram_bytes_written, 2u * rows);
-    }
+}
+
+/* Output positions [p0, p1) of group g, as (first row, first column): one division per call. */
+static inline uint16_t sn_first_row(const sn_layer *l, uint16_t p0, uint16_t *ox) {
+    const uint16_t oy = (uint16_t)(p0 / l->out_w);
+    *ox = (uint16_t)(p0 - (uint16_t)(oy * l->out_w));
+    return oy;
 }
 
 #if SN_MODEL_DIRECT_CONVS
@@ -224,134 +246,193 @@ static void sn_pad_copy(const sn_layer *l, const int16_t *src, uint16_t cg) {
     const uint16_t wp = (uint16_t)(in_w + 2u * p_w);
     const uint16_t band = (uint16_t)(l->p_h * wp); /* elements of the zero rows above (and below) */
     int16_t *d = l->pad;
-    uint16_t c, y;
-    for (c = 0; c < cg; c++) {
-        memset(d, 0, 2u * band);
-        d += band;
-        for (y = 0; y < in_h; y++, d += wp, src += in_w) {
-            memset(d, 0, 2u * p_w);
-            memcpy(d + p_w, src, 2u * in_w);
-            memset(d + p_w + in_w, 0, 2u * p_w);
+    uint16_t c, y, i;
+    if (l->out_fram & SN_PAD_FRAM) { /* the same bytes, through the board's FRAM write hook */
+        sn_put_t w;
+        sn_put_init(&w, 1);
+        for (c = 0; c < cg; c++) {
+            for (i = 0; i < band; i++) {
+                sn_put(&w, d++, 0);
+            }
+            for (y = 0; y < in_h; y++, src += in_w) {
+                for (i = 0; i < p_w; i++) {
+                    sn_put(&w, d++, 0);
+                }
+                for (i = 0; i < in_w; i++) {
+                    sn_put(&w, d++, src[i]);
+                }
+                for (i = 0; i < p_w; i++) {
+                    sn_put(&w, d++, 0);
+                }
+            }
+            for (i = 0; i < band; i++) {
+                sn_put(&w, d++, 0);
+            }
         }
-        memset(d, 0, 2u * band);
-        d += band;
+        sn_put_flush(&w);
+    } else {
+        for (c = 0; c < cg; c++) {
+            memset(d, 0, 2u * band);
+            d += band;
+            for (y = 0; y < in_h; y++, d += wp, src += in_w) {
+                memset(d, 0, 2u * p_w);
+                memcpy(d + p_w, src, 2u * in_w);
+                memset(d + p_w + in_w, 0, 2u * p_w);
+            }
+            memset(d, 0, 2u * band);
+            d += band;
+        }
     }
     SN_COUNT(act_bytes_read, 2u * (uint32_t)cg * in_h * in_w);
     SN_COUNT(act_bytes_written, 2u * (uint32_t)(d - l->pad));
 }
 
-static void sn_conv_direct(const sn_layer *l, uint8_t level) {
-    const uint16_t groups = l->groups;
-    const uint16_t rows = (uint16_t)(l->out_c / groups);
-    const uint16_t out_h = l->out_h, out_w = l->out_w;
-    const uint16_t out_plane = (uint16_t)(out_h * out_w);
-    const uint16_t cg = (uint16_t)(l->in_c / groups);
+/* Group g's output positions [p0, p1) (flattened oy * out_w + ox); the padded copy is made when
+ * the range starts the group or `fresh` says it may be stale (a resumed inference). */
+static void sn_conv_direct(const sn_layer *l, uint8_t level, uint16_t g, uint16_t p0, uint16_t p1,
+                           uint8_t fresh) {
+    const uint16_t rows = (uint16_t)(l->out_c / l->groups);
+    const uint16_t out_w = l->out_w;
+    const uint16_t out_plane = (uint16_t)(l->out_h * out_w);
+    const uint16_t cg = (uint16_t)(l->in_c / l->groups);
     const uint16_t in_group = (uint16_t)(cg * l->in_h * l->in_w);
     const uint16_t x_w = l->pad ? (uint16_t)(l->in_w + 2u * l->p_w) : l->in_w; /* row length read */
     const uint16_t x_row = (uint16_t)(l->s_h * x_w); /* input elements between output rows */
     const uint16_t x_step = l->s_w, chunk = l->chunk;
-    const int16_t *src = l->in0;
-    int16_t *out_g = l->out;
-    const int32_t *bias = l->bias;
+    const uint8_t fram = l->out_fram & SN_OUT_FRAM;
+    const int16_t *src = l->in0 + (uint16_t)(g * in_group);
+    int16_t *out_g = l->out + (uint16_t)(g * (uint16_t)(rows * out_plane));
+    const int32_t *bias = l->bias + (uint16_t)(g * rows);
+    const int16_t *x = src;
     sn_requant_t q;
-    uint16_t g, oy, ox, n, r, p;
+    uint16_t oy, ox, n, r, k, p, row_off, end;
     sn_requant_init(&q, l);
-    for (g = 0; g < groups; g++, src += in_group, out_g += (uint16_t)(rows * out_plane), bias += rows) {
-        const int16_t *x = src;
-        uint16_t row_off = 0; /* oy * out_w */
-        if (l->pad) {
+    if (l->pad) {
+        if (p0 == 0 || fresh) {
             sn_pad_copy(l, src, cg);
-            x = l->pad;
         }
-        for (oy = 0; oy < out_h; oy++, x += x_row, row_off = (uint16_t)(row_off + out_w)) {
-            for (ox = 0; ox < out_w; ox = (uint16_t)(ox + n)) {
-                int32_t *a = l->acc;
-                int16_t *o = out_g + row_off + ox;
+        x = l->pad;
+    }
+    oy = sn_first_row(l, p0, &ox);
+    row_off = (uint16_t)(oy * out_w);
+    x += (uint16_t)(oy * x_row);
+    for (p = p0; p < p1;) {
+        end = (uint16_t)(p1 - row_off) < out_w ? (uint16_t)(p1 - row_off) : out_w;
+        for (; ox < end; ox = (uint16_t)(ox + n)) {
+            int32_t *a = l->acc;
+            int16_t *o = out_g + row_off + ox;
 #ifdef SN_COUNTERS
-                uint32_t macs0 = sn_counters.macs;
+            uint32_t macs0 = sn_counters.macs;
 #endif
-                n = (uint16_t)(out_w - ox) < chunk ? (uint16_t)(out_w - ox) : chunk;
-                for (r = 0; r < rows; r++) {
-                    for (p = 0; p < n; p++) {
-                        *a++ = bias[r];
-                    }
-                }
-                sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc);
-#ifdef SN_COUNTERS
-                SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
-#endif
-                a = l->acc;
-                for (r = 0; r < rows; r++, o += out_plane, a += n) {
-                    sn_requant_row(&q, a, o, n);
-                }
-                SN_COUNT(act_bytes_written, 2u * (uint32_t)rows * n);
-                if (l->out_fram) {
-                    SN_COUNT(fram_bytes_written, 2u * (uint32_t)rows * n);
+            n = (uint16_t)(end - ox) < chunk ? (uint16_t)(end - ox) : chunk;
+            for (r = 0; r < rows; r++) {
+                for (k = 0; k < n; k++) {
+                    *a++ = bias[r];
                 }
             }
+            sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc);
+#ifdef SN_COUNTERS
+            SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
+#endif
+            a = l->acc;
+            for (r = 0; r < rows; r++, o += out_plane, a += n) {
+                if (fram) {
+                    sn_requant_row_fram(&q, a, o, n);
+                } else {
+                    sn_requant_row(&q, a, o, n);
+                }
+            }
+            SN_COUNT(act_bytes_written, 2u * (uint32_t)rows * n);
         }
+        p = (uint16_t)(row_off + end);
+        x += x_row;
+        row_off = (uint16_t)(row_off + out_w);
+        ox = 0;
     }
 }
 #endif
 
 #if SN_MODEL_IM2COL_CONVS
-static void sn_conv_im2col(const sn_layer *l, uint8_t level) {
-    const uint16_t groups = l->groups;
-    const uint16_t rows = (uint16_t)(l->out_c / groups);
-    const uint16_t out_h = l->out_h, out_w = l->out_w;
-    const uint16_t out_plane = (uint16_t)(out_h * out_w);
-    const uint16_t out_group = (uint16_t)(rows * out_plane); /* output elements per group */
-    const int16_t s_h = (int16_t)l->s_h, s_w = (int16_t)l->s_w;
+/* Group g's output positions [p0, p1) (flattened oy * out_w + ox). */
+static void sn_conv_im2col(const sn_layer *l, uint8_t level, uint16_t g, uint16_t p0, uint16_t p1) {
+    const uint16_t rows = (uint16_t)(l->out_c / l->groups);
+    const uint16_t out_w = l->out_w;
+    const uint16_t out_plane = (uint16_t)(l->out_h * out_w);
+    const int16_t s_h = (int16_t)l->s_h, s_w = (int16_t)l->s_w, p_w = (int16_t)l->p_w;
     const uint16_t in_w = l->in_w;
     const uint16_t y_step = (uint16_t)(l->s_h * in_w); /* input elements between output rows */
-    const uint16_t matrix = l->matrix;
-    const int16_t *in0 = l->in0;
     int16_t *patch = l->patch;
+    const int16_t *chan;
+    int16_t *out;
+    const int32_t *bias = l->bias + (uint16_t)(g * rows);
     sn_conv_geom geo;
     sn_requant_t q;
-    uint16_t in_group, oy, ox, g, pos = 0;
+    uint16_t oy, ox, p, row_off;
     int16_t y0, x0;
-    uint16_t row_off;
-    geo.cg = (uint16_t)(l->in_c / groups);
+    geo.cg = (uint16_t)(l->in_c / l->groups);
     geo.in_plane = (uint16_t)(l->in_h * in_w);
     geo.row_step = (uint16_t)(l->d_h * in_w);
     geo.ext_h = (int16_t)((l->k_h - 1u) * l->d_h);
     geo.ext_w = (int16_t)((l->k_w - 1u) * l->d_w);
-    in_group = (uint16_t)(geo.cg * geo.in_plane);
+    chan = l->in0 + (uint16_t)(g * (uint16_t)(geo.cg * geo.in_plane));
+    out = l->out + (uint16_t)(g * (uint16_t)(rows * out_plane)) + p0;
     sn_requant_init(&q, l);
-    y0 = (int16_t)-(int16_t)l->p_h;
-    /* row_off = y0 * in_w modulo 2^16 (y0 starts at -p_h) */
-    row_off = (uint16_t)(0u - (uint16_t)((uint16_t)l->p_h * in_w));
-    for (oy = 0; oy < out_h; oy++, y0 = (int16_t)(y0 + s_h), row_off = (uint16_t)(row_off + y_step)) {
-        x0 = (int16_t)-(int16_t)l->p_w;
-        for (ox = 0; ox < out_w; ox++, pos++, x0 = (int16_t)(x0 + s_w)) {
-            const uint16_t off = (uint16_t)(row_off + (uint16_t)x0);
-            const int16_t *chan = in0;
-            int16_t *out = l->out + pos;
-            const int32_t *bias = l->bias;
-            for (g = 0; g < groups; g++, chan += in_group, out += out_group, bias += rows) {
-                sn_im2col(l, &geo, chan, off, y0, x0, patch);
-                sn_matvec(l, &q, (uint16_t)(matrix + g), level, patch, bias, rows, out, out_plane);
-            }
+    oy = sn_first_row(l, p0, &ox);
+    y0 = (int16_t)((int16_t)(oy * s_h) - (int16_t)l->p_h);
+    x0 = (int16_t)((int16_t)(ox * s_w) - p_w);
+    /* row_off = y0 * in_w modulo 2^16 (y0 may be negative) */
+    row_off = (uint16_t)((uint32_t)(uint16_t)y0 * in_w);
+    for (p = p0; p < p1; p++, out++) {
+        const uint16_t off = (uint16_t)(row_off + (uint16_t)x0);
+        sn_im2col(l, &geo, chan, off, y0, x0, patch);
+        sn_matvec(l, &q, (uint16_t)(l->matrix + g), level, patch, bias, rows, out, out_plane);
+        if (++ox == out_w) {
+            ox = 0;
+            x0 = (int16_t)-p_w;
+            y0 = (int16_t)(y0 + s_h);
+            row_off = (uint16_t)(row_off + y_step);
+        } else {
+            x0 = (int16_t)(x0 + s_w);
         }
     }
 }
-
 #endif
 
-void sn_op_conv(const sn_layer *l, uint8_t level) {
+static void sn_conv_part(const sn_layer *l, uint8_t level, uint16_t g, uint16_t p0, uint16_t p1,
+                         uint8_t fresh) {
 #if SN_MODEL_DIRECT_CONVS
     if (l->chunk) {
-        sn_conv_direct(l, level);
+        sn_conv_direct(l, level, g, p0, p1, fresh);
         return;
     }
 #endif
 #if SN_MODEL_IM2COL_CONVS
-    sn_conv_im2col(l, level);
-#else
+    sn_conv_im2col(l, level, g, p0, p1);
+#endif
     (void)l;
     (void)level;
-#endif
+    (void)g;
+    (void)p0;
+    (void)p1;
+    (void)fresh;
+}
+
+void sn_op_conv(const sn_layer *l, uint8_t level) {
+    const uint16_t plane = (uint16_t)(l->out_h * l->out_w);
+    uint16_t g;
+    for (g = 0; g < l->groups; g++) {
+        sn_conv_part(l, level, g, 0, plane, 1);
+    }
+}
+
+/* Units of unit_pos consecutive output positions, group-major: unit u is group u / units_per_group. */
+void sn_op_conv_unit(const sn_layer *l, uint8_t level, uint16_t unit, uint16_t unit_pos, uint8_t fresh) {
+    const uint16_t plane = (uint16_t)(l->out_h * l->out_w);
+    const uint16_t per_group = (uint16_t)((plane + unit_pos - 1u) / unit_pos);
+    const uint16_t g = (uint16_t)(unit / per_group);
+    const uint16_t p0 = (uint16_t)((uint16_t)(unit - (uint16_t)(g * per_group)) * unit_pos);
+    const uint16_t p1 = (uint16_t)(plane - p0) < unit_pos ? plane : (uint16_t)(p0 + unit_pos);
+    sn_conv_part(l, level, g, p0, p1, fresh);
 }
 
 void sn_op_linear(const sn_layer *l, uint8_t level) {

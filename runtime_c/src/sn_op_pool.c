@@ -18,6 +18,8 @@ static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int
     uint16_t c, oy, ox, ky, kx, n = 0, reads = 0;
     const int16_t *chan = l->in0;
     int16_t *out = l->out;
+    sn_put_t w;
+    sn_put_init(&w, l->out_fram & SN_OUT_FRAM);
     for (c = 0; c < out_c; c++, chan += in_plane) {
         int16_t y0 = (int16_t)-(int16_t)l->p_h;
         uint16_t row_off = (uint16_t)(0u - (uint16_t)((uint16_t)l->p_h * in_w)); /* y0 * in_w mod 2^16 */
@@ -70,17 +72,15 @@ static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int
                         }
                     }
                 }
-                *out++ = is_max ? best : sn_sat16(sn_rshift_round(sum * (int32_t)mul, shift));
+                sn_put(&w, out++, is_max ? best : sn_sat16(sn_rshift_round(sum * (int32_t)mul, shift)));
                 n++;
             }
         }
     }
+    sn_put_flush(&w);
     SN_COUNT(act_bytes_read, 2u * reads);
     (void)reads;
     SN_COUNT(act_bytes_written, 2u * n);
-    if (l->out_fram) {
-        SN_COUNT(fram_bytes_written, 2u * n);
-    }
     (void)n;
 }
 
@@ -97,18 +97,18 @@ void sn_op_avgpool(const sn_layer *l, uint8_t level) {
 void sn_op_global_avgpool(const sn_layer *l, uint8_t level) {
     uint16_t plane = (uint16_t)(l->in_h * l->in_w);
     uint16_t c, i;
+    sn_put_t w;
     (void)level;
+    sn_put_init(&w, l->out_fram & SN_OUT_FRAM);
     for (c = 0; c < l->out_c; c++) {
         const int16_t *chan = l->in0 + (uint16_t)(c * plane);
         int32_t sum = 0;
         for (i = 0; i < plane; i++) {
             sum += chan[i];
         }
-        l->out[c] = sn_sat16(sn_rshift_round(sum * (int32_t)l->mul, l->shift0));
+        sn_put(&w, l->out + c, sn_sat16(sn_rshift_round(sum * (int32_t)l->mul, l->shift0)));
     }
+    sn_put_flush(&w);
     SN_COUNT(act_bytes_read, 2u * (uint32_t)l->out_c * plane);
     SN_COUNT(act_bytes_written, 2u * l->out_c);
-    if (l->out_fram) {
-        SN_COUNT(fram_bytes_written, 2u * l->out_c);
-    }
 }

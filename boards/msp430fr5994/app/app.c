@@ -166,6 +166,17 @@ int main(void)
 #endif
         return 1;
     }
+#if SN_MODEL_INTERMITTENT
+    /* A power failure interrupted an inference: finish it (at the level it started with) before the
+     * schedule runs; its logits stay readable with sn_infer_done() until the next one starts. */
+    if (sn_infer_pending()) {
+        rc = sn_infer_resume();
+#if SN_APP_UART
+        put_kv("resumed ", rc);
+        sn_uart_puts("\r\n");
+#endif
+    }
+#endif
     for (uint16_t s = 0; s < n_steps; s++) {
         const sn_app_step *st = &sn_app_schedule[s];
         sn_app_record *r = &sn_app_results.rec[s];

@@ -637,10 +637,15 @@ def _first_root(qa: float, qb: float, qc: float, tau_max: float) -> float | None
 
 
 def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, policy, *,
-             t_end: float | None = None, initial_level: int | None = None, record: bool = True
-             ) -> HarvestResult:
+             t_end: float | None = None, initial_level: int | None = None, record: bool = True,
+             units: Sequence[int] | None = None) -> HarvestResult:
     """Run the device on the trace. `initial_level` (persisted level at start): the policy's fixed level,
-    else the densest. `t_end` cuts the trace short (seconds from its start)."""
+    else the densest. `t_end` cuts the trace short (seconds from its start).
+
+    units: per level, the units of work of an intermittent build (compile --intermittent; `costs` then
+    are that build's). A brown-out keeps the units committed so far (their energy counts as inference,
+    only the interrupted unit's as lost); after the next boot the inference resumes at its own level
+    before the policy decides anything. None: a brown-out loses the whole inference."""
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
     if isinstance(policy, str):
@@ -668,6 +673,7 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
             lvs.append(level)
             sts.append(state)
 
+    pending = 0.0   # intermittent: fraction of the running inference still to do (0: none running)
     chunk = max((end - trace.start) / 2000.0, 1e-3)  # recording step while off or asleep
     on = e >= e_on  # a store that starts charged starts the device
     if on:
@@ -691,7 +697,7 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
             acc["boot"] += take
             rec(RUN)
             continue
-        k = policy.decide(cap.voltage(e), level)
+        k = level if pending else policy.decide(cap.voltage(e), level)
         if k == SLEEP:
             e_wake = cap.energy(policy.wake_v)
             if e_wake <= e:     # policy inconsistency guard: nothing to wait for
@@ -739,14 +745,29 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
             level = k
             rec(RUN)
         c = costs.level(level)
-        ti = c.time_us * 1e-6
+        part = pending or 1.0
+        ti = c.time_us * 1e-6 * part
         t0 = t
-        t, e, why, drawn = sim.advance(t, e, t + ti, c.energy_uj * 1e-6 / ti, e_off, None)
+        t, e, why, drawn = sim.advance(t, e, t + ti, c.energy_uj * 1e-6 / (c.time_us * 1e-6), e_off, None)
         on_time += t - t0
         if why == "time":
             completed[level - 1] += 1
             acc["inference"] += drawn
+            pending = 0.0
             rec(RUN)
+        elif why == "low" and units:
+            n_units = units[level - 1]
+            left = round(part * n_units)
+            done = min(left, int(drawn / (c.energy_uj * 1e-6 / n_units) * (1 + 1e-12)))
+            kept = min(drawn, done * c.energy_uj * 1e-6 / n_units)
+            acc["inference"] += kept
+            acc["lost"] += drawn - kept
+            pending = (left - done) / n_units
+            if not pending:     # the last unit committed just as the voltage reached V_off
+                completed[level - 1] += 1
+            on = False
+            n_bo += 1
+            rec(OFF)
         elif why == "low":
             acc["lost"] += drawn
             lost_inf += 1

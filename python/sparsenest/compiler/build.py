@@ -109,7 +109,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
                    format_opts: dict | None = None, switching: str = "resident", calib=None,
                    evaluate_on: str | int | None = None, initial_level: int | None = None,
                    build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto",
-                   force: bool = False) -> dict:
+                   intermittent: bool = False, checkpoint: str = "auto", force: bool = False) -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
 
     target: "host" | "msp430fr5994" | a planner.Target; target_overrides: Target fields to change
@@ -118,7 +118,8 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
     convolutions where the format has a direct kernel) | "im2col" (codegen module docstring).
     calib: calibration inputs (None: 512 training images, an int: that many, or an array).
     evaluate_on: None (no evaluation), "test" (the whole test split) or an int (that many test images):
-    per-level float and Q15 accuracy go into model_meta.json. build: build the host library (default:
+    per-level float and Q15 accuracy go into model_meta.json. intermittent: progress kept in FRAM per
+    unit of work (checkpoint "auto" | "layer" | "row"; compiler/intermittent.py). build: build the host library (default:
     True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
     An existing non-empty out_dir is replaced only with force=True and only when it is a previous build
     (safe_output.check_output_dir). Everything is written to a temporary sibling folder first, so a failing
@@ -150,6 +151,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
     try:
         meta = codegen.generate(qm, tmp, target=tgt, fmt=fmt, format_opts=format_opts,
                                 switching=switching, initial_level=initial_level, conv=conv,
+                                intermittent=intermittent, checkpoint=checkpoint,
                                 name=(b.manifest.get("model") or {}).get("name", "model"), extra_meta=extra)
         if build:
             build_host(tmp, meta["kernels"])

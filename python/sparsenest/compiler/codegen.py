@@ -29,6 +29,7 @@ import numpy as np
 
 from . import formats
 from .c_text import c_comment, c_ident, c_string
+from . import intermittent as imt
 from .golden import add_shift, avg_params
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import MATMUL_OPS, QModel
@@ -334,11 +335,25 @@ def direct_conv(node: dict, encs: list, in_shape: list[int], out_shape: list[int
             "pad_bytes": 2 * cg * xh * xw if padded else 0}
 
 
+def _direct_scratch(low: Lowered, directs: dict) -> None:
+    """Direct convolutions need no patch, an accumulator per chunk of positions, and maybe a padded copy."""
+    for st in low.steps:
+        dc = directs.get(st.name)
+        if dc is not None:
+            st.scratch.pop("patch", None)
+            st.scratch["acc"] *= dc["chunk"]
+            if dc["pad_bytes"]:
+                st.scratch["pad"] = dc["pad_bytes"]
+
+
 def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
              switching: str = "resident", initial_level: int | None = None, name: str = "model",
              extra_meta: dict | None = None, far=None, far_tile_bytes: int = FAR_TILE_BYTES,
-             conv: str = "auto") -> dict:
+             conv: str = "auto", intermittent: bool = False, checkpoint: str = "auto") -> dict:
     """Write model.c, model.h and model_meta.json into out_dir; return the meta dict.
+
+    intermittent: keep the input and all activations in FRAM, no in-place steps, and a progress
+    record committed per unit of work (compiler/intermittent.py; checkpoint: "auto" | "layer" | "row").
 
     far: which matrices live in far memory (upper FRAM) and are streamed into an SRAM tile by
     sn_far_read: "auto" (default when target.upper_fram_bytes > 0: the fewest bytes-per-call-heavy
@@ -349,13 +364,15 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         raise CodegenError(f"switching must be one of {SWITCHING}, not {switching!r}")
     if conv not in CONV_MODES:
         raise CodegenError(f"conv must be one of {CONV_MODES}, not {conv!r}")
+    if checkpoint not in imt.CHECKPOINTS:
+        raise CodegenError(f"checkpoint must be one of {imt.CHECKPOINTS}, not {checkpoint!r}")
     L = qm.n_levels
     if initial_level is None:
         initial_level = 1 if switching == "staged" else L
     if not 1 <= initial_level <= L:
         raise CodegenError(f"initial_level must be in 1..{L}")
     staged = switching == "staged"
-    low: Lowered = lower(qm)
+    low: Lowered = lower(qm, in_place=not intermittent)
     encoded = {st.name: encode_layer(qm, st.name, fmt, format_opts) for st in low.steps
                if st.op in ("conv", "linear")}
     directs = {}
@@ -364,11 +381,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
             direct_conv(st.node, encoded[st.name], low.shapes[st.inputs[0]], low.shapes[st.output])
         if dc is not None:
             directs[st.name] = dc
-            st.scratch.pop("patch", None)
-            st.scratch["acc"] *= dc["chunk"]
-            if dc["pad_bytes"]:
-                st.scratch["pad"] = dc["pad_bytes"]
-    plan: Plan = plan_memory(low, target)
+    _direct_scratch(low, directs)
+    plan: Plan = plan_memory(low, target, tensors_in_fram=intermittent)
 
     arrays: list[CArray] = []
     matrices: list[Matrix] = []
@@ -395,8 +409,9 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         block_arrays: list[CArray] = []
         block_mats: list[Matrix] = []
         fram_bytes = LAYER_DESCRIPTOR_BYTES
-        d = {"op": C_OP[st.op], "relu": int(st.relu),
-             "out_fram": int(plan.tensors[st.output].tier == "fram"),
+        pad_p = plan.scratch.get((i, "pad"))
+        d = {"op": C_OP[st.op], "relu": int(st.relu),   # out_fram: SN_OUT_FRAM | SN_PAD_FRAM flags
+             "out_fram": int(plan.tensors[st.output].tier == "fram") | (2 if pad_p and pad_p.tier == "fram" else 0),
              "groups": 1, "matrix": 0, "in0": buf(st.inputs[0]),
              "in1": buf(st.inputs[1]) if len(st.inputs) > 1 else "0", "out": buf(st.output),
              "shift0": 0, "shift1": 0, "mul": 1, "bias": "0", "patch": "0", "acc": "0", "chunk": 0,
@@ -520,6 +535,9 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
 
     # persistent selector + small tables
     fixed = 2 + 4 * L + 64 + 8 * len(staged_list)
+    units = _intermittent_units(low, descriptors, layers_meta, checkpoint) if intermittent else None
+    if units is not None:
+        fixed += imt.table_bytes(len(low.steps))
     far_plans = _place_far(target, far, far_tile_bytes, matrices, layer_fram, fixed, plan.fram_bytes)
     far_bytes: dict[str, int] = {}
     for m in matrices:
@@ -565,6 +583,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         "arrays": arrays, "level_word": f"0x{(initial_level | ((~initial_level & 0xFF) << 8)):04x}",
         "far_tile_bytes": tile_buffer, "upper_bytes": upper_bytes,
         "direct_convs": len(directs),
+        "input_fram": int(input_p.tier == "fram"), "intermittent": units is not None,
+        "unit_base": imt.unit_base(units) if units else [], "unit_pos": [u["unit_pos"] for u in units or []],
         "im2col_convs": sum(st.op == "conv" and st.name not in directs for st in low.steps),
     }
     symbols = [a.cname for a in arrays] + [m.cname for m in matrices]
@@ -600,7 +620,43 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                                  "tiles": len(m.far.tiles), "tile_bytes": m.far.tile_bytes,
                                  "bytes_per_call": m.far.bytes, "calls_per_inference": m.positions}
                        for m in matrices if m.far}
+    if units is not None:
+        meta["intermittent"] = _intermittent_meta(qm, target, units, plan, low, directs, checkpoint)
     if extra_meta:
         meta.update(extra_meta)
     (out_dir / "model_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta
+
+
+def _intermittent_units(low: Lowered, descriptors: list[dict], layers_meta: dict, checkpoint: str) -> list[dict]:
+    """Units of work per step (compiler/intermittent.py), recorded in each layer's meta."""
+    steps = []
+    for st, d in zip(low.steps, descriptors):
+        lm = layers_meta[st.name]
+        positions = d["out_h"] * d["out_w"]
+        macs = max(lm.get("nnz", [0]) or [0]) * (positions if st.op == "conv" else 1)
+        steps.append({"name": st.name, "op": st.op, "groups": d["groups"], "positions": positions,
+                      "row_positions": imt.conv_row_positions((d["out_c"], d["out_h"], d["out_w"]),
+                                                              d["chunk"]), "macs": macs})
+    try:
+        units = imt.unit_plan(steps, checkpoint)
+    except ValueError as e:
+        raise CodegenError(str(e)) from None
+    for st, u in zip(low.steps, units):
+        layers_meta[st.name]["units"] = u
+    return units
+
+
+def _intermittent_meta(qm: QModel, target: Target, units: list[dict], plan: Plan, low: Lowered,
+                       directs: dict, checkpoint: str) -> dict:
+    """What intermittent execution costs in memory: the FRAM arena against the continuous plan's."""
+    low_cont = lower(qm)
+    _direct_scratch(low_cont, directs)
+    cont = plan_memory(low_cont, target)
+    extra = plan.fram_bytes - cont.fram_bytes + imt.table_bytes(len(low.steps))
+    return {"checkpoint": checkpoint, "units": sum(u["units"] for u in units),
+            "row_layers": [st.name for st, u in zip(low.steps, units) if u["granularity"] == "row"],
+            "progress_bytes": imt.PROGRESS_BYTES, "table_bytes": imt.table_bytes(len(low.steps)),
+            "fram_arena_bytes": plan.fram_bytes, "continuous_fram_arena_bytes": cont.fram_bytes,
+            "continuous_sram_arena_bytes": cont.sram_bytes, "sram_arena_bytes": plan.sram_bytes,
+            "extra_fram_bytes": extra}

@@ -105,7 +105,10 @@ class Lowered:
     output: str
 
 
-def lower(qm: QModel) -> Lowered:
+def lower(qm: QModel, in_place: bool = True) -> Lowered:
+    """in_place=False (intermittent builds): no step writes over one of its inputs (stand-alone ReLUs
+    and residual adds get their own output), so re-running a step after a power failure reads the
+    same inputs."""
     g = qm.graph
     in_name = g["input"]["name"]
     alias = {in_name: in_name}
@@ -133,7 +136,7 @@ def lower(qm: QModel) -> Lowered:
                 st.fused.append(name)
                 alias[name] = st.output
                 continue
-            if users[src] == 1:  # in place: the input dies here
+            if users[src] == 1 and in_place:  # in place: the input dies here
                 alias[name] = ins[0]
                 steps.append(Step(name, "relu", n, ins, ins[0]))
                 continue
@@ -149,7 +152,8 @@ def lower(qm: QModel) -> Lowered:
                 st.scratch["patch"] = 2 * q.cols
         steps.append(st)
         producer[name] = st
-    _adds_in_place(steps, tensors, alias, in_name)
+    if in_place:
+        _adds_in_place(steps, tensors, alias, in_name)
     return Lowered(steps, tensors, shapes, alias, in_name, alias[g["output"]])
 
 
@@ -240,7 +244,10 @@ def _first_fit(placed: list[Placement], size: int, start: int, end: int) -> int:
     return off
 
 
-def plan_memory(low: Lowered, target: Target) -> Plan:
+def plan_memory(low: Lowered, target: Target, tensors_in_fram: bool = False) -> Plan:
+    """tensors_in_fram (intermittent builds): the input and every activation go to the FRAM arena,
+    so they survive a power failure; scratch (patch, accumulator, padded copies) stays in SRAM when
+    it fits, since a unit of work rebuilds it."""
     check_lowered(low)
     n = len(low.steps)
     # step 0 copies the input in; steps 1..n run the layers; n+1 copies the output out
@@ -280,11 +287,11 @@ def plan_memory(low: Lowered, target: Target) -> Plan:
     for t in order:
         size = _align(2 * low.tensors[t])
         off = _first_fit(sram, size, start[t], end[t])
-        if off + size <= budget:
+        if off + size <= budget and not tensors_in_fram:
             p = Placement("sram", off, size, start[t], end[t])
             sram.append(p)
         else:
-            if not target.allow_spill:
+            if not target.allow_spill and not tensors_in_fram:
                 raise PlanError(
                     f"activation buffer '{t}' ({size} bytes, live from step {start[t]} to {end[t]}) "
                     f"does not fit the {target.name} SRAM arena of {budget} bytes: "

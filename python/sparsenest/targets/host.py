@@ -102,6 +102,8 @@ class HostSim:
         lib.sn_host_region.argtypes = [C.c_uint16, C.POINTER(C.c_char_p), C.POINTER(C.c_uint32),
                                        C.POINTER(C.c_uint8)]
         lib.sn_model_info.argtypes = [C.POINTER(_Info)]
+        lib.sn_infer_start.argtypes = [C.c_void_p]
+        lib.sn_infer_done.argtypes = [C.c_void_p]
         self.regions = []
         for i in range(lib.sn_host_n_regions()):
             name, size, kind = C.c_char_p(), C.c_uint32(), C.c_uint8()
@@ -158,6 +160,35 @@ class HostSim:
         if rc != SN_OK:
             raise HostSimError(f"sn_infer returned {rc}")
         return out
+
+    # -- intermittent builds (compile --intermittent) ---------------------------------------------
+    def _one_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        xq = x.astype(np.int16) if x.dtype == np.int16 else self.quantize_input(x)
+        xq = np.ascontiguousarray(xq.reshape(-1))
+        if xq.size != self.meta["input_len"]:
+            raise HostSimError(f"input has {xq.size} values, the model takes {self.meta['input_len']}")
+        return xq
+
+    def infer_start(self, x: np.ndarray) -> int:
+        """sn_infer_start on one sample: SN_OK, or SN_ERR_POWER when power failed before it committed."""
+        xq = self._one_input(x)
+        return int(self.lib.sn_infer_start(xq.ctypes.data))
+
+    def infer_resume(self) -> int:
+        """sn_infer_resume: SN_OK when the inference completed, SN_ERR_POWER when power failed."""
+        return int(self.lib.sn_infer_resume())
+
+    def infer_pending(self) -> bool:
+        return bool(self.lib.sn_infer_pending())
+
+    def infer_done(self) -> np.ndarray | None:
+        """The last inference's logits if it completed, else None."""
+        out = np.zeros(self.meta["output_len"], np.int16)
+        rc = int(self.lib.sn_infer_done(out.ctypes.data))
+        if rc < 0:
+            raise HostSimError(f"sn_infer_done returned {rc}: not an intermittent build, or no inference started")
+        return out if rc == 1 else None
 
     # -- counters ------------------------------------------------------------------------------
     def reset_counters(self) -> None:

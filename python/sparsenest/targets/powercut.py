@@ -1,0 +1,141 @@
+"""Power cuts on the host board against an intermittent build: cut power after a chosen number of
+FRAM bytes, reboot (SRAM wiped, sn_init), resume as the firmware's start-up does, and compare the
+logits with an uninterrupted run.
+
+The host board writes FRAM in whole 16-bit words (a cut keeps the words that fit the budget), so
+the distinct cut points of an inference that writes T bytes are 0, 2, ..., T - 2: `all_cut_points`.
+`device_cut` does the same in our FR5994 simulator at a cycle: the firmware image's start-up code
+resumes the interrupted inference.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .host import SN_ERR_POWER, SN_OK, HostSim, HostSimError
+
+
+@dataclass
+class CutReport:
+    level: int
+    bytes_per_inference: int          # FRAM bytes an uninterrupted intermittent inference writes
+    cuts: int = 0                     # runs with a power failure
+    mismatches: list[int] = field(default_factory=list)   # cut points whose logits differed
+    reboots: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_boots: int = 1000) -> tuple[np.ndarray, int]:
+    """One inference of x as a battery-free device runs it: at every boot, resume the pending
+    inference or start this one; power fails after budgets[k] FRAM bytes in boot k (no failure once
+    the list is used up). Returns (logits, reboots)."""
+    started = False
+    budgets = list(budgets)
+    for boot in range(max_boots):
+        if boot:
+            sim.reboot()
+        if budgets:
+            sim.power_fail_after(budgets.pop(0))
+        if not started or not sim.infer_pending():
+            if started and (out := sim.infer_done()) is not None:
+                return out, boot
+            rc = sim.infer_start(x)
+            if rc == SN_ERR_POWER:
+                continue
+            if rc != SN_OK:
+                raise HostSimError(f"sn_infer_start returned {rc}")
+            started = True
+        rc = sim.infer_resume()
+        if rc == SN_OK:
+            out = sim.infer_done()
+            if out is None:
+                raise HostSimError("sn_infer_resume returned SN_OK but the inference is not done")
+            return out, boot
+        if rc != SN_ERR_POWER:
+            raise HostSimError(f"sn_infer_resume returned {rc}")
+    raise HostSimError(f"no completion in {max_boots} boots")
+
+
+def bytes_per_inference(sim: HostSim, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Logits and FRAM bytes written of one uninterrupted start + resume."""
+    sim.reset_counters()
+    out, _ = run_to_completion(sim, x)
+    return out, sim.counters()["fram_bytes_written"]
+
+
+def all_cut_points(total: int) -> list[int]:
+    return list(range(0, total, 2))
+
+
+def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: np.ndarray | None = None) -> CutReport:
+    """Power fails once, after each number of bytes in cut_points (default: every possible one) of
+    one inference at `level`; after reboot + resume the logits must equal `reference` (default: the
+    uninterrupted run)."""
+    sim.power_fail_after(-1)
+    sim.reboot()
+    if sim.set_level(level) != SN_OK:
+        raise HostSimError(f"could not switch to level {level}")
+    ref, total = bytes_per_inference(sim, x)
+    if reference is not None and not np.array_equal(ref, reference):
+        raise HostSimError(f"level {level}: the uninterrupted run differs from the reference")
+    rep = CutReport(level, total)
+    for n in all_cut_points(total) if cut_points is None else cut_points:
+        out, boots = run_to_completion(sim, x, [int(n)])
+        if not boots:
+            raise HostSimError(f"cut after {n} of {total} bytes: power never failed")
+        rep.cuts += 1
+        rep.reboots += boots
+        if not np.array_equal(out, ref):
+            rep.mismatches.append(int(n))
+    return rep
+
+
+# ------------------------------------------------------------------------------ device simulator
+
+def device_marks(fb) -> list[tuple[int, int]]:
+    """(mark, cycle) of every sn_app_mark in an uninterrupted run of the firmware image in our
+    FR5994 simulator (SN_APP_MARK_SWITCH = 1, _INFER = 2, _DONE = 3 per scheduled step)."""
+    from .fr5994sim import Device
+    dev = Device()
+    dev.load(fb.elf)
+    halt = dev.elf.symbols["__halt"].value
+    marks = []
+    while True:
+        st = dev.run(["__halt", "sn_app_mark"])
+        if st.reason != "break" or st.pc == halt:
+            return marks
+        marks.append((int(dev.regs[12]), int(dev.counters.cycles)))
+
+
+def device_cut(fb, meta: dict, cut_cycle: int, seed: int = 1) -> dict:
+    """Run a one-step firmware image of an intermittent build in our FR5994 simulator, cut the supply
+    at cut_cycle (SRAM, registers and peripherals lost, FRAM kept), reboot. Returns "resumed": the
+    logits of the inference the start-up code finished (read from FRAM at the first app mark after
+    the reboot; None when no inference was pending), and "recorded": the step's logits at the end."""
+    from . import firmware
+    from .fr5994sim import Device, FrSimError
+    dev = Device()
+    dev.load(fb.elf)
+    e = dev.elf
+    st = dev.run(["__halt"], max_cycles=cut_cycle)
+    if st.reason != "budget":
+        raise FrSimError(f"the image halted before cycle {cut_cycle}")
+    dev.power_off(seed)
+    st = dev.run(["sn_app_mark", "__halt"])
+    state, done = struct.unpack("<HH", dev.read("sn_progress", 4))
+    resumed = None
+    if state and done == meta["intermittent"]["units"]:
+        t = meta["memory"]["tensors"][meta["layers"][meta["steps"][-1]]["output"]]  # the graph output
+        addr = e.symbols["sn_arena_fram"].value + t["offset"]
+        resumed = np.frombuffer(dev.read(addr, 2 * meta["output_len"]), "<i2").copy()
+    st = dev.run(["__halt"])
+    if st.reason == "error":
+        raise FrSimError(st.message)
+    res = e.symbols["sn_app_results"]
+    _, records = firmware.parse_results(dev.read(res.value, res.size), meta["output_len"])
+    return {"resumed": resumed, "resumed_level": state & 0xFF, "recorded": np.asarray(records[0].out)}

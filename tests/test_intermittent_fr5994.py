@@ -1,0 +1,36 @@
+"""Intermittent inference in our MSP430FR5994 simulator: the chip image of an intermittent build,
+the supply cut at random cycles inside a level switch and an inference (DMA-free CPU kernels, unit
+commits included); after the reboot the firmware's start-up resumes the inference, whose logits
+(read from FRAM) and the schedule's recorded logits equal the golden model bit for bit."""
+import numpy as np
+
+from sparsenest import data
+from sparsenest.compiler import golden
+from sparsenest.compiler.build import compile_bundle
+from sparsenest.targets import firmware, powercut
+from sparsenest.targets.fr5994power import random_cuts
+from test_intermittent import har_bundle
+
+CUTS = 12
+
+
+def test_random_power_cuts_in_the_device_simulator(tmp_path):
+    x = data.load("har", "test").subset(110, seed=2).x
+    info = compile_bundle(har_bundle(), tmp_path / "m", target="msp430fr5994", build=False, calib=x[:100],
+                          intermittent=True, checkpoint="row")
+    model = firmware.load_model_dir(tmp_path / "m")
+    level = 2   # the image starts at level 3: the step switches, then infers
+    fb = firmware.build(model, tmp_path / "fw", image="fr5994", inputs=x[100:101],
+                        schedule=[firmware.Step(0, level)])
+    ref = golden.predict(info["qmodel"], x[100:101], level)[0]
+    marks = powercut.device_marks(fb)
+    assert [m for m, _ in marks] == [1, 2, 3]
+    start, end = marks[0][1], marks[2][1]
+    resumed = 0
+    for k, cut in enumerate(random_cuts(CUTS, end - start, seed=5)):
+        r = powercut.device_cut(fb, info["meta"], start + cut, seed=k + 1)
+        assert np.array_equal(r["recorded"], ref), f"cut at cycle {start + cut}"
+        if r["resumed"] is not None:
+            resumed += 1
+            assert r["resumed_level"] == level and np.array_equal(r["resumed"], ref), f"cut at {start + cut}"
+    assert resumed >= CUTS // 2
