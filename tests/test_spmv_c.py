@@ -4,15 +4,14 @@ equal EncodedLayer.kernel_counts(level) (macs include rel8/rel4 padding entries,
 multiply), and a staged copy (random bytes beyond the active level's segments) must give the same acc."""
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sparsenest.compiler.formats import FORMATS, encode
+from sparsenest.paths import RUNTIME_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNELS = [ROOT / "runtime_c" / "kernels" / f"sn_spmv_{f}.c" for f in FORMATS]
+KERNELS = [RUNTIME_DIR / "kernels" / f"sn_spmv_{f}.c" for f in FORMATS]
 C_TYPES = {np.dtype(np.int16): "int16_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t"}
 
 
@@ -124,7 +123,7 @@ def harness(tmp_path_factory):
     d = tmp_path_factory.mktemp("spmv")
     (d / "harness.c").write_text("\n".join(src) + "\n")
     cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-DSN_COUNTERS",
-           f"-I{ROOT / 'runtime_c' / 'include'}", str(d / "harness.c"), *map(str, KERNELS), "-o", str(d / "h")]
+           f"-I{RUNTIME_DIR / 'include'}", str(d / "harness.c"), *map(str, KERNELS), "-o", str(d / "h")]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     out = subprocess.run([str(d / "h")], check=True, capture_output=True, text=True).stdout
     got = {}
@@ -165,5 +164,5 @@ def test_kernels_compile_for_msp430(tmp_path):
     if clang is None:
         pytest.skip("clang-19 (MSP430 target) not installed")
     cmd = [clang, "--target=msp430", "-mmcu=msp430fr5994", "-std=c99", "-O2", "-Wall", "-Wextra",
-           "-Wconversion", "-Werror", f"-I{ROOT / 'runtime_c' / 'include'}", "-c", *map(str, KERNELS)]
+           "-Wconversion", "-Werror", f"-I{RUNTIME_DIR / 'include'}", "-c", *map(str, KERNELS)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path)

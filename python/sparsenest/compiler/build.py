@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import board_dir
 from . import codegen, golden, quantize
 from .planner import Target, get_target
 
-ROOT = Path(__file__).resolve().parents[3]
-HOST_MAKEFILE = ROOT / "boards" / "host" / "Makefile"
+HOST_MAKEFILE = board_dir("host") / "Makefile"
 BUILD_MARKER = "model_meta.json"
 CALIB_IMAGES = 512
 CALIB_SEED = 0

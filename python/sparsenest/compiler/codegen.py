@@ -27,6 +27,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from ..paths import TEMPLATES_DIR
 from . import formats
 from .golden import add_shift, avg_params
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
@@ -568,7 +569,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         "direct_convs": len(directs),
         "im2col_convs": sum(st.op == "conv" and st.name not in directs for st in low.steps),
     }
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     out_dir = Path(out_dir)

@@ -48,7 +48,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from ..train import prune
-from ..data import PROJECT_ROOT
+from ..paths import PROJECT_ROOT
 from ..data.glue import GlueData, load_glue, split_by_group
 from ..train.nested import intro_from_masks
 

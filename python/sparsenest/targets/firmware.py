@@ -43,10 +43,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..paths import PROJECT_ROOT, RUNTIME_DIR
 from . import msp430
 
-ROOT = Path(__file__).resolve().parents[3]
-RUNTIME_DIR = ROOT / "runtime_c"
 KERNEL_DIRS = {"ref": RUNTIME_DIR / "kernels", "mpy32": RUNTIME_DIR / "kernels_mpy32"}
 BOARDS = ("msp430fr5994",)
 APP_DIR = msp430.BOARD_DIR / "app"
@@ -141,7 +140,7 @@ def load_qmodel(model: ModelDir | str | os.PathLike, bundle=None):
             raise FirmwareError(f"{m.path}/model_meta.json records no bundle path; pass the bundle")
         p = Path(bpath)
         if not p.is_absolute() and not p.exists():
-            p = ROOT / p
+            p = PROJECT_ROOT / p
         if not p.exists():
             raise FirmwareError(f"bundle {bpath} recorded in {m.path}/model_meta.json is not there; "
                                 f"pass the bundle (--bundle)")

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..paths import board_dir
+
 __all__ = [
     "BOARD_DIR", "IMAGES", "CYCLE_NOTE", "CLANG_CFLAGS",
     "ToolchainError", "BuildError", "RegionOverflowError", "SimError", "FlashError", "FlashCheckError",
@@ -43,8 +45,7 @@ __all__ = [
     "FlashCheckReport", "flash_check", "flash", "find_libmsp430",
 ]
 
-BOARD_DIR = Path(os.environ.get("SPARSENEST_MSP430_BOARD_DIR",
-                                Path(__file__).resolve().parents[3] / "boards" / "msp430fr5994"))
+BOARD_DIR = Path(os.environ.get("SPARSENEST_MSP430_BOARD_DIR", board_dir("msp430fr5994")))
 IMAGES = {"fr5994": "msp430fr5994.ld", "sim": "msp430fr5994_sim.ld"}
 BOARD_SOURCES = ("startup.S", "board.c", "mem.c", "sn_mac.c", "uart.c")
 CLANG_HELPER_SOURCES = ("mspabi.c", "mspabi_shim.S")   # GCC brings libgcc instead
