@@ -322,3 +322,11 @@ def test_layers_from_build_derives_keys_and_calls():
     assert "lea" in pred["layers"][2] and "lea" not in pred["layers"][1]
     assert pred["total"]["energy_uj"] == pytest.approx(sum(r["energy_uj"] for r in pred["layers"]))
     assert math.isfinite(pred["lea_total"]["energy_uj"])
+
+
+def test_format_lists_follow_the_compiler():
+    """The compiler's format list is the one fact: the fallback cycle table covers exactly those formats and
+    the per-row model only formats the compiler has."""
+    from sparsenest.compiler.formats import FORMATS
+    assert {k.removeprefix("*/") for k in cost.FALLBACK_TABLE if k != "*"} == set(FORMATS)
+    assert set(cost.ROW_MODEL_FORMATS) <= set(FORMATS)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .levels import level_mask
+
 FORMAT = "sparsenest-bundle"
 VERSION = 1
 INTRO_PREFIX = "intro/"
@@ -65,7 +67,7 @@ class Bundle:
 
     def mask(self, key: str, level: int) -> np.ndarray:
         intro = self.arrays[INTRO_PREFIX + key]
-        return (intro >= 1) & (intro <= level)
+        return level_mask(intro, level)
 
     def level_weights(self, level: int) -> dict[str, np.ndarray]:
         """The state_dict a level computes with (shared weights are the same float values)."""

@@ -659,6 +659,10 @@ def _rel_entries(n: int, k: int, max_delta: int) -> int:
     return k + int(np.where(gaps > 0, (gaps - 1) // max_delta, 0).sum())
 
 
+#: The formats row_counts has a per-row model for.
+ROW_MODEL_FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block")
+
+
 def row_counts(fmt: str, row_len: int, nnz: int, *, level: int = 1, block_width: int = 4) -> dict:
     """Counter values (as the C kernels count them) for ONE row of `row_len` columns holding `nnz`
     nonzeros, one level, inside a single-row call: macs, weight_bytes_read, act_bytes_read (2 per MAC),
@@ -682,7 +686,7 @@ def row_counts(fmt: str, row_len: int, nnz: int, *, level: int = 1, block_width:
         nb = math.ceil(k / block_width)
         macs, wb = nb * block_width, 2 * nb * block_width + 2 * nb + 2 * tb
     else:
-        raise ValueError(f"row_counts: no per-row model for {fmt!r} (dense, csr16, rel8, rel4, bitmap, block)")
+        raise ValueError(f"row_counts: no per-row model for {fmt!r} ({', '.join(ROW_MODEL_FORMATS)})")
     return {"macs": macs, "weight_bytes_read": wb, "act_bytes_read": 2 * macs, "act_bytes_written": 2,
             "calls": 1}
 

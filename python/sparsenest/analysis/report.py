@@ -51,7 +51,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .cost import kernel_c_name, kernel_format
+from .cost import ROW_MODEL_FORMATS, kernel_c_name, kernel_format
 
 __all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES", "CYCLE_TABLES",
            "resolve_input", "load_samples", "fit_models", "euler_schedule", "seed_threshold_analysis",
@@ -66,7 +66,6 @@ SEED_CPU_THRESHOLD, SEED_LEA_THRESHOLD = 0.04, 0.20   # the seed report's LeNet-
 #: LeNet-5's matrix layers: rows, row length (cols), output positions per inference (conv).
 LENET5_LAYERS = {"conv1": (6, 25, 784), "conv2": (16, 150, 100), "fc1": (120, 400, 1), "fc2": (84, 120, 1),
                  "fc3": (10, 84, 1)}
-ROW_MODEL_FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block")   # cost.row_counts knows these
 
 #: Provenance of every number in the report (the JSON's "source" fields take these keys).
 SOURCES = {
