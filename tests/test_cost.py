@@ -11,9 +11,9 @@ from sparsenest.analysis import cost
 from sparsenest.analysis.cost import (REQUIRED_KEYS, CycleModel, CycleModelError, PlatformError, breakeven_sparsity,
                              layers_from_build, lea_estimate, load_platform, predict_inference, predict_switch,
                              row_counts, switch_matrices)
-from sparsenest.analysis.platforms import PLATFORM_DIR
+from sparsenest.board import board_toml
 
-SHIPPED = PLATFORM_DIR / "msp430fr5994.toml"
+SHIPPED = board_toml("msp430fr5994")
 
 
 # ------------------------------------------------------------------------------------------ platform
@@ -51,7 +51,7 @@ def test_user_file_extends_and_overrides(tmp_path):
     assert p["lea.cycles_per_call"] == 616                       # inherited
     assert p.wait_states == 0                                    # at 8 MHz FRAM needs none
     assert p.active_power_w == pytest.approx(118e-6 * 8 * 2.2)
-    assert p.files[0].endswith("msp430fr5994.toml") and p.files[-1] == str(f)
+    assert p.files[0] == str(SHIPPED) and p.files[-1] == str(f)
     # a complete stand-alone copy with one value changed
     g = tmp_path / "copy.toml"
     g.write_text(SHIPPED.read_text().replace("value = 118.0", "value = 100.0"))

@@ -4,7 +4,7 @@ Three parts, each usable alone:
 
 * **Platform** (`load_platform`): the board's constants from a TOML file, each with its source
   (data sheet section, user's guide, measurement or stated assumption). The shipped file is
-  `platforms/msp430fr5994.toml`; a user file may start with ``extends = "msp430fr5994"`` and give only
+  `boards/msp430fr5994/board.toml` (the board's one facts file); a user file may start with ``extends = "msp430fr5994"`` and give only
   the keys it changes. Derived numbers (active power, energy per cycle, effective FRAM wait states,
   FRAM write energy) are computed here, with their formula, by `Platform.derived()`.
 
@@ -46,6 +46,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..board import DEFAULT_BOARD, board_toml
+
 __all__ = [
     "Constant", "Platform", "PlatformError", "load_platform", "REQUIRED_KEYS",
     "FEATURES", "CycleModel", "CycleModelError", "FALLBACK_TABLE", "resolve_chain",
@@ -82,11 +84,6 @@ class Constant:
     source: str
 
 
-def _platform_dir() -> Path:
-    from .platforms import PLATFORM_DIR
-    return PLATFORM_DIR
-
-
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
@@ -117,7 +114,7 @@ def _resolve_extends(path: Path, seen: tuple = ()) -> tuple[dict, list[str]]:
         raise PlatformError(f"{path}: 'extends' must be a platform name or a path, not {parent!r}")
     cand = Path(parent)
     if not cand.suffix:
-        cand = _platform_dir() / f"{parent}.toml"
+        cand = board_toml(parent)
     elif not cand.is_absolute():
         cand = path.parent / cand
     if cand.resolve() in seen:
@@ -228,14 +225,14 @@ class Platform:
 
 
 def load_platform(path: str | Path | None = None) -> Platform:
-    """Load a platform TOML (default: the shipped msp430fr5994.toml). A bare name ("msp430fr5994") picks a
-    shipped file. Raises PlatformError naming the file and key for anything missing or invalid."""
+    """Load a platform TOML (default: the shipped boards/msp430fr5994/board.toml). A bare name
+    ("msp430fr5994") picks a shipped board's file. Raises PlatformError naming the file and key for
+    anything missing or invalid."""
     if path is None:
-        from .platforms import DEFAULT_PLATFORM
-        path = DEFAULT_PLATFORM
+        path = DEFAULT_BOARD
     p = Path(path)
     if not p.suffix and not p.exists():
-        p = _platform_dir() / f"{path}.toml"
+        p = board_toml(str(path))
     raw, chain = _resolve_extends(p)
     where = p if len(chain) == 1 else f"{p} (extending {', '.join(chain[:-1])})"
     if raw.get("format", "sparsenest-platform") != "sparsenest-platform":

@@ -43,13 +43,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..board import mclk_hz
 from ..paths import PROJECT_ROOT, RUNTIME_DIR
 from . import msp430
 
 KERNEL_DIRS = {"ref": RUNTIME_DIR / "kernels", "mpy32": RUNTIME_DIR / "kernels_mpy32"}
 BOARDS = ("msp430fr5994",)
 APP_DIR = msp430.BOARD_DIR / "app"
-MCLK_HZ = 16_000_000
+MCLK_HZ = mclk_hz(BOARDS[0])   # boards/<board>/board.toml; compile_sources passes it as SN_MCLK_HZ
 ENERGY_FULL = 1000           # energy readings are permille of the store's capacity
 ENERGY_NONE = 0xFFFF
 APP_MAGIC = 0x4E53
@@ -355,7 +356,7 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
     th = energy_thresholds(L)
     out = Path(out_dir) if out_dir is not None else default_out_dir(model, image, kernels)
     cfg, data = _write_app_sources(out, model, inputs_q, sched, max_steps, th, uart)
-    defs = {"SN_LAYER_HOOK": None, "SN_MCLK_HZ": MCLK_HZ}
+    defs = {"SN_LAYER_HOOK": None}
     if image == "sim":
         defs["SN_UART_LOG_SIZE"] = SIM_UART_LOG
     defs.update(defines or {})
