@@ -1,4 +1,4 @@
-# Makefile fragment for MSP430FR5994 firmware (the Python driver sparsenest.msp430 is the main
+# Makefile fragment for MSP430FR5994 firmware (the Python driver sparsenest.targets.msp430 is the main
 # path; this is for people who prefer make). Usage from a Makefile:
 #
 #   SN_SOURCES := path/to/model.c path/to/main.c
@@ -50,13 +50,13 @@ $(SN_BUILD)/firmware.hex: $(SN_BUILD)/firmware.elf
 
 .PHONY: sn-size sn-sim sn-check sn-flash
 sn-size: $(SN_BUILD)/firmware.elf
-	$(SN_PYTHON) -m sparsenest.msp430 size $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 size $<
 
 sn-sim: $(SN_BUILD)/firmware.elf
-	$(SN_PYTHON) -m sparsenest.msp430 sim $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 sim $<
 
 sn-check: $(SN_BUILD)/firmware.elf
-	$(SN_PYTHON) -m sparsenest.msp430 check $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 check $<
 
 sn-flash: $(SN_BUILD)/firmware.elf $(SN_BUILD)/firmware.hex
-	$(SN_PYTHON) -m sparsenest.msp430 flash $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 flash $<

@@ -1,7 +1,7 @@
 /* Shared by the MPY32 kernels (runtime_c/kernels_mpy32): the multiply-accumulate building blocks.
  *
  * This folder is a kernel back-end: the same function names and signatures as runtime_c/kernels
- * (see sn_formats.h), chosen at build time (sparsenest.firmware: --kernels mpy32|ref). Every kernel
+ * (see sn_formats.h), chosen at build time (sparsenest.targets.firmware: --kernels mpy32|ref). Every kernel
  * computes exactly what the reference kernel computes: acc[r] += sum of w * x over row r's entries
  * of levels 1..level, the sum taken modulo 2^32 (the quantizer keeps real sums far from overflow,
  * where this equals the reference's int32 arithmetic bit for bit).
