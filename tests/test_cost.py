@@ -330,3 +330,21 @@ def test_format_lists_follow_the_compiler():
     from sparsenest.compiler.formats import FORMATS
     assert {k.removeprefix("*/") for k in cost.FALLBACK_TABLE if k != "*"} == set(FORMATS)
     assert set(cost.ROW_MODEL_FORMATS) <= set(FORMATS)
+
+
+def test_calibrate_pools_per_key_and_format_with_nonnegative_fits(rng):
+    """The shipped calibrator (report, Table 2): entries per kernel key and per format, non-negative
+    coefficients, and a key with fewer than MIN_DISTINCT distinct samples gets the fallback table scaled to
+    match its samples."""
+    samples = [{"kernel_key": k, "counts": c, "cycles": y, "source": "synthetic"} for k, c, y in _samples(rng, n=40)]
+    pool = {"macs": 0, "weight_bytes_read": 0, "act_bytes_read": 4000, "act_bytes_written": 1000, "calls": 1}
+    samples.append({"kernel_key": "maxpool2d", "counts": pool, "cycles": 9000.0, "source": "synthetic"})
+    cm = CycleModel.calibrate(samples, cycle_note="synthetic cycles")
+    assert set(cm.kernels) == {"conv2d/csr16", "*/csr16", "linear/rel8", "*/rel8", "linear/dense", "*/dense",
+                               "maxpool2d"}
+    assert all(v >= 0 for e in cm.kernels.values() for v in e["coefficients"].values())
+    fitted = cm.kernels["conv2d/csr16"]
+    assert fitted["fit"].startswith("non-negative least squares") and fitted["max_rel_error"] < 0.05
+    assert cm.kernels["maxpool2d"]["fit"].startswith("fallback table x")
+    assert cm.predict("maxpool2d", pool) == pytest.approx(9000.0)
+    assert cm.meta["n_samples"] == len(samples) and cm.meta["cycle_note"] == "synthetic cycles"

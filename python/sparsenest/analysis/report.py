@@ -257,12 +257,13 @@ def kernel_fit_samples(samples: Sequence[Mapping], kernels: str) -> list[dict]:
 
 
 def fit_models(samples: Sequence[dict], kernels: str):
-    """A CycleModel from fit_samples(...) (sparsenest.experiments.bench.table2.fit_cycle_model: non-negative least
-    squares per kernel key and per format, or the fallback table scaled by one factor), or None."""
-    from ..experiments.bench.table2 import fit_cycle_model
+    """A CycleModel from fit_samples(...) (CycleModel.calibrate: non-negative least squares per kernel key
+    and per format, or the fallback table scaled by one factor), or None."""
+    from ..targets.msp430 import CYCLE_NOTE
+    from .cost import CycleModel
     if not samples:
         return None
-    cm = fit_cycle_model(list(samples))
+    cm = CycleModel.calibrate(list(samples), cycle_note=CYCLE_NOTE)
     cm.meta["kernels"] = kernels
     return cm if cm.kernels else None
 
@@ -868,7 +869,7 @@ def _pred_source(pred: Mapping) -> str:
 def _level_rows(c: _Ctx) -> list[dict]:
     """Per level: sparsity, accuracy, predicted / simulated CPU cost per back-end, headline CPU cost, LEA
     estimate, storage by part."""
-    from .cost import _time_energy, predict_inference
+    from .cost import time_energy, predict_inference
     dma = _far_dma(c)
     rows = []
     for lv in range(1, c.L + 1):
@@ -901,7 +902,7 @@ def _level_rows(c: _Ctx) -> list[dict]:
                                    "far_dma": M(dma, "cycles / bytes / µJ", "cost_model_platform") if dma else None}
             s = (c.sim["runs"].get(k) or {}).get("per_level", {}).get(lv)
             if s:
-                te = _time_energy(c.plat, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
+                te = time_energy(c.plat, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
                 row["simulated"][k] = {"cycles_core": M(s["cycles"], "cycles", "mspdebug_sim", n=s["n"]),
                                        "instructions": M(s["instructions"], "instructions", "mspdebug_sim", n=s["n"]),
                                        "cycles": M(te["cycles"], "cycles", "mspdebug_sim+platform"),
@@ -947,7 +948,7 @@ def _validation(c: _Ctx) -> list[dict]:
                                   f"e.g. from make bench-mcu): 'held out' means without this run's samples"
                                   if same else "the other samples are of other networks")
             v["cycle_table"] = (f"{k} kernels: one linear cycle model per kernel key '<graph op>/<format>' and per "
-                                f"format, fitted by sparsenest.experiments.bench.table2.fit_cycle_model (non-negative least "
+                                f"format, fitted by sparsenest.analysis.cost.CycleModel.calibrate (non-negative least "
                                 f"squares on the host board's counters, or the fallback table scaled) on per-layer "
                                 f"mspdebug cycles; in sample = with this run's samples, held out = only "
                                 f"{', '.join(c.files) or 'none'}")
@@ -1040,7 +1041,7 @@ def _breakeven_section(c: _Ctx, tables: Sequence[Mapping], layer_rows: Sequence[
 
 def _switching_section(c: _Ctx) -> dict:
     """Bytes of every switch (host board's write log), µJ / µs (cost model), simulated cycles (staged)."""
-    from .cost import _time_energy, predict_switch
+    from .cost import time_energy, predict_switch
     L = c.L
     out = {"method": SWITCH_METHOD, "build_mode": c.meta_in.get("switching"),
            "method_note": "the FR5994 board copies a staged level's bytes with the CPU (memcpy word loop, "
@@ -1065,7 +1066,7 @@ def _switching_section(c: _Ctx) -> dict:
             for i in range(L):
                 for j in range(L):
                     if cyc[i][j] is not None:
-                        te = _time_energy(c.plat, cyc[i][j], 0.0, ms["bytes"][i][j])
+                        te = time_energy(c.plat, cyc[i][j], 0.0, ms["bytes"][i][j])
                         tt[i][j], ee[i][j] = te["time_us"], te["energy_uj"]
             entry["simulated_cycles"] = M(cyc, "cycles (sn_set_level incl. the marker call)", "mspdebug_sim")
             entry["simulated_time_us"] = M(tt, "µs", "mspdebug_sim+platform")
