@@ -51,6 +51,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..seed import seed_rows
 from .cost import ROW_MODEL_FORMATS, kernel_c_name, kernel_format
 
 __all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES", "CYCLE_TABLES",
@@ -1148,8 +1149,7 @@ def _seed_section(c: _Ctx, level_rows) -> dict | None:
     """The seed report's Table 2 LeNet-5 row beside ours (LeNet-5 family only)."""
     if not c.model_name.startswith("lenet5"):
         return None
-    from ..experiments.tasks import TASKS
-    sd = TASKS["lenet5"].seed
+    sd = seed_rows()["lenet5"]
     sp = [lv["sparsity"]["value"] for lv in level_rows]
     lat = [lv["cpu"]["latency_ms"]["value"] / 1e3 for lv in level_rows]
     notes = [] if c.model_name == "lenet5" else [f"{c.model_name} is not the seed's LeNet-5 (a smaller network); "

@@ -28,8 +28,10 @@ import numpy as np
 
 from ...analysis.cost import kernel_c_name, kernel_format
 from ...board import mclk_hz, memory_map
+from ...seed import seed_rows
 
-SEED_LATENCY_S = {1: 1.1, 2: 1.3, 3: 1.5}   # the seed report's LeNet-5 on the MSP430FR5994, per level
+# the seed report's LeNet-5 on the MSP430FR5994, per level (experiments/seed_table2.toml)
+SEED_LATENCY_S = dict(enumerate(seed_rows()["lenet5"].latency_s, 1))
 MCLK_HZ = mclk_hz()
 DEFAULT_BUNDLE = "build/lenet5-small.nest"
 FORMATS = ("auto", "rel8", "rel4", "csr16")
