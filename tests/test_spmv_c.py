@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sparsenest.compiler.formats import FORMATS, encode
-from sparsenest.paths import RUNTIME_DIR
+from sparsenest.paths import RUNTIME_DIR, board_dir
 
 # Kernel back-ends with the same functions: the reference kernels, and the MPY32 ones (on the host their
 # portable path: plain C multiplies through the same loop structure).
@@ -127,7 +127,8 @@ def harness(request, tmp_path_factory):
     d = tmp_path_factory.mktemp("spmv")
     (d / "harness.c").write_text("\n".join(src) + "\n")
     cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-DSN_COUNTERS",
-           f"-I{RUNTIME_DIR / 'include'}", str(d / "harness.c"), *map(str, KERNELS[request.param]), "-o", str(d / "h")]
+           f"-I{RUNTIME_DIR / 'include'}", f"-I{board_dir('host')}", str(d / "harness.c"),
+           *map(str, KERNELS[request.param]), "-o", str(d / "h")]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     out = subprocess.run([str(d / "h")], check=True, capture_output=True, text=True).stdout
     got = {}

@@ -23,11 +23,18 @@
 #include "sn_counters.h"
 #include "sn_formats.h"
 
-#if defined(__MSP430__)
-#include "sn_mac.h" /* boards/msp430fr5994: multiplier registers, sn_dot_q15, sn_irq_save/restore */
-#define SN_MPY32_ASM SN_MAC_HW
+/* The board contract: a board with the MPY32 defines SN_BOARD_MPY32 in its sn_board.h and provides
+ * the multiplier registers, sn_irq_save/restore and sn_dot_q15 (boards/msp430fr5994); any other board
+ * (the host) gets plain C multiplies, as does -DSN_MAC_PORTABLE=1. */
+#include "sn_board.h"
+
+#if defined(SN_BOARD_MPY32) && SN_BOARD_MPY32 && !(defined(SN_MAC_PORTABLE) && SN_MAC_PORTABLE)
+#define SN_MPY32_ASM 1
 #else
 #define SN_MPY32_ASM 0
+#endif
+
+#if !(defined(SN_BOARD_MPY32) && SN_BOARD_MPY32)
 static inline int32_t sn_dot_q15(const int16_t *a, const int16_t *b, uint16_t n, int32_t acc)
 {
     uint32_t s = (uint32_t)acc;
