@@ -51,7 +51,7 @@ from ..board import DEFAULT_BOARD, board_toml
 __all__ = [
     "Constant", "Platform", "PlatformError", "load_platform", "REQUIRED_KEYS",
     "FEATURES", "CycleModel", "CycleModelError", "FALLBACK_TABLE", "resolve_chain",
-    "time_energy", "predict_layer", "predict_inference", "predict_switch", "switch_matrices", "lea_estimate",
+    "time_energy", "predict_layer", "predict_inference", "predict_switch", "far_dma", "switch_matrices", "lea_estimate",
     "row_counts", "breakeven_sparsity", "layers_from_build", "format_inference_table",
 ]
 
@@ -672,6 +672,16 @@ def predict_switch(bytes_written: float, platform: Platform, method: str = "dma"
     t = max(cycles / platform.mclk_hz, words * platform["fram.write_ns_per_word"] * 1e-9)
     e = platform.active_power_w * t + words * platform.fram_write_energy_j
     return {"method": method, "words": words, "cycles": float(cycles), "time_us": t * 1e6, "energy_uj": e * 1e6}
+
+
+def far_dma(far: Mapping, platform: Platform) -> dict:
+    """Cycles and energy of streaming the far (upper FRAM) tiles of one inference by DMA into SRAM."""
+    words = sum(math.ceil(v["bytes_per_call"] / 2) * v["calls"] for v in far.values())
+    blocks = sum(v["tiles"] * v["arrays"] * v["calls"] for v in far.values())
+    cycles = words * platform["dma.cycles_per_transfer"] + blocks * (platform["dma.sync_cycles"]
+                                                                     + platform["dma.setup_cycles"])
+    return {"bytes": 2 * words, "blocks": blocks, "cycles": float(cycles),
+            "energy_uj": cycles * platform.energy_per_cycle_j * 1e6}
 
 
 def switch_matrices(bytes_matrix: Sequence[Sequence[float]], platform: Platform, method: str = "dma"

@@ -852,7 +852,7 @@ def _calibration(c: _Ctx, samples, own_file: Path | None) -> dict:
 
 
 def _far_dma(c: _Ctx) -> dict | None:
-    from ..experiments.bench.table2 import far_dma
+    from .cost import far_dma
     mm = c.mcu_meta
     if not mm or not mm.get("far"):
         return None

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
@@ -183,16 +182,6 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
     return {"levels": rows, "k_device": max(fit, default=0), "k_lower": max(lower, default=0),
             "target": {"lower_fram_bytes": tgt.fram_bytes, "upper_fram_bytes": tgt.upper_fram_bytes,
                        "sram_bytes": tgt.sram_bytes}}
-
-
-def far_dma(far: dict, platform) -> dict:
-    """Cycles and energy of streaming the far (upper FRAM) tiles of one inference by DMA into SRAM."""
-    words = sum(math.ceil(v["bytes_per_call"] / 2) * v["calls"] for v in far.values())
-    blocks = sum(v["tiles"] * v["arrays"] * v["calls"] for v in far.values())
-    cycles = words * platform["dma.cycles_per_transfer"] + blocks * (platform["dma.sync_cycles"]
-                                                                     + platform["dma.setup_cycles"])
-    return {"bytes": 2 * words, "blocks": blocks, "cycles": float(cycles),
-            "energy_uj": cycles * platform.energy_per_cycle_j * 1e6}
 
 
 # ------------------------------------------------------------------------------------------- simulation
@@ -375,7 +364,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
 def add_latency(res: dict, cm, platform) -> None:
     """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
-    from ...analysis.cost import time_energy, predict_inference
+    from ...analysis.cost import far_dma, predict_inference, time_energy
     sim = res.get("sim") or {}
     per_level = sim.get("per_level") or {}
     fit = res["device"]
