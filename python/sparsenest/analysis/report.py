@@ -168,6 +168,8 @@ def resolve_input(path: str | Path, bundle=None) -> tuple[Path | None, dict | No
 
 
 def layer_formats(meta: Mapping) -> dict[str, str]:
+    """{layer: format} of a build (model_meta.json), to compile other builds of the same model with the same
+    kernels."""
     out = {}
     for name, lm in meta["layers"].items():
         if "format" in lm:

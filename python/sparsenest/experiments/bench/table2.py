@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...analysis.cost import CycleModel
+from ...analysis.report import layer_formats
+from ...targets.msp430 import CYCLE_NOTE
 from .. import tasks as task_mod
 
 SIM_INPUTS = {"full": 2, "quick": 1}          # test inputs run per level in the simulator
@@ -76,16 +79,6 @@ def weight_parts(meta: dict) -> dict:
             parts[k] += int(v)
     total = sum(parts.values())
     return parts | {"total": total, "index_overhead": (parts["indices"] + parts["metadata"]) / total if total else 0.0}
-
-
-def layer_formats(meta: dict) -> dict:
-    """{layer: format} of a build, to compile other builds of the same model with the same kernels."""
-    out = {}
-    for name, lm in meta["layers"].items():
-        if "format" in lm:
-            f = lm["format"]
-            out[name] = f if isinstance(f, str) else f[0]
-    return out
 
 
 def _fresh(d: Path) -> Path:
@@ -528,8 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ...analysis.cost import CycleModel, load_platform
-    from ...targets.msp430 import CYCLE_NOTE
+    from ...analysis.cost import load_platform
     torch.set_num_threads(a.threads)
     out = Path(a.out or ("build/table2-quick" if a.quick else "build/table2"))
     out.mkdir(parents=True, exist_ok=True)
