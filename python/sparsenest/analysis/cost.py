@@ -4,9 +4,10 @@ Three parts, each usable alone:
 
 * **Platform** (`load_platform`): the board's constants from a TOML file, each with its source
   (data sheet section, user's guide, measurement or stated assumption). The shipped file is
-  `boards/msp430fr5994/board.toml` (the board's one facts file); a user file may start with ``extends = "msp430fr5994"`` and give only
-  the keys it changes. Derived numbers (active power, energy per cycle, effective FRAM wait states,
-  FRAM write energy) are computed here, with their formula, by `Platform.derived()`.
+  `boards/msp430fr5994/board.toml` (the board's one facts file); a user file may start with
+  ``extends = "msp430fr5994"`` and give only the keys it changes. Derived numbers (active power, energy
+  per cycle, effective FRAM wait states, FRAM write energy) are computed here, with their formula, by
+  `Platform.derived()`.
 
 * **CycleModel**: cycles of one kernel invocation as a linear function of the operation counts that the
   host board records (`runtime_c/include/sn_counters.h`) plus the number of kernel calls::
@@ -51,7 +52,8 @@ from ..board import DEFAULT_BOARD, board_toml
 __all__ = [
     "Constant", "Platform", "PlatformError", "load_platform", "REQUIRED_KEYS",
     "FEATURES", "CycleModel", "CycleModelError", "FALLBACK_TABLE", "resolve_chain",
-    "time_energy", "predict_layer", "predict_inference", "predict_switch", "far_dma", "switch_matrices", "lea_estimate",
+    "time_energy", "predict_layer", "predict_inference", "predict_switch", "far_dma", "switch_matrices",
+    "lea_estimate",
     "row_counts", "breakeven_sparsity", "layers_from_build", "format_inference_table",
 ]
 
