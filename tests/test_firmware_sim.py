@@ -11,7 +11,7 @@ import pytest
 
 from sn_compile_helpers import bundle_from, calib_images, lenet_bundle, trained_net
 from sparsenest import data, models
-from sparsenest.targets import firmware, msp430
+from sparsenest.targets import firmware, fr5994fw, msp430
 from sparsenest.compiler import formats, golden
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.targets.host import HostSim
@@ -64,6 +64,11 @@ def test_resident_every_level_and_switch_bit_exact(resident, resident_sim):
     assert per[1]["instructions"] < per[2]["instructions"] < per[3]["instructions"]
     assert all(r.switch.instructions < 500 for r in run.records)           # resident: a word write
     assert run.stack_used < 512
+    # our simulator on the same image: the same logits and instruction counts, and mspdebug's cycles
+    ours = fr5994fw.simulate(fb)
+    assert (ours.instructions, ours.counters["legacy_cycles"]) == (run.instructions, run.cycles)
+    assert all(np.array_equal(a.out, b.out) and a.infer.instructions == b.infer.instructions
+               for a, b in zip(ours.records, run.records))
     # most test images are classified right even by this briefly trained fixture
     assert sum(r.pred == fb.labels[r.input] for r in run.records) >= 0.75 * len(run.records)
 
@@ -200,6 +205,14 @@ def test_full_lenet5_chip_image_uses_upper_fram(tmp_path):
     chip = firmware.build(info["out_dir"], tmp_path / "chip", n_inputs=1, schedule=[S(0, 1)])
     assert chip.regions["UPPER_FRAM"] > 64 * 1024                          # arrays over 32 KB too
     assert msp430.flash_check(chip.elf).ok
+    # the chip image itself runs in our simulator (MPY32, weights read from upper FRAM by DMA) = golden
+    run = fr5994fw.simulate(chip)
+    firmware.compare_golden(chip, run, info["qmodel"]).raise_on_mismatch()
+    c = run.counters
+    assert c["dma_transfers"] > 50000 and c["dma_cycles"] > 2 * c["dma_transfers"] and c["mpy_ops"] > 0
+    assert c["cycles"] == c["cpu_cycles"] + c["wait_cycles"] + c["dma_cycles"] + c["lea_cycles"]
+    table = fr5994fw.format_levels(run).splitlines()
+    assert len(table) == 2 and table[1].split()[0] == "1" and int(table[1].split()[-1].replace(",", "")) > 0
     with pytest.raises(msp430.RegionOverflowError) as e:
         firmware.build(info["out_dir"], tmp_path / "sim", image="sim", n_inputs=1, schedule=[S(0, 1)])
     assert e.value.region == "LOWER_FRAM" and "no upper FRAM" in str(e.value)

@@ -1,4 +1,4 @@
-"""`sparsenest` command line: train, info, export-onnx, analyze, compile, simulate, report, harvest, glue."""
+"""`sparsenest` command line: train, info, import, export-onnx, export-tflite, analyze, compile, simulate, report, harvest, glue."""
 from __future__ import annotations
 
 import argparse
@@ -25,8 +25,13 @@ def cmd_train(a) -> int:
                       lr_retrain=a.lr_retrain,
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
                       method_opts=json.loads(a.method_opts) if a.method_opts else {})
-    b = train_to_bundle(a.output, model=a.model, dataset=a.dataset, levels=a.levels, method=a.method,
-                        mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
+    if a.from_bundle:  # an existing (e.g. imported) network: prune + fine-tune it, no model zoo
+        from .interop.train_from import train_from_bundle
+        b = train_from_bundle(a.from_bundle, a.output, dataset=a.dataset, levels=a.levels, method=a.method,
+                              mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
+    else:
+        b = train_to_bundle(a.output, model=a.model, dataset=a.dataset, levels=a.levels, method=a.method,
+                            mode=a.mode, cfg=cfg, train_limit=a.train_limit, force=a.force)
     print(level_table(b))
     print(f"bundle written to {b.path}")
     return 0
@@ -56,6 +61,33 @@ def cmd_export_onnx(a) -> int:
         if path.exists() and not a.force:
             raise FileExistsError(f"{path} exists; pass --force to replace it")
         print(export_level(b, lv, path))
+    return 0
+
+
+def cmd_import(a) -> int:
+    from .interop.cli import import_model
+    b = import_model(a.model, a.output, dataset=a.dataset, force=a.force)
+    nodes = b.graph["nodes"]
+    print(f"{a.model}: {len(nodes)} graph nodes ({', '.join(sorted({n['op'] for n in nodes}))}), "
+          f"{sum(v.size for k, v in b.weights.items())} parameters; bundle written to {b.path}")
+    return 0
+
+
+def cmd_export_tflite(a) -> int:
+    from .bundle import Bundle
+    from .interop.tflite_export import export_level_tflite
+    b = Bundle.load(a.bundle)
+    out = Path(a.output)
+    calib = None
+    if a.int8:  # post-training quantisation on training inputs of the bundle's data set
+        from .compiler.build import calibration_images
+        calib = calibration_images(b, a.calib)
+    for lv in ([a.level] if a.level else range(1, b.n_levels + 1)):
+        path = out / f"level{lv}{'_int8' if a.int8 else ''}.tflite"
+        if path.exists() and not a.force:
+            raise FileExistsError(f"{path} exists; pass --force to replace it")
+        export_level_tflite(b, lv, path, calib=calib)
+        print(path)
     return 0
 
 
@@ -120,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t = sub.add_parser("train", help="train a nested sparse model and write a bundle")
     t.add_argument("--model", default="lenet5")
+    t.add_argument("--from", dest="from_bundle", default=None,
+                   help="start from this bundle's network (e.g. one made by `sparsenest import`)")
     t.add_argument("--dataset", default=None, help="default: the model's data set")
     t.add_argument("--levels", type=_levels, default=[0.9, 0.75, 0.5],
                    help="comma-separated sparsities, e.g. 0.9,0.75,0.5")
@@ -150,6 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("-o", "--output", required=True, help="directory for level<k>.onnx")
     e.add_argument("--force", action="store_true")
     e.set_defaults(fn=cmd_export_onnx)
+
+    im = sub.add_parser("import", help="read a TFLite or ONNX model into a bundle (one dense level)")
+    im.add_argument("model", help="MODEL.tflite or MODEL.onnx")
+    im.add_argument("-o", "--output", required=True, help="bundle directory, e.g. build/kws.nest")
+    im.add_argument("--dataset", default=None, help="the data set the model expects (for compile/train --from)")
+    im.add_argument("--force", action="store_true", help="replace an existing bundle")
+    im.set_defaults(fn=cmd_import)
+
+    et = sub.add_parser("export-tflite", help="write each level (or --level k) as a float32 (or --int8) TFLite model")
+    et.add_argument("bundle")
+    et.add_argument("-o", "--output", required=True, help="directory for level<k>.tflite")
+    et.add_argument("--level", type=int, default=None, help="one level (default: all)")
+    et.add_argument("--int8", action="store_true", help="int8 post-training quantisation (level<k>_int8.tflite)")
+    et.add_argument("--calib", type=int, default=256, help="calibration inputs for --int8 (training split)")
+    et.add_argument("--force", action="store_true")
+    et.set_defaults(fn=cmd_export_tflite)
 
     an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
     an.add_argument("bundle")

@@ -173,7 +173,7 @@ def load(name: str, split: str = "train", **kwargs) -> Dataset:
 def _import_loaders() -> None:
     # Loaders register themselves on import; optional ones may be absent in a trimmed install.
     import importlib
-    for mod in ("mnist", "har", "speech_commands", "cifar10"):
+    for mod in ("mnist", "har", "speech_commands", "kws_mlperf", "cifar10"):
         try:
             importlib.import_module(f"{__name__}.{mod}")
         except ModuleNotFoundError as e:

@@ -1,0 +1,1 @@
+"""Bring your own model: TFLite / ONNX in (bundles), TFLite out; graph -> torch network."""

@@ -11,6 +11,9 @@ from ..bundle import Bundle
 
 def rebuild_model(bundle: Bundle, level: int | None = None) -> torch.nn.Module:
     spec = bundle.manifest["model"]
+    if spec["name"] == "graph":  # imported/no zoo class: the network is rebuilt from the stored graph
+        from .torch_net import bundle_network
+        return bundle_network(bundle, level)
     net = models.create(spec["name"], **spec.get("kwargs", {}))
     return bundle.load_into(net, level).eval()
 
