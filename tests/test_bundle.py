@@ -115,3 +115,16 @@ def test_levels_must_be_sparsest_first():
     b.manifest["levels"][0]["target_sparsity"] = 0.1
     with pytest.raises(BundleError, match="sparsest first"):
         b.validate()
+
+
+def test_recorded_sparsity_is_what_the_nesting_arrays_give(saved):
+    """from_model records the measured sparsity (targets stay as asked), and a load checks the two agree."""
+    b = Bundle.load(saved)
+    total = sum(a.size for a in b.intro.values())
+    for lv in b.levels:
+        kept = sum(int(b.mask(k, lv["level"]).sum()) for k in b.intro)
+        assert lv["sparsity"] == round(1 - kept / total, 6)
+    assert [lv["target_sparsity"] for lv in b.levels] == [0.9, 0.75, 0.5]
+    b.manifest["levels"][0]["sparsity"] = 0.9 if b.levels[0]["sparsity"] != 0.9 else 0.8
+    with pytest.raises(BundleError, match="nesting arrays give"):
+        b.validate()

@@ -14,20 +14,16 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import bundle_validate as check
+from .bundle_validate import INTRO_PREFIX, BundleError  # noqa: F401  (BundleError is part of this API)
 from .levels import level_mask
 
 FORMAT = "sparsenest-bundle"
 VERSION = 1
-INTRO_PREFIX = "intro/"
-
-
-class BundleError(ValueError):
-    """A bundle is missing, corrupt, or inconsistent."""
 
 
 def _sha(a: np.ndarray) -> str:
@@ -92,6 +88,9 @@ class Bundle:
             a = np.asarray(a.cpu().numpy() if hasattr(a, "cpu") else a).astype(np.uint8)
             arrays[key] = np.where(a == 0, np.float32(0), arrays[key])  # pruned everywhere = stored 0
             arrays[INTRO_PREFIX + key] = a
+        # The recorded sparsity is what the nesting arrays give (the targets stay as asked).
+        measured = check.measured_sparsities({k: arrays[INTRO_PREFIX + k] for k in intro}, len(levels))
+        levels = [dict(lv, sparsity=round(s, 6)) for lv, s in zip(levels, measured)]
         manifest = {"format": FORMAT, "version": VERSION, "model": model_spec, "graph": graph,
                     "levels": levels, "prune": prune, "dataset": dataset, "train_config": train_config}
         b = cls(manifest, arrays)
@@ -131,85 +130,55 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Bundle":
+        """Read and validate a bundle; anything wrong raises BundleError (one line: what, where, what
+        to do). Files are checked (regular, sizes, headers) before they are read (bundle_validate)."""
         path = Path(path)
         if not path.exists():
             raise BundleError(f"{path}: no such bundle. Train one with `sparsenest train -o {path}`.")
+        if not path.is_dir():
+            raise BundleError(f"{path}: not a bundle directory (a bundle is a NAME.nest/ folder with "
+                              "manifest.json and arrays.npz); point at the folder `sparsenest train` wrote")
         mpath, apath = path / "manifest.json", path / "arrays.npz"
         for p in (mpath, apath):
             if not p.exists():
                 raise BundleError(f"{path}: missing {p.name}; this is not a complete sparsenest bundle "
                                   "(re-run `sparsenest train`)")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BundleError(f"{mpath}: not valid JSON ({e}); the manifest is corrupt") from e
+        manifest = check.read_manifest(mpath)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError(f"{mpath}: not a sparsenest bundle manifest (format is "
-                              f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
+                              f"{check.show(manifest.get('format') if isinstance(manifest, dict) else None)}); "
+                              "point at a bundle written by `sparsenest train`")
         if manifest.get("version") != VERSION:
-            raise BundleError(f"{mpath}: bundle version {manifest.get('version')!r}, this sparsenest reads "
-                              f"version {VERSION}; re-train or use a matching sparsenest release")
-        try:
-            with np.load(apath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            raise BundleError(f"{apath}: cannot read the arrays ({e}); the file is corrupt") from e
+            raise BundleError(f"{mpath}: bundle version {check.show(manifest.get('version'))}, this "
+                              f"sparsenest reads version {VERSION}; re-train or use a matching sparsenest release")
+        check.check_sections(manifest, str(mpath))
+        arrays = check.read_arrays(apath, manifest["arrays"])
         b = cls(manifest, arrays, path)
         b.validate(check_index=True)
         return b
 
     # -- validation -------------------------------------------------------------------------
     def validate(self, check_index: bool = False) -> None:
-        m, where = self.manifest, str(self.path or "bundle")
-        for key in ("model", "graph", "levels", "prune", "dataset", "train_config", "arrays"):
-            if key not in m:
-                raise BundleError(f"{where}: manifest has no '{key}' entry")
-        if check_index:
-            index = m["arrays"]
-            missing = sorted(set(index) - set(self.arrays))
-            extra = sorted(set(self.arrays) - set(index))
-            if missing or extra:
-                raise BundleError(f"{where}: arrays.npz does not match the manifest "
-                                  f"(missing {missing[:5]}, unexpected {extra[:5]})")
-            for k, meta in index.items():
-                a = self.arrays[k]
-                if list(a.shape) != meta["shape"] or str(a.dtype) != meta["dtype"]:
-                    raise BundleError(f"{where}: array '{k}' is {a.dtype}{list(a.shape)}, manifest says "
-                                      f"{meta['dtype']}{meta['shape']}")
-                if _sha(a) != meta["sha256"]:
-                    raise BundleError(f"{where}: array '{k}' does not match its checksum; the bundle is "
-                                      "corrupt (re-train or restore it from a copy)")
-        n = len(m["levels"])
-        if n < 1:
-            raise BundleError(f"{where}: no levels")
-        sp = [lv.get("target_sparsity") for lv in m["levels"]]
-        if any(not isinstance(s, (int, float)) for s in sp) or any(a <= b for a, b in zip(sp, sp[1:])):
-            raise BundleError(f"{where}: level sparsities must be listed sparsest first and strictly "
-                              f"decreasing, got {sp}")
-        for k, a in self.arrays.items():
-            if k.startswith(INTRO_PREFIX):
-                key = k[len(INTRO_PREFIX):]
-                if a.dtype != np.uint8:
-                    raise BundleError(f"{where}: nesting array '{k}' must be uint8, is {a.dtype}")
-                if key not in self.arrays:
-                    raise BundleError(f"{where}: nesting array '{k}' has no weight '{key}'")
-                if a.shape != self.arrays[key].shape:
-                    raise BundleError(f"{where}: nesting array '{k}' has shape {a.shape}, weight has "
-                                      f"{self.arrays[key].shape}")
-                if a.size and int(a.max()) > n:
-                    raise BundleError(f"{where}: '{k}' names level {int(a.max())} but the bundle has {n}")
-                if np.any(self.arrays[key][a == 0] != 0):
-                    raise BundleError(f"{where}: weight '{key}' has nonzero values where every level "
-                                      "prunes it; the masks and weights disagree")
-            elif a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise BundleError(f"{where}: array '{k}' contains NaN or Inf (training diverged?)")
-        for key in _graph_weight_keys(m["graph"]):
-            if key not in self.arrays:
-                raise BundleError(f"{where}: graph uses weight '{key}' that the bundle does not contain")
-
-
-def _graph_weight_keys(graph: dict) -> list[str]:
-    keys = []
-    for node in graph.get("nodes", []):
-        keys += [node[k] for k in ("weight", "bias") if node.get(k)]
-    return keys
+        """The whole contract of docs/architecture.md "Bundle": manifest sections and their types, the
+        array index (and, with check_index, every array's checksum), the arrays' dtypes and nesting,
+        the layer graph against the arrays, the level metadata against the nesting arrays."""
+        m = self.manifest
+        where = str(self.path / "manifest.json") if self.path else "bundle"
+        check.check_sections(m, where)
+        index = m["arrays"]
+        missing = sorted(set(index) - set(self.arrays))
+        extra = sorted(set(self.arrays) - set(index))
+        if missing or extra:
+            raise BundleError(f"{where} key 'arrays': the index does not match the arrays (missing "
+                              f"{missing[:5]}, unexpected {extra[:5]}); {check.RETRAIN}")
+        for k, meta in index.items():
+            a = self.arrays[k]
+            if list(a.shape) != meta["shape"] or a.dtype != np.dtype(meta["dtype"]):
+                raise BundleError(f"{where} key 'arrays.{k}': array is {a.dtype}{list(a.shape)}, the index "
+                                  f"says {meta['dtype']}{meta['shape']}; {check.RETRAIN}")
+            if check_index and _sha(a) != meta["sha256"]:
+                raise BundleError(f"{where} key 'arrays.{k}': array does not match its checksum; the bundle "
+                                  "is corrupt (re-train or restore it from a copy)")
+        check.check_graph(m["graph"], self.arrays, where)
+        check.check_arrays(self.arrays, m["graph"], len(m["levels"]), where)
+        check.check_levels(m["levels"], self.intro, where)

@@ -6,25 +6,24 @@ import json
 import sys
 from pathlib import Path
 
+from . import cli_args as arg
 from .levels import level_mask
 
 
-def _levels(text: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--levels takes comma-separated sparsities like 0.9,0.75,0.5, "
-                                         f"not {text!r}")
-    return sorted(vals, reverse=True)  # sparsest first, whatever order the user typed
-
-
 def cmd_train(a) -> int:
-    from .train.nested import TrainConfig
+    from . import data, models
     from .train.loop import level_table, train_to_bundle
+    from .train.nested import TrainConfig
+    if a.model not in models.available():  # before any data is loaded or a minute is spent
+        raise ValueError(f"--model {a.model!r} is not a known model; choose from {', '.join(models.available())}")
+    if a.dataset is not None and a.dataset not in data.available():
+        raise ValueError(f"--dataset {a.dataset!r} is not a known data set; choose from "
+                         f"{', '.join(data.available())}")
+    arg.check_output(a.output, kind="dir", what="-o")
     cfg = TrainConfig(epochs_dense=a.epochs_dense, epochs_retrain=a.epochs_retrain, lr=a.lr,
                       lr_retrain=a.lr_retrain,
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
-                      method_opts=json.loads(a.method_opts) if a.method_opts else {})
+                      method_opts=a.method_opts or {})
     if a.from_bundle:  # an existing (e.g. imported) network: prune + fine-tune it, no model zoo
         from .interop.train_from import train_from_bundle
         b = train_from_bundle(a.from_bundle, a.output, dataset=a.dataset, levels=a.levels, method=a.method,
@@ -39,11 +38,12 @@ def cmd_train(a) -> int:
 
 def cmd_info(a) -> int:
     from .bundle import Bundle
-    from .train.loop import level_table
     b = Bundle.load(a.bundle)
+    from .train.loop import level_table  # imports torch: only once the bundle is known good
     m = b.manifest
-    print(f"{a.bundle}: {m['model']['name']} on {m['dataset']['name']} ({m['dataset'].get('note') or 'test split'})")
-    print(f"pruning: {m['prune']['method']}, mode {m['prune']['mode']}, scope {m['prune'].get('scope')}")
+    print(f"{a.bundle}: {m['model'].get('name', '?')} on {m['dataset']['name']} "
+          f"({m['dataset'].get('note') or 'test split'})")
+    print(f"pruning: {m['prune'].get('method')}, mode {m['prune'].get('mode')}, scope {m['prune'].get('scope')}")
     print(level_table(b))
     for key, intro in b.intro.items():
         per = " ".join(f"L{lv}:{int(level_mask(intro, lv).sum())}" for lv in range(1, b.n_levels + 1))
@@ -77,6 +77,8 @@ def cmd_export_tflite(a) -> int:
     from .bundle import Bundle
     from .interop.tflite_export import export_level_tflite
     b = Bundle.load(a.bundle)
+    if a.level is not None and a.level > b.n_levels:
+        raise ValueError(f"--level {a.level} is out of range: {a.bundle} has levels 1..{b.n_levels}")
     out = Path(a.output)
     calib = None
     if a.int8:  # post-training quantisation on training inputs of the bundle's data set
@@ -115,12 +117,32 @@ def _format_arg(text: str):
     """`auto`, `csr16`, or per layer: `fc1=rel8,conv1=dense,*=auto`."""
     if "=" not in text:
         return text
-    return dict(item.split("=", 1) for item in text.split(","))
+    items = [item.split("=", 1) for item in text.split(",")]
+    if any(len(kv) != 2 for kv in items):
+        raise argparse.ArgumentTypeError(f"--format per layer is LAYER=FORMAT[,LAYER=FORMAT...], not {text!r}")
+    return dict(items)
+
+
+def _check_format(fmt, bundle) -> None:
+    """Every format named exists, and every layer named is a conv/linear layer of the bundle."""
+    from .compiler.formats import FORMATS
+    layers = [n["name"] for n in bundle.graph["nodes"] if n["op"] in ("conv1d", "conv2d", "linear")]
+    spec = fmt if isinstance(fmt, dict) else {"*": fmt}
+    for layer, f in spec.items():
+        if layer != "*" and layer not in layers:
+            raise ValueError(f"--format names layer {layer!r}, which is not a conv/linear layer of "
+                             f"{bundle.path}; its layers: {', '.join(layers)}")
+        if f != "auto" and f not in FORMATS:
+            raise ValueError(f"--format {f!r} is not a format; choose auto or one of {', '.join(FORMATS)}")
 
 
 def cmd_compile(a) -> int:
+    from .bundle import Bundle
     from .compiler.build import compile_bundle
-    info = compile_bundle(a.bundle, a.output, target=a.target, fmt=_format_arg(a.format),
+    arg.check_output(a.output, kind="dir", what="-o")
+    b = Bundle.load(a.bundle)
+    _check_format(a.format, b)
+    info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
                           switching=a.switching, evaluate_on=("test" if a.evaluate else None),
                           calib=a.calib, conv=a.conv)
     meta = info["meta"]
@@ -131,23 +153,56 @@ def cmd_compile(a) -> int:
     return 0
 
 
+def _build_dataset(build: str, asked: str | None) -> tuple[str, int]:
+    """(data set, number of levels) of a host build, from its model_meta.json: the data set the bundle
+    was trained on unless `asked` names another (refused: the model was not made for it)."""
+    meta = arg.read_json_file(Path(build) / "model_meta.json", "build metadata")
+    if not isinstance(meta, dict) or meta.get("format") != "sparsenest-build":
+        raise ValueError(f"{build}: model_meta.json is not a sparsenest build's metadata; compile a bundle "
+                         "with `sparsenest compile BUNDLE -o DIR` and simulate DIR")
+    n_levels = meta.get("n_levels")
+    dataset = (((meta.get("bundle") or {}).get("dataset") or {}).get("name")
+               if isinstance(meta.get("bundle"), dict) else None)
+    if not (isinstance(n_levels, int) and n_levels >= 1):
+        raise ValueError(f"{build}/model_meta.json key 'n_levels': {n_levels!r} is not a level count; "
+                         "re-compile the bundle")
+    if asked is not None and dataset is not None and asked != dataset:
+        raise ValueError(f"--dataset {asked!r} but {build} was compiled from a model of {dataset!r}; "
+                         f"leave --dataset out or give {dataset!r}")
+    if asked is None and not isinstance(dataset, str):
+        raise ValueError(f"{build}/model_meta.json does not record the data set; pass --dataset")
+    return asked or dataset, n_levels
+
+
 def cmd_simulate(a) -> int:
     from .targets.host import simulate_accuracy
-    res = simulate_accuracy(a.build, dataset=a.dataset, level=a.level, limit=a.limit)
+    dataset, n_levels = _build_dataset(a.build, a.dataset)
+    if a.level is not None and not 1 <= a.level <= n_levels:
+        raise ValueError(f"--level {a.level} is out of range: {a.build} has levels 1..{n_levels}")
+    res = simulate_accuracy(a.build, dataset=dataset, level=a.level, limit=a.limit)
     for lv, r in sorted(res.items()):
-        print(f"level {lv}: C model accuracy {r['accuracy']:.2%} on {r['n']} {a.dataset} test images")
+        print(f"level {lv}: C model accuracy {r['accuracy']:.2%} on {r['n']} {dataset} test images")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Every sub-command, its argument checks and its errors: one line on stderr, no traceback
+    (cli_args.run_guarded; SPARSENEST_DEBUG=1 shows it)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     # Sub-tools with their own option parsers get their arguments untouched.
     passthrough = {"harvest": "sparsenest.analysis.harvest", "glue": "sparsenest.experiments.glue",
                    "report": "sparsenest.analysis.report"}
     if argv and argv[0] in passthrough:
         import importlib
-        return importlib.import_module(passthrough[argv[0]]).main(argv[1:])
-    p = argparse.ArgumentParser(prog="sparsenest", description=__doc__)
+        return arg.run_guarded(f"sparsenest {argv[0]}",
+                               lambda: importlib.import_module(passthrough[argv[0]]).main(argv[1:]))
+    p = _parser()
+    a = p.parse_args(argv)
+    return arg.run_guarded(f"sparsenest {a.command}", lambda: a.fn(a))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = arg.Parser(prog="sparsenest", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a nested sparse model and write a bundle")
@@ -155,22 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--from", dest="from_bundle", default=None,
                    help="start from this bundle's network (e.g. one made by `sparsenest import`)")
     t.add_argument("--dataset", default=None, help="default: the model's data set")
-    t.add_argument("--levels", type=_levels, default=[0.9, 0.75, 0.5],
-                   help="comma-separated sparsities, e.g. 0.9,0.75,0.5")
+    t.add_argument("--levels", type=arg.sparsity_list, default=[0.9, 0.75, 0.5],
+                   help="comma-separated sparsities in [0, 1), e.g. 0.9,0.75,0.5")
     t.add_argument("--method", default="irregular",
                    choices=["irregular", "row", "column", "block", "pattern"])
     t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint"])
     t.add_argument("--scope", default="global", choices=["layer", "global"],
                    help="same sparsity in every layer, or one magnitude threshold across layers")
-    t.add_argument("--method-opts", default=None, help='JSON, e.g. \'{"block_shape": [4, 4]}\'')
-    t.add_argument("--epochs-dense", type=int, default=6)
-    t.add_argument("--epochs-retrain", type=int, default=6)
-    t.add_argument("--admm-epochs", type=int, default=0, help="ADMM-regularised epochs before pruning")
-    t.add_argument("--lr", type=float, default=0.05, help="peak learning rate of dense training")
-    t.add_argument("--lr-retrain", type=float, default=0.02, help="peak learning rate of ADMM/retraining")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--train-limit", type=int, default=None, help="use only N training samples")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--method-opts", type=arg.json_object, default=None,
+                   help='JSON, e.g. \'{"block_shape": [4, 4]}\'')
+    t.add_argument("--epochs-dense", type=arg.epochs, default=6)
+    t.add_argument("--epochs-retrain", type=arg.epochs, default=6)
+    t.add_argument("--admm-epochs", type=arg.epochs, default=0, help="ADMM-regularised epochs before pruning")
+    t.add_argument("--lr", type=arg.positive_float, default=0.05, help="peak learning rate of dense training")
+    t.add_argument("--lr-retrain", type=arg.positive_float, default=0.02,
+                   help="peak learning rate of ADMM/retraining")
+    t.add_argument("--batch-size", type=arg.batch_size, default=128)
+    t.add_argument("--train-limit", type=arg.count, default=None, help="use only N training samples")
+    t.add_argument("--seed", type=arg.seed, default=0)
     t.add_argument("-o", "--output", default="build/lenet5.nest")
     t.add_argument("--force", action="store_true", help="replace an existing bundle")
     t.set_defaults(fn=cmd_train)
@@ -181,62 +238,58 @@ def main(argv: list[str] | None = None) -> int:
 
     e = sub.add_parser("export-onnx", help="write each level as ONNX")
     e.add_argument("bundle")
-    e.add_argument("-o", "--output", required=True, help="directory for level<k>.onnx")
+    e.add_argument("-o", "--output", type=arg.output_dir, required=True, help="directory for level<k>.onnx")
     e.add_argument("--force", action="store_true")
     e.set_defaults(fn=cmd_export_onnx)
 
     im = sub.add_parser("import", help="read a TFLite or ONNX model into a bundle (one dense level)")
-    im.add_argument("model", help="MODEL.tflite or MODEL.onnx")
-    im.add_argument("-o", "--output", required=True, help="bundle directory, e.g. build/kws.nest")
+    im.add_argument("model", type=arg.input_file, help="MODEL.tflite or MODEL.onnx")
+    im.add_argument("-o", "--output", type=arg.output_dir, required=True, help="bundle directory, e.g. build/kws.nest")
     im.add_argument("--dataset", default=None, help="the data set the model expects (for compile/train --from)")
     im.add_argument("--force", action="store_true", help="replace an existing bundle")
     im.set_defaults(fn=cmd_import)
 
     et = sub.add_parser("export-tflite", help="write each level (or --level k) as a float32 (or --int8) TFLite model")
     et.add_argument("bundle")
-    et.add_argument("-o", "--output", required=True, help="directory for level<k>.tflite")
-    et.add_argument("--level", type=int, default=None, help="one level (default: all)")
+    et.add_argument("-o", "--output", type=arg.output_dir, required=True, help="directory for level<k>.tflite")
+    et.add_argument("--level", type=arg.int_range(1, name="level"), default=None, help="one level (default: all)")
     et.add_argument("--int8", action="store_true", help="int8 post-training quantisation (level<k>_int8.tflite)")
-    et.add_argument("--calib", type=int, default=256, help="calibration inputs for --int8 (training split)")
+    et.add_argument("--calib", type=arg.count, default=256, help="calibration inputs for --int8 (training split)")
     et.add_argument("--force", action="store_true")
     et.set_defaults(fn=cmd_export_tflite)
 
     an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
     an.add_argument("bundle")
-    an.add_argument("--json", default=None, help="also write the full analysis as JSON")
+    an.add_argument("--json", type=arg.output_file, default=None, help="also write the full analysis as JSON")
     an.set_defaults(fn=cmd_analyze)
 
     c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
     c.add_argument("bundle")
     c.add_argument("-o", "--output", required=True, help="build directory, e.g. build/lenet5")
     c.add_argument("--target", default="host", choices=["host", "msp430fr5994"])
-    c.add_argument("--format", default="auto", help="auto, a format (csr16, rel8, rel4, bitmap, block, "
+    c.add_argument("--format", type=_format_arg, default="auto",
+                   help="auto, a format (csr16, rel8, rel4, bitmap, block, "
                    "rows, cols, pattern, dense) or per layer: fc1=rel8,*=auto")
     c.add_argument("--switching", default="resident", choices=["resident", "staged"])
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
                    help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
-    c.add_argument("--calib", type=int, default=None, help="calibration images (default 512)")
+    c.add_argument("--calib", type=arg.count, default=None, help="calibration images (default 512)")
     c.add_argument("--evaluate", action="store_true", help="float and Q15 accuracy on the test set")
     c.set_defaults(fn=cmd_compile)
 
     sm = sub.add_parser("simulate", help="accuracy of the compiled C model on the host board")
     sm.add_argument("build")
-    sm.add_argument("--dataset", default="mnist")
-    sm.add_argument("--level", type=int, default=None, help="one level (default: all)")
-    sm.add_argument("--limit", type=int, default=None, help="first N test images only")
+    sm.add_argument("--dataset", default=None,
+                    help="default: the data set the build's bundle was trained on (another is refused)")
+    sm.add_argument("--level", type=arg.int_range(1, name="level"), default=None, help="one level (default: all)")
+    sm.add_argument("--limit", type=arg.count, default=None, help="first N test images only")
     sm.set_defaults(fn=cmd_simulate)
 
     sub.add_parser("harvest", help="energy-harvesting simulation (sparsenest harvest --help for its options)")
     sub.add_parser("report", help="energy and latency report of a compiled model (sparsenest report --help)")
     sub.add_parser("glue", help="prune a BERT on a GLUE task (sparsenest glue --help for its options)")
 
-    a = p.parse_args(argv)
-    try:
-        return a.fn(a)
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
-        # Expected user errors: one clear line, no traceback.
-        print(f"sparsenest {a.command}: error: {err}", file=sys.stderr)
-        return 2
+    return p
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,9 +131,11 @@ def load_trace(path: str | Path) -> Trace:
     p = Path(path)
     if not p.exists() and not p.suffix:
         p = TRACE_DIR / f"{path}.csv"
+    from sparsenest.cli_args import check_input_file
+    check_input_file(p, "trace")  # a FIFO or device would block or never end
     try:
         lines = p.read_text().splitlines()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"cannot read trace {p}: {e}") from None
     if not lines or [h.strip() for h in lines[0].split(",")] != ["time_s", "power_w"]:
         raise ValueError(f"{p}: the first line must be the header 'time_s,power_w'")
@@ -248,7 +251,9 @@ class Costs:
 def _matrix(m, L, what, where) -> list[list[float]]:
     if m is None:
         return [[0.0] * L for _ in range(L)]
-    if len(m) != L or any(len(r) != L for r in m):
+    m = m.tolist() if isinstance(m, np.ndarray) else m
+    if not (isinstance(m, (list, tuple)) and len(m) == L
+            and all(isinstance(r, (list, tuple)) and len(r) == L and all(map(_is_real, r)) for r in m)):
         raise ValueError(f"{where}: switch {what} must be a {L}x{L} matrix (row = from level, column = to)")
     out = [[float(v) for v in r] for r in m]
     if any(v < 0 or not math.isfinite(v) for r in out for v in r):
@@ -265,36 +270,53 @@ def make_costs(levels: Sequence[Mapping], switch_energy_uj=None, switch_time_us=
         raise ValueError(f"{where}: at least one level is needed")
     out = []
     for i, l in enumerate(levels, 1):
+        if not isinstance(l, Mapping):
+            raise ValueError(f"{where}: level {i} must be an object {SCHEMA_HINT}")
         for k in ("energy_uj", "time_us", "accuracy"):
             if k not in l:
-                raise ValueError(f"{where}: level {i} has no {k!r} (schema:\n{COSTS_SCHEMA})")
-        lv = int(l.get("level", i))
+                raise ValueError(f"{where}: level {i} has no {k!r} {SCHEMA_HINT}")
+            if not _is_real(l[k]):
+                raise ValueError(f"{where}: level {i} {k!r} must be a finite number, is {l[k]!r}")
+        lv = l.get("level", i)
         if lv != i:
             raise ValueError(f"{where}: levels must be listed 1..L in order (sparsest first); entry {i} "
-                             f"says level {lv}")
+                             f"says level {lv!r}")
         e, t, a = float(l["energy_uj"]), float(l["time_us"]), float(l["accuracy"])
         if not (e > 0 and t > 0 and math.isfinite(e) and math.isfinite(t)):
             raise ValueError(f"{where}: level {i} needs energy_uj > 0 and time_us > 0")
         if not 0 <= a <= 1:
             raise ValueError(f"{where}: level {i} accuracy must be in [0, 1], got {a}")
-        out.append(LevelCost(i, e, t, a, None if l.get("sparsity") is None else float(l["sparsity"])))
+        sp = l.get("sparsity")
+        if sp is not None and not (_is_real(sp) and 0 <= sp < 1):
+            raise ValueError(f"{where}: level {i} sparsity must be in [0, 1), got {sp!r}")
+        out.append(LevelCost(i, e, t, a, None if sp is None else float(sp)))
+    for k, v in (("sleep_power_uw", sleep_power_uw), ("boot_uj", boot_uj)):
+        if not (_is_real(v) and v >= 0):
+            raise ValueError(f"{where}: {k} must be a number >= 0, got {v!r}")
     L = len(out)
     return Costs(out, _matrix(switch_energy_uj, L, "energy_uj", where), _matrix(switch_time_us, L, "time_us", where),
                  float(sleep_power_uw), float(boot_uj), source)
 
 
+SCHEMA_HINT = "(the schema: sparsenest harvest --help)"
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def load_costs(path: str | Path) -> Costs:
+    from sparsenest.cli_args import read_json_file
     path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot read costs {path}: {e}") from None
-    if d.get("format") != "sparsenest-harvest-costs" or d.get("version") != 1:
-        raise ValueError(f"{path}: not a sparsenest-harvest-costs version 1 file (schema:\n{COSTS_SCHEMA})")
+    d = read_json_file(path, "costs file")
+    if not isinstance(d, dict) or d.get("format") != "sparsenest-harvest-costs" or d.get("version") != 1:
+        raise ValueError(f"{path}: not a sparsenest-harvest-costs version 1 file {SCHEMA_HINT}")
     sw = d.get("switch") or {}
+    if not isinstance(sw, dict) or not isinstance(d.get("levels", []), list):
+        raise ValueError(f"{path}: 'switch' must be an object and 'levels' a list {SCHEMA_HINT}")
     return make_costs(d.get("levels") or [], sw.get("energy_uj"), sw.get("time_us"),
                       sleep_power_uw=d.get("sleep_power_uw", 1.5), boot_uj=d.get("boot_uj", 0.306),
-                      source=d.get("source", ""), where=str(path))
+                      source=str(d.get("source", "")), where=str(path))
 
 
 def costs_from_predictions(predictions: Sequence[Mapping], accuracies: Sequence[float], *,
@@ -923,23 +945,25 @@ def _example_costs() -> Costs:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`sparsenest harvest`: simulate a policy (or compare policies) on a harvested-power trace."""
-    ap = argparse.ArgumentParser(prog="sparsenest harvest", description=main.__doc__,
+    from sparsenest import cli_args as arg
+    ap = arg.Parser(prog="sparsenest harvest", description=main.__doc__,
                                  epilog=COSTS_SCHEMA, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--make-traces", action="store_true", help="regenerate the shipped traces and exit")
     ap.add_argument("--out", default=None, help="with --make-traces: output folder (default: the package's)")
     ap.add_argument("--trace", default="solar", help="CSV time_s,power_w, or a shipped name: constant, onoff, solar")
-    ap.add_argument("--capacitor", type=float, default=0.047, help="farads (default 0.047)")
-    ap.add_argument("--v-on", type=float, default=3.3)
-    ap.add_argument("--v-off", type=float, default=1.9)
-    ap.add_argument("--v-max", type=float, default=3.6)
-    ap.add_argument("--v-init", type=float, default=0.0)
+    ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="farads (default 0.047)")
+    ap.add_argument("--v-on", type=arg.positive_float, default=3.3)
+    ap.add_argument("--v-off", type=arg.positive_float, default=1.9)
+    ap.add_argument("--v-max", type=arg.positive_float, default=3.6)
+    ap.add_argument("--v-init", type=arg.nonneg_float, default=0.0)
     ap.add_argument("--policy", default="energy",
                     help="fixed:K | fixed:K+guard | energy | energy:V1,...,VL | compare (default energy)")
-    ap.add_argument("--hysteresis", type=float, default=0.05, help="volts")
-    ap.add_argument("--margin", type=float, default=1.1, help="energy-aware guard: stored energy >= margin x cost")
-    ap.add_argument("--costs", default=None, help="per-level costs JSON (schema below)")
+    ap.add_argument("--hysteresis", type=arg.nonneg_float, default=0.05, help="volts")
+    ap.add_argument("--margin", type=arg.positive_float, default=1.1,
+                    help="energy-aware guard: stored energy >= margin x cost")
+    ap.add_argument("--costs", type=arg.input_file, default=None, help="per-level costs JSON (schema below)")
     ap.add_argument("--demo", action="store_true", help="use illustrative LeNet-like costs instead of --costs")
-    ap.add_argument("--duration", type=float, default=None, help="simulate only the first N seconds")
+    ap.add_argument("--duration", type=arg.positive_float, default=None, help="simulate only the first N seconds")
     ap.add_argument("--plot", default="harvest.png", help="plot path ('' for none); compare: one per policy")
     ap.add_argument("--json", default=None, help="write the result(s) as JSON")
     a = ap.parse_args(argv)

@@ -1655,38 +1655,49 @@ def render_html(md: str, title: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`sparsenest report`: the energy and latency report of a compiled model."""
-    ap = argparse.ArgumentParser(prog="sparsenest report", description=__doc__,
+    from sparsenest import cli_args as arg
+    ap = arg.Parser(prog="sparsenest report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", help="build directory (model_meta.json), a directory with host/, or a bundle")
-    ap.add_argument("-o", "--output", default=None, help="report directory (default: <build>/report)")
+    ap.add_argument("-o", "--output", type=arg.output_dir, default=None,
+                    help="report directory (default: <build>/report)")
     ap.add_argument("--bundle", default=None, help="the bundle, when the build's recorded path is not found")
-    ap.add_argument("--samples", action="append", default=None,
+    ap.add_argument("--samples", action="append", type=arg.input_file, default=None,
                     help="cycle_samples.json to calibrate on (repeatable; default: "
                          + ", ".join(DEFAULT_SAMPLES) + " when present)")
     ap.add_argument("--no-samples", action="store_true", help="calibrate on this model's simulation only")
     ap.add_argument("--no-sim", action="store_true", help="do not run the model in the MSP430 simulator")
     ap.add_argument("--kernels", default="mpy32,ref", help="kernel back-ends to simulate and predict")
-    ap.add_argument("--sim-inputs", type=int, default=2, help="test images per level in the simulator")
-    ap.add_argument("--eval", default="test", help="test images for accuracies the build lacks (default: all)")
-    ap.add_argument("--platform", default=None, help="platform TOML (default: msp430fr5994)")
+    ap.add_argument("--sim-inputs", type=arg.count, default=2, help="test images per level in the simulator")
+    ap.add_argument("--eval", type=_eval_arg, default="test",
+                    help="test images for accuracies the build lacks: N or 'test' (default: all)")
+    ap.add_argument("--platform", type=arg.input_file, default=None, help="platform TOML (default: msp430fr5994)")
     ap.add_argument("--trace", default="solar", help="harvested-power trace (shipped name or CSV)")
-    ap.add_argument("--capacitor", type=float, default=0.047, help="storage capacitor in farads")
-    ap.add_argument("--harvest-hours", type=float, default=None, help="simulate only the first N hours")
+    ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="storage capacitor in farads")
+    ap.add_argument("--harvest-hours", type=arg.positive_float, default=None, help="simulate only the first N hours")
     ap.add_argument("--format", default="auto", help="format when the target is a bundle")
     ap.add_argument("--no-html", action="store_true")
     a = ap.parse_args(argv)
     samples = [] if a.no_samples else a.samples
-    ev = a.eval if a.eval == "test" else int(a.eval)
+    ev = a.eval
+    bad = [k for k in a.kernels.split(",") if k and k not in ("mpy32", "ref")]
+    if bad:
+        ap.error(f"--kernels: unknown back-end(s) {bad}; choose from mpy32, ref")
     try:
         rep = build_report(a.target, a.output, bundle=a.bundle, samples=samples, simulate=not a.no_sim,
                            kernels=[k for k in a.kernels.split(",") if k], sim_inputs=a.sim_inputs,
                            eval_images=ev, platform=a.platform, trace=a.trace, capacitor_f=a.capacitor,
                            harvest_hours=a.harvest_hours, fmt=a.format, html=not a.no_html)
     except (ReportError, FileExistsError) as e:
-        print(f"sparsenest report: {e}", file=sys.stderr)
+        print(f"sparsenest report: error: {arg.one_line(e)}", file=sys.stderr)
         return 2
     print(summary(rep))
     return 0
+
+
+def _eval_arg(text: str):
+    from sparsenest.cli_args import count
+    return text if text == "test" else count(text)
 
 
 def summary(rep: Mapping) -> str:

@@ -12,6 +12,12 @@ decreasing size, then padded copies; a tensor or padded copy that does not fit s
 FRAM. Patch and accumulator never spill: a layer whose scratch exceeds SRAM is an error.
 Then the FRAM budget is checked layer by layer (weights, biases, switching tables, working copies,
 spilled activations). Errors name the layer/buffer and the bytes over.
+
+Bounds (`check_lowered`, `check_plan`, run on every lowering and plan): every tensor has a positive
+size equal to its shape's, every step reads tensors that exist and are written before, and every
+placement lies inside its arena (SRAM ones inside the budget) without overlapping another placement
+that is live at the same step. Bundle.load already refuses bad shapes; these checks make a planner
+bug an error at compile time instead of a buffer overrun in the generated C.
 """
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ LAYER_DESCRIPTOR_BYTES = 48  # sizeof(sn_layer) on the MSP430 (16-bit pointers),
 
 class PlanError(ValueError):
     """The model does not fit the target's memory."""
+
+
+class PlanBoundsError(PlanError):
+    """A lowering or plan breaks the planner's own bounds (a bug, or a graph that bypassed validation)."""
 
 
 _CHIP = memory_map("msp430fr5994")   # boards/msp430fr5994/board.toml
@@ -149,6 +159,29 @@ def lower(qm: QModel) -> Lowered:
     return Lowered(steps, tensors, shapes, alias, in_name, alias[g["output"]])
 
 
+def check_lowered(low: Lowered) -> None:
+    """Positive, consistent tensor sizes and scratch; inputs written before they are read."""
+    for t, n in low.tensors.items():
+        shape = low.shapes.get(t)
+        if not (isinstance(n, int) and n > 0 and shape and all(isinstance(d, int) and d > 0 for d in shape)
+                and int(np.prod(shape)) == n):
+            raise PlanBoundsError(f"tensor '{t}': {n} elements but shape {shape}; shapes must be positive "
+                                  "and agree with the tensor size (an invalid graph reached the planner)")
+    written = {low.input}
+    for i, st in enumerate(low.steps, 1):
+        for t in st.inputs:
+            if t not in written:
+                raise PlanBoundsError(f"step {i} ('{st.name}') reads tensor '{t}' before any step writes it")
+        if st.output not in low.tensors:
+            raise PlanBoundsError(f"step {i} ('{st.name}') writes unknown tensor '{st.output}'")
+        bad = {k: v for k, v in st.scratch.items() if not (isinstance(v, int) and v > 0)}
+        if bad:
+            raise PlanBoundsError(f"step {i} ('{st.name}'): scratch sizes must be positive, got {bad}")
+        written.add(st.output)
+    if low.output not in written:
+        raise PlanBoundsError(f"the output tensor '{low.output}' is never written")
+
+
 def _adds_in_place(steps: list[Step], tensors: dict[str, int], alias: dict[str, str], keep: str) -> None:
     """A residual add writes over an input no later step reads (sn_op_add reads both inputs of an
     element before writing it): one block's activation buffer less."""
@@ -214,6 +247,7 @@ def _first_fit(placed: list[Placement], size: int, start: int, end: int) -> int:
 
 
 def plan_memory(low: Lowered, target: Target) -> Plan:
+    check_lowered(low)
     n = len(low.steps)
     # step 0 copies the input in; steps 1..n run the layers; n+1 copies the output out
     start = {low.input: 0}
@@ -276,7 +310,40 @@ def plan_memory(low: Lowered, target: Target) -> Plan:
             placed.append(p)
             scratch[(i, "pad")] = p
     top = lambda ps: max((p.offset + p.nbytes for p in ps), default=0)  # noqa: E731
-    return Plan(target, tensors, scratch, top(sram), top(fram))
+    plan = Plan(target, tensors, scratch, top(sram), top(fram))
+    check_plan(low, plan)
+    return plan
+
+
+def check_plan(low: Lowered, plan: Plan) -> None:
+    """Every buffer placed once, aligned, big enough, inside its arena (SRAM: inside the budget), and
+    no two buffers of one arena overlap while both are live."""
+    items = [(f"tensor '{t}'", p, _align(2 * low.tensors[t])) for t, p in plan.tensors.items()]
+    items += [(f"step {i} {kind}", p, _align(low.steps[i - 1].scratch[kind]))
+              for (i, kind), p in plan.scratch.items()]
+    missing = set(low.tensors) - set(plan.tensors)
+    if missing:
+        raise PlanBoundsError(f"tensors {sorted(missing)} have no placement")
+    arena = {"sram": plan.sram_bytes, "fram": plan.fram_bytes}
+    if plan.sram_bytes > plan.target.sram_arena_budget:
+        raise PlanBoundsError(f"SRAM arena {plan.sram_bytes} bytes exceeds the budget "
+                              f"{plan.target.sram_arena_budget}")
+    for what, p, need in items:
+        if p.tier not in arena or p.offset < 0 or p.offset % ALIGN or p.nbytes < need \
+                or p.offset + p.nbytes > arena[p.tier] or p.start > p.end:
+            raise PlanBoundsError(f"{what}: {p.nbytes} bytes at {p.tier} offset {p.offset} (live steps "
+                                  f"{p.start}..{p.end}) is not inside the {arena.get(p.tier)}-byte arena or "
+                                  f"smaller than the {need} bytes it needs")
+    for tier in arena:  # sweep by offset: only neighbours in address order can overlap
+        placed = sorted(((p.offset, p.offset + p.nbytes, p.start, p.end, w) for w, p, _ in items
+                         if p.tier == tier))
+        for a_i, (lo, hi, s, e, w) in enumerate(placed):
+            for lo2, hi2, s2, e2, w2 in placed[a_i + 1:]:
+                if lo2 >= hi:
+                    break
+                if s <= e2 and s2 <= e:
+                    raise PlanBoundsError(f"{w} and {w2} overlap in the {tier} arena ([{lo}, {hi}) and "
+                                          f"[{lo2}, {hi2})) while both are live")
 
 
 def _spill_detail(spilled: dict[str, "Placement"]) -> str:

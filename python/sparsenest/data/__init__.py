@@ -90,6 +90,19 @@ def cache_dir() -> Path:
     return d
 
 
+def read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a derived-data cache file, or None when it is missing or unusable (then the caller
+    rebuilds it). Anything could have been planted there: only a regular file is opened (a FIFO would
+    block), and never with pickle."""
+    try:
+        if not path.is_file() or path.is_symlink():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception:  # a torn write, a foreign file: rebuild it
+        return None
+
+
 def find_dataset_dir(folder: str, required: list[str], how_to_get: str) -> Path:
     """The first directory `<search dir>/<folder>` holding every file in `required`."""
     tried = []

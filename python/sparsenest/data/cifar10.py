@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, register_dataset, sha256_file,
-               verify_sha256sums)
+from . import (Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, read_cache, register_dataset,
+               sha256_file, verify_sha256sums)
 
 FOLDER = "cifar10"
 ARCHIVE = "cifar10_yoongikim_jpg_q75.tar.xz"
@@ -90,12 +90,9 @@ def _cached_images(*, progress: bool = True) -> tuple[dict[str, np.ndarray], str
     ident = hashlib.sha256((sums[ARCHIVE] + sha256_file(folder / MANIFEST)).encode()).hexdigest()
     key = hashlib.sha256((ident + RECIPE).encode()).hexdigest()[:16]
     path = cache_dir() / f"cifar10_jpeg_q75_{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                return {k: z[k] for k in z.files}, ident
-        except Exception:  # a torn write: rebuild
-            pass
+    cached = read_cache(path)  # None: missing, torn or foreign (planted) -> rebuild
+    if cached is not None:
+        return cached, ident
     imgs = extract_images(folder, progress=progress)
     imgs["mean"], imgs["std"] = channel_stats(imgs["x_train"])
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")

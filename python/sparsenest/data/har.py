@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as _data  # search_path looked up at call time (tests monkeypatch it)
-from . import (Dataset, DatasetChecksumError, DatasetNotFoundError, cache_dir, find_dataset_dir,
+from . import (Dataset, DatasetChecksumError, DatasetNotFoundError, cache_dir, find_dataset_dir, read_cache,
                register_dataset, sha256_file, verify_sha256sums)
 
 CLASSES = ["WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING"]
@@ -267,12 +267,9 @@ def _cached_windows(*, progress: bool = True) -> tuple[dict[str, np.ndarray], st
     hapt, meta, ident = _sources()
     key = hashlib.sha256((ident + RECIPE).encode()).hexdigest()[:16]
     path = cache_dir() / f"har_hapt_windows_{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                return {k: z[k] for k in z.files}, ident, _test_subjects(meta)
-        except Exception:  # a torn write: rebuild
-            pass
+    cached = read_cache(path)  # None: missing, torn or foreign (planted) -> rebuild
+    if cached is not None:
+        return cached, ident, _test_subjects(meta)
     w = extract_windows(hapt, progress=progress)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, **w)

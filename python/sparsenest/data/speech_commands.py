@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, register_dataset, sha256_file,
-               verify_sha256sums)
+from . import (Dataset, DatasetChecksumError, cache_dir, find_dataset_dir, read_cache, register_dataset,
+               sha256_file, verify_sha256sums)
 
 FOLDER = "speech_commands_v2_testset"
 ARCHIVE = "speech_commands_test_set_v0.02_wav.tar.xz"
@@ -135,12 +135,9 @@ def _cached_features(*, progress: bool = True) -> tuple[dict[str, np.ndarray], s
     folder, ident = _sources()
     key = hashlib.sha256((ident + RECIPE).encode()).hexdigest()[:16]
     path = cache_dir() / f"speech_commands_v2_test_mfcc_{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                return {k: z[k] for k in z.files}, ident
-        except Exception:  # a torn write: rebuild
-            pass
+    cached = read_cache(path)  # None: missing, torn or foreign (planted) -> rebuild
+    if cached is not None:
+        return cached, ident
     f = extract_features(folder, progress=progress)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, **f)

@@ -687,15 +687,8 @@ def result_line(task: str, res: dict) -> str:
 # CLI
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 def _shape(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)[x,](\d+)", text.strip())
+    m = re.fullmatch(r"([1-9]\d{0,3})[x,]([1-9]\d{0,3})", text.strip())
     if not m:
         raise argparse.ArgumentTypeError(f"--block-shape takes RxC, e.g. 4x4, not {text!r}")
     return int(m.group(1)), int(m.group(2))
@@ -703,39 +696,40 @@ def _shape(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     d = GlueConfig()
-    p = argparse.ArgumentParser(prog="sparsenest glue", description=__doc__,
+    from sparsenest import cli_args as arg
+    p = arg.Parser(prog="sparsenest glue", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="sst2, mrpc, rte, stsb or qnli (SST-2, STS-B also accepted)")
     p.add_argument("--method", default="irregular",
                    help=f"one or more (comma-separated) of {', '.join(METHODS)}, or 'all'")
-    p.add_argument("--sparsity", type=float, default=d.sparsity, help="fraction of zeros (0.3 = 1.43x)")
-    p.add_argument("--levels", type=_floats, default=list(d.levels), help="nested levels, e.g. 0.5,0.3,0.1")
+    p.add_argument("--sparsity", type=arg.sparsity, default=d.sparsity, help="fraction of zeros (0.3 = 1.43x)")
+    p.add_argument("--levels", type=arg.sparsity_list, default=list(d.levels), help="nested levels, e.g. 0.5,0.3,0.1")
     p.add_argument("--nested-method", default=d.nested_method, choices=PRUNE_METHODS)
     p.add_argument("--block-shape", type=_shape, default=d.block_shape, help="block pruning unit, RxC")
     p.add_argument("--model-path", default=None, help="local BERT checkpoint (default: all-MiniLM-L6-v2)")
-    p.add_argument("--max-len", type=int, default=d.max_len)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="fine-tuning learning rate")
-    p.add_argument("--retrain-lr", type=float, default=d.retrain_lr)
-    p.add_argument("--epochs", type=float, default=d.epochs, help="fine-tuning epochs (fractions allowed)")
-    p.add_argument("--retrain-epochs", type=float, default=d.retrain_epochs,
+    p.add_argument("--max-len", type=arg.int_range(2, 512, name="max length"), default=d.max_len)
+    p.add_argument("--batch-size", type=arg.batch_size, default=d.batch_size)
+    p.add_argument("--eval-batch-size", type=arg.batch_size, default=d.eval_batch_size)
+    p.add_argument("--lr", type=arg.positive_float, default=d.lr, help="fine-tuning learning rate")
+    p.add_argument("--retrain-lr", type=arg.positive_float, default=d.retrain_lr)
+    p.add_argument("--epochs", type=arg.nonneg_float, default=d.epochs, help="fine-tuning epochs (fractions allowed)")
+    p.add_argument("--retrain-epochs", type=arg.nonneg_float, default=d.retrain_epochs,
                    help="at most this many retraining epochs (stops once the loss plateaus)")
-    p.add_argument("--converge-tol", type=float, default=d.converge_tol)
-    p.add_argument("--train-limit", type=int, default=None, help="subsample the training set to N rows")
-    p.add_argument("--admm-epochs", type=float, default=d.admm_epochs)
-    p.add_argument("--admm-rho", type=float, default=d.admm_rho)
-    p.add_argument("--admm-updates", type=int, default=d.admm_updates, help="Z/U updates per ADMM epoch")
+    p.add_argument("--converge-tol", type=arg.nonneg_float, default=d.converge_tol)
+    p.add_argument("--train-limit", type=arg.count, default=None, help="subsample the training set to N rows")
+    p.add_argument("--admm-epochs", type=arg.nonneg_float, default=d.admm_epochs)
+    p.add_argument("--admm-rho", type=arg.positive_float, default=d.admm_rho)
+    p.add_argument("--admm-updates", type=arg.count, default=d.admm_updates, help="Z/U updates per ADMM epoch")
     p.add_argument("--qnli-protocol", default=d.qnli_protocol, choices=["holdout", "transfer"])
-    p.add_argument("--qnli-eval-size", type=int, default=d.qnli_eval_size)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--qnli-eval-size", type=arg.count, default=d.qnli_eval_size)
+    p.add_argument("--seed", type=arg.seed, default=d.seed)
+    p.add_argument("--threads", type=arg.int_range(1, 1024, name="threads"), default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--no-analyze", action="store_true", help="skip the index-overhead analysis")
     p.add_argument("--no-eval-before-retrain", action="store_true",
                    help="skip evaluating each method right after pruning")
     p.add_argument("--no-cache", action="store_true", help="fine-tune even if a cached model exists")
     p.add_argument("--no-verify", action="store_true", help="accept GLUE files with unknown checksums")
-    p.add_argument("-o", "--out", default=str(PROJECT_ROOT / "build" / "glue"), help="results directory")
+    p.add_argument("-o", "--out", type=arg.output_dir, default=str(PROJECT_ROOT / "build" / "glue"), help="results directory")
     return p
 
 
@@ -806,7 +800,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results: {path} ({time.time() - t0:.0f} s)")
         return 0
     except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"sparsenest glue: error: {err}", file=sys.stderr)
+        from sparsenest.cli_args import one_line
+        print(f"sparsenest glue: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 
