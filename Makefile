@@ -115,4 +115,4 @@ clean:
 # MLPerf Tiny models through sparsenest: imported DS-CNN vs ai-edge-litert on the whole KWS test set,
 # nested levels (fine-tuned on the speaker-disjoint split), Q15, FR5994 fit/latency, the autoencoder.
 bench-kws: setup
-	$(PY) -m sparsenest.interop.bench_kws
+	$(PY) -m sparsenest.experiments.bench.kws

@@ -12,9 +12,9 @@ from sn_compile_helpers import calib_images, lenet_bundle
 from sparsenest import data
 from sparsenest.compiler import codegen, formats, golden
 from sparsenest.compiler.build import compile_bundle
+from sparsenest.paths import RUNTIME_DIR, board_dir
 from sparsenest.targets.host import SN_ERR_LEVEL, HostSim, simulate_accuracy
 
-ROOT = Path(__file__).resolve().parents[1]
 MIXED = {"conv1": "bitmap", "conv2": "rel4", "fc1": "csr16", "*": "rel8"}
 FILES = ("model.c", "model.h", "model_meta.json")
 
@@ -93,11 +93,11 @@ def test_comments_and_sections(build):
 
 
 def _compile_objects(cc_args: list[str], out_dir: Path, kernels: list[str], board: str, tmp: Path):
-    srcs = [out_dir / "model.c", *sorted((ROOT / "runtime_c" / "src").glob("*.c")),
-            *[ROOT / "runtime_c" / "kernels" / f"sn_spmv_{k}.c" for k in kernels]]
+    srcs = [out_dir / "model.c", *sorted((RUNTIME_DIR / "src").glob("*.c")),
+            *[RUNTIME_DIR / "kernels" / f"sn_spmv_{k}.c" for k in kernels]]
     for i, s in enumerate(srcs):
         r = subprocess.run([*cc_args, "-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                            "-Werror", f"-I{ROOT / 'boards' / board}", f"-I{ROOT / 'runtime_c' / 'include'}",
+                            "-Werror", f"-I{board_dir(board)}", f"-I{RUNTIME_DIR / 'include'}",
                             f"-I{out_dir}", "-c", str(s), "-o", str(tmp / f"{i}.o")],
                            capture_output=True, text=True)
         assert r.returncode == 0, f"{s}:\n{r.stderr}"

@@ -11,9 +11,9 @@ from sparsenest.analysis import cost
 from sparsenest.analysis.cost import (REQUIRED_KEYS, CycleModel, CycleModelError, PlatformError, breakeven_sparsity,
                              layers_from_build, lea_estimate, load_platform, predict_inference, predict_switch,
                              row_counts, switch_matrices)
-from sparsenest.analysis.platforms import PLATFORM_DIR
+from sparsenest.board import board_toml
 
-SHIPPED = PLATFORM_DIR / "msp430fr5994.toml"
+SHIPPED = board_toml("msp430fr5994")
 
 
 # ------------------------------------------------------------------------------------------ platform
@@ -51,7 +51,7 @@ def test_user_file_extends_and_overrides(tmp_path):
     assert p["lea.cycles_per_call"] == 616                       # inherited
     assert p.wait_states == 0                                    # at 8 MHz FRAM needs none
     assert p.active_power_w == pytest.approx(118e-6 * 8 * 2.2)
-    assert p.files[0].endswith("msp430fr5994.toml") and p.files[-1] == str(f)
+    assert p.files[0] == str(SHIPPED) and p.files[-1] == str(f)
     # a complete stand-alone copy with one value changed
     g = tmp_path / "copy.toml"
     g.write_text(SHIPPED.read_text().replace("value = 118.0", "value = 100.0"))
@@ -322,3 +322,29 @@ def test_layers_from_build_derives_keys_and_calls():
     assert "lea" in pred["layers"][2] and "lea" not in pred["layers"][1]
     assert pred["total"]["energy_uj"] == pytest.approx(sum(r["energy_uj"] for r in pred["layers"]))
     assert math.isfinite(pred["lea_total"]["energy_uj"])
+
+
+def test_format_lists_follow_the_compiler():
+    """The compiler's format list is the one fact: the fallback cycle table covers exactly those formats and
+    the per-row model only formats the compiler has."""
+    from sparsenest.compiler.formats import FORMATS
+    assert {k.removeprefix("*/") for k in cost.FALLBACK_TABLE if k != "*"} == set(FORMATS)
+    assert set(cost.ROW_MODEL_FORMATS) <= set(FORMATS)
+
+
+def test_calibrate_pools_per_key_and_format_with_nonnegative_fits(rng):
+    """The shipped calibrator (report, Table 2): entries per kernel key and per format, non-negative
+    coefficients, and a key with fewer than MIN_DISTINCT distinct samples gets the fallback table scaled to
+    match its samples."""
+    samples = [{"kernel_key": k, "counts": c, "cycles": y, "source": "synthetic"} for k, c, y in _samples(rng, n=40)]
+    pool = {"macs": 0, "weight_bytes_read": 0, "act_bytes_read": 4000, "act_bytes_written": 1000, "calls": 1}
+    samples.append({"kernel_key": "maxpool2d", "counts": pool, "cycles": 9000.0, "source": "synthetic"})
+    cm = CycleModel.calibrate(samples, cycle_note="synthetic cycles")
+    assert set(cm.kernels) == {"conv2d/csr16", "*/csr16", "linear/rel8", "*/rel8", "linear/dense", "*/dense",
+                               "maxpool2d"}
+    assert all(v >= 0 for e in cm.kernels.values() for v in e["coefficients"].values())
+    fitted = cm.kernels["conv2d/csr16"]
+    assert fitted["fit"].startswith("non-negative least squares") and fitted["max_rel_error"] < 0.05
+    assert cm.kernels["maxpool2d"]["fit"].startswith("fallback table x")
+    assert cm.predict("maxpool2d", pool) == pytest.approx(9000.0)
+    assert cm.meta["n_samples"] == len(samples) and cm.meta["cycle_note"] == "synthetic cycles"

@@ -29,7 +29,7 @@ needs_models = pytest.mark.skipif(not (MODELS / "kws_ref_model_float32.tflite").
 def _interpret(model, x: np.ndarray) -> np.ndarray:
     """ai-edge-litert's built-in reference kernels on a float batch (an int8 model's input quantised and
     output dequantised with the model's own parameters)."""
-    from sparsenest.interop.bench_kws import interpret
+    from sparsenest.experiments.bench.kws import interpret
     return interpret(model, x, reference_kernels=True)
 
 
@@ -103,7 +103,7 @@ def test_import_kws_int8_dequantises_with_the_model_scales():
 
 def _ad_inputs() -> np.ndarray:
     """Real-ish autoencoder inputs: log-mel windows of the 8 real clips (bench_kws.ad_features)."""
-    from sparsenest.interop.bench_kws import ad_features
+    from sparsenest.experiments.bench.kws import ad_features
     return ad_features(REF["pcm"])
 
 

@@ -19,10 +19,10 @@ import pytest
 from sparsenest.targets import msp430
 from sparsenest.compiler import lea_ref
 from sparsenest.analysis.cost import load_platform
+from sparsenest.paths import RUNTIME_DIR, board_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-SIM = ROOT / "boards" / "msp430fr5994" / "sim"
-DSPLIB = ROOT / "runtime_c" / "kernels_lea" / "dsplib"
+SIM = board_dir("msp430fr5994") / "sim"
+DSPLIB = RUNTIME_DIR / "kernels_lea" / "dsplib"
 LEA_SOURCES = [SIM / "lea.c", DSPLIB / "dsplib_cpu.c"]
 START, END = lea_ref.LEA_RAM_START, lea_ref.LEA_RAM_END
 BLOCK = 0x1C00          # parameter blocks live in plain SRAM, as the shims' static block does

@@ -154,7 +154,7 @@ def test_switch_bytes_equal_host_write_tracking(report_b, bundle_b, tmp_path):
 
 @pytest.mark.skipif(not _have_sim(), reason="MSP430 toolchain / mspdebug absent: no simulator to compare with")
 def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
-    """Cycle table: sparsenest.experiments.bench.table2.fit_cycle_model (per kernel key '<graph op>/<format>' and per format,
+    """Cycle table: sparsenest.analysis.cost.CycleModel.calibrate (per kernel key '<graph op>/<format>' and per format,
     non-negative least squares on the host board's counters) fitted on model A's per-layer mspdebug cycles only, one
     table per kernel back-end; predicted = the host board's counters of B through that table; simulated =
     mspdebug's cycles per inference of B (core cycles on both sides, no wait states)."""

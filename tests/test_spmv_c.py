@@ -1,18 +1,21 @@
-"""The C reference kernels against the Python encoders: one gcc harness runs every (format, case, level)
-and prints acc and the counters; acc must equal acc0 + decode(level) @ x exactly, the counters must
-equal EncodedLayer.kernel_counts(level) (macs include rel8/rel4 padding entries, which the kernels
-multiply), and a staged copy (random bytes beyond the active level's segments) must give the same acc."""
+"""The C reference kernels and the MPY32 back-end against the Python encoders: one gcc harness (-Werror)
+per back-end runs every (format, case, level) and prints acc and the counters; acc must equal
+acc0 + decode(level) @ x exactly, the counters must equal EncodedLayer.kernel_counts(level) (macs
+include rel8/rel4 padding entries, which the kernels multiply), and a staged copy (random bytes beyond
+the active level's segments) must give the same acc."""
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sparsenest.compiler.formats import FORMATS, encode
+from sparsenest.paths import RUNTIME_DIR, board_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNELS = [ROOT / "runtime_c" / "kernels" / f"sn_spmv_{f}.c" for f in FORMATS]
+# Kernel back-ends with the same functions: the reference kernels, and the MPY32 ones (on the host their
+# portable path: plain C multiplies through the same loop structure).
+BACKENDS = ("kernels", "kernels_mpy32")
+KERNELS = {b: [RUNTIME_DIR / b / f"sn_spmv_{f}.c" for f in FORMATS] for b in BACKENDS}
 C_TYPES = {np.dtype(np.int16): "int16_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t"}
 
 
@@ -83,8 +86,8 @@ def _emit_matrix(prefix, e, arrays):
     return lines
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def harness(request, tmp_path_factory):
     if shutil.which("gcc") is None:
         pytest.skip("gcc not installed")
     rng = np.random.default_rng(7)
@@ -124,7 +127,8 @@ def harness(tmp_path_factory):
     d = tmp_path_factory.mktemp("spmv")
     (d / "harness.c").write_text("\n".join(src) + "\n")
     cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-DSN_COUNTERS",
-           f"-I{ROOT / 'runtime_c' / 'include'}", str(d / "harness.c"), *map(str, KERNELS), "-o", str(d / "h")]
+           f"-I{RUNTIME_DIR / 'include'}", f"-I{board_dir('host')}", str(d / "harness.c"),
+           *map(str, KERNELS[request.param]), "-o", str(d / "h")]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     out = subprocess.run([str(d / "h")], check=True, capture_output=True, text=True).stdout
     got = {}
@@ -165,5 +169,5 @@ def test_kernels_compile_for_msp430(tmp_path):
     if clang is None:
         pytest.skip("clang-19 (MSP430 target) not installed")
     cmd = [clang, "--target=msp430", "-mmcu=msp430fr5994", "-std=c99", "-O2", "-Wall", "-Wextra",
-           "-Wconversion", "-Werror", f"-I{ROOT / 'runtime_c' / 'include'}", "-c", *map(str, KERNELS)]
+           "-Wconversion", "-Werror", f"-I{RUNTIME_DIR / 'include'}", "-c", *map(str, KERNELS["kernels"])]
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from sparsenest import data
+from sparsenest.analysis.cost import CycleModel
 from sparsenest.experiments import tasks
 from sparsenest.experiments.bench import table2
 from sparsenest.experiments.bench.host import dense_twin
@@ -202,7 +203,7 @@ def test_simulator_levels_equal_golden_and_calibrate(trained, tmp_path):
            "host_layers": {str(lv): table2.host_layers(hs, host["meta"], x.x, lv) for lv in (1, 2, 3)}}
     samples = table2.calibration_samples(res)
     assert len(samples) == 3 * len(host["meta"]["steps"])
-    cm = table2.fit_cycle_model(samples)
+    cm = CycleModel.calibrate(samples)
     assert "maxpool1d" in cm.kernels and all(v >= 0 for e in cm.kernels.values() for v in e["coefficients"].values())
 
 

@@ -1,4 +1,4 @@
-# Makefile fragment for MSP430FR5994 firmware (the Python driver sparsenest.msp430 is the main
+# Makefile fragment for MSP430FR5994 firmware (the Python driver sparsenest.targets.msp430 is the main
 # path; this is for people who prefer make). Usage from a Makefile:
 #
 #   SN_SOURCES := path/to/model.c path/to/main.c
@@ -20,10 +20,12 @@ MSP430_CC ?= clang-19
 MSP430_LD ?= ld.lld-19
 MSP430_OBJCOPY ?= llvm-objcopy-19
 MSPDEBUG ?= mspdebug
+# The clock is stated once, in board.toml (clock.mclk_hz).
+SN_MCLK_HZ ?= $(shell $(SN_PYTHON) -c 'from sparsenest.board import mclk_hz; print(mclk_hz())')
 
 SN_CFLAGS := --target=msp430 -mmcu=msp430fr5994 -Os -ffreestanding -nostdlib \
              -ffunction-sections -fdata-sections -Wall -I$(SN_BOARD_DIR) \
-             -DSN_SIM=$(if $(filter sim,$(SN_IMAGE)),1,0) $(SN_EXTRA_CFLAGS)
+             -DSN_SIM=$(if $(filter sim,$(SN_IMAGE)),1,0) -DSN_MCLK_HZ=$(SN_MCLK_HZ) $(SN_EXTRA_CFLAGS)
 SN_LDSCRIPT := $(SN_BOARD_DIR)/$(if $(filter sim,$(SN_IMAGE)),msp430fr5994_sim.ld,msp430fr5994.ld)
 SN_BOARD_SRCS := startup.S board.c mem.c sn_mac.c uart.c mspabi.c mspabi_shim.S
 SN_OBJS := $(addprefix $(SN_BUILD)/obj/,$(addsuffix .o,$(notdir $(SN_SOURCES)) $(SN_BOARD_SRCS)))
@@ -48,13 +50,13 @@ $(SN_BUILD)/firmware.hex: $(SN_BUILD)/firmware.elf
 
 .PHONY: sn-size sn-sim sn-check sn-flash
 sn-size: $(SN_BUILD)/firmware.elf
-	$(SN_PYTHON) -m sparsenest.msp430 size $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 size $<
 
 sn-sim: $(SN_BUILD)/firmware.elf
-	$(SN_PYTHON) -m sparsenest.msp430 sim $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 sim $<
 
 sn-check: $(SN_BUILD)/firmware.elf
-	$(SN_PYTHON) -m sparsenest.msp430 check $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 check $<
 
 sn-flash: $(SN_BUILD)/firmware.elf $(SN_BUILD)/firmware.hex
-	$(SN_PYTHON) -m sparsenest.msp430 flash $<
+	$(SN_PYTHON) -m sparsenest.targets.msp430 flash $<

@@ -91,6 +91,11 @@ static inline __attribute__((always_inline)) int16_t sn_board_shr_fit16(int32_t 
     return (int16_t)(uint16_t)(a + b);
 }
 
+/* The multiplier contract of runtime_c/kernels_mpy32: the MPY32 registers (msp430_regs.h),
+ * sn_irq_save/restore above, and sn_dot_q15 with the other MAC helpers (sn_mac.h, sn_mac.c). */
+#define SN_BOARD_MPY32 1
+#include "sn_mac.h"
+
 #else /* host build: same names, plain C */
 
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Polled UART output on eUSCI_A0: the MSP-EXP430FR5994 LaunchPad's back-channel UART (P2.0 TXD,
  * P2.1 RXD, appears on the host as the eZ-FET's second serial port). 8N1, SMCLK = MCLK.
  * In the simulator image (SN_SIM=1) the bytes go to the buffer __sn_uart_log instead, which
- * sparsenest.msp430.simulate() returns as SimResult.uart. */
+ * sparsenest.targets.msp430.simulate() returns as SimResult.uart. */
 #ifndef SN_UART_H
 #define SN_UART_H
 

@@ -6,11 +6,12 @@
  *
  * SN_SIM=1: 0x0130 is the simulated multiplier, not PM5CTL0, so LOCKLPM5 is not touched; the free
  * stack is painted with 0xA5A5 so that the Python driver can measure the stack high-water mark.
- * SN_MCLK_HZ: 16000000 (default, one FRAM wait state), 8000000 or 1000000 (no wait state). */
+ * SN_MCLK_HZ (board.toml's clock.mclk_hz): 16000000 (one FRAM wait state), 8000000 or 1000000
+ * (no wait state). */
 #include "msp430_regs.h"
 
 #ifndef SN_MCLK_HZ
-#define SN_MCLK_HZ 16000000
+#error "SN_MCLK_HZ: the build passes the clock of boards/msp430fr5994/board.toml as -DSN_MCLK_HZ"
 #endif
 
     .section .text.__sn_reset,"ax",@progbits

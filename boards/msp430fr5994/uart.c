@@ -5,7 +5,7 @@
 #include "msp430_regs.h"
 
 #ifndef SN_MCLK_HZ
-#define SN_MCLK_HZ 16000000
+#error "SN_MCLK_HZ: the build passes the clock of boards/msp430fr5994/board.toml as -DSN_MCLK_HZ"
 #endif
 
 #if SN_SIM

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import bundle_validate as check
 from .bundle_validate import INTRO_PREFIX, BundleError  # noqa: F401  (BundleError is part of this API)
+from .levels import level_mask
 
 FORMAT = "sparsenest-bundle"
 BUNDLE_MARKER = "manifest.json"   # its "format" key (FORMAT) marks a folder as a bundle this tool wrote
@@ -64,7 +65,7 @@ class Bundle:
 
     def mask(self, key: str, level: int) -> np.ndarray:
         intro = self.arrays[INTRO_PREFIX + key]
-        return (intro >= 1) & (intro <= level)
+        return level_mask(intro, level)
 
     def level_weights(self, level: int) -> dict[str, np.ndarray]:
         """The state_dict a level computes with (shared weights are the same float values)."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import cli_args as arg
+from .levels import level_mask
 
 
 def cmd_train(a) -> int:
@@ -47,7 +48,7 @@ def cmd_info(a) -> int:
     print(f"pruning: {m['prune'].get('method')}, mode {m['prune'].get('mode')}, scope {m['prune'].get('scope')}")
     print(level_table(b))
     for key, intro in b.intro.items():
-        per = " ".join(f"L{lv}:{int(((intro >= 1) & (intro <= lv)).sum())}" for lv in range(1, b.n_levels + 1))
+        per = " ".join(f"L{lv}:{int(level_mask(intro, lv).sum())}" for lv in range(1, b.n_levels + 1))
         print(f"  {key:<20} {list(intro.shape)!s:<18} nonzeros {per} of {intro.size}")
     return 0
 

@@ -1,7 +1,7 @@
 /* Shared by the MPY32 kernels (runtime_c/kernels_mpy32): the multiply-accumulate building blocks.
  *
  * This folder is a kernel back-end: the same function names and signatures as runtime_c/kernels
- * (see sn_formats.h), chosen at build time (sparsenest.firmware: --kernels mpy32|ref). Every kernel
+ * (see sn_formats.h), chosen at build time (sparsenest.targets.firmware: --kernels mpy32|ref). Every kernel
  * computes exactly what the reference kernel computes: acc[r] += sum of w * x over row r's entries
  * of levels 1..level, the sum taken modulo 2^32 (the quantizer keeps real sums far from overflow,
  * where this equals the reference's int32 arithmetic bit for bit).
@@ -23,11 +23,18 @@
 #include "sn_counters.h"
 #include "sn_formats.h"
 
-#if defined(__MSP430__)
-#include "sn_mac.h" /* boards/msp430fr5994: multiplier registers, sn_dot_q15, sn_irq_save/restore */
-#define SN_MPY32_ASM SN_MAC_HW
+/* The board contract: a board with the MPY32 defines SN_BOARD_MPY32 in its sn_board.h and provides
+ * the multiplier registers, sn_irq_save/restore and sn_dot_q15 (boards/msp430fr5994); any other board
+ * (the host) gets plain C multiplies, as does -DSN_MAC_PORTABLE=1. */
+#include "sn_board.h"
+
+#if defined(SN_BOARD_MPY32) && SN_BOARD_MPY32 && !(defined(SN_MAC_PORTABLE) && SN_MAC_PORTABLE)
+#define SN_MPY32_ASM 1
 #else
 #define SN_MPY32_ASM 0
+#endif
+
+#if !(defined(SN_BOARD_MPY32) && SN_BOARD_MPY32)
 static inline int32_t sn_dot_q15(const int16_t *a, const int16_t *b, uint16_t n, int32_t acc)
 {
     uint32_t s = (uint32_t)acc;

@@ -22,7 +22,7 @@ sn_app_results_t sn_app_results SN_FRAM_NOINIT;
 #define TA_IFG   0x0001u
 #define TA_IDEX_8 0x0007u
 #ifndef SN_MCLK_HZ
-#define SN_MCLK_HZ 16000000
+#error "SN_MCLK_HZ: the build passes the clock of boards/msp430fr5994/board.toml as -DSN_MCLK_HZ"
 #endif
 #define SN_APP_TICK_HZ ((uint32_t)SN_MCLK_HZ / 64u)
 

@@ -7,7 +7,7 @@
  * each record is also printed on the LaunchPad's back-channel UART (eUSCI_A0, 115200 8N1); in the
  * simulator image the text goes to __sn_uart_log.
  *
- * Everything the host reads or writes has a fixed little-endian layout; python/sparsenest/firmware.py
+ * Everything the host reads or writes has a fixed little-endian layout; python/sparsenest/targets/firmware.py
  * is the other side (it generates app_config.h and app_data.c for a compiled model, loads other
  * inputs/schedules in the simulator with load_raw, and parses sn_app_results).
  *

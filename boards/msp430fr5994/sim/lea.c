@@ -13,7 +13,7 @@
  * Where the LEA hardware itself may differ (overflow corner cases, tie index of max) is unconfirmed until a
  * board measures it.
  *
- * Cost: see sim_lea_costs in lea.h; the constants live in python/sparsenest/platforms/msp430fr5994.toml.
+ * Cost: see sim_lea_costs in lea.h; the constants live in boards/msp430fr5994/board.toml.
  *
  * Host board: this file needs only the C library. boards/host can compile it next to its own shims and
  * pass a bus whose rd8/wr8 map the 16-bit LEA addresses 0x2C00..0x3BFF onto a 4 KB host array (and the

@@ -81,7 +81,7 @@ int sim_lea_call(const sim_lea_bus *bus, uint16_t fn, uint32_t params, sim_lea_c
 #define SIM_LEA_RAM_END   0x3C00u
 
 /* ------------------------------------------------------------------------------------ the costs */
-/* Every constant comes from python/sparsenest/platforms/msp430fr5994.toml ([lea.*]); the driver passes them
+/* Every constant comes from boards/msp430fr5994/board.toml ([lea.*]); the driver passes them
  * once (sparsenest.compiler.lea_ref.lea_costs(platform) gives them in this order). A model until a board
  * measures it. Cycles of a call:
  *     cycles_per_call + extra_commands * cycles_per_command + macs * cycles_per_mac

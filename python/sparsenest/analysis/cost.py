@@ -4,9 +4,10 @@ Three parts, each usable alone:
 
 * **Platform** (`load_platform`): the board's constants from a TOML file, each with its source
   (data sheet section, user's guide, measurement or stated assumption). The shipped file is
-  `platforms/msp430fr5994.toml`; a user file may start with ``extends = "msp430fr5994"`` and give only
-  the keys it changes. Derived numbers (active power, energy per cycle, effective FRAM wait states,
-  FRAM write energy) are computed here, with their formula, by `Platform.derived()`.
+  `boards/msp430fr5994/board.toml` (the board's one facts file); a user file may start with
+  ``extends = "msp430fr5994"`` and give only the keys it changes. Derived numbers (active power, energy
+  per cycle, effective FRAM wait states, FRAM write energy) are computed here, with their formula, by
+  `Platform.derived()`.
 
 * **CycleModel**: cycles of one kernel invocation as a linear function of the operation counts that the
   host board records (`runtime_c/include/sn_counters.h`) plus the number of kernel calls::
@@ -46,10 +47,13 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..board import DEFAULT_BOARD, board_toml
+
 __all__ = [
     "Constant", "Platform", "PlatformError", "load_platform", "REQUIRED_KEYS",
     "FEATURES", "CycleModel", "CycleModelError", "FALLBACK_TABLE", "resolve_chain",
-    "predict_layer", "predict_inference", "predict_switch", "switch_matrices", "lea_estimate",
+    "time_energy", "predict_layer", "predict_inference", "predict_switch", "far_dma", "switch_matrices",
+    "lea_estimate",
     "row_counts", "breakeven_sparsity", "layers_from_build", "format_inference_table",
 ]
 
@@ -82,11 +86,6 @@ class Constant:
     source: str
 
 
-def _platform_dir() -> Path:
-    from .platforms import PLATFORM_DIR
-    return PLATFORM_DIR
-
-
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
@@ -117,7 +116,7 @@ def _resolve_extends(path: Path, seen: tuple = ()) -> tuple[dict, list[str]]:
         raise PlatformError(f"{path}: 'extends' must be a platform name or a path, not {parent!r}")
     cand = Path(parent)
     if not cand.suffix:
-        cand = _platform_dir() / f"{parent}.toml"
+        cand = board_toml(parent)
     elif not cand.is_absolute():
         cand = path.parent / cand
     if cand.resolve() in seen:
@@ -228,14 +227,14 @@ class Platform:
 
 
 def load_platform(path: str | Path | None = None) -> Platform:
-    """Load a platform TOML (default: the shipped msp430fr5994.toml). A bare name ("msp430fr5994") picks a
-    shipped file. Raises PlatformError naming the file and key for anything missing or invalid."""
+    """Load a platform TOML (default: the shipped boards/msp430fr5994/board.toml). A bare name
+    ("msp430fr5994") picks a shipped board's file. Raises PlatformError naming the file and key for
+    anything missing or invalid."""
     if path is None:
-        from .platforms import DEFAULT_PLATFORM
-        path = DEFAULT_PLATFORM
+        path = DEFAULT_BOARD
     p = Path(path)
     if not p.suffix and not p.exists():
-        p = _platform_dir() / f"{path}.toml"
+        p = board_toml(str(path))
     raw, chain = _resolve_extends(p)
     where = p if len(chain) == 1 else f"{p} (extending {', '.join(chain[:-1])})"
     if raw.get("format", "sparsenest-platform") != "sparsenest-platform":
@@ -383,14 +382,20 @@ class CycleModel:
 
     @classmethod
     def fit(cls, samples: Iterable, *, features: Sequence[str] = FEATURES, pool: str = "key",
-            relative: bool = True, meta: dict | None = None, fallback: dict | None = FALLBACK_TABLE
-            ) -> "CycleModel":
+            relative: bool = True, nonnegative: bool = False, meta: dict | None = None,
+            fallback: dict | None = FALLBACK_TABLE) -> "CycleModel":
         """Least-squares fit per kernel key from samples ``(kernel_key, counts, measured_cycles)`` (tuples
         or dicts with those names). `pool="format"` fits one model per format ("*/csr16") across ops.
         `relative=True` weights each sample by 1/cycles (minimises relative error, so small layers count
         as much as large ones). Features that are zero in every sample of a key, or linearly dependent
         on earlier ones (e.g. weight_bytes_read = 2*macs for dense), are dropped (coefficient 0) and
-        listed under "dropped"."""
+        listed under "dropped".
+
+        `nonnegative=True` solves non-negative least squares on all features instead (always relative;
+        a missing count is 0, a missing `calls` 1): non-negative coefficients keep predictions monotone in
+        the counts, so they extrapolate sanely from the sparse levels the simulator holds to denser ones,
+        where a plain fit on a few collinear samples gives large coefficients of both signs. `calibrate`
+        uses it."""
         groups: dict[str, list[tuple[np.ndarray, float]]] = {}
         features = tuple(features)
         for s in samples:
@@ -405,7 +410,7 @@ class CycleModel:
             cyc = float(cyc)
             if not math.isfinite(cyc) or cyc <= 0:
                 raise CycleModelError(f"{key}: measured cycles must be > 0, got {cyc}")
-            vec, _ = _feature_vector(counts, features, key)
+            vec, _ = _feature_vector(counts, features, key, needed=() if nonnegative else None)
             groups.setdefault(key, []).append((vec, cyc))
         if not groups:
             raise CycleModelError("fit() needs at least one sample")
@@ -413,6 +418,9 @@ class CycleModel:
         for key, rows in sorted(groups.items()):
             X = np.array([r[0] for r in rows])
             y = np.array([r[1] for r in rows])
+            if nonnegative:
+                kernels[key] = _nnls_entry(X, y, features)
+                continue
             w = 1.0 / y if relative else np.ones_like(y)
             keep, dropped = [], []
             nonzero = [j for j in range(len(features)) if np.any(X[:, j])]
@@ -435,19 +443,38 @@ class CycleModel:
             sol, *_ = np.linalg.lstsq(A / scale, y * w, rcond=None)
             coef = np.zeros(len(features))
             coef[keep] = sol / scale
-            pred = X @ coef
-            resid = pred - y
-            ss_tot = float(((y - y.mean()) ** 2).sum())
-            kernels[key] = {
-                "coefficients": {f: float(c) for f, c in zip(features, coef)},
-                "n_samples": len(rows),
-                "rmse_cycles": float(np.sqrt((resid ** 2).mean())),
-                "max_rel_error": float(np.max(np.abs(resid) / y)),
-                "r2": 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0,
-                "dropped": dropped,
-            }
-        return cls(kernels, features, dict(meta or {}, calibration="least squares", pool=pool,
-                                           relative=relative), fallback)
+            kernels[key] = {"coefficients": {f: float(c) for f, c in zip(features, coef)},
+                            **_fit_stats(X, y, coef), "dropped": dropped}
+        how = "non-negative least squares" if nonnegative else "least squares"
+        return cls(kernels, features, dict(meta or {}, calibration=how, pool=pool,
+                                           relative=relative or nonnegative), fallback)
+
+    @classmethod
+    def calibrate(cls, samples: Sequence[Mapping], *, cycle_note: str = "") -> "CycleModel":
+        """The cycle model the tools ship (report, Table 2), calibrated on simulator samples (dicts with
+        kernel_key, counts, cycles, source): one entry per kernel key ("conv2d/csr16", "maxpool1d") and one
+        per format pooled over ops ("*/csr16", what a key without its own entry uses; see resolve_chain).
+        Each entry is `fit(nonnegative=True)` when the samples hold at least MIN_DISTINCT distinct count
+        vectors, else the fallback table scaled by one factor; a fit that misses a sample by more than
+        MAX_FIT_ERROR is dropped (that key stays uncalibrated). cycle_note: what the simulator's cycles
+        mean (mspdebug's are ~18 % high, and so are the calibrated predictions)."""
+        groups: dict[str, list] = {}
+        for s in samples:
+            groups.setdefault(s["kernel_key"], []).append(s)
+            if "/" in s["kernel_key"]:
+                groups.setdefault("*/" + s["kernel_key"].split("/", 1)[1], []).append(s)
+        kernels, skipped = {}, {}
+        for key, ss in sorted(groups.items()):
+            base_key = key if key.startswith("*/") else ("*/" + key.split("/", 1)[1] if "/" in key else "*")
+            ent, why = _calibrate_group(cls, key, ss, base_key)
+            if ent is None:
+                skipped[key] = why
+            else:
+                kernels[key] = ent
+        meta = {"calibration": "mspdebug per-layer cycles: non-negative least squares, or the fallback table scaled",
+                "cycle_note": cycle_note, "n_samples": len(samples),
+                "sources": sorted({s["source"] for s in samples}), "skipped": skipped}
+        return cls(kernels, meta=meta)
 
     # -- prediction ---------------------------------------------------------------------------------
     def lookup(self, kernel_key: str) -> tuple[str, dict, bool]:
@@ -514,9 +541,63 @@ class CycleModel:
         return cls.from_dict(d, fallback=fallback, where=str(path))
 
 
+# ----------------------------------------------------------------------------------- fitting helpers
+
+MAX_FIT_ERROR = 0.20   # calibrate: a fit that misses a sample by more than this is not used
+MIN_DISTINCT = 3       # calibrate: distinct count vectors needed for a per-feature fit; fewer: one scale factor
+
+
+def _fit_stats(X: np.ndarray, y: np.ndarray, coef: np.ndarray) -> dict:
+    resid = X @ coef - y
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {"n_samples": len(y), "rmse_cycles": float(np.sqrt((resid ** 2).mean())),
+            "max_rel_error": float(np.max(np.abs(resid) / y)),
+            "r2": 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0}
+
+
+def _nnls_entry(X: np.ndarray, y: np.ndarray, features: Sequence[str]) -> dict:
+    """Non-negative least squares of cycles on the count features, each sample weighted by 1/cycles."""
+    from scipy.optimize import nnls   # scipy is only needed when calibrating
+    A = X / y[:, None]
+    scale = np.linalg.norm(A, axis=0)
+    scale[scale == 0] = 1.0
+    sol, _ = nnls(A / scale, np.ones_like(y))
+    coef = sol / scale
+    return {"coefficients": {f: float(c) for f, c in zip(features, coef)}, **_fit_stats(X, y, coef),
+            "dropped": [], "fit": "non-negative least squares, relative error"}
+
+
+def _scaled_entry(samples: Sequence[Mapping], base: dict, features: Sequence[str]) -> dict:
+    """The fallback coefficients `base` times one factor that matches the samples' total cycles."""
+    X = np.array([_feature_vector(s["counts"], features, s["kernel_key"])[0] for s in samples])
+    y = np.array([float(s["cycles"]) for s in samples])
+    b = np.array([base["coefficients"].get(f, 0.0) for f in features])
+    pred0 = X @ b
+    k = float(y.sum() / pred0.sum()) if pred0.sum() > 0 else 1.0
+    return {"coefficients": {f: float(k * c) for f, c in zip(features, b)},
+            **_fit_stats(X, y, k * b), "r2": None, "dropped": [],
+            "fit": f"fallback table x {k:.3f} (fewer than {MIN_DISTINCT} distinct samples)"}
+
+
+def _calibrate_group(cls, key: str, samples: Sequence[Mapping], base_key: str) -> tuple[dict | None, str]:
+    distinct = {tuple(float(s["counts"].get(f, 0)) for f in FEATURES) for s in samples}
+    ent = None
+    if len(distinct) >= MIN_DISTINCT:
+        ent = cls.fit([(key, s["counts"], s["cycles"]) for s in samples], nonnegative=True).kernels[key]
+        if ent["max_rel_error"] <= MAX_FIT_ERROR:
+            return ent, ""
+    base = FALLBACK_TABLE.get(base_key) or FALLBACK_TABLE["*"]
+    sc = _scaled_entry(samples, base, FEATURES)
+    if sc["max_rel_error"] <= MAX_FIT_ERROR:
+        return sc, ""
+    return None, (f"fit misses a sample by {100 * min(sc['max_rel_error'], ent['max_rel_error'] if ent else 9):.0f} %")
+
+
+
 # ========================================================================================= predictions
 
-def _time_energy(platform: Platform, core_cycles: float, fram_read: float, fram_written: float) -> dict:
+def time_energy(platform: Platform, core_cycles: float, fram_read: float, fram_written: float) -> dict:
+    """Cycles (core + FRAM wait states), time and energy (active power + FRAM word writes) of one run."""
     wait = platform.wait_cycles(core_cycles, fram_read, fram_written)
     cycles = core_cycles + wait
     t = cycles / platform.mclk_hz
@@ -539,7 +620,7 @@ def predict_layer(layer: Mapping, platform: Platform, cycle_model: CycleModel | 
     fram_written = float(counts.get("fram_bytes_written", 0))
     out = {"name": layer.get("name", layer["kernel_key"]), "kernel_key": layer["kernel_key"],
            "key_used": det["key_used"], "calibrated": det["calibrated"],
-           **_time_energy(platform, det["cycles"], fram_read, fram_written),
+           **time_energy(platform, det["cycles"], fram_read, fram_written),
            "fram_bytes_read": fram_read, "fram_bytes_written": fram_written,
            "macs": float(counts.get("macs", 0)), "notes": det["notes"]}
     shape = layer.get("shape")
@@ -593,6 +674,16 @@ def predict_switch(bytes_written: float, platform: Platform, method: str = "dma"
     t = max(cycles / platform.mclk_hz, words * platform["fram.write_ns_per_word"] * 1e-9)
     e = platform.active_power_w * t + words * platform.fram_write_energy_j
     return {"method": method, "words": words, "cycles": float(cycles), "time_us": t * 1e6, "energy_uj": e * 1e6}
+
+
+def far_dma(far: Mapping, platform: Platform) -> dict:
+    """Cycles and energy of streaming the far (upper FRAM) tiles of one inference by DMA into SRAM."""
+    words = sum(math.ceil(v["bytes_per_call"] / 2) * v["calls"] for v in far.values())
+    blocks = sum(v["tiles"] * v["arrays"] * v["calls"] for v in far.values())
+    cycles = words * platform["dma.cycles_per_transfer"] + blocks * (platform["dma.sync_cycles"]
+                                                                     + platform["dma.setup_cycles"])
+    return {"bytes": 2 * words, "blocks": blocks, "cycles": float(cycles),
+            "energy_uj": cycles * platform.energy_per_cycle_j * 1e6}
 
 
 def switch_matrices(bytes_matrix: Sequence[Sequence[float]], platform: Platform, method: str = "dma"
@@ -659,6 +750,10 @@ def _rel_entries(n: int, k: int, max_delta: int) -> int:
     return k + int(np.where(gaps > 0, (gaps - 1) // max_delta, 0).sum())
 
 
+#: The formats row_counts has a per-row model for.
+ROW_MODEL_FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block")
+
+
 def row_counts(fmt: str, row_len: int, nnz: int, *, level: int = 1, block_width: int = 4) -> dict:
     """Counter values (as the C kernels count them) for ONE row of `row_len` columns holding `nnz`
     nonzeros, one level, inside a single-row call: macs, weight_bytes_read, act_bytes_read (2 per MAC),
@@ -682,14 +777,14 @@ def row_counts(fmt: str, row_len: int, nnz: int, *, level: int = 1, block_width:
         nb = math.ceil(k / block_width)
         macs, wb = nb * block_width, 2 * nb * block_width + 2 * nb + 2 * tb
     else:
-        raise ValueError(f"row_counts: no per-row model for {fmt!r} (dense, csr16, rel8, rel4, bitmap, block)")
+        raise ValueError(f"row_counts: no per-row model for {fmt!r} ({', '.join(ROW_MODEL_FORMATS)})")
     return {"macs": macs, "weight_bytes_read": wb, "act_bytes_read": 2 * macs, "act_bytes_written": 2,
             "calls": 1}
 
 
 def _row_cost(platform: Platform, cm: CycleModel, key: str, counts: dict, metric: str) -> tuple[float, bool]:
     det = cm.predict_detail(key, counts)
-    te = _time_energy(platform, det["cycles"], counts["weight_bytes_read"], 0.0)
+    te = time_energy(platform, det["cycles"], counts["weight_bytes_read"], 0.0)
     return (te["energy_uj"] * 1e3 if metric == "energy" else te["cycles"]), det["calibrated"]
 
 

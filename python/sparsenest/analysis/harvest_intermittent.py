@@ -2,7 +2,7 @@
 
 Per-level costs come from `make bench-intermittent` (build/bench/intermittent.json): MSP430 simulator
 cycles per inference of the continuous build and of the intermittent build (auto granularity), turned
-into time and energy with the platform constants (analysis/platforms/msp430fr5994.toml: active power,
+into time and energy with the platform constants (boards/msp430fr5994/board.toml: active power,
 FRAM write energy per word; the simulator has no FRAM wait states and none are added for reads). The
 harvest model (analysis/harvest.py) runs each on the shipped traces for capacitors of 47 uF .. 1 mF,
 for fixed-densest, fixed-sparsest and energy-aware policies; with `units` (intermittent) a brown-out

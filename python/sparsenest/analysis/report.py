@@ -51,7 +51,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .cost import kernel_c_name, kernel_format
+from ..seed import seed_rows
+from .cost import ROW_MODEL_FORMATS, kernel_c_name, kernel_format
 
 __all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES", "CYCLE_TABLES",
            "resolve_input", "load_samples", "fit_models", "euler_schedule", "seed_threshold_analysis",
@@ -66,7 +67,6 @@ SEED_CPU_THRESHOLD, SEED_LEA_THRESHOLD = 0.04, 0.20   # the seed report's LeNet-
 #: LeNet-5's matrix layers: rows, row length (cols), output positions per inference (conv).
 LENET5_LAYERS = {"conv1": (6, 25, 784), "conv2": (16, 150, 100), "fc1": (120, 400, 1), "fc2": (84, 120, 1),
                  "fc3": (10, 84, 1)}
-ROW_MODEL_FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block")   # cost.row_counts knows these
 
 #: Provenance of every number in the report (the JSON's "source" fields take these keys).
 SOURCES = {
@@ -168,6 +168,8 @@ def resolve_input(path: str | Path, bundle=None) -> tuple[Path | None, dict | No
 
 
 def layer_formats(meta: Mapping) -> dict[str, str]:
+    """{layer: format} of a build (model_meta.json), to compile other builds of the same model with the same
+    kernels."""
     out = {}
     for name, lm in meta["layers"].items():
         if "format" in lm:
@@ -253,12 +255,13 @@ def kernel_fit_samples(samples: Sequence[Mapping], kernels: str) -> list[dict]:
 
 
 def fit_models(samples: Sequence[dict], kernels: str):
-    """A CycleModel from fit_samples(...) (sparsenest.experiments.bench.table2.fit_cycle_model: non-negative least
-    squares per kernel key and per format, or the fallback table scaled by one factor), or None."""
-    from ..experiments.bench.table2 import fit_cycle_model
+    """A CycleModel from fit_samples(...) (CycleModel.calibrate: non-negative least squares per kernel key
+    and per format, or the fallback table scaled by one factor), or None."""
+    from ..targets.msp430 import CYCLE_NOTE
+    from .cost import CycleModel
     if not samples:
         return None
-    cm = fit_cycle_model(list(samples))
+    cm = CycleModel.calibrate(list(samples), cycle_note=CYCLE_NOTE)
     cm.meta["kernels"] = kernels
     return cm if cm.kernels else None
 
@@ -846,7 +849,7 @@ def _calibration(c: _Ctx, samples, own_file: Path | None) -> dict:
 
 
 def _far_dma(c: _Ctx) -> dict | None:
-    from ..experiments.bench.table2 import far_dma
+    from .cost import far_dma
     mm = c.mcu_meta
     if not mm or not mm.get("far"):
         return None
@@ -864,7 +867,7 @@ def _pred_source(pred: Mapping) -> str:
 def _level_rows(c: _Ctx) -> list[dict]:
     """Per level: sparsity, accuracy, predicted / simulated CPU cost per back-end, headline CPU cost, LEA
     estimate, storage by part."""
-    from .cost import _time_energy, predict_inference
+    from .cost import time_energy, predict_inference
     dma = _far_dma(c)
     rows = []
     for lv in range(1, c.L + 1):
@@ -897,7 +900,7 @@ def _level_rows(c: _Ctx) -> list[dict]:
                                    "far_dma": M(dma, "cycles / bytes / µJ", "cost_model_platform") if dma else None}
             s = (c.sim["runs"].get(k) or {}).get("per_level", {}).get(lv)
             if s:
-                te = _time_energy(c.plat, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
+                te = time_energy(c.plat, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
                 row["simulated"][k] = {"cycles_core": M(s["cycles"], "cycles", "mspdebug_sim", n=s["n"]),
                                        "instructions": M(s["instructions"], "instructions", "mspdebug_sim", n=s["n"]),
                                        "cycles": M(te["cycles"], "cycles", "mspdebug_sim+platform"),
@@ -943,7 +946,7 @@ def _validation(c: _Ctx) -> list[dict]:
                                   f"e.g. from make bench-mcu): 'held out' means without this run's samples"
                                   if same else "the other samples are of other networks")
             v["cycle_table"] = (f"{k} kernels: one linear cycle model per kernel key '<graph op>/<format>' and per "
-                                f"format, fitted by sparsenest.experiments.bench.table2.fit_cycle_model (non-negative least "
+                                f"format, fitted by sparsenest.analysis.cost.CycleModel.calibrate (non-negative least "
                                 f"squares on the host board's counters, or the fallback table scaled) on per-layer "
                                 f"mspdebug cycles; in sample = with this run's samples, held out = only "
                                 f"{', '.join(c.files) or 'none'}")
@@ -1036,7 +1039,7 @@ def _breakeven_section(c: _Ctx, tables: Sequence[Mapping], layer_rows: Sequence[
 
 def _switching_section(c: _Ctx) -> dict:
     """Bytes of every switch (host board's write log), µJ / µs (cost model), simulated cycles (staged)."""
-    from .cost import _time_energy, predict_switch
+    from .cost import time_energy, predict_switch
     L = c.L
     out = {"method": SWITCH_METHOD, "build_mode": c.meta_in.get("switching"),
            "method_note": "the FR5994 board copies a staged level's bytes with the CPU (memcpy word loop, "
@@ -1061,7 +1064,7 @@ def _switching_section(c: _Ctx) -> dict:
             for i in range(L):
                 for j in range(L):
                     if cyc[i][j] is not None:
-                        te = _time_energy(c.plat, cyc[i][j], 0.0, ms["bytes"][i][j])
+                        te = time_energy(c.plat, cyc[i][j], 0.0, ms["bytes"][i][j])
                         tt[i][j], ee[i][j] = te["time_us"], te["energy_uj"]
             entry["simulated_cycles"] = M(cyc, "cycles (sn_set_level incl. the marker call)", "mspdebug_sim")
             entry["simulated_time_us"] = M(tt, "µs", "mspdebug_sim+platform")
@@ -1143,8 +1146,7 @@ def _seed_section(c: _Ctx, level_rows) -> dict | None:
     """The seed report's Table 2 LeNet-5 row beside ours (LeNet-5 family only)."""
     if not c.model_name.startswith("lenet5"):
         return None
-    from ..experiments.tasks import TASKS
-    sd = TASKS["lenet5"].seed
+    sd = seed_rows()["lenet5"]
     sp = [lv["sparsity"]["value"] for lv in level_rows]
     lat = [lv["cpu"]["latency_ms"]["value"] / 1e3 for lv in level_rows]
     notes = [] if c.model_name == "lenet5" else [f"{c.model_name} is not the seed's LeNet-5 (a smaller network); "

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..levels import level_mask
 from . import formats as F
 
 __all__ = ["analyze_layer", "analyze_layers", "analyze_bundle", "break_even_sparsity", "single_level_bytes",
            "sonic_reference", "format_table", "DEFAULT_FORMATS", "DEFAULT_BLOCK_SHAPES"]
 
-DEFAULT_FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", "pattern")
+DEFAULT_FORMATS = F.FORMATS
 #: Block shapes the analysis tries (each representable one is reported as its own entry).
 DEFAULT_BLOCK_SHAPES = ((1, 4), (4, 1), (2, 2), (4, 4), (1, 8), (8, 1))
 
@@ -171,7 +172,7 @@ def analyze_layer(name, weight, intro, n_levels, formats=DEFAULT_FORMATS,
     rows, cols = w_q.shape
     L = int(n_levels)
     dense_bytes = 2 * rows * cols
-    nnz = [int(((it >= 1) & (it <= k)).sum()) for k in range(1, L + 1)]
+    nnz = [int(level_mask(it, k).sum()) for k in range(1, L + 1)]
     sonic = sonic_reference(nnz[-1])
 
     entries, rejected = {}, {}
@@ -201,7 +202,7 @@ def analyze_layer(name, weight, intro, n_levels, formats=DEFAULT_FORMATS,
 
     separate = []
     for k in range(1, L + 1):
-        mask = ((it >= 1) & (it <= k)).astype(np.uint8)
+        mask = level_mask(it, k).astype(np.uint8)
         best = None
         for label, fmt, opts in _candidates(formats, weight.ndim, weight.shape, block_shapes):
             try:

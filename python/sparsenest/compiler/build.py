@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import RUNTIME_DIR, board_dir
 from . import codegen, golden, quantize
 from .planner import Target, get_target
 
-ROOT = Path(__file__).resolve().parents[3]
-HOST_DIR = ROOT / "boards" / "host"
-RUNTIME_DIR = ROOT / "runtime_c"
+HOST_DIR = board_dir("host")
 BUILD_MARKER = "model_meta.json"
 BUILD_FORMAT = "sparsenest-build"   # model_meta.json's "format": what marks a folder as a build of ours
 HOST_LIBRARY = "libsnmodel.so"

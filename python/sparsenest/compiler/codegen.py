@@ -27,6 +27,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from ..paths import TEMPLATES_DIR
 from . import formats
 from .c_text import c_comment, c_ident, c_string
 from . import intermittent as imt
@@ -592,7 +593,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
     if clash:
         raise CodegenError(f"layer names give the same C symbol {clash[0]!r}; rename the layers in the model "
                            "so that their names differ in more than punctuation")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     # Names from the bundle reach the C only through these (compiler/c_text.py): never as code.

@@ -73,8 +73,8 @@ __all__ = ["FORMATS", "FormatError", "EncodedLayer", "encode", "bytes_single_lev
            "as_matrix"]
 
 FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", "pattern")
-#: Formats `auto` always tries (block and pattern only when their shape option is given).
-_AUTO_ORDER = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", "pattern")
+#: Formats `auto` always tries, in this order (block and pattern only when their shape option is given).
+_AUTO_ORDER = FORMATS
 _OPTS = {"block": ("block_shape",), "pattern": ("kernel_size", "max_patterns")}
 _ALL_OPTS = {"block_shape", "kernel_size", "max_patterns"}
 

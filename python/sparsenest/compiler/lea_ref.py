@@ -143,8 +143,8 @@ COST_KEYS = {"cycles_per_call": "lea.cycles_per_call", "cycles_per_command": "le
 
 
 def lea_costs(platform=None) -> LeaCosts:
-    """The LEA cost constants of a platform (a sparsenest.cost.Platform, a TOML path or name; default the
-    shipped msp430fr5994). Raises sparsenest.cost.PlatformError naming a missing key."""
+    """The LEA cost constants of a platform (a sparsenest.analysis.cost.Platform, a TOML path or name; default the
+    shipped msp430fr5994). Raises sparsenest.analysis.cost.PlatformError naming a missing key."""
     from sparsenest.analysis.cost import Platform, load_platform
     p = platform if isinstance(platform, Platform) else load_platform(platform)
     return LeaCosts(**{field: float(p[key]) for field, key in COST_KEYS.items()})

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..board import memory_map
 from .quantize import MATMUL_OPS, QModel
 
 ALIGN = 4
@@ -39,13 +40,17 @@ class PlanBoundsError(PlanError):
     """A lowering or plan breaks the planner's own bounds (a bug, or a graph that bypassed validation)."""
 
 
+_CHIP = memory_map("msp430fr5994")   # boards/msp430fr5994/board.toml
+CODE_RESERVE_BYTES = 12 * 1024      # lower FRAM kept for code (runtime, kernels, board)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
-    sram_bytes: int = 8192          # total SRAM
-    stack_reserve: int = 4096       # lower SRAM half: stack, .data/.bss; the arena is the LEA half
-    lea_bytes: int = 4096           # LEA RAM (upper half of SRAM): scratch that fits can use LEA
-    fram_bytes: int = 256 * 1024    # FRAM available to model data (consts, persistent, spills)
+    sram_bytes: int = _CHIP.sram_bytes          # total SRAM
+    stack_reserve: int = _CHIP.cpu_sram_bytes   # lower SRAM half: stack, .data/.bss; the arena is the LEA half
+    lea_bytes: int = _CHIP.lea_bytes            # LEA RAM (upper half of SRAM): scratch that fits can use LEA
+    fram_bytes: int = _CHIP.fram_bytes          # FRAM available to model data (consts, persistent, spills)
     allow_spill: bool = True        # activations may spill to FRAM
     upper_fram_bytes: int = 0       # far FRAM for weights streamed in tiles (codegen: far placement)
 
@@ -60,9 +65,10 @@ TARGETS = {
     "host": Target("host"),
     # SRAM: the arena is the 4 KB LEA RAM (SN_LEA_RAM, 0x2C00-0x3BFF); the lower 4 KB is the board's
     # (.data/.bss/stack). Lower FRAM 0x4000-0xFF7F (49,024 bytes) is what 16-bit code addresses
-    # directly; 12 KB of it is kept for code (runtime, kernels, board). Weights that do not fit go to
-    # upper FRAM 0x10000-0x43FFF and are streamed into an SRAM tile by DMA (codegen: far placement).
-    "msp430fr5994": Target("msp430fr5994", fram_bytes=49024 - 12 * 1024, upper_fram_bytes=0x34000),
+    # directly; CODE_RESERVE_BYTES of it is kept for code. Weights that do not fit go to upper FRAM
+    # 0x10000-0x43FFF and are streamed into an SRAM tile by DMA (codegen: far placement).
+    "msp430fr5994": Target("msp430fr5994", fram_bytes=_CHIP.lower_fram_bytes - CODE_RESERVE_BYTES,
+                           upper_fram_bytes=_CHIP.upper_fram_bytes),
 }
 
 

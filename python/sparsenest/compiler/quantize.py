@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..levels import level_mask
+
 INT16_MIN, INT16_MAX = -32768, 32767
 ACC_LIMIT = 1 << 31
 PERCENTILE = 99.99
@@ -91,7 +93,7 @@ class QLayer:
         return self.w_q.reshape(self.rows, -1), self.intro.reshape(self.rows, -1)
 
     def mask(self, level: int) -> np.ndarray:
-        return (self.intro >= 1) & (self.intro <= level)
+        return level_mask(self.intro, level)
 
 
 @dataclass
@@ -201,7 +203,7 @@ def consumers(graph: dict) -> dict[str, list[dict]]:
 
 
 def level_masks(intro: dict, level: int) -> dict:
-    return {k: (v >= 1) & (v <= level) for k, v in intro.items()}
+    return {k: level_mask(v, level) for k, v in intro.items()}
 
 
 def float_accuracy(graph, weights, intro, level, x, y, batch=1000) -> float:

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from ..paths import PROJECT_ROOT
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -47,8 +47,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from ..levels import level_mask
 from ..train import prune
-from ..data import PROJECT_ROOT
+from ..paths import PROJECT_ROOT
 from ..data.glue import GlueData, load_glue, split_by_group
 from ..train.nested import intro_from_masks
 
@@ -440,7 +441,7 @@ def nested_intro(model: nn.Module, method: str, levels, block_shape=(4, 4)) -> d
 
 
 def level_masks(intro: dict[str, np.ndarray], level: int) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy((a >= 1) & (a <= level)) for k, a in intro.items()}
+    return {k: torch.from_numpy(level_mask(a, level)) for k, a in intro.items()}
 
 
 def measured_sparsity(model: nn.Module, masks: dict | None = None) -> dict:

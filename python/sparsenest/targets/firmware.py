@@ -43,15 +43,15 @@ from typing import Sequence
 
 import numpy as np
 
+from ..board import mclk_hz
+from ..paths import PROJECT_ROOT, RUNTIME_DIR
 from . import msp430
 from ..safe_output import is_tool_dir
 
-ROOT = Path(__file__).resolve().parents[3]
-RUNTIME_DIR = ROOT / "runtime_c"
 KERNEL_DIRS = {"ref": RUNTIME_DIR / "kernels", "mpy32": RUNTIME_DIR / "kernels_mpy32"}
 BOARDS = ("msp430fr5994",)
 APP_DIR = msp430.BOARD_DIR / "app"
-MCLK_HZ = 16_000_000
+MCLK_HZ = mclk_hz(BOARDS[0])   # boards/<board>/board.toml; compile_sources passes it as SN_MCLK_HZ
 ENERGY_FULL = 1000           # energy readings are permille of the store's capacity
 ENERGY_NONE = 0xFFFF
 APP_MAGIC = 0x4E53
@@ -144,7 +144,7 @@ def load_qmodel(model: ModelDir | str | os.PathLike, bundle=None):
             raise FirmwareError(f"{m.path}/model_meta.json records no bundle path; pass the bundle")
         p = Path(bpath)
         if not p.is_absolute() and not p.exists():
-            p = ROOT / p
+            p = PROJECT_ROOT / p
         if not p.exists():
             raise FirmwareError(f"bundle {bpath} recorded in {m.path}/model_meta.json is not there; "
                                 f"pass the bundle (--bundle)")
@@ -363,7 +363,7 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
         raise FirmwareError(f"{out} is not empty and is not a sparsenest firmware folder (firmware.json with "
                             f"format {FIRMWARE_FORMAT!r}); refusing to write into it. Choose a new or empty folder")
     cfg, data = _write_app_sources(out, model, inputs_q, sched, max_steps, th, uart)
-    defs = {"SN_LAYER_HOOK": None, "SN_MCLK_HZ": MCLK_HZ}
+    defs = {"SN_LAYER_HOOK": None}
     if image == "sim":
         defs["SN_UART_LOG_SIZE"] = SIM_UART_LOG
     defs.update(defines or {})

@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..board import mclk_hz, memory_map
+from ..paths import board_dir
+
 __all__ = [
     "BOARD_DIR", "IMAGES", "CYCLE_NOTE", "CLANG_CFLAGS",
     "ToolchainError", "BuildError", "RegionOverflowError", "SimError", "FlashError", "FlashCheckError",
@@ -43,8 +46,7 @@ __all__ = [
     "FlashCheckReport", "flash_check", "flash", "find_libmsp430",
 ]
 
-BOARD_DIR = Path(os.environ.get("SPARSENEST_MSP430_BOARD_DIR",
-                                Path(__file__).resolve().parents[3] / "boards" / "msp430fr5994"))
+BOARD_DIR = Path(os.environ.get("SPARSENEST_MSP430_BOARD_DIR", board_dir("msp430fr5994")))
 IMAGES = {"fr5994": "msp430fr5994.ld", "sim": "msp430fr5994_sim.ld"}
 BOARD_SOURCES = ("startup.S", "board.c", "mem.c", "sn_mac.c", "uart.c")
 CLANG_HELPER_SOURCES = ("mspabi.c", "mspabi_shim.S")   # GCC brings libgcc instead
@@ -498,6 +500,8 @@ def compile_sources(sources: Iterable, obj_dir: str | os.PathLike, *, image: str
         defs = [f"-D{k}" if v is None else f"-D{k}={v}" for k, v in defines.items()]
     elif defines:
         defs = [d if d.startswith("-D") else f"-D{d}" for d in defines]
+    if not any(d.split("=")[0] == "-DSN_MCLK_HZ" for d in defs):   # the board's clock, unless overridden
+        defs.insert(0, f"-DSN_MCLK_HZ={mclk_hz()}")
     sim = _check_image(image) == "sim"
     hwmult = [("-mhwmult=16bit" if sim else "-mhwmult=f5series")] if tc.flavor == "gcc" else []
     base = [*tc.cflags, *hwmult, f"-DSN_SIM={1 if sim else 0}", *defs,
@@ -788,13 +792,19 @@ def simulate(elf: str | os.PathLike, *, outputs: Mapping[str, object] | Sequence
 # ----------------------------------------------------------------------------------------------
 # Flashing and the pre-flash check
 
-# What a programmer may write on an MSP430FR5994 (data sheet SLASE54 memory organisation).
-PROGRAMMABLE = ((0x1800, 0x1A00, "info FRAM"), (0x4000, 0xFF80, "lower FRAM"),
-                (0xFF80, 0xFF90, "signatures"), (0xFF90, 0x10000, "interrupt vectors"),
-                (0x10000, 0x44000, "upper FRAM"))
-SIGNATURE_WORDS = {0xFF80: "JTAG signature 1", 0xFF82: "JTAG signature 2", 0xFF84: "BSL signature 1",
-                   0xFF86: "BSL signature 2", 0xFF88: "IPE signature 1", 0xFF8A: "IPE signature 2",
-                   0xFF8C: "IPE signature 3", 0xFF8E: "IPE signature 4"}
+# What a programmer may write on an MSP430FR5994 (data sheet SLASE54 memory organisation, stated in
+# boards/msp430fr5994/board.toml).
+_MAP = memory_map("msp430fr5994")
+PROGRAMMABLE = ((_MAP.info_fram_base, _MAP.info_fram_base + _MAP.info_fram_bytes, "info FRAM"),
+                (_MAP.lower_fram_base, _MAP.signatures_base, "lower FRAM"),
+                (_MAP.signatures_base, _MAP.vectors_base, "signatures"),
+                (_MAP.vectors_base, _MAP.vectors_end, "interrupt vectors"),
+                (_MAP.upper_fram_base, _MAP.fram_end, "upper FRAM"))
+SIGNATURE_WORDS = {_MAP.signatures_base + 2 * i: name for i, name in enumerate(
+    ("JTAG signature 1", "JTAG signature 2", "BSL signature 1", "BSL signature 2",
+     "IPE signature 1", "IPE signature 2", "IPE signature 3", "IPE signature 4"))}
+# Info FRAM, and lower FRAM through upper FRAM as one contiguous span (a segment may cross region borders).
+PROGRAMMABLE_SPANS = (PROGRAMMABLE[0][:2], (PROGRAMMABLE[1][0], PROGRAMMABLE[-1][1]))
 
 
 @dataclass
@@ -846,12 +856,11 @@ def flash_check(elf: str | os.PathLike, *, simulate_load: bool = True, mspdebug:
         names = e.sections_in(seg)
         rep.segments.append((seg.paddr, seg.filesz, names))
         lo, hi = seg.paddr, seg.paddr + seg.filesz
-        inside = any(a <= lo and hi <= b for a, b in ((0x1800, 0x1A00), (0x4000, 0x44000)))
+        inside = any(a <= lo and hi <= b for a, b in PROGRAMMABLE_SPANS)
         if not inside:
             rep.errors.append(f"segment at 0x{lo:05X}-0x{hi - 1:05X} ({', '.join(names) or 'no sections'}, "
                               f"{seg.filesz} bytes) is outside the MSP430FR5994's programmable memory "
-                              f"(info FRAM 0x1800-0x19FF, lower FRAM 0x4000-0xFF7F, signatures and vectors "
-                              f"0xFF80-0xFFFF, upper FRAM 0x10000-0x43FFF)")
+                              f"({', '.join(f'{what} 0x{a:04X}-0x{b - 1:04X}' for a, b, what in PROGRAMMABLE)})")
         for k, b in enumerate(e.data[seg.offset: seg.offset + seg.filesz]):
             mem[lo + k] = b
 
@@ -861,7 +870,8 @@ def flash_check(elf: str | os.PathLike, *, simulate_load: bool = True, mspdebug:
         return mem.get(addr, 0xFF) | (mem.get(addr + 1, 0xFF) << 8)
 
     def is_code(target: int) -> bool:
-        return target % 2 == 0 and 0x4000 <= target < 0xFF80 and any(a <= target < b for a, b in code_ranges)
+        return (target % 2 == 0 and _MAP.lower_fram_base <= target < _MAP.signatures_base
+                and any(a <= target < b for a, b in code_ranges))
 
     reset = word(0xFFFE)
     if reset is None:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from ..levels import level_mask
 from . import prune
 
 MODES = ("no-retrain", "progressive", "joint")
@@ -50,12 +51,12 @@ def intro_from_masks(masks: list) -> np.ndarray:
 
 def masks_from_intro(intro, n_levels: int) -> list[np.ndarray]:
     intro = np.asarray(intro)
-    return [(intro >= 1) & (intro <= k) for k in range(1, n_levels + 1)]
+    return [level_mask(intro, k) for k in range(1, n_levels + 1)]
 
 
 def _torch_mask(intro: np.ndarray, level: int, device="cpu") -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(intro))
-    return ((t >= 1) & (t <= level)).to(device=device, dtype=torch.float32)
+    return level_mask(t, level).to(device=device, dtype=torch.float32)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ class NestedResult:
 
 def level_sparsity(intro: dict[str, np.ndarray], level: int) -> float:
     total = sum(a.size for a in intro.values())
-    kept = sum(int(((a >= 1) & (a <= level)).sum()) for a in intro.values())
+    kept = sum(int(level_mask(a, level).sum()) for a in intro.values())
     return 1.0 - kept / total
 
 

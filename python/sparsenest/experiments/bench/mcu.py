@@ -27,9 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from ...analysis.cost import kernel_c_name, kernel_format
+from ...board import mclk_hz, memory_map
+from ...seed import seed_rows
 
-SEED_LATENCY_S = {1: 1.1, 2: 1.3, 3: 1.5}   # the seed report's LeNet-5 on the MSP430FR5994, per level
-MCLK_HZ = 16_000_000
+# the seed report's LeNet-5 on the MSP430FR5994, per level (experiments/seed_table2.toml)
+SEED_LATENCY_S = dict(enumerate(seed_rows()["lenet5"].latency_s, 1))
+MCLK_HZ = mclk_hz()
 DEFAULT_BUNDLE = "build/lenet5-small.nest"
 FORMATS = ("auto", "rel8", "rel4", "csr16")
 
@@ -330,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal x_all, y_all
         mdir = out / "models" / name
         info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, switching="resident", build=False,
-                              target_overrides={"fram_bytes": 49024}, force=True)
+                              target_overrides={"fram_bytes": memory_map().lower_fram_bytes}, force=True)
         meta = info["meta"]
         model = firmware.load_model_dir(mdir)
         x, y = firmware.default_inputs(model, n_inputs)

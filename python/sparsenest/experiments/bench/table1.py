@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ...data import PROJECT_ROOT
+from ...paths import PROJECT_ROOT
 
 TASK_ORDER = ("qnli", "sst2", "stsb", "mrpc", "rte")  # the seed's column order (MNLI, QQP first)
 SEED_COLUMNS = ("mnli", "qqp", "qnli", "sst2", "stsb", "mrpc", "rte")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
@@ -40,6 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...analysis.cost import CycleModel
+from ...analysis.report import layer_formats
+from ...targets.msp430 import CYCLE_NOTE
 from .. import tasks as task_mod
 
 SIM_INPUTS = {"full": 2, "quick": 1}          # test inputs run per level in the simulator
@@ -78,16 +80,6 @@ def weight_parts(meta: dict) -> dict:
             parts[k] += int(v)
     total = sum(parts.values())
     return parts | {"total": total, "index_overhead": (parts["indices"] + parts["metadata"]) / total if total else 0.0}
-
-
-def layer_formats(meta: dict) -> dict:
-    """{layer: format} of a build, to compile other builds of the same model with the same kernels."""
-    out = {}
-    for name, lm in meta["layers"].items():
-        if "format" in lm:
-            f = lm["format"]
-            out[name] = f if isinstance(f, str) else f[0]
-    return out
 
 
 def _fresh(d: Path) -> Path:
@@ -186,16 +178,6 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
                        "sram_bytes": tgt.sram_bytes}}
 
 
-def far_dma(far: dict, platform) -> dict:
-    """Cycles and energy of streaming the far (upper FRAM) tiles of one inference by DMA into SRAM."""
-    words = sum(math.ceil(v["bytes_per_call"] / 2) * v["calls"] for v in far.values())
-    blocks = sum(v["tiles"] * v["arrays"] * v["calls"] for v in far.values())
-    cycles = words * platform["dma.cycles_per_transfer"] + blocks * (platform["dma.sync_cycles"]
-                                                                     + platform["dma.setup_cycles"])
-    return {"bytes": 2 * words, "blocks": blocks, "cycles": float(cycles),
-            "energy_uj": cycles * platform.energy_per_cycle_j * 1e6}
-
-
 # ------------------------------------------------------------------------------------------- simulation
 
 def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, levels: int) -> dict:
@@ -238,90 +220,6 @@ def calibration_samples(variant_result: dict) -> list[dict]:
                 out.append({"kernel_key": ly["kernel_key"], "counts": ly["counts"], "cycles": cyc,
                             "source": f"{variant_result['task']}/{variant_result['variant']} L{lv}"})
     return out
-
-
-def _nnls_entry(samples: list[dict], features) -> dict:
-    """Non-negative least squares of cycles on the count features, each sample weighted by 1/cycles (relative
-    error). Non-negative coefficients keep predictions monotone in the counts, so they extrapolate sanely from
-    the sparse levels the simulator holds to denser ones; a plain least-squares fit on a few collinear samples
-    (macs, activation bytes and calls of one layer shape move together) gives large coefficients of both
-    signs."""
-    from scipy.optimize import nnls
-    X = np.array([[float(s["counts"].get(f, 1.0 if f == "calls" else 0.0)) for f in features] for s in samples])
-    y = np.array([float(s["cycles"]) for s in samples])
-    A = X / y[:, None]
-    scale = np.linalg.norm(A, axis=0)
-    scale[scale == 0] = 1.0
-    sol, _ = nnls(A / scale, np.ones_like(y))
-    coef = sol / scale
-    pred = X @ coef
-    resid = pred - y
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    return {"coefficients": {f: float(c) for f, c in zip(features, coef)}, "n_samples": len(samples),
-            "rmse_cycles": float(np.sqrt((resid ** 2).mean())), "max_rel_error": float(np.max(np.abs(resid) / y)),
-            "r2": 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0, "dropped": [],
-            "fit": "non-negative least squares, relative error"}
-
-
-MAX_FIT_ERROR = 0.20   # a fit that misses a sample by more than this is not used
-MIN_DISTINCT = 3       # distinct count vectors needed for a per-feature fit; fewer: one scale factor
-
-
-def _scaled_entry(samples: list[dict], base: dict, features) -> dict:
-    """The fallback coefficients `base` times one factor that matches the samples' total cycles."""
-    from ...analysis.cost import _feature_vector
-    X = np.array([_feature_vector(s["counts"], features, s["kernel_key"])[0] for s in samples])
-    y = np.array([float(s["cycles"]) for s in samples])
-    b = np.array([base["coefficients"].get(f, 0.0) for f in features])
-    pred0 = X @ b
-    k = float(y.sum() / pred0.sum()) if pred0.sum() > 0 else 1.0
-    resid = k * pred0 - y
-    return {"coefficients": {f: float(k * c) for f, c in zip(features, b)}, "n_samples": len(samples),
-            "rmse_cycles": float(np.sqrt((resid ** 2).mean())), "max_rel_error": float(np.max(np.abs(resid) / y)),
-            "r2": None, "dropped": [], "fit": f"fallback table x {k:.3f} (fewer than {MIN_DISTINCT} distinct samples)"}
-
-
-def _fit_group(samples: list[dict], base_key: str, features) -> tuple[dict | None, str]:
-    from ...analysis.cost import FALLBACK_TABLE
-    distinct = {tuple(float(s["counts"].get(f, 0)) for f in features) for s in samples}
-    ent = None
-    if len(distinct) >= MIN_DISTINCT:
-        ent = _nnls_entry(samples, features)
-        if ent["max_rel_error"] <= MAX_FIT_ERROR:
-            return ent, ""
-    base = FALLBACK_TABLE.get(base_key) or FALLBACK_TABLE["*"]
-    sc = _scaled_entry(samples, base, features)
-    if sc["max_rel_error"] <= MAX_FIT_ERROR:
-        return sc, ""
-    return None, (f"fit misses a sample by {100 * min(sc['max_rel_error'], ent['max_rel_error'] if ent else 9):.0f} %")
-
-
-def fit_cycle_model(samples: list[dict]):
-    """A CycleModel calibrated on simulator samples: one entry per kernel key ("conv2d/csr16", "maxpool1d")
-    and one per format pooled over ops ("*/csr16", what a key without its own entry uses; see
-    cost.resolve_chain). Each entry is a non-negative fit of the count features when the samples hold at
-    least MIN_DISTINCT distinct count vectors, else the fallback table scaled by one factor; a fit that
-    misses a sample by more than MAX_FIT_ERROR is dropped (that key stays uncalibrated). Simulator cycles
-    are mspdebug's: ~18 % high (msp430.CYCLE_NOTE), and so are the calibrated predictions."""
-    from ...analysis.cost import FEATURES, CycleModel
-    from ...targets.msp430 import CYCLE_NOTE
-    groups: dict[str, list] = {}
-    for s in samples:
-        groups.setdefault(s["kernel_key"], []).append(s)
-        if "/" in s["kernel_key"]:
-            groups.setdefault("*/" + s["kernel_key"].split("/", 1)[1], []).append(s)
-    kernels, skipped = {}, {}
-    for key, ss in sorted(groups.items()):
-        base_key = key if key.startswith("*/") else ("*/" + key.split("/", 1)[1] if "/" in key else "*")
-        ent, why = _fit_group(ss, base_key, FEATURES)
-        if ent is None:
-            skipped[key] = why
-        else:
-            kernels[key] = ent
-    meta = {"calibration": "mspdebug per-layer cycles: non-negative least squares, or the fallback table scaled",
-            "cycle_note": CYCLE_NOTE, "n_samples": len(samples),
-            "sources": sorted({s["source"] for s in samples}), "skipped": skipped}
-    return CycleModel(kernels, meta=meta)
 
 
 # ------------------------------------------------------------------------------------------ one variant
@@ -460,7 +358,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
 def add_latency(res: dict, cm, platform) -> None:
     """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
-    from ...analysis.cost import _time_energy, predict_inference
+    from ...analysis.cost import far_dma, predict_inference, time_energy
     sim = res.get("sim") or {}
     per_level = sim.get("per_level") or {}
     fit = res["device"]
@@ -486,7 +384,7 @@ def add_latency(res: dict, cm, platform) -> None:
         lv["predicted"] = predicted
         s = per_level.get(k) or per_level.get(str(k))
         if s:
-            te = _time_energy(platform, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
+            te = time_energy(platform, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
             lv["simulated"] = {"cycles_core": s["cycles"], "instructions": s["instructions"],
                                "cycles_wait": te["cycles_wait"], "time_s": te["time_us"] * 1e-6,
                                "energy_uj": te["energy_uj"]}
@@ -673,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
                 earlier.append(r)
     results += earlier
     samples = [s for r in results for s in calibration_samples(r)]
-    cm = fit_cycle_model(samples)
+    cm = CycleModel.calibrate(samples, cycle_note=CYCLE_NOTE)
     platform = load_platform()
     for r in list(results):
         try:

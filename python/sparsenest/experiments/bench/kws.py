@@ -9,7 +9,7 @@
 3. The anomaly-detection autoencoder: nested levels (no-retrain: no ToyCar data here), which fit the
    FR5994's FRAM, and each level's reconstruction error against the interpreter's dense output.
 
-    python -m sparsenest.interop.bench_kws [--out build/bench-kws] [--nested BUNDLE] [--epochs 4]
+    python -m sparsenest.experiments.bench.kws [--out build/bench-kws] [--nested BUNDLE] [--epochs 4]
 """
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import kws_mlperf
-from .tflite_import import import_tflite
+from ...data import kws_mlperf
+from ...levels import level_mask
+from ...paths import PROJECT_ROOT
+from ...interop.tflite_import import import_tflite
 
-MODELS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "models" / "mlperf-tiny"
+MODELS = PROJECT_ROOT.parent / "shared" / "data" / "models" / "mlperf-tiny"
 KWS_LEVELS = (0.7, 0.5, 0.3)
 AD_LEVELS = (0.9, 0.75, 0.5)
 
@@ -58,13 +60,13 @@ def interpret(model: Path | bytes, x: np.ndarray, batch: int = 512, reference_ke
 
 
 def ours(bundle, x: np.ndarray, level: int | None = None) -> np.ndarray:
-    from .torch_net import bundle_network
+    from ...interop.torch_net import bundle_network
     with torch.no_grad():
         return bundle_network(bundle, level)(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
 
 
 def kws_full_test_set() -> dict:
-    from .. import data
+    from ... import data
     ds = data.load("speech_commands_mlperf", "all")
     res = {"n": len(ds.y), "note": ds.note}
     for name in ("kws_ref_model_float32", "kws_ref_model_int8"):
@@ -80,10 +82,10 @@ def kws_full_test_set() -> dict:
 def device_levels(bundle, out: Path, calib: np.ndarray) -> dict:
     """FR5994 fit per level and the cost model's (uncalibrated) latency/energy of each level, from host
     counters of the same build (auto formats)."""
-    from ..analysis.cost import CycleModel, load_platform, predict_inference
-    from ..compiler.build import compile_bundle
-    from ..experiments.bench.table2 import device_fit, host_layers
-    from ..targets.host import HostSim
+    from ...analysis.cost import CycleModel, load_platform, predict_inference
+    from ...compiler.build import compile_bundle
+    from .table2 import device_fit, host_layers
+    from ...targets.host import HostSim
     fit = device_fit(bundle, "auto", out / "device", calib)
     host = out / "host"
     shutil.rmtree(host, ignore_errors=True)
@@ -103,12 +105,12 @@ def device_levels(bundle, out: Path, calib: np.ndarray) -> dict:
 
 
 def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
-    from .. import data
-    from ..bundle import Bundle
-    from ..compiler import golden, quantize
-    from ..compiler.build import calibration_images
-    from ..train.nested import TrainConfig
-    from .train_from import train_from_bundle
+    from ... import data
+    from ...bundle import Bundle
+    from ...compiler import golden, quantize
+    from ...compiler.build import calibration_images
+    from ...train.nested import TrainConfig
+    from ...interop.train_from import train_from_bundle
     if nested is None:
         src = out / "kws_float.nest"
         b0 = import_tflite(MODELS / "kws_ref_model_float32.tflite",
@@ -126,11 +128,11 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
         k = lv["level"]
         levels.append({"level": k, "sparsity": lv["sparsity"], "float": lv["float_accuracy"],
                        "q15": golden.accuracy(qm, test.x, test.y, k),
-                       "nonzeros": int(sum(((a >= 1) & (a <= k)).sum() for a in b.intro.values()))})
+                       "nonzeros": int(sum(level_mask(a, k).sum() for a in b.intro.values()))})
     dev = device_levels(b, out / "kws_build", calib)
     for row, d in zip(levels, dev["levels"]):
         row.update(d)
-    from .tflite_export import export_level_tflite
+    from ...interop.tflite_export import export_level_tflite
     for row in levels:  # each level as float32 and int8 TFLite, run by ai-edge-litert on the held-out clips
         mine = ours(b, test.x, row["level"]).argmax(1)
         for kind, cal in (("tflite_float32", None), ("tflite_int8", calib)):
@@ -166,9 +168,9 @@ def ad_features(pcm: np.ndarray) -> np.ndarray:
 
 
 def autoencoder(out: Path, pcm: np.ndarray) -> dict:
-    from ..bundle import Bundle
-    from .torch_net import GraphNet
-    from ..train.nested import derive_intro
+    from ...bundle import Bundle
+    from ...interop.torch_net import GraphNet
+    from ...train.nested import derive_intro
     model = MODELS / "ad01_fp32.tflite"
     src = import_tflite(model)
     x = ad_features(pcm)
@@ -197,7 +199,7 @@ def autoencoder(out: Path, pcm: np.ndarray) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparsenest.interop.bench_kws", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.kws", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="build/bench-kws")
     p.add_argument("--nested", default=None, help="use this nested KWS bundle instead of training one")
     p.add_argument("--epochs", type=int, default=4, help="joint fine-tuning epochs for the nested KWS levels")
@@ -246,7 +248,7 @@ def _clips(n: int) -> np.ndarray:
     import io
     import tarfile
     import wave
-    from ..data.speech_commands import ARCHIVE, _sources
+    from ...data.speech_commands import ARCHIVE, _sources
     folder, _ = _sources()
     out = []
     with tarfile.open(folder / ARCHIVE, "r:xz") as tar:
