@@ -28,7 +28,7 @@ TRACES = ("solar", "onoff", "constant")
 def costs_from_bench(bench: dict, model: str, variant: str, accuracy: Sequence[float] | None = None,
                      platform=None) -> tuple[Costs, list[int] | None]:
     """(Costs, units per level or None) of one build variant ("continuous", "auto", ...) in the bench."""
-    from .cost import _time_energy, load_platform
+    from .cost import load_platform, time_energy
     platform = platform or load_platform()
     try:
         v = next(x for x in bench["models"][model]["variants"] if x["variant"] == variant)
@@ -37,7 +37,7 @@ def costs_from_bench(bench: dict, model: str, variant: str, accuracy: Sequence[f
     per = sorted(v["per_level"].items(), key=lambda kv: int(kv[0]))
     levels = []
     for lv, d in per:
-        te = _time_energy(platform, d["cycles"], 0.0, d["fram_bytes_written"])
+        te = time_energy(platform, d["cycles"], 0.0, d["fram_bytes_written"])
         levels.append({"energy_uj": te["energy_uj"], "time_us": te["time_us"],
                        "accuracy": float(accuracy[int(lv) - 1]) if accuracy else 0.0})
     costs = make_costs(levels, source=f"make bench-intermittent: {model} {variant}, simulator cycles x "

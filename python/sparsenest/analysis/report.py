@@ -54,7 +54,7 @@ import numpy as np
 from ..seed import seed_rows
 from .cost import ROW_MODEL_FORMATS, kernel_c_name, kernel_format
 
-__all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES", "CYCLE_TABLES",
+__all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES",
            "resolve_input", "load_samples", "fit_models", "euler_schedule", "seed_threshold_analysis",
            "render_markdown", "render_html", "main", "ReportError"]
 
