@@ -32,7 +32,7 @@ INTRO_PREFIX = "intro/"
 # C-safe identifiers: node names become parts of C identifiers in the generated model.
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # state_dict keys ("features.0.weight"), optionally under intro/
-ARRAY_KEY_RE = re.compile(r"(intro/)?[A-Za-z_][A-Za-z0-9_.]{0,127}")
+ARRAY_KEY_RE = re.compile(r"(intro/)?[A-Za-z0-9_][A-Za-z0-9_.]{0,127}")  # nn.Sequential keys start with a digit
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 ARRAY_DTYPES = {"float32", "uint8"}
 MATMUL_OPS = ("conv1d", "conv2d", "linear")

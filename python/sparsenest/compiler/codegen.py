@@ -400,6 +400,10 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         arena = "sn_arena_sram" if tier == "sram" else "sn_arena_fram"
         return f"SN_AT({ctype}, {arena}, {off})"
 
+    # FRAM outputs go through the board's write hook (sn_put batches) where something needs to see every
+    # byte: the host board's write log and power-loss injection, and intermittent builds (a failed write
+    # stops the unit). A continuous chip build stores them directly: the hook costs ~28 cycles a byte.
+    hook_fram_outputs = target.name == "host" or intermittent
     descriptors = []
     taken_idents: set[str] = set()   # a layer name never becomes a runtime name (sn_*): l_ prefix
     for i, st in enumerate(low.steps, 1):
@@ -412,7 +416,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         fram_bytes = LAYER_DESCRIPTOR_BYTES
         pad_p = plan.scratch.get((i, "pad"))
         d = {"op": C_OP[st.op], "relu": int(st.relu),   # out_fram: SN_OUT_FRAM | SN_PAD_FRAM flags
-             "out_fram": int(plan.tensors[st.output].tier == "fram") | (2 if pad_p and pad_p.tier == "fram" else 0),
+             "out_fram": hook_fram_outputs * (int(plan.tensors[st.output].tier == "fram")
+                                              | (2 if pad_p and pad_p.tier == "fram" else 0)),
              "groups": 1, "matrix": 0, "in0": buf(st.inputs[0]),
              "in1": buf(st.inputs[1]) if len(st.inputs) > 1 else "0", "out": buf(st.output),
              "shift0": 0, "shift1": 0, "mul": 1, "bias": "0", "patch": "0", "acc": "0", "chunk": 0,

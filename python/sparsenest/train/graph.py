@@ -100,6 +100,8 @@ def extract_graph(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
         if node.op == "call_module":
             rec = _module_record(modules[node.target], node.target)
             name = node.target.replace(".", "_")
+            if name[:1].isdigit():  # nn.Sequential children are "0", "1": node names are C-safe
+                name = "_" + name
         elif node.op == "call_function" and node.target in _FUNCTIONS:
             rec, name = {"op": _FUNCTIONS[node.target]}, node.name
         elif node.op == "call_method" and node.target in _METHODS:
