@@ -18,7 +18,8 @@ costs JSON (format "sparsenest-harvest-costs", version 1):
   "source": "free text: where the numbers come from (e.g. cost model, calibrated or not)",
   "levels": [                                  # sparsest first, levels numbered 1..L
     {"level": 1, "energy_uj": 900.0, "time_us": 159000.0, "accuracy": 0.975,
-     "sparsity": 0.9, "units": 43},            # sparsity optional, informational; units: see below
+     "sparsity": 0.9, "units": 43,             # sparsity optional, informational; units: see below
+     "unit_ends": [0.02, 0.05, ..., 1.0]},     # optional, with units
     ...
   ],
   "switch": {"energy_uj": [[0, e12, e13], [e21, 0, e23], [e31, e32, 0]],   # row = from, column = to
@@ -29,7 +30,9 @@ costs JSON (format "sparsenest-harvest-costs", version 1):
 energy_uj: energy drawn from the store per inference; time_us: its duration; accuracy in [0, 1].
 units (optional, all levels or none): the build is intermittent (compile --intermittent) with this many
 units of work per inference: a brown-out keeps the committed units and the inference resumes after the
-next boot (harvest --no-resume ignores them)."""
+next boot (harvest --no-resume ignores them). unit_ends (optional): the fraction of the inference's
+energy spent when each unit commits (nondecreasing, in (0, 1]; measured: analysis.harvest_measure);
+without it the units are taken as equal."""
 
 
 @dataclass
@@ -40,6 +43,7 @@ class LevelCost:
     accuracy: float
     sparsity: float | None = None
     units: int | None = None           # units of work of an intermittent build (None: continuous)
+    unit_ends: list[float] | None = None   # energy fraction at each unit's commit (None: equal units)
 
 
 @dataclass
@@ -119,7 +123,15 @@ def make_costs(levels: Sequence[Mapping], switch_energy_uj=None, switch_time_us=
         u = l.get("units")
         if u is not None and not (isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= 0xFFFF):
             raise ValueError(f"{where}: level {i} units must be an integer in 1..65535, got {u!r}")
-        out.append(LevelCost(i, e, t, a, None if sp is None else float(sp), u))
+        ends = l.get("unit_ends")
+        if ends is not None:
+            if not (u is not None and isinstance(ends, (list, tuple)) and len(ends) == u
+                    and all(map(_is_real, ends)) and all(0 < x <= 1 for x in ends)
+                    and all(b >= a for a, b in zip(ends, ends[1:]))):
+                raise ValueError(f"{where}: level {i} unit_ends must be {u} nondecreasing fractions in (0, 1] "
+                                 f"(one per unit; needs 'units')")
+            ends = [float(x) for x in ends]
+        out.append(LevelCost(i, e, t, a, None if sp is None else float(sp), u, ends))
     if len({lv.units is None for lv in out}) > 1:
         raise ValueError(f"{where}: give 'units' for every level (an intermittent build) or for none")
     for k, v in (("sleep_power_uw", sleep_power_uw), ("boot_uj", boot_uj)):

@@ -205,6 +205,17 @@ def _first_root(qa: float, qb: float, qc: float, tau_max: float) -> float | None
     return min(roots) if roots else None
 
 
+def unit_bounds(costs: Costs, units: Sequence[int]) -> list[list[float]]:
+    """Per level: the fraction of the inference's energy committed after 0, 1, ..., n units (0 .. 1):
+    the measured profile (LevelCost.unit_ends) when the costs carry one for n units, else equal units."""
+    out = []
+    for lv, n in zip(costs.levels, units):
+        ends = lv.unit_ends if lv.unit_ends is not None and len(lv.unit_ends) == n else \
+            [(i + 1) / n for i in range(n)]
+        out.append([0.0] + list(ends[:-1]) + [1.0])
+    return out
+
+
 def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, policy, *,
              t_end: float | None = None, initial_level: int | None = None, record: bool = True,
              units: Sequence[int] | None = None, resume: bool = True) -> HarvestResult:
@@ -213,10 +224,12 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
 
     units: per level, the units of work of an intermittent build (compile --intermittent; `costs` then
     are that build's). A brown-out keeps the units committed so far (their energy counts as inference,
-    only the interrupted unit's as lost); after the next boot the inference resumes at its own level
+    only the interrupted unit's as lost; unit sizes from the costs' measured unit_ends, else equal);
+    after the next boot the inference resumes at its own level
     before the policy decides anything. None: the costs' own units (Costs.units), if any. With
     resume=False, or without units, a brown-out loses the whole inference."""
     units = (units or costs.units) if resume else None
+    bounds = unit_bounds(costs, units) if units else None
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
     if isinstance(policy, str):
@@ -244,7 +257,7 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
             lvs.append(level)
             sts.append(state)
 
-    pending = 0.0   # intermittent: fraction of the running inference still to do (0: none running)
+    resume_at = None    # intermittent: units committed of the running inference (None: none running)
     chunk = max((end - trace.start) / 2000.0, 1e-3)  # recording step while off or asleep
     on = e >= e_on  # a store that starts charged starts the device
     if on:
@@ -268,7 +281,7 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
             acc["boot"] += take
             rec(RUN)
             continue
-        k = level if pending else policy.decide(cap.voltage(e), level)
+        k = level if resume_at is not None else policy.decide(cap.voltage(e), level)
         if k == SLEEP:
             e_wake = cap.energy(policy.wake_v)
             if e_wake <= e:     # policy inconsistency guard: nothing to wait for
@@ -316,26 +329,29 @@ def simulate(trace: Trace | str | Path, capacitor: Capacitor, costs: Costs, poli
             level = k
             rec(RUN)
         c = costs.level(level)
-        part = pending or 1.0
-        ti = c.time_us * 1e-6 * part
+        start = bounds[level - 1][resume_at] if resume_at is not None else 0.0   # fraction already committed
+        ti = c.time_us * 1e-6 * (1.0 - start)
         t0 = t
         t, e, why, drawn = sim.advance(t, e, t + ti, c.energy_uj * 1e-6 / (c.time_us * 1e-6), e_off, None)
         on_time += t - t0
         if why == "time":
             completed[level - 1] += 1
             acc["inference"] += drawn
-            pending = 0.0
+            resume_at = None
             rec(RUN)
         elif why == "low" and units:
-            n_units = units[level - 1]
-            left = round(part * n_units)
-            done = min(left, int(drawn / (c.energy_uj * 1e-6 / n_units) * (1 + 1e-12)))
-            kept = min(drawn, done * c.energy_uj * 1e-6 / n_units)
+            b = bounds[level - 1]
+            reached = start + drawn / (c.energy_uj * 1e-6)
+            j = resume_at or 0
+            while j < len(b) - 1 and b[j + 1] <= reached * (1 + 1e-12):
+                j += 1          # units whose commit the energy drawn reached
+            kept = min(drawn, (b[j] - start) * c.energy_uj * 1e-6)
             acc["inference"] += kept
             acc["lost"] += drawn - kept
-            pending = (left - done) / n_units
-            if not pending:     # the last unit committed just as the voltage reached V_off
+            resume_at = j
+            if j == len(b) - 1:     # the last unit committed just as the voltage reached V_off
                 completed[level - 1] += 1
+                resume_at = None
             on = False
             n_bo += 1
             rec(OFF)
