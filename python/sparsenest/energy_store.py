@@ -73,6 +73,15 @@ class Trace:
         pa, pb = P[:-1] + slope * (a - T[:-1]), P[:-1] + slope * (b - T[:-1])
         return float(np.sum(np.where(ok, 0.5 * (pa + pb) * (b - a), 0.0)))
 
+    def window(self, t0: float, t1: float) -> "Trace":
+        """The trace between t0 and t1 (interpolated at both ends), shifted to start at 0."""
+        if not self.start <= t0 < t1 <= self.end:
+            raise ValueError(f"{self.name}: window [{t0}, {t1}] is not inside [{self.start}, {self.end}]")
+        inside = (self.time_s > t0) & (self.time_s < t1)
+        ts = np.concatenate([[t0], self.time_s[inside], [t1]])
+        ps = np.concatenate([[float(self.power(t0))], self.power_w[inside], [float(self.power(t1))]])
+        return Trace(ts - t0, ps, f"{self.name}[{t0:g}-{t1:g} s]")
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         with open(path, "w", newline="\n") as f:

@@ -45,7 +45,7 @@ from .harvest_costs import (COSTS_SCHEMA, Costs, LevelCost, _example_costs, cost
                             make_costs)
 from .harvest_policy import (SLEEP, EnergyAwarePolicy, FixedPolicy, ResumingEnergyPolicy, default_policies,
                              parse_policy)
-from .harvest_sim import OFF, SLEEPING, HarvestResult, compare_policies, format_comparison, simulate
+from .harvest_sim import OFF, SLEEPING, HarvestResult, compare_policies, format_comparison, simulate, unit_bounds
 from .harvest_traces import TRACE_PARAMS, make_traces
 
 __all__ = [

@@ -53,11 +53,13 @@ def unit_profile(fb, step: int, units: int, poll_cycles: int = 64) -> list[float
         if stop.reason != "break" or stop.pc != mark:
             raise FrSimError(f"{fb.elf}: no inference {step} ({stop.reason})")
         infers += dev.regs[12] == MARK_INFER
-    e0, ends, seen = dev.energy_j(), [], 0
+    e0, ends, seen = dev.energy_j(), [], None
     while True:
         stop = dev.run(["sn_app_mark"], max_cycles=poll_cycles)
         level_word, done = struct.unpack("<HH", dev.read(progress, 4))
-        if level_word and done > seen:
+        if seen is None:        # the previous inference's record until sn_infer_start clears it
+            seen = 0 if level_word == 0 or done == 0 else None
+        elif level_word and done > seen:
             ends += [dev.energy_j() - e0] * (done - seen)
             seen = done
         if stop.reason == "break":

@@ -90,15 +90,19 @@ def _run_harvest(dev: Device, until: str, trace: Trace, cap: Capacitor, slice_cy
         e -= boot_j
     failures, on_time, off_time, events = 0, 0.0, 0.0, []
     stop = Stop("budget", dev.regs[0])
-    charge_dt = 1e-4
     while t - trace.start < max_time_s:
         if not on:
-            gained = trace.energy(t, t + charge_dt)
+            # charge in steps of half the time the present power needs to reach V_on (0.1 ms .. 1 s),
+            # so V_on is crossed at most 0.1 ms late
+            p_now = float(trace.power(t))
+            dt = min(max(0.5 * (e_on - e) / p_now, 1e-4), 1.0) if p_now > 0 else 1.0
+            dt = min(dt, trace.start + max_time_s - t)
+            gained = trace.energy(t, t + dt)
             if gained <= 0 and t >= trace.end:
                 break                                     # the trace is over and the store is empty
             e = min(e + gained, e_max)
-            t += charge_dt
-            off_time += charge_dt
+            t += dt
+            off_time += dt
             if e >= e_on:
                 on = True
                 e -= boot_j
@@ -109,7 +113,8 @@ def _run_harvest(dev: Device, until: str, trace: Trace, cap: Capacitor, slice_cy
         _check(stop)
         c1 = dev.counters
         dt = (c1.cycles - c0.cycles) / mclk
-        e += trace.energy(t, t + dt) - (dev.energy_j(c1) - dev.energy_j(c0))
+        # midpoint power x slice: exact inside a linear segment, and a slice is ~0.1 ms
+        e += float(trace.power(t + 0.5 * dt)) * dt - (dev.energy_j(c1) - dev.energy_j(c0))
         e = min(e, e_max)
         t += dt
         on_time += dt
