@@ -34,42 +34,22 @@ def startup_cycles(fb) -> dict:
     return {**dev.counters.as_dict(), "energy_j": dev.energy_j()}
 
 
-MARK_INFER, MARK_DONE = 2, 3     # SN_APP_MARK_* (boards/msp430fr5994/app/sn_app.h)
-
-
 def unit_profile(fb, step: int, units: int, poll_cycles: int = 64) -> list[float]:
     """Energy fraction of step `step`'s inference (INFER to DONE mark) spent when each unit commits,
-    from the progress record polled every poll_cycles (units committed between two polls share one
-    value: at most poll_cycles late)."""
-    import struct
-
-    from ..targets.fr5994sim import Device, FrSimError
-    dev = Device()
-    dev.load(fb.elf)
-    mark, progress = dev.elf.symbols["sn_app_mark"].value, dev.elf.symbols["sn_progress"].value
-    infers = 0
-    while infers <= step:
-        stop = dev.run(["sn_app_mark", "__halt"])
-        if stop.reason != "break" or stop.pc != mark:
-            raise FrSimError(f"{fb.elf}: no inference {step} ({stop.reason})")
-        infers += dev.regs[12] == MARK_INFER
-    e0, ends, seen = dev.energy_j(), [], None
-    while True:
-        stop = dev.run(["sn_app_mark"], max_cycles=poll_cycles)
-        level_word, done = struct.unpack("<HH", dev.read(progress, 4))
-        if seen is None:        # the previous inference's record until sn_infer_start clears it
-            seen = 0 if level_word == 0 or done == 0 else None
-        elif level_word and done > seen:
-            ends += [dev.energy_j() - e0] * (done - seen)
-            seen = done
-        if stop.reason == "break":
-            break
-        if stop.reason != "budget":
-            raise FrSimError(f"{fb.elf}: {stop.reason} during inference {step}: {stop.message}")
-    if stop.pc != mark or dev.regs[12] != MARK_DONE or len(ends) != units:
+    from the progress record polled every poll_cycles (powercut.progress_changes; units committed
+    between two polls share one value: at most poll_cycles late)."""
+    from ..targets.fr5994sim import FrSimError
+    from ..targets.powercut import progress_changes
+    changes = progress_changes(fb, step, poll_cycles)
+    total = changes[-1]["energy_j"]
+    ends, seen = [], 0
+    for c in changes[:-1]:
+        if c["done"] > seen:
+            ends += [min(c["energy_j"] / total, 1.0)] * (c["done"] - seen)
+            seen = c["done"]
+    if len(ends) != units:
         raise FrSimError(f"{fb.elf}: inference {step} committed {len(ends)} of {units} units")
-    total = dev.energy_j() - e0
-    return [min(e / total, 1.0) for e in ends]
+    return ends
 
 
 def measure(model_dir, out_dir, *, inputs: np.ndarray | None = None, accuracy: Sequence[float] | None = None,
