@@ -124,7 +124,7 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
                  commit_cuts: int = 4, name: str = "") -> dict:
     """Supply cuts in our FR5994 simulator (chip image, one step per level: switch + infer): n_cuts at
     random cycles, plus commit_cuts spread over the poll window (64 cycles) of every progress-record
-    change (sn_infer_start's zero and each unit commit). powercut.device_cut_sweep: the start-up code
+    change (sn_infer_start's zero and each unit commit) and 4 x commit_cuts over the level switch. powercut.device_cut_sweep: the start-up code
     resumes, and the resumed and recorded logits must equal the golden model."""
     from ...compiler import golden
     from ...compiler.build import compile_bundle
@@ -140,10 +140,11 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
         fb = firmware.build(model, mdir / f"fw-L{lv}", image="fr5994", inputs=x[:1], schedule=[firmware.Step(0, lv)])
         ref = golden.predict(info["qmodel"], x[:1], lv)[0]
         marks = powercut.device_marks(fb)
-        (_, start, _), (_, _, dma0), (_, end, dma1) = marks[0], marks[1], marks[-1]
+        (_, start, _), (_, infer, dma0), (_, end, dma1) = marks[0], marks[1], marks[-1]
         poll = 64
         commits = [c["cycle"] for c in powercut.progress_changes(fb, 0, poll)[:-1]]
         targeted = [c - poll + 1 + (poll * i) // commit_cuts for c in commits for i in range(commit_cuts)]
+        targeted += [start + 1 + ((infer - start - 1) * i) // (4 * commit_cuts) for i in range(4 * commit_cuts)]
         cuts = sorted(set([start + c for c in random_cuts(n_cuts, end - start, seed=seed + lv)] + targeted))
         bad, resumed = [], 0
         rs = powercut.device_cut_sweep(fb, info["meta"], cuts, seed=1)
@@ -155,12 +156,13 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
             if not ok:
                 bad.append(r["cycle"])
         in_dma = sum(dma0 < r["dma_transfers"] < dma1 for r in rs)
-        res[lv] = {"cuts": len(rs), "random": n_cuts, "at_commits": len(rs) - n_cuts, "commits": len(commits),
+        res[lv] = {"cuts": len(rs), "random": n_cuts, "targeted": len(rs) - n_cuts, "commits": len(commits),
                    "in_switch": sum(r["in_switch"] for r in rs), "between_dma_transfers": in_dma,
                    "dma_transfers": dma1 - dma0, "cycles": end - start, "resumed": resumed,
                    "mismatches": bad[:20], "ok": not bad, "seconds": time.perf_counter() - t0}
         _log(f"    {name} L{lv}: {len(rs)} supply cuts ({n_cuts} at random cycles of {end - start:,}, "
-             f"{len(rs) - n_cuts} at {len(commits)} progress commits; {res[lv]['in_switch']} in the level switch, "
+             f"{len(rs) - n_cuts} at {len(commits)} progress commits and the switch; {res[lv]['in_switch']} in the "
+             f"level switch, "
              f"{in_dma} between the inference's first and last of {dma1 - dma0} DMA transfers), {resumed} resumed "
              f"by the start-up code: " + ("all equal golden" if not bad else f"{len(bad)} MISMATCHES")
              + f" ({res[lv]['seconds']:.0f} s)")
