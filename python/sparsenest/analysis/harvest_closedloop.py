@@ -33,6 +33,7 @@ def device_firmware(model_dir, out_dir, level: int, steps: int = 255):
 def device_count(fb, trace: Trace, cap: Capacitor, duration_s: float, *, slice_cycles: int = 1000) -> dict:
     """Run the image on the trace for duration_s of trace time; count completed inferences."""
     from ..targets.fr5994power import run_intermittent
+    from ..targets.powercut import at_mark
     from ..targets.fr5994sim import Device, FrSimError
     units = (fb.model.meta.get("intermittent") or {}).get("units")
     dev = Device()
@@ -47,7 +48,7 @@ def device_count(fb, trace: Trace, cap: Capacitor, duration_s: float, *, slice_c
             if level_word and done == units and state["done"] < units:
                 state["count"] += 1
             state["done"] = done if level_word else 0
-        elif stop.reason == "break" and stop.pc == mark and d.regs[12] == MARK_DONE:
+        elif at_mark(stop, mark) and d.regs[12] == MARK_DONE:
             state["count"] += 1
         return stop.reason == "break" and stop.pc == mark     # __halt ends the run
 

@@ -113,6 +113,12 @@ def device_marks(fb) -> list[tuple[int, int, int]]:
         marks.append((int(dev.regs[12]), int(c.cycles), int(c.dma_transfers)))
 
 
+def at_mark(stop, pc: int) -> bool:
+    """The run stopped at `pc`: at its breakpoint, or out of budget exactly there (the next run would
+    then start on it, and the simulator does not break on the first instruction of a run)."""
+    return stop.reason in ("break", "budget") and stop.pc == pc
+
+
 def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
     """Run a firmware image of an intermittent build to step `step`'s inference and poll the progress
     record every poll_cycles until its DONE mark: one entry per change of the units-committed word
@@ -138,7 +144,7 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
         if seen is not None and level_word and done != seen:
             out.append({"done": done, "cycle": int(dev.counters.cycles), "energy_j": dev.energy_j() - e0})
             seen = done
-        if stop.reason == "break":
+        if at_mark(stop, mark):
             break
         if stop.reason != "budget":
             raise FrSimError(f"{fb.elf}: {stop.reason} during inference {step}: {stop.message}")
@@ -165,7 +171,7 @@ def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:
             st = main.run(["sn_app_mark", "__halt"], max_cycles=cut - main.counters.cycles)
             if st.reason == "error":
                 raise FrSimError(st.message)
-            if st.reason == "break" and st.pc == mark:
+            if at_mark(st, mark):
                 last_mark = int(main.regs[12])
             elif st.reason != "budget":
                 raise FrSimError(f"the image halted before cycle {cut}")
