@@ -53,11 +53,12 @@ def unit_profile(fb, step: int, units: int, poll_cycles: int = 64) -> list[float
 
 
 def measure(model_dir, out_dir, *, inputs: np.ndarray | None = None, accuracy: Sequence[float] | None = None,
-            qmodel=None, label: str = "") -> tuple[Costs, dict]:
+            qmodel=None, label: str = "", poll_cycles: int = 64) -> tuple[Costs, dict]:
     """(Costs, details) of a compiled model directory (target msp430fr5994), measured in our simulator.
     inputs: one input to run (default: the first test input of the model's data set); accuracy: per
     level, sparsest first (default 0: unknown); qmodel: the golden model (compile_bundle's "qmodel";
-    default: rebuilt from the bundle the build records). Builds the firmware in out_dir."""
+    default: rebuilt from the bundle the build records); poll_cycles: unit_profile's. Builds the
+    firmware in out_dir."""
     from ..targets import firmware, fr5994fw
     from ..targets.fr5994sim import Device
     model = firmware.load_model_dir(model_dir)
@@ -78,7 +79,7 @@ def measure(model_dir, out_dir, *, inputs: np.ndarray | None = None, accuracy: S
         levels.append({"energy_uj": e_j * 1e6, "time_us": c["cycles"] / p.mclk_hz * 1e6,
                        "accuracy": float(accuracy[r.level - 1]) if accuracy else 0.0,
                        **({"units": int(inter["units"]),
-                           "unit_ends": unit_profile(fb, step, int(inter["units"]))} if inter else {})})
+                           "unit_ends": unit_profile(fb, step, int(inter["units"]), poll_cycles)} if inter else {})})
     if [r.level for r in run.records] != list(range(1, L + 1)):
         raise firmware.FirmwareError(f"the schedule ran levels {[r.level for r in run.records]}, not 1..{L}")
     switch = [r.switch.cycles for r in run.records if r.switch is not None]
