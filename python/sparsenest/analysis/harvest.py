@@ -17,8 +17,12 @@ Model
   level to run, or sleep (LPM) until the voltage reaches a wake threshold (a comparator interrupt).
   `FixedPolicy(k)` always runs level k (optionally with a guard that sleeps instead of starting an
   inference the store cannot finish); `EnergyAwarePolicy` picks the level from voltage thresholds with
-  hysteresis and never starts an inference it cannot finish.
+  hysteresis and never starts an inference it cannot finish; `ResumingEnergyPolicy` (intermittent builds)
+  runs the sparsest level instead of sleeping. Modules: harvest_costs, harvest_policy, harvest_sim,
+  harvest_traces; costs measured in our FR5994 simulator: harvest_measure.
 * **Brown-out** mid-inference: that inference's energy so far counts as *lost*, the device turns off.
+  For an intermittent build (compile --intermittent; costs with `units`) only the interrupted unit's
+  energy is lost: after the next boot the inference resumes at its own level (`--no-resume`: lost).
   A switch interrupted by a brown-out is lost too and the level stays the old one (the runtime's commit
   is atomic); the active level persists in FRAM across power loss.
 
@@ -29,7 +33,6 @@ of a quadratic. A 24 h trace with tens of thousands of inferences runs in about 
 Energy bookkeeping (all in joules, checked by the tests):
 ``harvested = inference + switch + sleep + boot + lost + unfinished + spilled + (E_end - E_start)``.
 """
-from __future__ import annotations
 from __future__ import annotations
 
 import argparse
