@@ -123,7 +123,8 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
     """Run a firmware image of an intermittent build to step `step`'s inference and poll the progress
     record every poll_cycles until its DONE mark: one entry per change of the units-committed word
     (from sn_infer_start's zero to the last commit) with "done", "cycle" (the poll after the change,
-    so the commit lies in (cycle - poll_cycles, cycle]) and "energy_j" since the INFER mark.
+    so the commit lies in (cycle - poll_cycles, cycle]), "energy_j" since the INFER mark and the DMA
+    transfers so far; a last entry (done None) at the DONE mark.
     Units committed between two polls appear once, with the higher count."""
     from .fr5994sim import Device, FrSimError
     dev = Device()
@@ -142,7 +143,9 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
         if seen is None:        # the previous inference's record until sn_infer_start clears it
             seen = -1 if level_word == 0 or done == 0 else None
         if seen is not None and level_word and done != seen:
-            out.append({"done": done, "cycle": int(dev.counters.cycles), "energy_j": dev.energy_j() - e0})
+            c = dev.counters
+            out.append({"done": done, "cycle": int(c.cycles), "energy_j": dev.energy_j() - e0,
+                        "dma_transfers": int(c.dma_transfers)})
             seen = done
         if at_mark(stop, mark):
             break
@@ -150,7 +153,9 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
             raise FrSimError(f"{fb.elf}: {stop.reason} during inference {step}: {stop.message}")
     if dev.regs[12] != 3:               # SN_APP_MARK_DONE
         raise FrSimError(f"{fb.elf}: inference {step} did not end at its DONE mark")
-    return out + [{"done": None, "cycle": int(dev.counters.cycles), "energy_j": dev.energy_j() - e0}]
+    c = dev.counters
+    return out + [{"done": None, "cycle": int(c.cycles), "energy_j": dev.energy_j() - e0,
+                   "dma_transfers": int(c.dma_transfers)}]
 
 
 def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:

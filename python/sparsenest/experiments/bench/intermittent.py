@@ -124,7 +124,8 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
                  commit_cuts: int = 4, name: str = "") -> dict:
     """Supply cuts in our FR5994 simulator (chip image, one step per level: switch + infer): n_cuts at
     random cycles, plus commit_cuts spread over the poll window (64 cycles) of every progress-record
-    change (sn_infer_start's zero and each unit commit) and 4 x commit_cuts over the level switch. powercut.device_cut_sweep: the start-up code
+    change (sn_infer_start's zero and each unit commit), 4 x commit_cuts over the level switch and
+    8 x commit_cuts inside every unit that streams weights from upper FRAM by DMA. powercut.device_cut_sweep: the start-up code
     resumes, and the resumed and recorded logits must equal the golden model."""
     from ...compiler import golden
     from ...compiler.build import compile_bundle
@@ -142,8 +143,13 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
         marks = powercut.device_marks(fb)
         (_, start, _), (_, infer, dma0), (_, end, dma1) = marks[0], marks[1], marks[-1]
         poll = 64
-        commits = [c["cycle"] for c in powercut.progress_changes(fb, 0, poll)[:-1]]
+        changes = powercut.progress_changes(fb, 0, poll)
+        commits = [c["cycle"] for c in changes[:-1]]
         targeted = [c - poll + 1 + (poll * i) // commit_cuts for c in commits for i in range(commit_cuts)]
+        for a_, b_ in zip(changes, changes[1:]):   # units that stream weights by DMA: 8 x commit_cuts inside
+            if b_["dma_transfers"] > a_["dma_transfers"]:
+                span = b_["cycle"] - a_["cycle"]
+                targeted += [a_["cycle"] + (span * (2 * i + 1)) // (16 * commit_cuts) for i in range(8 * commit_cuts)]
         targeted += [start + 1 + ((infer - start - 1) * i) // (4 * commit_cuts) for i in range(4 * commit_cuts)]
         cuts = sorted(set([start + c for c in random_cuts(n_cuts, end - start, seed=seed + lv)] + targeted))
         bad, resumed = [], 0
