@@ -92,12 +92,17 @@ def _run_harvest(dev: Device, until: str, trace: Trace, cap: Capacitor, slice_cy
     stop = Stop("budget", dev.regs[0])
     while t - trace.start < max_time_s:
         if not on:
-            # charge in steps of half the time the present power needs to reach V_on (0.1 ms .. 1 s),
-            # so V_on is crossed at most 0.1 ms late
+            # charge in steps of half the time the present power needs to reach V_on (0.1 ms .. 1 s);
+            # a step that crosses V_on is bisected down to 0.1 ms, so V_on is crossed at most that late
             p_now = float(trace.power(t))
             dt = min(max(0.5 * (e_on - e) / p_now, 1e-4), 1.0) if p_now > 0 else 1.0
             dt = min(dt, trace.start + max_time_s - t)
             gained = trace.energy(t, t + dt)
+            while dt > 1e-4 and e + gained >= e_on:   # keep the first half; if it stays below V_on,
+                dt *= 0.5                               # take just that and come back for the rest
+                gained = trace.energy(t, t + dt)
+                if e + gained < e_on:
+                    break
             if gained <= 0 and t >= trace.end:
                 break                                     # the trace is over and the store is empty
             e = min(e + gained, e_max)
