@@ -32,3 +32,31 @@ def test_device_and_event_model_count_the_same_inferences(tmp_path):
     assert r["device"] >= 3 and r["device_failures"] >= 3 * r["device"]
     assert abs(r["device"] - r["model"]) <= max(1, 0.05 * r["device"]), r
     assert abs(r["device_failures"] - r["model_brownouts"]) <= max(1, 0.05 * r["device_failures"]), r
+
+
+def test_device_supply_turns_on_when_the_trace_charges_it_to_v_on():
+    """fr5994power's charging (no device code runs: a stand-in halts at once): the supply reaches V_on
+    within 0.1 ms of the exact instant, on a step of the trace and on a ramp."""
+    from sparsenest.analysis.cost import load_platform
+    from sparsenest.targets import fr5994power
+    from sparsenest.targets.fr5994sim import Stop
+
+    class Halting:
+        platform, regs = load_platform(), [0]
+
+        class counters:
+            cycles = 0
+
+        def run(self, until, max_cycles):
+            return Stop("halt", 0)
+
+        def energy_j(self, c=None):
+            return 0.0
+
+    cap = Capacitor(47e-6)
+    e_on = cap.energy(cap.v_on)
+    step = Trace(np.array([0.0, 5.0, 5.0, 10.0]), np.array([0.0, 0.0, 8e-3, 8e-3]), "step")
+    ramp = Trace(np.array([0.0, 100.0]), np.array([0.0, 1e-3]), "ramp")
+    for trace, exact in ((step, 5.0 + e_on / 8e-3), (ramp, np.sqrt(2 * e_on / 1e-5))):
+        r = fr5994power.run_intermittent(Halting(), trace=trace, capacitor=cap)
+        assert exact <= r.off_time_s <= exact + 1e-4, (trace.name, r.off_time_s, exact)
