@@ -122,3 +122,27 @@ def test_hbitmap_within_15_percent_of_bound(rng, shape, sparsities):
     f = r["formats"]
     assert f["hbitmap"]["vs_bound"] <= 1.15
     assert min(f[x]["vs_bound"] for x in ("csr16", "rel4", "bitmap")) > 1.15
+
+
+def test_hbitmap_mpy32_kernel_in_fr5994_simulator(rng, tmp_path):
+    """The chip image's MPY32 kernel (assembly for three levels, C otherwise) in our FR5994 simulator:
+    every level bit-exact with numpy (checked inside _run_harness), on rows with empty union bytes,
+    stage bytes shared across rows and an empty level."""
+    import shutil
+
+    from sparsenest.experiments.bench.bound import _run_harness
+    from sparsenest.targets import firmware
+    if shutil.which("clang-19") is None:
+        pytest.skip("clang-19 (MSP430 target) not installed")
+    cases = []
+    for i, (shape, sparsities) in enumerate([((9, 37), (0.9, 0.75, 0.5)), ((5, 70), (0.95, 0.6, 0.2)),
+                                             ((6, 20), (0.7, 0.4)), ((4, 33), (0.9, 0.8, 0.8, 0.3))]):
+        intro = geometric_intro(rng, shape, sparsities)
+        intro[0, :] = 0  # an empty row
+        w = random_w(rng, shape)
+        cases.append(firmware.KernelCase(f"h{i}", encode("hbitmap", w, intro, len(sparsities)),
+                                         rng.integers(-9000, 9000, shape[1]).astype(np.int16),
+                                         rng.integers(-2 ** 20, 2 ** 20, shape[0]).astype(np.int32)))
+    cycles = _run_harness(cases, tmp_path / "hb")
+    assert len(cycles) == sum(c.enc.n_levels + 1 for c in cases)
+    assert all(cycles[("h0", k)] <= cycles[("h0", k + 1)] for k in range(3))

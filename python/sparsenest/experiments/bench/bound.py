@@ -11,7 +11,12 @@ im2col convolution); im2col copies, requantisation and pooling are the same for 
 left out. A layer too large for one harness image is cut into blocks of rows (each block its own
 matrix); the cycles of the blocks are added. Every call's accumulators are checked against numpy.
 
-    python -m sparsenest.experiments.bench.bound BUNDLE.nest [...] [--out build/bench/bound]
+    python -m sparsenest.experiments.bench.bound [BUNDLE.nest ...] [--tasks lenet5,harnet,okgnet]
+                                                 [--out build/bench/bound]
+
+Without bundles, each task's 90/75/50 % nested model is trained quickly (experiments/tasks.py
+`--quick` budget: 768 training samples, one dense and one joint epoch) into OUT/bundles/ when missing
+there; the masks' per-layer level proportions come from that short training.
 """
 from __future__ import annotations
 
@@ -174,13 +179,23 @@ def format_result(res: dict) -> str:
 def main(argv=None) -> int:
     from ...bundle import Bundle
     ap = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.bound", description=__doc__.split("\n\n")[0])
-    ap.add_argument("bundles", nargs="+", help="nested bundles (.nest)")
+    ap.add_argument("bundles", nargs="*", help="nested bundles (.nest); default: --tasks, trained quickly")
+    ap.add_argument("--tasks", default="lenet5,harnet,okgnet")
     ap.add_argument("--out", default="build/bench/bound")
     ap.add_argument("--formats", default=",".join(FORMATS))
     a = ap.parse_args(argv)
     out = Path(a.out)
+    paths = list(a.bundles)
+    if not paths:
+        from .. import tasks
+        for t in tasks.parse(a.tasks):
+            path = out / "bundles" / f"{t.key}.nest"
+            if not path.exists():
+                print(f"training {t.key} (quick, levels {t.levels('sparse')}) into {path}", flush=True)
+                t.train(path, "sparse", quick=True)
+            paths.append(str(path))
     results = []
-    for path in a.bundles:
+    for path in paths:
         b = Bundle.load(path)
         print(f"{path}: measuring {a.formats}", flush=True)
         res = measure_model(b, out / Path(path).stem, tuple(a.formats.split(",")))
