@@ -66,12 +66,13 @@ hbitmap  hierarchical bitmap of the level map, near its entropy bound (at most `
          denser level: about H(level map) bits when every level keeps about half of the next one.
          ``values`` int16 are level-major: every weight introduced at level 1 (row-major), then those
          introduced at level 2, ...; ``level_start`` uint16 [L] = index of level j's first value.
-         Level k reads the values prefix ``[0, level_start[k])`` (one segment row), so the prefix rule
-         and staged switching hold; the stages are read in full at every level (metadata for staged
-         copies). ``stage_off`` uint16 [L] (stage L's entry is 0). The kernel walks stage L and, per kept
+         Level k reads the values of levels 1..k, a prefix of ``values`` (one segment row), so the
+         prefix rule and staged switching hold; the stages are read in full at every level (never
+         copied by a staged switch). ``stage_off`` uint16 [L] (stage L's entry is 0). The kernel walks stage L and, per kept
          weight, the chain down to its introducing level: its work per call is the same at every level
-         (all bitmap bytes), its products those of the level. No row tiles (upper FRAM streaming needs a
-         row format).
+         (all bitmap bytes), its products those of the level: ``weight_bytes_read`` = every bitmap byte +
+         ``2*(L-1)`` (stage_off) + ``2*level`` (level_start) + 2 per product. Offsets and value counts
+         must fit 16 bits (FormatError otherwise). No row tiles (upper FRAM streaming needs a row format).
 
 Kernel cost (what ``kernel_counts(level)`` predicts and the C kernels count): ``macs`` = products
 computed, which includes rel8/rel4 padding entries (value 0) but not the zero padding of partial block
