@@ -1,7 +1,9 @@
 /* Hierarchical bitmap on the multiplier: the reference kernel's walk (union bitmap row by row, per
  * kept weight the chain of sparser stages down to its introducing level), products through MACS/OP2.
- * Per stage the cursor (next byte, current byte, next bit) sits in one small struct; a zero union byte
- * costs one load and a test. The chain has no multiply, so the sum stays open across it. */
+ * Three levels (the common case) run a row at a time in assembly with every cursor in a register:
+ * about 15-20 cycles of decoding per kept weight besides its product, a zero union byte one load and
+ * a test. Other level counts run a C loop with one cursor struct per stage. The chain has no
+ * multiply, so the sum stays open across it. */
 #include "sn_mpy32.h"
 
 typedef struct {
