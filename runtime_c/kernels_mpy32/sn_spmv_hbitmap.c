@@ -1,8 +1,8 @@
 /* Hierarchical bitmap on the multiplier: the reference kernel's walk (union bitmap row by row, per
  * kept weight the chain of sparser stages down to its introducing level), products through MACS/OP2.
- * Three levels (the common case) run a row at a time in assembly with every cursor in a register:
- * about 15-20 cycles of decoding per kept weight besides its product, a zero union byte one load and
- * a test. Other level counts run a C loop with one cursor struct per stage. The chain has no
+ * Three levels (the common case) run a row at a time in assembly with every cursor in a register; a
+ * zero union byte costs one load and a test (measured, our FR5994 simulator: LeNet-5's fc1 at level 1,
+ * 2,757 products over a union of 21,298 weights, 0.80 Mcycles, about 37 cycles per union weight). Other level counts run a C loop with one cursor struct per stage. The chain has no
  * multiply, so the sum stays open across it. */
 #include "sn_mpy32.h"
 
