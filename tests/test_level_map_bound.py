@@ -136,7 +136,8 @@ def test_hbitmap_mpy32_kernel_in_fr5994_simulator(rng, tmp_path):
         pytest.skip("clang-19 (MSP430 target) not installed")
     cases = []
     for i, (shape, sparsities) in enumerate([((9, 37), (0.9, 0.75, 0.5)), ((5, 70), (0.95, 0.6, 0.2)),
-                                             ((6, 20), (0.7, 0.4)), ((4, 33), (0.9, 0.8, 0.8, 0.3))]):
+                                             ((6, 20), (0.7, 0.4)), ((4, 33), (0.9, 0.8, 0.8, 0.3)),
+                                             ((3, 17), (0.5,))]):
         intro = geometric_intro(rng, shape, sparsities)
         intro[0, :] = 0  # an empty row
         w = random_w(rng, shape)
