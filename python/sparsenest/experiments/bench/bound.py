@@ -192,6 +192,7 @@ def main(argv=None) -> int:
             path = out / "bundles" / f"{t.key}.nest"
             if not path.exists():
                 print(f"training {t.key} (quick, levels {t.levels('sparse')}) into {path}", flush=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
                 t.train(path, "sparse", quick=True)
             paths.append(str(path))
     results = []
