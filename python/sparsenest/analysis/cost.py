@@ -308,6 +308,7 @@ _FALLBACK_FORMATS = {
     "rows": (14.5, 10.0, "dense kept rows; ~20 cycles per 2-byte row id"),
     "cols": (14.5, 10.0, "dense kept columns; ~20 cycles per 2-byte column id"),
     "pattern": (14.5, 5.0, "+ 1-byte kernel offset per entry and a 4-byte kernel header (~5 per byte)"),
+    "hbitmap": (16.5, 30.0, "as bitmap, plus per kept weight a chain of stage-bit tests (~8 bits per byte read)"),
 }
 _FALLBACK_ACT_READ, _FALLBACK_ACT_WRITE, _FALLBACK_CALL = 3.0, 6.0, 60.0
 _FALLBACK_WHY_COMMON = ("activation bytes read beyond the MAC operands (im2col, pooling) 3 cycles/byte; "
