@@ -13,8 +13,18 @@ Input: a build directory (``model_meta.json``; its bundle is found through ``met
 Output directory: ``report.md``, ``report.html``, ``report.json`` (every number; validates against
 ``analysis/report_schema.json``), ``figures/*.png``, ``cycle_model_<kernels>.json``
 (the calibrated cycle models used), ``cycle_samples.json`` (this model's own simulator samples, in the
-``make bench-mcu`` schema, so other reports can calibrate on them) and ``builds/`` (the resident, staged
-and MSP430 compilations the measurements ran on).
+``make bench-mcu`` schema, so other reports can calibrate on them) and ``builds/`` (the resident, staged,
+MSP430 and dense-twin compilations the measurements ran on).
+
+What the report says, in order: a summary box (per level accuracy float / Q15, latency, energy; the dense
+baseline; storage; the costliest switch; the training budget; each number tagged with its source), the
+sources' legend, the training budget the bundle records ("not recorded" for bundles without one), per level
+accuracy / storage / latency / energy (figures: accuracy vs sparsity, accuracy vs energy, latency and energy
+per level, per-layer latency), the dense baseline (the same network compiled dense in Q15), the cost
+model's calibration, storage and the MSP430FR5994 memory map, level switches, break-even sparsities,
+energy harvesting, and, only for a model and data set the seed report describes (LeNet-5 on MNIST), the
+seed report's Table 2 beside ours with our training budget as caveat and its LeNet-5 thresholds. The seed
+report is Table 2 of the source report this project reproduces.
 
 Every number carries its provenance (``SOURCES``): measured on the host board (counters, FRAM write
 log), measured in the mspdebug simulator (cycles over-count constant-generator operands, ~18 %),
@@ -25,7 +35,8 @@ the analyzer's storage model, the golden Q15 model, the harvesting simulation, o
 What is measured how:
 * host board (boards/host): per-layer operation counters of one inference per level (the cost model's
   inputs) and the bytes every level switch writes to FRAM, from the write log of a staged and a resident
-  build (each from->to pair, starting from a freshly loaded image);
+  build (each from->to pair, starting from a freshly loaded image); the dense twin's counters (its Q15
+  accuracy from the golden model on as many test images as the levels');
 * mspdebug simulator (when the model fits its 64 KB and the toolchain is installed): instructions and
   cycles per inference and per layer with the MPY32 kernels and with the reference C kernels (multiplies
   through the C helper), outputs checked bit for bit against the golden model; the cycles of every level
@@ -46,10 +57,12 @@ from .calibration_samples import (DEFAULT_SAMPLES, SAMPLES_SCHEMA, euler_schedul
                                   load_samples)
 from .cli import main, summary
 from .collect import Collected, collect
-from .measure import _check_out_dir, dense_twin, layer_formats, resolve_input
+from .measure import check_report_dir, dense_twin, layer_formats, resolve_input
 from .provenance import SCHEMA_PATH, SOURCES, ReportError, load_schema, validate_report
 from .render import render_html, render_markdown
 from .write import build_report
+
+_check_out_dir = check_report_dir   # the name tests/test_report.py uses
 
 __all__ = ["build_report", "collect", "Collected", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES",
            "resolve_input", "layer_formats", "dense_twin", "load_samples", "fit_samples", "fit_models",

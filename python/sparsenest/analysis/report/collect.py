@@ -12,11 +12,11 @@ from ...compiler.analyze import analyze_bundle
 from ..cost import load_platform
 from . import sections as sec
 from .breakeven import breakeven_section, cycle_tables
-from .measure import (Ctx, _calibration, _check_out_dir, _compile_builds, _dense_baseline, _host_measurements,
-                      _simulation, resolve_input)
+from .measure import (Ctx, calibration, check_report_dir, compile_builds, dense_build, host_measurements,
+                      simulation, resolve_input)
 from .overview import dense_baseline, memory_map_section, summary
-from .training import training_budget
 from .provenance import FORMAT, SOURCES, VERSION, M, jsonable, log_line
+from .training import training_budget
 
 
 @dataclass
@@ -39,18 +39,18 @@ def collect(target: str | Path, out_dir: str | Path | None = None, *, bundle=Non
     build, meta_in, b = resolve_input(target, bundle)
     out = Path(out_dir) if out_dir is not None else (Path(target) / "report" if build else
                                                      Path(target).with_suffix("") / "report")
-    _check_out_dir(out, force, inputs=[target, bundle if isinstance(bundle, (str, Path)) else None])
+    check_report_dir(out, force, inputs=[target, bundle if isinstance(bundle, (str, Path)) else None])
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "builds").mkdir(exist_ok=True)
     plat = platform if platform is not None and not isinstance(platform, (str, Path)) else load_platform(platform)
     c = Ctx(b=b, build=build, meta_in=meta_in, out=out, work=out / "builds", plat=plat, kernels=list(kernels),
             calib=calib, log=log)
     log(f"report: {c.model_name} ({c.L} levels) -> {out}")
-    _compile_builds(c, fmt, eval_images, simulate)
-    _host_measurements(c)
-    _dense_baseline(c, eval_images)
-    own_file = _simulation(c, simulate, sim_inputs)
-    cal = _calibration(c, samples, own_file)
+    compile_builds(c, fmt, eval_images, simulate)
+    host_measurements(c)
+    dense_build(c, eval_images)
+    own_file = simulation(c, simulate, sim_inputs)
+    cal = calibration(c, samples, own_file)
     levels = sec.level_rows(c)
     cal["validation"] = sec.validation(c)
     ana = analyze_bundle(b)

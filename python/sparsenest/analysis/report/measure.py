@@ -65,7 +65,7 @@ def layer_formats(meta: Mapping) -> dict[str, str]:
     return out
 
 
-def _check_out_dir(out: Path, force: bool = False, inputs=()) -> None:
+def check_report_dir(out: Path, force: bool = False, inputs=()) -> None:
     """A new or empty folder, or (with force) an earlier report, whose builds/ and figures/ are then removed.
     The report may lie inside its build (the default) but may not be the build or contain it."""
     check_output_dir(out, marker="report.json", fmt=FORMAT, inputs=inputs, force=force, what="report folder",
@@ -201,7 +201,7 @@ class Ctx:
         return "mpy32" if "mpy32" in self.kernels else self.kernels[0]
 
 
-def _compile_builds(c: Ctx, fmt, eval_images, simulate: bool) -> None:
+def compile_builds(c: Ctx, fmt, eval_images, simulate: bool) -> None:
     """The builds measured, all with the input build's formats: resident + staged host builds, resident (+
     staged, for the simulator) MSP430 builds; the input build itself when the target is a bundle."""
     from ...compiler.build import compile_bundle
@@ -235,7 +235,7 @@ def _compile_builds(c: Ctx, fmt, eval_images, simulate: bool) -> None:
                            f"simulated: {str(e).split(' Breakdown')[0]}")
 
 
-def _host_measurements(c: Ctx) -> None:
+def host_measurements(c: Ctx) -> None:
     """Per level: the host board's per-layer counters of one test image, and C == golden on 16 images."""
     from ... import data
     from ...compiler import golden
@@ -262,7 +262,7 @@ def dense_twin(bundle):
     return b
 
 
-def _dense_baseline(c: Ctx, eval_images) -> None:
+def dense_build(c: Ctx, eval_images) -> None:
     """The dense twin compiled in the dense format (resident, host board): its Q15 accuracy on as many test
     images as the levels' accuracies used, and one inference's counters for the cost model."""
     from ...compiler.build import compile_bundle
@@ -277,7 +277,7 @@ def _dense_baseline(c: Ctx, eval_images) -> None:
 # ===================================================================== simulator and calibration
 # The calibration block below is to be replaced by simcal14's analysis/calibration.py.
 
-def _simulation(c: Ctx, simulate: bool, sim_inputs: int) -> Path | None:
+def simulation(c: Ctx, simulate: bool, sim_inputs: int) -> Path | None:
     """The model in mspdebug when it fits; its samples are written to cycle_samples.json (returned)."""
     mm = c.mcu_meta
     if not simulate:
@@ -305,7 +305,7 @@ def _simulation(c: Ctx, simulate: bool, sim_inputs: int) -> Path | None:
     return path
 
 
-def _calibration(c: Ctx, samples, own_file: Path | None) -> dict:
+def calibration(c: Ctx, samples, own_file: Path | None) -> dict:
     """Cycle models per kernel back-end: per-layer models (all samples; and other runs only, for the
     held-out check) and kernel-harness models (break-even curves)."""
     sample_files = [Path(p) for p in (samples if samples is not None

@@ -206,17 +206,17 @@ def switching_section(c: Ctx) -> dict:
     return out
 
 
-def storage_section(c: Ctx, layer_rows: Sequence[Mapping], ana: Mapping) -> dict:
+def storage_section(c: Ctx, layers: Sequence[Mapping], ana: Mapping) -> dict:
     parts = {"values": 0, "indices": 0, "metadata": 0}
-    for ly in layer_rows:
+    for ly in layers:
         for k, v in (ly.get("bytes_by_part") or {}).get("value", {}).items():
             parts[k] += int(v)
     mm = c.mcu_meta
     return {"weights_by_part": M(parts, "bytes", "compiler"),
             "weights_total": M(sum(parts.values()), "bytes", "compiler"),
-            "bias_bytes": M(sum(int(ly["bias_bytes"]["value"] or 0) for ly in layer_rows if ly.get("bias_bytes")),
+            "bias_bytes": M(sum(int(ly["bias_bytes"]["value"] or 0) for ly in layers if ly.get("bias_bytes")),
                             "bytes", "compiler"),
-            "dense_q15_bytes": M(sum(int(ly["dense_bytes"]["value"]) for ly in layer_rows if ly.get("dense_bytes")),
+            "dense_q15_bytes": M(sum(int(ly["dense_bytes"]["value"]) for ly in layers if ly.get("dense_bytes")),
                                  "bytes", "compiler"),
             "sonic_total_bytes": M(ana["totals"]["sonic_total_bytes"], "bytes", "analyzer"),
             "each_level_alone_bytes": M(ana["totals"]["separate_bytes"], "bytes", "analyzer"),
@@ -229,11 +229,11 @@ def storage_section(c: Ctx, layer_rows: Sequence[Mapping], ana: Mapping) -> dict
                        if mm else {"fits": False, "error": c.mcu_err})}
 
 
-def harvest_section(c: Ctx, level_rows, switching, trace, capacitor_f, harvest_hours):
+def harvest_section(c: Ctx, levels, switching, trace, capacitor_f, harvest_hours):
     """compare_policies on the trace with the headline per-level costs and the build's switch costs."""
     from .. import harvest as hv
     acc = [lv["q15_accuracy"]["value"] if lv["q15_accuracy"]["value"] is not None else lv["float_accuracy"]["value"]
-           for lv in level_rows]
+           for lv in levels]
     if any(a is None for a in acc):
         c.notes.append("no accuracy recorded for some level: the harvesting section uses 0")
         acc = [a or 0.0 for a in acc]
@@ -241,11 +241,11 @@ def harvest_section(c: Ctx, level_rows, switching, trace, capacitor_f, harvest_h
     sw = switching[sw_mode]
     costs = hv.make_costs(
         [{"energy_uj": lv["cpu"]["energy_uj"]["value"], "time_us": 1e3 * lv["cpu"]["latency_ms"]["value"],
-          "accuracy": a, "sparsity": lv["sparsity"]["value"]} for lv, a in zip(level_rows, acc)],
+          "accuracy": a, "sparsity": lv["sparsity"]["value"]} for lv, a in zip(levels, acc)],
         sw["energy_uj"]["value"], sw["time_us"]["value"],
         sleep_power_uw=c.plat.lpm3_power_w * 1e6, boot_uj=c.plat.boot_energy_j * 1e6,
         source=f"per-level CPU (MPY32) energy and latency as in the level table "
-               f"({level_rows[0]['cpu']['energy_uj']['source']}); {sw_mode} switch costs (host-board bytes, cost "
+               f"({levels[0]['cpu']['energy_uj']['source']}); {sw_mode} switch costs (host-board bytes, cost "
                f"model µJ/µs); Q15 accuracy")
     tr = hv.load_trace(trace)
     cap = hv.Capacitor(capacitor_f)
@@ -275,13 +275,13 @@ def harvest_section(c: Ctx, level_rows, switching, trace, capacitor_f, harvest_h
     return section, results, tr
 
 
-def seed_section(c: Ctx, level_rows) -> dict | None:
+def seed_section(c: Ctx, levels) -> dict | None:
     """The seed report's Table 2 row beside ours, for a model and data set it describes (Ctx.seed_key)."""
     if c.seed_key is None:
         return None
     sd = seed_rows()[c.seed_key]
-    sp = [lv["sparsity"]["value"] for lv in level_rows]
-    lat = [lv["cpu"]["latency_ms"]["value"] / 1e3 for lv in level_rows]
+    sp = [lv["sparsity"]["value"] for lv in levels]
+    lat = [lv["cpu"]["latency_ms"]["value"] / 1e3 for lv in levels]
     notes = [training_budget(c.b)["caveat"]]
     if c.model_name != c.seed_key:
         notes.append(f"{c.model_name} is not the seed's {sd.model} (a variant of it); compare with care")
@@ -292,7 +292,7 @@ def seed_section(c: Ctx, level_rows) -> dict | None:
                      "accuracy": M(list(sd.accuracy), "fraction", "seed_report"),
                      "latency_s": M(list(sd.latency_s), "s", "seed_report")},
             "ours": {"model": c.model_name, "sparsity": M(sp, "fraction", "bundle"),
-                     "accuracy": M([lv["q15_accuracy"]["value"] for lv in level_rows], "fraction", "golden_q15"),
-                     "latency_s": M(lat, "s", level_rows[0]["cpu"]["latency_ms"]["source"]),
+                     "accuracy": M([lv["q15_accuracy"]["value"] for lv in levels], "fraction", "golden_q15"),
+                     "latency_s": M(lat, "s", levels[0]["cpu"]["latency_ms"]["source"]),
                      "speedup_vs_seed": [s / t for s, t in zip(sd.latency_s, lat)]},
             "caveat": training_budget(c.b)["caveat"], "notes": notes}
