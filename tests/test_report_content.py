@@ -136,3 +136,10 @@ def test_training_budget_recorded_or_not():
     old = training_budget(SimpleNamespace(manifest={"prune": {"method": "magnitude"}, "train_config": {}}))
     assert not old["recorded"] and old["caveat"] == "our training budget: not recorded in the bundle"
     assert old["items"]["train_samples"]["value"] is None
+    # `train --from`: no dense epochs were run, whatever the config's default says
+    fb = training_budget(SimpleNamespace(manifest={
+        "prune": {"method": "row", "mode": "progressive"}, "source": {"format": "tflite"},
+        "train_config": {"epochs_dense": 6, "epochs_retrain": 2, "train_samples": 800, "from_bundle": "kws.nest"}}))
+    assert fb["items"]["epochs_dense"]["value"] == 0 and "kws.nest" in fb["items"]["epochs_dense"]["label"]
+    assert fb["imported_from"] == "tflite"
+    assert fb["caveat"] == "our training budget: 2 retraining epochs on 800 samples (row, progressive)"

@@ -21,6 +21,9 @@ def training_budget(b) -> dict:
     for key, (label, unit) in BUDGET_FIELDS.items():
         v = pr.get(key) if key in ("method", "mode", "scope") else tc.get(key)
         items[key] = {"label": label, "value": v} if unit is None else M(v, unit, "bundle", label=label)
+    if tc.get("from_bundle"):    # `train --from`: pruning started from trained weights, no dense epochs run
+        items["epochs_dense"] = M(0, "epochs", "bundle",
+                                  label=f"dense epochs (started from the trained weights of {tc['from_bundle']})")
     src = b.manifest.get("source") or {}
     recorded = any(tc.get(k) is not None for k in ("epochs_dense", "epochs_retrain", "train_samples"))
     return {"recorded": recorded, "items": items, "imported_from": src.get("format"),
