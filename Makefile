@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY    := .venv/bin/python
 VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-sweep.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
-APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
+APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make chromium
 # A model compiled with `sparsenest compile BUNDLE -o DIR --target msp430fr5994`.
 MODEL ?= build/lenet5
 # The mspdebug simulator has 64 KB: full LeNet-5 needs upper FRAM, so `make sim` defaults to the small one.
