@@ -52,6 +52,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..seed import seed_rows
+from . import calibration
 from .cost import ROW_MODEL_FORMATS, kernel_c_name, kernel_format
 
 __all__ = ["build_report", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES",
@@ -788,21 +789,18 @@ def _simulation(c: _Ctx, simulate: bool, sim_inputs: int) -> Path | None:
         c.sim["errors"].append("not run (--no-sim)")
     elif mm is None:
         c.sim["errors"].append("not run: the model does not fit the MSP430FR5994")
-    elif mm.get("far") or (mm["memory"].get("upper_fram_bytes") or 0) > 0:
-        c.sim["errors"].append("not run: weights stream from upper FRAM, which mspdebug's 64 KB simulator "
-                               "image does not have")
     else:
         counters = {lv: {ly["name"]: {k: v for k, v in ly["counts"].items() if k != "calls"} for ly in layers}
                     for lv, layers in c.host_layers.items()}
         xs = c.test.subset(max(1, int(sim_inputs)), seed=11)
-        c.sim = simulate_model(c.mcu["out_dir"], c.mcu_staged["out_dir"] if c.mcu_staged else None,
+        c.sim = calibration.simulate_model(c.mcu["out_dir"], c.mcu_staged["out_dir"] if c.mcu_staged else None,
                                c.mcu["qmodel"], xs.x, xs.y, counters, c.model_name, c.kernels, c.work, log=c.log)
     if not c.sim["samples"]:
         return None
-    from ..targets.msp430 import CYCLE_NOTE
+    from ..targets.fr5994sim import CYCLE_NOTE
     path = c.out / "cycle_samples.json"
     path.write_text(json.dumps({
-        "schema": SAMPLES_SCHEMA, "simulator": "mspdebug 0.22 sim (16-bit hwmult at 0x0130)",
+        "schema": SAMPLES_SCHEMA, "simulator": calibration.SIMULATOR,
         "mclk_hz": int(c.plat.mclk_hz), "cycle_note": CYCLE_NOTE,
         "description": "per-layer samples of the model reported on (sparsenest.analysis.report), bench-mcu schema "
                        "plus graph_op", "samples": _jsonable(c.sim["samples"])}, indent=1) + "\n")
