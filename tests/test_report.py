@@ -169,7 +169,7 @@ def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
     _, rep, _ = report_b
     assert rep_a["simulator"]["ran"] and rep["simulator"]["ran"]
     assert rep["calibration"]["status"] == "calibrated"
-    assert rep["calibration"]["label"].startswith("calibrated on mspdebug sim")
+    assert rep["calibration"]["label"].startswith("calibrated on sparsenest MSP430FR5994 simulator")
     assert "cycle_samples.json" in rep["calibration"]["files"][0]
     vals = rep["calibration"]["validation"]
     assert {(v["kernels"], v["level"]) for v in vals} == {(k, lv) for k in ("mpy32", "ref") for lv in (1, 2, 3)}

@@ -839,7 +839,7 @@ def _calibration(c: _Ctx, samples, own_file: Path | None) -> dict:
         cal["kernel_models"][k] = {"n_samples": km.meta.get("n_samples"), "keys": sorted(km.kernels)} if km else None
     any_cal = any(v["keys"] for v in cal["backends"].values())
     cal["status"] = "calibrated" if any_cal else "UNCALIBRATED"
-    cal["label"] = ("calibrated on mspdebug sim" + (f" ({', '.join(cal['files'])})" if cal["files"] else "")
+    cal["label"] = (f"calibrated on {calibration.SIMULATOR}" + (f" ({', '.join(cal['files'])})" if cal["files"] else "")
                     if any_cal else "UNCALIBRATED fallback (no simulator samples: run `make bench-mcu` or "
                                     "report a model that fits the simulator)")
     c.log(f"  cycle model: {cal['label']}")
