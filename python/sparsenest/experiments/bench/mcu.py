@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lenet5", action="store_true", help="skip full LeNet-5")
     ap.add_argument("--no-mspdebug", action="store_true", help="skip the mspdebug cross-check")
     a = ap.parse_args(argv)
-    from ...targets import firmware, msp430
+    from ...targets import firmware
     from ...targets.fr5994sim import CYCLE_NOTE
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle

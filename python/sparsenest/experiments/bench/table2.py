@@ -354,7 +354,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
 def add_latency(res: dict, cm, platform) -> None:
     """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
-    from ...analysis.cost import far_dma, predict_inference, time_energy
+    from ...analysis.cost import far_dma, predict_inference
     sim = res.get("sim") or {}
     per_level = sim.get("per_level") or {}
     fit = res["device"]
