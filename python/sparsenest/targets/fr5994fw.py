@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from . import firmware, msp430
 from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 
@@ -114,7 +116,6 @@ def run_kernel_harness(fb, cases, *, device: Device | None = None, max_cycles: i
     """firmware.run_kernel_harness on our simulator (either image): one KernelRun per case and level
     0..L, with the core counts (instructions, cpu_cycles: no FRAM wait states) of the sn_spmv call
     between its two kh_mark() stops; KernelRun.counters_full holds all counters of that call."""
-    import numpy as np
     dev = device or Device()
     dev.load(fb.elf)
     e = dev.elf

@@ -180,6 +180,19 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
                        "sram_bytes": tgt.sram_bytes}}
 
 
+def refit_lower_fram(bundle, fmt, calib, out: Path, bytes_over: int) -> tuple[Path, dict]:
+    """Compile for the MSP430FR5994 again with `bytes_over` (+1 KB) less lower FRAM for model data, so
+    the planner moves more weights to upper FRAM (a many-layer model's code can exceed the planner's
+    code reserve). Returns the model folder and its far layers."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.planner import get_target
+    budget = get_target("msp430fr5994").fram_bytes - int(bytes_over) - 1024
+    info = compile_bundle(bundle, _fresh(out), target="msp430fr5994", fmt=fmt, calib=calib, build=False,
+                          target_overrides={"fram_bytes": budget})
+    return Path(info["out_dir"]), {v["layer"]: {"bytes_per_call": v["bytes_per_call"], "tiles": v["tiles"]}
+                                   for v in info["meta"].get("far", {}).values()}
+
+
 # ------------------------------------------------------------------------------------------- simulation
 
 def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, levels: int) -> dict:
@@ -204,9 +217,7 @@ def calibration_samples(variant_result: dict) -> list[dict]:
     sim = variant_result.get("sim") or {}
     if sim and "cycles_total" not in next(iter((sim.get("per_level") or {None: {}}).values()), {}):
         return out        # an earlier run measured in mspdebug: other cycles, not mixed in
-    far = set()
-    if sim.get("k"):
-        far = set(variant_result["device"]["levels"][int(sim["k"]) - 1].get("far") or {})
+    far = set(sim.get("far") or {})
     for lv, d in (sim.get("per_level") or {}).items():
         layers = variant_result["host_layers"].get(str(lv)) or variant_result["host_layers"].get(int(lv))
         for ly in layers or []:
@@ -330,10 +341,20 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
             row = fit["levels"][k - 1]
             if not row["fits"]:
                 continue
+            bk = truncated(bundle, k) if k < L else bundle
             try:
-                qm = firmware.load_qmodel(row["dir"], bundle=truncated(bundle, k) if k < L else bundle)
-                r = simulate_levels(Path(row["dir"]), qm, xs.x, xs.y, k)
-                res["sim"] = r | {"k": k, "dir": row["dir"]}
+                try:
+                    mdir, far = Path(row["dir"]), row.get("far") or {}
+                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
+                except msp430.RegionOverflowError as e:
+                    if e.region != "LOWER_FRAM":
+                        raise
+                    mdir, far = refit_lower_fram(bk, formats, calib, vdir / "mcu" / f"L{k}-refit", e.bytes_over)
+                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
+                    r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code "
+                                  f"is larger than the planner's reserve): compiled again with that much less "
+                                  f"lower FRAM for model data, so more weights stream from upper FRAM")
+                res["sim"] = r | {"k": k, "dir": str(mdir), "far": far}
                 break
             except msp430.RegionOverflowError as e:
                 res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {str(e).splitlines()[0]}")
@@ -457,7 +478,8 @@ def render_markdown(report: dict) -> str:
             dev = v["device"]
             bad = next((r for r in dev["levels"] if not r["fits"]), None)
             simtxt = (f"simulated levels 1..{v['sim']['k']} ({v['sim']['compared']} inferences, outputs "
-                      f"{'== golden' if v['sim']['golden_ok'] else '!= GOLDEN'})" if v.get("sim") else
+                      f"{'== golden' if v['sim']['golden_ok'] else '!= GOLDEN'}"
+                      + (f"; {v['sim']['refit']}" if v["sim"].get("refit") else "") + ")" if v.get("sim") else
                       "not simulated: " + "; ".join(v.get("sim_skipped", [])))
             fits = (f"levels 1..{dev['k_device']} fit the FR5994" if dev["k_device"] else "no level fits the FR5994")
             lower = (f"levels 1..{dev['k_lower']} in lower FRAM alone" if dev["k_lower"] else
