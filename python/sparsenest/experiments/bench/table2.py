@@ -336,6 +336,8 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     if sim and fit["k_device"] >= 1:
         t0 = time.time()
         xs = test.subset(SIM_INPUTS[mode], seed=11)
+        from ...compiler.codegen import CodegenError
+        from ...compiler.planner import PlanError
         from ...targets import firmware, msp430
         for k in range(fit["k_device"], 0, -1):
             row = fit["levels"][k - 1]
@@ -358,6 +360,10 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
                 break
             except msp430.RegionOverflowError as e:
                 res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {str(e).splitlines()[0]}")
+            except (PlanError, CodegenError) as e:   # refit: the data that must stay in lower FRAM does not fit
+                res.setdefault("sim_skipped", []).append(
+                    f"levels 1..{k}: the chip image's code overflows the planner's lower-FRAM code reserve, and with "
+                    f"that space taken from model data the compiler says: {str(e).split(' Breakdown')[0]}")
             except (msp430.ToolchainError, msp430.BuildError, msp430.SimError, firmware.FirmwareError,
                     calibration.CalibrationError) as e:
                 res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {type(e).__name__}: {e}")
