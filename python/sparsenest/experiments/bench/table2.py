@@ -218,6 +218,8 @@ def calibration_samples(variant_result: dict) -> list[dict]:
     if sim and "cycles_total" not in next(iter((sim.get("per_level") or {None: {}}).values()), {}):
         return out        # an earlier run measured in mspdebug: other cycles, not mixed in
     far = set(sim.get("far") or {})
+    if "far" not in sim and sim.get("k"):     # a result.json written before "far" was recorded
+        far = set(variant_result["device"]["levels"][int(sim["k"]) - 1].get("far") or {})
     for lv, d in (sim.get("per_level") or {}).items():
         layers = variant_result["host_layers"].get(str(lv)) or variant_result["host_layers"].get(int(lv))
         for ly in layers or []:
