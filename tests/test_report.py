@@ -169,7 +169,7 @@ def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
     _, rep, _ = report_b
     assert rep_a["simulator"]["ran"] and rep["simulator"]["ran"]
     assert rep["calibration"]["status"] == "calibrated"
-    assert rep["calibration"]["label"].startswith("calibrated on mspdebug sim")
+    assert rep["calibration"]["label"].startswith("calibrated on sparsenest MSP430FR5994 simulator")
     assert "cycle_samples.json" in rep["calibration"]["files"][0]
     vals = rep["calibration"]["validation"]
     assert {(v["kernels"], v["level"]) for v in vals} == {(k, lv) for k in ("mpy32", "ref") for lv in (1, 2, 3)}
@@ -181,7 +181,7 @@ def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
             v["predicted_held_out"]["value"] / v["simulated_cycles"]["value"] - 1)
     # the headline latency of a simulated model is the measurement (+ wait states), labelled so
     for lv in rep["levels"]:
-        assert lv["cpu"]["latency_ms"]["source"] == "mspdebug_sim+platform"
+        assert lv["cpu"]["latency_ms"]["source"] == "fr5994_sim"
         sim = lv["simulated"]["mpy32"]
         assert sim["cycles"]["value"] >= sim["cycles_core"]["value"]
     # staged switches were simulated too: going denser costs cycles, going sparser writes the selector only

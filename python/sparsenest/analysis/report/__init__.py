@@ -27,7 +27,7 @@ seed report's Table 2 beside ours with our training budget as caveat and its LeN
 report is Table 2 of the source report this project reproduces.
 
 Every number carries its provenance (``SOURCES``): measured on the host board (counters, FRAM write
-log), measured in the mspdebug simulator (cycles over-count constant-generator operands, ~18 %),
+log), measured in our FR5994 simulator (chip image: FRAM waits, cache, DMA),
 predicted by the cost model (calibrated on simulator samples, or the UNCALIBRATED fallback table),
 platform constants (data sheet / user's guide / stated assumption), the compiler's exact byte counts,
 the analyzer's storage model, the golden Q15 model, the harvesting simulation, or the seed report.
@@ -37,7 +37,7 @@ What is measured how:
   inputs) and the bytes every level switch writes to FRAM, from the write log of a staged and a resident
   build (each from->to pair, starting from a freshly loaded image); the dense twin's counters (its Q15
   accuracy from the golden model on as many test images as the levels');
-* mspdebug simulator (when the model fits its 64 KB and the toolchain is installed): instructions and
+* our FR5994 simulator (when the model links for the chip and the toolchain is installed): instructions and
   cycles per inference and per layer with the MPY32 kernels and with the reference C kernels (multiplies
   through the C helper), outputs checked bit for bit against the golden model; the cycles of every level
   switch of a staged build;
@@ -47,14 +47,14 @@ What is measured how:
   estimate, the µJ / µs of switches, and latency / energy break-even sparsities per layer.
 
 The package: ``collect.collect`` measures (``measure.py``; the calibration samples' code in
-``calibration_samples.py``) and assembles report.json's dict from ``sections.py``, ``breakeven.py``,
+``calibration_samples.py`` reads samples that ``analysis/calibration.py`` measures) and assembles report.json's dict from ``sections.py``, ``breakeven.py``,
 ``overview.py`` (summary, dense baseline, memory map) and ``training.py``; ``figures.py`` draws one figure per
 function; ``render.py`` renders ``templates/*.j2``; ``write.build_report`` does all three; ``cli.main`` is the
 command line.
 """
 from .breakeven import LENET5_LAYERS, SEED_CPU_THRESHOLD, SEED_LEA_THRESHOLD, seed_threshold_analysis
-from .calibration_samples import (DEFAULT_SAMPLES, SAMPLES_SCHEMA, euler_schedule, fit_models, fit_samples,
-                                  load_samples)
+from ..calibration import euler_schedule
+from .calibration_samples import DEFAULT_SAMPLES, SAMPLES_SCHEMA, fit_models, fit_samples, load_samples
 from .cli import main, summary
 from .collect import Collected, collect
 from .measure import check_report_dir, dense_twin, layer_formats, resolve_input

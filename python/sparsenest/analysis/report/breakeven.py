@@ -34,7 +34,7 @@ def cycle_tables(platform, kernel_models: Mapping[str, object]) -> list[dict]:
             continue
         what = "reference C kernels (multiplies through the C helper)" if k == "ref" else "MPY32 kernels"
         tabs.insert(1 if k == "ref" else len(tabs), {"name": f"{k}_calibrated", "op": "spmv", "source": "cost_model_calibrated", "model": cm,
-                     "label": f"{what}: calibrated on mspdebug kernel-harness samples (one sn_spmv call per "
+                     "label": f"{what}: calibrated on kernel-harness samples from our FR5994 simulator (one sn_spmv call per "
                               f"sample, {cm.meta.get('n_samples', '?')} samples)"})
     return tabs
 

@@ -14,8 +14,9 @@ import numpy as np
 from ...bundle import Bundle
 from ...safe_output import check_output_dir, is_tool_dir
 from ..cost import layers_from_build
+from .. import calibration as sim_calibration
 from .calibration_samples import (DEFAULT_SAMPLES, RUNTIME_TO_GRAPH_OP, SAMPLES_SCHEMA, fit_models, fit_samples,
-                                  kernel_fit_samples, load_samples, simulate_model)
+                                  kernel_fit_samples, load_samples)
 from .provenance import FORMAT, ReportError, jsonable
 
 #: Model family and data set (bundle names) the seed report's Table 2 rows describe: a report plots its
@@ -275,30 +276,26 @@ def dense_build(c: Ctx, eval_images) -> None:
     c.dense_layers = host_layers(sim, c.dense["meta"], None, c.test.x[:1], 1)
 
 # ===================================================================== simulator and calibration
-# The calibration block below is to be replaced by simcal14's analysis/calibration.py.
 
 def simulation(c: Ctx, simulate: bool, sim_inputs: int) -> Path | None:
-    """The model in mspdebug when it fits; its samples are written to cycle_samples.json (returned)."""
+    """The chip image in our FR5994 simulator; its samples are written to cycle_samples.json (returned)."""
     mm = c.mcu_meta
     if not simulate:
         c.sim["errors"].append("not run (--no-sim)")
     elif mm is None:
         c.sim["errors"].append("not run: the model does not fit the MSP430FR5994")
-    elif mm.get("far") or (mm["memory"].get("upper_fram_bytes") or 0) > 0:
-        c.sim["errors"].append("not run: weights stream from upper FRAM, which mspdebug's 64 KB simulator "
-                               "image does not have")
     else:
         counters = {lv: {ly["name"]: {k: v for k, v in ly["counts"].items() if k != "calls"} for ly in layers}
                     for lv, layers in c.host_layers.items()}
         xs = c.test.subset(max(1, int(sim_inputs)), seed=11)
-        c.sim = simulate_model(c.mcu["out_dir"], c.mcu_staged["out_dir"] if c.mcu_staged else None,
-                               c.mcu["qmodel"], xs.x, xs.y, counters, c.model_name, c.kernels, c.work, log=c.log)
+        c.sim = sim_calibration.simulate_model(c.mcu["out_dir"], c.mcu_staged["out_dir"] if c.mcu_staged else None,
+                                               c.mcu["qmodel"], xs.x, xs.y, counters, c.model_name, c.kernels, c.work, log=c.log)
     if not c.sim["samples"]:
         return None
-    from ...targets.msp430 import CYCLE_NOTE
+    from ...targets.fr5994sim import CYCLE_NOTE
     path = c.out / "cycle_samples.json"
     path.write_text(json.dumps({
-        "schema": SAMPLES_SCHEMA, "simulator": "mspdebug 0.22 sim (16-bit hwmult at 0x0130)",
+        "schema": SAMPLES_SCHEMA, "simulator": sim_calibration.SIMULATOR,
         "mclk_hz": int(c.plat.mclk_hz), "cycle_note": CYCLE_NOTE,
         "description": "per-layer samples of the model reported on (sparsenest.analysis.report), bench-mcu schema "
                        "plus graph_op", "samples": jsonable(c.sim["samples"])}, indent=1) + "\n")
@@ -337,7 +334,7 @@ def calibration(c: Ctx, samples, own_file: Path | None) -> dict:
         cal["kernel_models"][k] = {"n_samples": km.meta.get("n_samples"), "keys": sorted(km.kernels)} if km else None
     any_cal = any(v["keys"] for v in cal["backends"].values())
     cal["status"] = "calibrated" if any_cal else "UNCALIBRATED"
-    cal["label"] = ("calibrated on mspdebug sim" + (f" ({', '.join(cal['files'])})" if cal["files"] else "")
+    cal["label"] = (f"calibrated on {sim_calibration.SIMULATOR}" + (f" ({', '.join(cal['files'])})" if cal["files"] else "")
                     if any_cal else "UNCALIBRATED fallback (no simulator samples: run `make bench-mcu` or "
                                     "report a model that fits the simulator)")
     c.log(f"  cycle model: {cal['label']}")

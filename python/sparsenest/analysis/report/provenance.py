@@ -16,13 +16,12 @@ FORMAT, VERSION = "sparsenest-report", 1
 SOURCES = {
     "host_board": "measured on the host board (boards/host) running the generated C: operation counters, "
                   "FRAM write log",
-    "mspdebug_sim": "measured in mspdebug 0.22's simulator on the MSP430 firmware: instruction counts exact; "
-                    "cycles over-count instructions with constant-generator operands (about 18 % high) and "
-                    "include no FRAM wait states",
-    "mspdebug_sim+platform": "mspdebug simulator cycles (about 18 % high) plus the platform model's FRAM wait "
-                             "states, converted to time and energy with the platform constants",
-    "cost_model_calibrated": "predicted by sparsenest.analysis.cost with a cycle model calibrated on mspdebug simulator "
-                             "samples (so about 18 % high like the simulator)",
+    "fr5994_sim": "measured in our MSP430FR5994 simulator (boards/msp430fr5994/sim) on the chip image: "
+                  "instructions, CPUXv2 cycles with FRAM wait states, cache, DMA and LEA time, energy from "
+                  "board.toml's constants (a model until a board confirms it)",
+    "fr5994_sim+platform": "our simulator's cycles, converted to time and energy with the platform constants",
+    "cost_model_calibrated": "predicted by sparsenest.analysis.cost with a cycle model calibrated on our "
+                             "FR5994 simulator's samples",
     "cost_model_partly_calibrated": "predicted by sparsenest.analysis.cost; some layers use the UNCALIBRATED fallback "
                                     "cycle table (listed with the number)",
     "cost_model_uncalibrated": "predicted by sparsenest.analysis.cost with the UNCALIBRATED fallback cycle table "
@@ -47,7 +46,7 @@ SOURCES = {
 }
 
 #: Short tags of the sources, as the Markdown prints them beside a number.
-TAGS = {"host_board": "H", "mspdebug_sim": "S", "mspdebug_sim+platform": "S+", "cost_model_calibrated": "P",
+TAGS = {"host_board": "H", "fr5994_sim": "S", "fr5994_sim+platform": "S+", "cost_model_calibrated": "P",
         "cost_model_partly_calibrated": "P~", "cost_model_uncalibrated": "P*", "cost_model_platform": "Pp",
         "lea_model": "E", "platform_constant": "C", "compiler": "B", "analyzer": "A", "golden_q15": "G",
         "float_eval": "F", "bundle": "T", "harvest_sim": "HS", "seed_report": "R"}

@@ -64,12 +64,13 @@ def level_rows(c: Ctx) -> list[dict]:
                                    "far_dma": M(dma, "cycles / bytes / µJ", "cost_model_platform") if dma else None}
             s = (c.sim["runs"].get(k) or {}).get("per_level", {}).get(lv)
             if s:
-                te = time_energy(c.plat, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
-                row["simulated"][k] = {"cycles_core": M(s["cycles"], "cycles", "mspdebug_sim", n=s["n"]),
-                                       "instructions": M(s["instructions"], "instructions", "mspdebug_sim", n=s["n"]),
-                                       "cycles": M(te["cycles"], "cycles", "mspdebug_sim+platform"),
-                                       "latency_ms": M(te["time_us"] / 1e3, "ms", "mspdebug_sim+platform"),
-                                       "energy_uj": M(te["energy_uj"], "µJ", "mspdebug_sim+platform")}
+                # our simulator counts FRAM waits, DMA and LEA time (cycles_total) and charges energy itself
+                row["simulated"][k] = {"cycles_core": M(s["cycles"], "cycles", "fr5994_sim", n=s["n"]),
+                                       "instructions": M(s["instructions"], "instructions", "fr5994_sim", n=s["n"]),
+                                       "cycles": M(s["cycles_total"], "cycles", "fr5994_sim", n=s["n"]),
+                                       "latency_ms": M(s["cycles_total"] / c.plat.mclk_hz * 1e3, "ms", "fr5994_sim",
+                                                       n=s["n"]),
+                                       "energy_uj": M(s["energy_uj"], "µJ", "fr5994_sim", n=s["n"])}
         head = row["simulated"].get("mpy32") or row["predicted"].get("mpy32")
         row["cpu"] = {"kernels": "mpy32", **{kk: head[kk] for kk in ("cycles", "latency_ms", "energy_uj")}}
         pm = c.predictions[(c.head_kernels, lv)]
@@ -95,7 +96,7 @@ def validation(c: Ctx) -> list[dict]:
         for lv, s in sorted((run or {}).get("per_level", {}).items()):
             layers = c.host_layers[lv]
             pin = predict_inference(layers, c.plat, c.layer_models[k], lea=False)
-            v = {"kernels": k, "level": lv, "simulated_cycles": M(s["cycles"], "cycles", "mspdebug_sim"),
+            v = {"kernels": k, "level": lv, "simulated_cycles": M(s["cycles"], "cycles", "fr5994_sim"),
                  "predicted_in_sample": M(pin["total"]["cycles_core"], "cycles", pred_source(pin)),
                  "error_in_sample": pin["total"]["cycles_core"] / s["cycles"] - 1.0,
                  "predicted_held_out": None, "error_held_out": None}
@@ -111,7 +112,7 @@ def validation(c: Ctx) -> list[dict]:
             v["cycle_table"] = (f"{k} kernels: one linear cycle model per kernel key '<graph op>/<format>' and per "
                                 f"format, fitted by sparsenest.analysis.cost.CycleModel.calibrate (non-negative least "
                                 f"squares on the host board's counters, or the fallback table scaled) on per-layer "
-                                f"mspdebug cycles; in sample = with this run's samples, held out = only "
+                                f"our simulator's core cycles; in sample = with this run's samples, held out = only "
                                 f"{', '.join(c.files) or 'none'}")
             out.append(v)
     return out
@@ -133,7 +134,7 @@ def layer_rows(c: Ctx, tables: Sequence[Mapping], ana: Mapping) -> list[dict]:
             row["cycles_per_level"].append({
                 "level": lv, "predicted_cycles": M(p["cycles_core"], "cycles", "cost_model_calibrated"
                                                    if p["calibrated"] else "cost_model_uncalibrated"),
-                "simulated_cycles": M(s["layers"].get(name) if s else None, "cycles", "mspdebug_sim")})
+                "simulated_cycles": M(s["layers"].get(name) if s else None, "cycles", "fr5994_sim")})
         if lm["op"] not in ("conv", "linear"):
             continue
         f, cols = c.formats[name], int(lm["cols"])
@@ -199,9 +200,9 @@ def switching_section(c: Ctx) -> dict:
                     if cyc[i][j] is not None:
                         te = time_energy(c.plat, cyc[i][j], 0.0, ms["bytes"][i][j])
                         tt[i][j], ee[i][j] = te["time_us"], te["energy_uj"]
-            entry["simulated_cycles"] = M(cyc, "cycles (sn_set_level incl. the marker call)", "mspdebug_sim")
-            entry["simulated_time_us"] = M(tt, "µs", "mspdebug_sim+platform")
-            entry["simulated_energy_uj"] = M(ee, "µJ", "mspdebug_sim+platform")
+            entry["simulated_cycles"] = M(cyc, "cycles (sn_set_level incl. the marker call)", "fr5994_sim")
+            entry["simulated_time_us"] = M(tt, "µs", "fr5994_sim+platform")
+            entry["simulated_energy_uj"] = M(ee, "µJ", "fr5994_sim+platform")
         out[mode] = entry
     return out
 

@@ -33,7 +33,7 @@ def build_report(target: str | Path, out_dir: str | Path | None = None, *, bundl
                  force: bool = False, log=log_line) -> dict:
     """Write the report of `target` (build dir, directory with host/, or bundle) into `out_dir` (default:
     <build>/report) and return report.json's dict. `samples`: cycle_samples.json files to calibrate on
-    (default: DEFAULT_SAMPLES that exist; [] for none). `simulate`: run the model in mspdebug when it fits.
+    (default: DEFAULT_SAMPLES that exist; [] for none). `simulate`: run the chip image in our FR5994 simulator when it links.
     `kernels`: back-ends simulated and predicted ("mpy32" first: the chip's). `eval_images`: test images for
     accuracies the build does not record ("test" = all). `calib`: calibration inputs of the compilations.
     An earlier report in the output folder is replaced only with force=True."""
