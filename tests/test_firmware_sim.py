@@ -135,7 +135,8 @@ def test_mpy32_kernels_bit_exact_with_reference_on_every_format(tmp_path):
              case("rel4", 6, 45, nested(6, 45)), case("bitmap", 7, 37, nested(7, 37)),
              case("bitmap", 3, 8, nested(3, 8)), case("block", 7, 30, blk, block_shape=(2, 4)),
              case("rows", 6, 20, nested(6, 20, (6, 1))), case("cols", 9, 15, nested(9, 15, (1, 15))),
-             case("pattern", 4, 27, pat, kernel_size=(3, 3))]
+             case("pattern", 4, 27, pat, kernel_size=(3, 3)), case("hbitmap", 7, 37, nested(7, 37)),
+             case("hbitmap", 3, 8, nested(3, 8))]
     cost = {}
     for kernels in ("ref", "mpy32"):
         fb = firmware.build_kernel_harness(cases, tmp_path / kernels, kernels=kernels)

@@ -53,7 +53,7 @@ def check_layer(e, w, intro, L, rng):
         assert e.nnz(k) == int(ms[k].sum())
         kc = e.kernel_counts(k)
         assert kc["macs"] >= e.nnz(k)
-        if e.format in ("csr16", "bitmap", "rows", "cols", "pattern", "block"):
+        if e.format in ("csr16", "bitmap", "hbitmap", "rows", "cols", "pattern", "block"):
             assert kc["macs"] == e.nnz(k)
         if 1 <= k:
             assert np.array_equal(garbled(e, k, rng).decode(k), expect), (e.format, "staged", k)

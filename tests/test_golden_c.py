@@ -10,7 +10,7 @@ from sparsenest.compiler.build import compile_bundle
 from sparsenest.targets.host import HostSim
 
 N_IMAGES = 500
-FORMATS = ["csr16", "rel8", "rel4", "bitmap", "auto"]
+FORMATS = ["csr16", "rel8", "rel4", "bitmap", "hbitmap", "auto"]
 
 
 @pytest.fixture(scope="module")

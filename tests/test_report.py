@@ -169,7 +169,7 @@ def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
     _, rep, _ = report_b
     assert rep_a["simulator"]["ran"] and rep["simulator"]["ran"]
     assert rep["calibration"]["status"] == "calibrated"
-    assert rep["calibration"]["label"].startswith("calibrated on mspdebug sim")
+    assert rep["calibration"]["label"].startswith("calibrated on sparsenest MSP430FR5994 simulator")
     assert "cycle_samples.json" in rep["calibration"]["files"][0]
     vals = rep["calibration"]["validation"]
     assert {(v["kernels"], v["level"]) for v in vals} == {(k, lv) for k in ("mpy32", "ref") for lv in (1, 2, 3)}
@@ -181,7 +181,7 @@ def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
             v["predicted_held_out"]["value"] / v["simulated_cycles"]["value"] - 1)
     # the headline latency of a simulated model is the measurement (+ wait states), labelled so
     for lv in rep["levels"]:
-        assert lv["cpu"]["latency_ms"]["source"] == "mspdebug_sim+platform"
+        assert lv["cpu"]["latency_ms"]["source"] == "fr5994_sim"
         sim = lv["simulated"]["mpy32"]
         assert sim["cycles"]["value"] >= sim["cycles_core"]["value"]
     # staged switches were simulated too: going denser costs cycles, going sparser writes the selector only
@@ -235,3 +235,17 @@ def test_euler_schedule_visits_every_switch_once(L):
     path = report.euler_schedule(L)
     pairs = list(zip(path, path[1:]))
     assert path[0] == 1 and sorted(pairs) == sorted((a, b) for a in range(1, L + 1) for b in range(1, L + 1) if a != b)
+
+
+def test_lenet_report_compares_with_the_seed_with_a_caveat(report_a):
+    """A LeNet-5-family model on MNIST is compared with the seed report, named as Table 2 of the source
+    report, with our training budget as caveat (not recorded for this bundle), in the JSON and the text."""
+    out, rep = report_a
+    md = (out / "report.md").read_text()
+    assert rep["model"]["lenet5_comparable"] and rep["breakeven"]["seed_claims"] is not None
+    sc = rep["seed_comparison"]
+    assert sc["caveat"] == "our training budget: not recorded in the bundle" and sc["caveat"] in sc["notes"]
+    assert "## The seed report's Table 2 (LeNet-5) beside ours" in md and sc["caveat"] in md
+    assert "Table 2 of the source report this project reproduces" in md
+    assert "### The seed report's thresholds" in md
+    assert "SONIC/TAILS, Gobieski et al., ASPLOS 2019" in md

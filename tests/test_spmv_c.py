@@ -35,7 +35,7 @@ def _cases(rng):
         if shape[1] > 600:
             intro[0] = 0
             intro[0, -1] = L  # a gap over 255: rel8 padding
-        for fmt in ("csr16", "rel8", "rel4", "bitmap"):
+        for fmt in ("csr16", "rel8", "rel4", "bitmap", "hbitmap"):
             out.append((f"u{i}_{fmt}", fmt, w, intro, L, {}))
     w = rng.integers(-32768, 32768, (6, 11)).astype(np.int16)
     out.append(("d0", "dense", w, _intro(rng, (6, 11), 1, 0.5), 3, {}))

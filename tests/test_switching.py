@@ -10,7 +10,7 @@ from sparsenest.compiler import golden
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.targets.host import SN_ERR_POWER, SN_OK, HostSim
 
-MIXED = {"conv1": "bitmap", "conv2": "rel4", "fc1": "csr16", "*": "rel8"}
+MIXED = {"conv1": "bitmap", "conv2": "rel4", "fc1": "csr16", "fc2": "hbitmap", "*": "rel8"}
 SELECTOR = "sn_level_word"
 
 

@@ -150,6 +150,22 @@ typedef struct {
     const uint8_t *pattern_pos; /* [n_patterns * pattern_stride] */
 } sn_pattern_matrix;
 
+/* Hierarchical bitmap of the level map (near its entropy bound). bitmap holds n_levels stages: stage
+ * n_levels (offset 0) is the union, ceil(cols / 8) bytes per row (column c: bit c % 8 of byte c / 8);
+ * stage t < n_levels (at byte stage_off[t - 1]) has one bit per weight kept at level t + 1, row-major
+ * over the whole matrix, set when that weight is also kept at level t. values are level-major (every
+ * weight introduced at level 1, row-major, then level 2, ...), level j's first at level_start[j - 1],
+ * so level k reads a prefix of values; every level reads all stages. */
+#define SN_HBITMAP_MAX_LEVELS 8 /* one value and one bit cursor per level (formats.HBITMAP_MAX_LEVELS) */
+typedef struct {
+    uint16_t rows, cols;
+    uint8_t n_levels;
+    const int16_t *values;
+    const uint8_t *bitmap;
+    const uint16_t *stage_off;   /* [n_levels] byte offset of stage t at [t - 1] (stage n_levels: 0) */
+    const uint16_t *level_start; /* [n_levels] first value of level j at [j - 1] */
+} sn_hbitmap_matrix;
+
 void sn_spmv_dense(const sn_dense_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_rel8(const sn_rel8_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
@@ -159,6 +175,7 @@ void sn_spmv_block(const sn_block_matrix *m, uint8_t level, const int16_t *x, in
 void sn_spmv_rows(const sn_rows_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_cols(const sn_cols_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_pattern(const sn_pattern_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
+void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 
 /* Direct convolution (no im2col): the matrix's column indices are offsets into the input window, and
  * one call covers n_pos windows x_step elements apart:

@@ -6,7 +6,9 @@
  * family user's guide (SLAU367P, section "MSP430 Instruction Cycles and Lengths": the Format II and
  * Format I tables for MSP430 instructions executed by the CPUX; the MSP430X-instruction tables that
  * follow, e.g. Table 4-17, are for extended instructions). Values as recalled in this project and
- * located with the search tool, not re-read from the PDF: a board measurement should confirm them.
+ * located with the search tool, not re-read from the PDF (a 2026-12 search found SLAU367P section 4.5
+ * "MSP430 and MSP430X Instructions" but not the cycle tables themselves): a board measurement should
+ * confirm them.
  * Constant-generator operands (#0 #1 #2 #4 #8 #-1) count as register operands; MOV, BIT and CMP with
  * a memory destination take one cycle fewer than the other Format I instructions.
  *

@@ -12,8 +12,9 @@
  *
  * Latency: a result register read by an instruction that starts fewer than `mpy_latency` MCLK
  * cycles (16x16; 2 * latency + 1 with a 32-bit operand) after the start of the instruction that
- * wrote OP2 stops the run. Default 3: a model of the user's guide's "result available three cycles
- * after OP2 is written" for 16x16 (recalled, not re-checked; a board should confirm it). */
+ * wrote OP2 stops the run. Default 3, SLAU367P 5.2.4.1 Table 5-5 (Result Availability, fractional
+ * mode): 16x16 RES0/RES1 ready 3 MCLK cycles after OP2 is written (RES2/RES3 after 4); with a 32-bit
+ * operand at most 7 (24/32 x 16, RES3), modelled as 7 for every result register. */
 #include <string.h>
 
 #include "sim.h"

@@ -2,12 +2,9 @@
 
 Three parts, each usable alone:
 
-* **Platform** (`load_platform`): the board's constants from a TOML file, each with its source
-  (data sheet section, user's guide, measurement or stated assumption). The shipped file is
-  `boards/msp430fr5994/board.toml` (the board's one facts file); a user file may start with
-  ``extends = "msp430fr5994"`` and give only the keys it changes. Derived numbers (active power, energy
-  per cycle, effective FRAM wait states, FRAM write energy) are computed here, with their formula, by
-  `Platform.derived()`.
+* **Platform** (`load_platform`, defined in `sparsenest.board` and re-exported here): the board's
+  constants from a TOML file, each with its source; derived numbers (active power, energy per cycle,
+  FRAM wait states, FRAM write energy) with their formula by `Platform.derived()`.
 
 * **CycleModel**: cycles of one kernel invocation as a linear function of the operation counts that the
   host board records (`runtime_c/include/sn_counters.h`) plus the number of kernel calls::
@@ -21,10 +18,10 @@ Three parts, each usable alone:
   ship the result as JSON. A key without calibration falls back to `FALLBACK_TABLE`, rough per-format
   numbers built from the toolchain measurements (`CycleModel.fallback_only()`); every prediction using it
   is flagged ``calibrated: False`` and every summary says "UNCALIBRATED".
-  Cycles are *core* cycles with zero FRAM wait states (what the mspdebug simulator counts); the
-  platform adds the wait states of the chosen clock (`Platform.wait_cycles`). Caveat for whoever
-  supplies samples: mspdebug 0.22 over-counts cycles of constant-generator operands (about 18% on a
-  typical loop, msp430-toolchain.md); correct the cycles before fitting or say so in `meta`.
+  Cycles are *core* cycles with zero FRAM wait states: our MSP430FR5994 simulator's `cpu_cycles` (the
+  CPUXv2 table; samples from `sparsenest.analysis.calibration`); the platform adds the wait states of
+  the chosen clock (`Platform.wait_cycles`). mspdebug 0.22's cycles (an older table that over-counts
+  constant-generator operands, about 18 % on a typical loop) should not be mixed in.
 
 * **Predictions**: `predict_inference` (per layer and per inference: cycles, µs, µJ, FRAM bytes read and
   written, optional LEA estimate), `predict_switch` (FRAM writes of a level switch by CPU or DMA),
@@ -40,14 +37,14 @@ from __future__ import annotations
 import copy
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..board import DEFAULT_BOARD, board_toml
+# Platform lives with the board's other facts (layer 0); re-exported here for the cost model's callers
+from ..board import REQUIRED_KEYS, Constant, Platform, PlatformError, load_platform  # noqa: F401
 
 __all__ = [
     "Constant", "Platform", "PlatformError", "load_platform", "REQUIRED_KEYS",
@@ -56,223 +53,6 @@ __all__ = [
     "lea_estimate",
     "row_counts", "breakeven_sparsity", "layers_from_build", "format_inference_table",
 ]
-
-# ============================================================================================ platform
-
-#: Every key a platform file must define (after `extends` is applied), as "section.name".
-REQUIRED_KEYS = (
-    "clock.mclk_hz", "clock.fram_max_nowait_hz", "clock.fram_wait_states", "clock.fram_cache_line_bytes",
-    "clock.code_wait_fraction",
-    "power.supply_v", "power.active_ua_per_mhz", "power.lpm3_ua", "power.lpm35_ua", "power.lpm45_ua",
-    "power.wakeup_lpm3_nas", "power.reset_charge_nas",
-    "fram.write_ns_per_word", "fram.write_energy_factor", "fram.bytes", "sram.bytes",
-    "dma.cycles_per_transfer", "dma.sync_cycles", "dma.setup_cycles",
-    "cpu.copy_cycles_per_word", "cpu.mul_c_cycles", "cpu.add_c_cycles", "cpu.mac_mpy32_cycles",
-    "cpu.mac_c_multiply_cycles",
-    "lea.cycles_per_element", "lea.cycles_per_call", "lea.nj_per_element", "lea.nj_per_call",
-    "lea.ram_bytes", "lea.ram_base",
-)
-_TOP_KEYS = {"format", "version", "name", "description", "extends"}
-
-
-class PlatformError(ValueError):
-    """A platform file is missing, unreadable or has a missing / invalid key (the message names both)."""
-
-
-@dataclass(frozen=True)
-class Constant:
-    value: float
-    unit: str
-    source: str
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise PlatformError(f"platform file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise PlatformError(f"platform file {path} is not valid TOML: {e}") from None
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and "value" not in v:
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _resolve_extends(path: Path, seen: tuple = ()) -> tuple[dict, list[str]]:
-    raw = _read_toml(path)
-    chain = [str(path)]
-    parent = raw.get("extends")
-    if parent is None:
-        return raw, chain
-    if not isinstance(parent, str):
-        raise PlatformError(f"{path}: 'extends' must be a platform name or a path, not {parent!r}")
-    cand = Path(parent)
-    if not cand.suffix:
-        cand = board_toml(parent)
-    elif not cand.is_absolute():
-        cand = path.parent / cand
-    if cand.resolve() in seen:
-        raise PlatformError(f"{path}: 'extends' loops back to {cand}")
-    base, base_chain = _resolve_extends(cand, seen + (path.resolve(),))
-    merged = _merge(base, {k: v for k, v in raw.items() if k != "extends"})
-    return merged, base_chain + chain
-
-
-@dataclass
-class Platform:
-    """Constants of one board. ``p["power.supply_v"]`` gives the value, ``p.source(key)`` its source."""
-    name: str
-    constants: dict[str, Constant]
-    files: list[str] = field(default_factory=list)   # the files read, base first
-    description: str = ""
-
-    # -- access -------------------------------------------------------------------------------------
-    def __getitem__(self, key: str) -> float:
-        try:
-            return self.constants[key].value
-        except KeyError:
-            raise PlatformError(f"platform {self.name!r} ({self.files[-1] if self.files else '?'}) "
-                                f"has no constant {key!r}") from None
-
-    def source(self, key: str) -> str:
-        self[key]
-        return self.constants[key].source
-
-    def with_values(self, **values: float) -> "Platform":
-        """A copy with some values replaced, e.g. ``p.with_values(**{"clock.mclk_hz": 8e6})``; the source
-        of each replaced value says so."""
-        consts = dict(self.constants)
-        for k, v in values.items():
-            old = consts.get(k)
-            if old is None:
-                raise PlatformError(f"platform {self.name!r}: no constant {k!r} to override")
-            consts[k] = Constant(float(v), old.unit, f"override (was {old.value}: {old.source})")
-        return Platform(self.name, consts, list(self.files), self.description)
-
-    # -- derived ------------------------------------------------------------------------------------
-    @property
-    def mclk_hz(self) -> float:
-        return float(self["clock.mclk_hz"])
-
-    @property
-    def wait_states(self) -> int:
-        """FRAM wait states in force at this MCLK (0 at or below the no-wait limit)."""
-        return int(self["clock.fram_wait_states"]) if self.mclk_hz > self["clock.fram_max_nowait_hz"] else 0
-
-    @property
-    def active_power_w(self) -> float:
-        return self["power.active_ua_per_mhz"] * 1e-6 * (self.mclk_hz / 1e6) * self["power.supply_v"]
-
-    @property
-    def energy_per_cycle_j(self) -> float:
-        return self.active_power_w / self.mclk_hz
-
-    @property
-    def fram_write_energy_j(self) -> float:
-        """Extra energy charged per 16-bit FRAM word written (see fram.write_energy_factor)."""
-        return self["fram.write_energy_factor"] * self.active_power_w * self["fram.write_ns_per_word"] * 1e-9
-
-    @property
-    def lpm3_power_w(self) -> float:
-        return self["power.lpm3_ua"] * 1e-6 * self["power.supply_v"]
-
-    @property
-    def boot_energy_j(self) -> float:
-        return self["power.reset_charge_nas"] * 1e-9 * self["power.supply_v"]
-
-    def wait_cycles(self, core_cycles: float, fram_read_bytes: float, fram_write_bytes: float) -> float:
-        """FRAM wait-state cycles: one penalty per cache line fetched by a sequential read stream, one per
-        word written, plus code_wait_fraction of the core cycles (instruction fetch misses)."""
-        ws = self.wait_states
-        if ws == 0:
-            return 0.0
-        lines = math.ceil(fram_read_bytes / self["clock.fram_cache_line_bytes"]) if fram_read_bytes > 0 else 0
-        words = math.ceil(fram_write_bytes / 2) if fram_write_bytes > 0 else 0
-        return ws * (lines + words + self["clock.code_wait_fraction"] * core_cycles)
-
-    def derived(self) -> dict[str, dict]:
-        """Derived numbers with their formulas (what reports should print next to results)."""
-        return {
-            "wait_states": {"value": self.wait_states, "unit": "cycles per FRAM access",
-                            "formula": "clock.fram_wait_states if clock.mclk_hz > clock.fram_max_nowait_hz else 0"},
-            "active_power_w": {"value": self.active_power_w, "unit": "W",
-                               "formula": "power.active_ua_per_mhz * MHz * power.supply_v"},
-            "energy_per_cycle_nj": {"value": self.energy_per_cycle_j * 1e9, "unit": "nJ",
-                                    "formula": "active_power_w / clock.mclk_hz"},
-            "fram_write_energy_nj_per_word": {
-                "value": self.fram_write_energy_j * 1e9, "unit": "nJ",
-                "formula": "fram.write_energy_factor * active_power_w * fram.write_ns_per_word"},
-            "fram_read_energy_nj_per_line_miss": {
-                "value": self.wait_states * self.energy_per_cycle_j * 1e9, "unit": "nJ",
-                "formula": "wait_states * energy_per_cycle (the data sheet gives no FRAM read energy: a read "
-                           "costs its cycles at active current, plus the wait cycles above 8 MHz)"},
-            "lpm3_power_uw": {"value": self.lpm3_power_w * 1e6, "unit": "uW",
-                              "formula": "power.lpm3_ua * power.supply_v"},
-            "boot_energy_uj": {"value": self.boot_energy_j * 1e6, "unit": "uJ",
-                               "formula": "power.reset_charge_nas * power.supply_v"},
-        }
-
-    def table(self) -> str:
-        """Every constant with unit and source, one per line."""
-        w = max(len(k) for k in self.constants)
-        return "\n".join(f"{k:<{w}}  {c.value:>12g} {c.unit:<28} {c.source}" for k, c in self.constants.items())
-
-
-def load_platform(path: str | Path | None = None) -> Platform:
-    """Load a platform TOML (default: the shipped boards/msp430fr5994/board.toml). A bare name
-    ("msp430fr5994") picks a shipped board's file. Raises PlatformError naming the file and key for
-    anything missing or invalid."""
-    if path is None:
-        path = DEFAULT_BOARD
-    p = Path(path)
-    if not p.suffix and not p.exists():
-        p = board_toml(str(path))
-    raw, chain = _resolve_extends(p)
-    where = p if len(chain) == 1 else f"{p} (extending {', '.join(chain[:-1])})"
-    if raw.get("format", "sparsenest-platform") != "sparsenest-platform":
-        raise PlatformError(f"{where}: 'format' is {raw.get('format')!r}, expected 'sparsenest-platform'")
-    consts: dict[str, Constant] = {}
-    for section, body in raw.items():
-        if section in _TOP_KEYS:
-            continue
-        if not isinstance(body, dict):
-            raise PlatformError(f"{where}: top-level key {section!r} must be a table of constants")
-        for name, ent in body.items():
-            key = f"{section}.{name}"
-            if not isinstance(ent, dict):
-                raise PlatformError(f"{where}: {key} must be a table with value, unit and source, "
-                                    f"e.g. [{key}] value = ... source = \"...\"")
-            for need in ("value", "source"):
-                if need not in ent:
-                    raise PlatformError(f"{where}: {key} has no '{need}'")
-            v = ent["value"]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise PlatformError(f"{where}: {key}.value must be a finite number, not {v!r}")
-            if not isinstance(ent["source"], str) or not ent["source"].strip():
-                raise PlatformError(f"{where}: {key}.source must be a non-empty string")
-            consts[key] = Constant(float(v), str(ent.get("unit", "")), ent["source"])
-    missing = [k for k in REQUIRED_KEYS if k not in consts]
-    if missing:
-        raise PlatformError(f"{where}: missing key{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(missing)} (each needs a [section.name] table with value and source; "
-                            f"or add extends = \"msp430fr5994\" to inherit the shipped values)")
-    for k in ("clock.mclk_hz", "clock.fram_max_nowait_hz", "clock.fram_cache_line_bytes", "power.supply_v",
-              "power.active_ua_per_mhz", "fram.write_ns_per_word", "lea.ram_bytes"):
-        if consts[k].value <= 0:
-            raise PlatformError(f"{where}: {k} must be > 0, got {consts[k].value}")
-    for k, c in consts.items():
-        if c.value < 0 and k != "lea.ram_base":
-            raise PlatformError(f"{where}: {k} must be >= 0, got {c.value}")
-    return Platform(str(raw.get("name", p.stem)), consts, chain, str(raw.get("description", "")))
-
 
 # ========================================================================================= cycle model
 
@@ -308,6 +88,7 @@ _FALLBACK_FORMATS = {
     "rows": (14.5, 10.0, "dense kept rows; ~20 cycles per 2-byte row id"),
     "cols": (14.5, 10.0, "dense kept columns; ~20 cycles per 2-byte column id"),
     "pattern": (14.5, 5.0, "+ 1-byte kernel offset per entry and a 4-byte kernel header (~5 per byte)"),
+    "hbitmap": (16.5, 30.0, "as bitmap, plus per kept weight a chain of stage-bit tests (~8 bits per byte read)"),
 }
 _FALLBACK_ACT_READ, _FALLBACK_ACT_WRITE, _FALLBACK_CALL = 3.0, 6.0, 60.0
 _FALLBACK_WHY_COMMON = ("activation bytes read beyond the MAC operands (im2col, pooling) 3 cycles/byte; "
@@ -457,7 +238,7 @@ class CycleModel:
         Each entry is `fit(nonnegative=True)` when the samples hold at least MIN_DISTINCT distinct count
         vectors, else the fallback table scaled by one factor; a fit that misses a sample by more than
         MAX_FIT_ERROR is dropped (that key stays uncalibrated). cycle_note: what the simulator's cycles
-        mean (mspdebug's are ~18 % high, and so are the calibrated predictions)."""
+        mean (analysis.calibration's are core cycles of our simulator's CPUXv2 table)."""
         groups: dict[str, list] = {}
         for s in samples:
             groups.setdefault(s["kernel_key"], []).append(s)
@@ -471,7 +252,7 @@ class CycleModel:
                 skipped[key] = why
             else:
                 kernels[key] = ent
-        meta = {"calibration": "mspdebug per-layer cycles: non-negative least squares, or the fallback table scaled",
+        meta = {"calibration": "simulator per-layer core cycles: non-negative least squares, or the fallback table scaled",
                 "cycle_note": cycle_note, "n_samples": len(samples),
                 "sources": sorted({s["source"] for s in samples}), "skipped": skipped}
         return cls(kernels, meta=meta)

@@ -13,6 +13,12 @@ counts' uint8/uint16 width); block keeps whole blocks, interior blocks before ed
 keep whole rows / columns; pattern keeps whole kernels of the layer's typical pattern length with a
 one-pattern table. `None` means the format is never smaller than dense for this shape.
 
+Entropy bound of the nested level map: each weight is pruned or introduced at level 1..L, and with the
+layer's proportions p_0..p_L of these L + 1 outcomes no lossless encoding that treats a layer's positions
+alike (independent of where they are) can store the index in fewer than ``H(p) * positions / 8`` bytes,
+H in bits. Every format's index + metadata bytes are reported against it (``vs_bound``); the model's
+bound is the sum over layers. (A mask with structure, such as whole blocks or rows, can go below it.)
+
 SONIC reference (Gobieski et al., ASPLOS'19): a 16-bit offset per stored nonzero, for the same nonzeros
 stored once (the union of the levels): ``index_bytes = 2 * nnz``, ``total_bytes = 4 * nnz``. Our
 "indices" part (column indices, deltas, bitmaps, block / row / column / kernel ids) is compared with its
@@ -26,7 +32,7 @@ from ..levels import level_mask
 from . import formats as F
 
 __all__ = ["analyze_layer", "analyze_layers", "analyze_bundle", "break_even_sparsity", "single_level_bytes",
-           "sonic_reference", "format_table", "DEFAULT_FORMATS", "DEFAULT_BLOCK_SHAPES"]
+           "level_map_bound", "sonic_reference", "format_table", "DEFAULT_FORMATS", "DEFAULT_BLOCK_SHAPES"]
 
 DEFAULT_FORMATS = F.FORMATS
 #: Block shapes the analysis tries (each representable one is reported as its own entry).
@@ -74,6 +80,8 @@ def single_level_bytes(fmt, rows, cols, nnz, **opts):
     q1 = np.minimum(q + 1, cols)
     if fmt == "bitmap":
         return 2 * nnz + rows * ((cols + 7) // 8) + rows * _table_bytes(np.where(rem > 0, q1, q))
+    if fmt == "hbitmap":  # one level: the union bitmap, one stage_off and one level_start entry
+        return 2 * nnz + rows * ((cols + 7) // 8) + 4
     if fmt in ("csr16", "rel8", "rel4"):
         ent = _row_entries(fmt, cols)
         e_q, e_q1 = ent[q], ent[q1]
@@ -117,7 +125,7 @@ def break_even_sparsity(fmt, rows, cols, **opts):
     if fmt == "dense":
         return None
     total = rows * cols
-    if fmt in ("csr16", "rel8", "rel4", "bitmap"):
+    if fmt in ("csr16", "rel8", "rel4", "bitmap", "hbitmap"):
         nnz = np.arange(total + 1, dtype=np.int64)
         size = single_level_bytes(fmt, rows, cols, nnz)
     else:
@@ -127,6 +135,16 @@ def break_even_sparsity(fmt, rows, cols, **opts):
         return None
     stop = int(np.argmin(smaller)) if not smaller.all() else len(smaller)
     return 1.0 - float(nnz[stop - 1]) / total
+
+
+def level_map_bound(intro, n_levels):
+    """Entropy bound of a layer's nested level map (module docstring): ``{"bits_per_weight": H,
+    "bytes": H * positions / 8}`` with H over the proportions of intro values 0..n_levels."""
+    intro = np.asarray(intro)
+    counts = np.bincount(intro.ravel().astype(np.int64), minlength=int(n_levels) + 1)
+    p = counts[counts > 0] / intro.size if intro.size else np.zeros(0)
+    h = float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no -0.0 for a single outcome
+    return {"bits_per_weight": h, "bytes": h * intro.size / 8}
 
 
 def sonic_reference(nnz):
@@ -174,6 +192,7 @@ def analyze_layer(name, weight, intro, n_levels, formats=DEFAULT_FORMATS,
     dense_bytes = 2 * rows * cols
     nnz = [int(level_mask(it, k).sum()) for k in range(1, L + 1)]
     sonic = sonic_reference(nnz[-1])
+    bound = level_map_bound(it, L)
 
     entries, rejected = {}, {}
     for label, fmt, opts in _candidates(formats, weight.ndim, weight.shape, block_shapes):
@@ -195,8 +214,13 @@ def analyze_layer(name, weight, intro, n_levels, formats=DEFAULT_FORMATS,
             "break_even_sparsity": break_even_sparsity(fmt, rows, cols, **be_opts),
             "index_vs_sonic": parts["indices"] / sonic["index_bytes"] if sonic["index_bytes"] else None,
             "vs_dense": e.total_bytes / dense_bytes,
+            "index_meta_bytes": parts["indices"] + parts["metadata"],
+            "vs_bound": _ratio(parts["indices"] + parts["metadata"], bound["bytes"]),
         }
-    auto = min(entries, key=lambda k: entries[k]["total"])  # dict order breaks ties (dense first)
+    # what `compile --format auto` picks: the smallest of the auto formats (dict order breaks ties), or
+    # of the formats asked for when none of them is one
+    pool = [k for k in entries if entries[k]["format"] in F.AUTO_FORMATS] or list(entries)
+    auto = min(pool, key=lambda k: entries[k]["total"])
     for label, ent in entries.items():
         ent["auto"] = label == auto
 
@@ -205,6 +229,8 @@ def analyze_layer(name, weight, intro, n_levels, formats=DEFAULT_FORMATS,
         mask = level_mask(it, k).astype(np.uint8)
         best = None
         for label, fmt, opts in _candidates(formats, weight.ndim, weight.shape, block_shapes):
+            if fmt not in F.AUTO_FORMATS and any(f in F.AUTO_FORMATS for f in formats):
+                continue
             try:
                 size = F.encode(fmt, w_q, mask, 1, **opts).total_bytes
             except F.FormatError:
@@ -216,7 +242,7 @@ def analyze_layer(name, weight, intro, n_levels, formats=DEFAULT_FORMATS,
     return {
         "name": name, "weight_shape": list(weight.shape), "shape": [rows, cols], "n_levels": L,
         "nnz": nnz, "density": [n / (rows * cols) for n in nnz],
-        "dense_bytes": dense_bytes, "sonic": sonic,
+        "dense_bytes": dense_bytes, "sonic": sonic, "bound": bound,
         "formats": entries, "rejected": rejected, "auto": auto,
         "union_bytes": entries[auto]["total"],
         "separate": {"levels": separate, "total": sum(s["total"] for s in separate)},
@@ -241,6 +267,17 @@ def analyze_layers(layers, n_levels, formats=DEFAULT_FORMATS, block_shapes=DEFAU
         "sonic_total_bytes": int(sum(r["sonic"]["total_bytes"] for r in reports.values())),
         "level_bytes": [int(sum(a["level_bytes"][k] for a in auto)) for k in range(int(n_levels))],
     }
+    bound = float(sum(r["bound"]["bytes"] for r in reports.values()))
+    totals["bound_bytes"] = bound
+    totals["index_meta_vs_bound"] = _ratio(totals["index_bytes"] + totals["metadata_bytes"], bound)
+    # per format label that every layer can use: the model's index + metadata bytes and gap to the bound
+    common = [lab for lab in next(iter(reports.values()))["formats"]
+              if all(lab in r["formats"] for r in reports.values())] if reports else []
+    totals["formats"] = {}
+    for lab in common:
+        im = int(sum(r["formats"][lab]["index_meta_bytes"] for r in reports.values()))
+        totals["formats"][lab] = {"total": int(sum(r["formats"][lab]["total"] for r in reports.values())),
+                                  "index_meta_bytes": im, "vs_bound": _ratio(im, bound)}
     return {"n_levels": int(n_levels), "layers": reports, "totals": totals}
 
 
@@ -260,10 +297,18 @@ def analyze_bundle(bundle, formats=DEFAULT_FORMATS, block_shapes=DEFAULT_BLOCK_S
     return analyze_layers(layers, bundle.n_levels, formats, block_shapes)
 
 
+def _ratio(num, den):
+    return float(num) / den if den else None
+
+
 # --------------------------------------------------------------------------------------- printing
 
 def _pct(x):
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _x(x):
+    return "-" if x is None else f"{x:.2f}x"
 
 
 def format_table(report) -> str:
@@ -272,7 +317,7 @@ def format_table(report) -> str:
         report = {"n_levels": report["n_levels"], "layers": {report["name"]: report}, "totals": None}
     out = []
     head = (f"    {'format':<10} {'values':>8} {'indices':>8} {'metadata':>8} {'total':>8} "
-            f"{'x dense':>7} {'idx+meta':>8} {'break-even':>10} {'idx/SONIC':>9}")
+            f"{'x dense':>7} {'idx+meta':>8} {'break-even':>10} {'idx/SONIC':>9} {'/bound':>6}")
     for r in report["layers"].values():
         dens = "/".join(_pct(d) for d in r["density"])
         out.append(f"{r['name']}: {r['shape'][0]}x{r['shape'][1]}, {r['n_levels']} levels, "
@@ -283,10 +328,13 @@ def format_table(report) -> str:
             ratio = "-" if e["index_vs_sonic"] is None else f"{e['index_vs_sonic']:.2f}"
             out.append(f"  {'*' if e['auto'] else ' '} {label:<10} {b['values']:>8} {b['indices']:>8} "
                        f"{b['metadata']:>8} {e['total']:>8} {e['vs_dense']:>7.2f} "
-                       f"{_pct(e['index_overhead']):>8} {_pct(e['break_even_sparsity']):>10} {ratio:>9}")
+                       f"{_pct(e['index_overhead']):>8} {_pct(e['break_even_sparsity']):>10} {ratio:>9} "
+                       f"{_x(e['vs_bound']):>6}")
         if r["rejected"]:
             out.append(f"    cannot represent the masks: {', '.join(r['rejected'])}")
         sep = ", ".join(f"L{s['level']} {s['format']} {s['total']}" for s in r["separate"]["levels"])
+        out.append(f"    level-map entropy bound: {r['bound']['bits_per_weight']:.3f} bits/weight = "
+                   f"{r['bound']['bytes']:.0f} B of index (/bound: idx+meta over it)")
         out.append(f"    levels stored once: {r['union_bytes']} B ({r['auto']}); each level alone: "
                    f"{r['separate']['total']} B ({sep}); SONIC (union): index {r['sonic']['index_bytes']} B, "
                    f"total {r['sonic']['total_bytes']} B")
@@ -302,5 +350,9 @@ def format_table(report) -> str:
                    f" ({t['dense_bytes'] / u:.2f}x)" if u else "")
         out.append(f"  index bytes {t['index_bytes']} B + metadata {t['metadata_bytes']} B vs SONIC index "
                    f"{t['sonic_index_bytes']} B (SONIC total {t['sonic_total_bytes']} B)")
+        out.append(f"  level-map entropy bound {t['bound_bytes']:.0f} B; chosen formats' idx+meta "
+                   f"{_x(t['index_meta_vs_bound'])} of it; per format (every layer): " +
+                   ", ".join(f"{lab} {f['index_meta_bytes']} B ({_x(f['vs_bound'])})"
+                             for lab, f in sorted(t["formats"].items(), key=lambda kv: kv[1]["index_meta_bytes"])))
         out.append("  bytes a level reads: " + ", ".join(f"L{k + 1} {b}" for k, b in enumerate(t["level_bytes"])))
     return "\n".join(out).rstrip() + "\n"

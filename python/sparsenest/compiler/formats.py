@@ -56,6 +56,23 @@ pattern  ``kernel_size=(kh, kw)``; the matrix is ``filters x (channels*kh*kw)``,
          inside each filter row: ``pattern_id`` uint8, ``chan_idx`` uint16, and its pattern_len values
          in ``values``. ``counts`` per filter in kernels; ``row_values`` (uint8/uint16, flag
          ``row_values_u16``) = values per filter, all levels, to step to the next filter.
+hbitmap  hierarchical bitmap of the level map, near its entropy bound (at most ``HBITMAP_MAX_LEVELS``
+         levels). ``bitmap`` uint8 holds L stages. Stage L (offset 0): per row ``ceil(cols/8)`` bytes,
+         column c of row r in bit ``c % 8`` of byte ``r*ceil(cols/8) + c // 8``, set when the weight is
+         kept at level L (the union). Stage t < L (at byte ``stage_off[t-1]``): one bit per weight kept at
+         level t+1, in row-major order over the whole matrix (bit i in bit ``i % 8`` of byte ``i // 8``),
+         set when that weight is also kept at level t. So a weight's introducing level is the last stage
+         of the chain L, L-1, .. whose bit is set, and each stage costs one bit per weight of the next
+         denser level: about H(level map) bits when every level keeps about half of the next one.
+         ``values`` int16 are level-major: every weight introduced at level 1 (row-major), then those
+         introduced at level 2, ...; ``level_start`` uint16 [L] = index of level j's first value.
+         Level k reads the values of levels 1..k, a prefix of ``values`` (one segment row), so the
+         prefix rule and staged switching hold; the stages are read in full at every level (never
+         copied by a staged switch). ``stage_off`` uint16 [L] (stage L's entry is 0). The kernel walks stage L and, per kept
+         weight, the chain down to its introducing level: its work per call is the same at every level
+         (all bitmap bytes), its products those of the level: ``weight_bytes_read`` = every bitmap byte +
+         ``2*(L-1)`` (stage_off) + ``2*level`` (level_start) + 2 per product. Offsets and value counts
+         must fit 16 bits (FormatError otherwise). No row tiles (upper FRAM streaming needs a row format).
 
 Kernel cost (what ``kernel_counts(level)`` predicts and the C kernels count): ``macs`` = products
 computed, which includes rel8/rel4 padding entries (value 0) but not the zero padding of partial block
@@ -69,12 +86,16 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["FORMATS", "FormatError", "EncodedLayer", "encode", "bytes_single_level", "can_encode",
+__all__ = ["FORMATS", "AUTO_FORMATS", "HBITMAP_MAX_LEVELS", "FormatError", "EncodedLayer", "encode", "bytes_single_level", "can_encode",
            "as_matrix"]
 
-FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", "pattern")
+FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", "pattern", "hbitmap")
 #: Formats `auto` always tries, in this order (block and pattern only when their shape option is given).
-_AUTO_ORDER = FORMATS
+#: hbitmap is left out: it is the smallest nearly everywhere, but its kernel walks the whole union at
+#: every level, so choosing it is a time/bytes trade for the cost-driven choice, not a bytes-only rule.
+AUTO_FORMATS = tuple(f for f in FORMATS if f != "hbitmap")
+#: The C kernel keeps one value cursor and one bit cursor per level (SN_HBITMAP_MAX_LEVELS).
+HBITMAP_MAX_LEVELS = 8
 _OPTS = {"block": ("block_shape",), "pattern": ("kernel_size", "max_patterns")}
 _ALL_OPTS = {"block_shape", "kernel_size", "max_patterns"}
 
@@ -672,6 +693,70 @@ def _sim_pattern(e, level):
     return W.astype(np.int16), macs, nbytes
 
 
+# ----------------------------------------------------------------------------------------- hbitmap
+
+def _enc_hbitmap(w_q, intro, L):
+    rows, cols = w_q.shape
+    if L > HBITMAP_MAX_LEVELS:
+        raise FormatError(f"hbitmap: layer {_shape(w_q)} has {L} levels; the kernel supports at most "
+                          f"{HBITMAP_MAX_LEVELS}")
+    nb = (cols + 7) // 8
+    padded = np.zeros((rows, nb * 8), bool)
+    padded[:, :cols] = intro > 0
+    stages = {L: np.packbits(padded, axis=1, bitorder="little").ravel()}
+    flat = intro.ravel()
+    for t in range(L - 1, 0, -1):  # over the weights kept at level t+1: also kept at level t?
+        members = flat[(flat >= 1) & (flat <= t + 1)]
+        stages[t] = np.packbits(members <= t, bitorder="little")
+    offsets, off = {}, 0
+    for t in range(L, 0, -1):
+        offsets[t] = off
+        off += stages[t].size
+    if off > 0xFFFF:
+        raise FormatError(f"hbitmap: layer {_shape(w_q)}: {off} bitmap bytes do not fit 16-bit offsets")
+    r, c = np.nonzero(intro)
+    lv = intro[r, c].astype(np.int64)
+    order = np.lexsort((c, r, lv))  # level-major, then row, then column
+    values = w_q[r[order], c[order]].astype(np.int16)
+    cum = np.cumsum(np.bincount(lv, minlength=L + 1)[1:L + 1])
+    _small_uint(int(cum[-1]), f"hbitmap {_shape(w_q)} values")  # level_start is uint16
+    arrays = {"values": values,
+              "bitmap": np.concatenate([stages[t] for t in range(L, 0, -1)]).astype(np.uint8),
+              "stage_off": np.array([offsets[t] for t in range(1, L + 1)], np.uint16),
+              "level_start": np.concatenate([[0], cum[:-1]]).astype(np.uint16)}
+    parts = {"values": "values", "bitmap": "indices", "stage_off": "metadata", "level_start": "metadata"}
+    segs = {"values": _segments(cum[None, :], 2)}
+    fields = _head(w_q, L) + [("values", "values"), ("bitmap", "bitmap"), ("stage_off", "stage_off"),
+                              ("level_start", "level_start")]
+    return _make("hbitmap", w_q, intro, L, arrays, parts, segs, fields, _sim_hbitmap)
+
+
+def _sim_hbitmap(e, level):
+    W = np.zeros((e.rows, e.cols), np.int64)
+    if level == 0:
+        return W.astype(np.int16), 0, 0
+    L, a = e.n_levels, e.arrays
+    nb = (e.cols + 7) // 8
+    top = np.unpackbits(a["bitmap"][:e.rows * nb], bitorder="little").reshape(e.rows, nb * 8)[:, :e.cols]
+    pos = np.flatnonzero(top.ravel())          # the union, row-major
+    intro = np.full(len(pos), L, np.int64)
+    members = np.arange(len(pos))              # union elements kept at level t+1
+    for t in range(L - 1, 0, -1):
+        off = int(a["stage_off"][t - 1])
+        bits = np.unpackbits(a["bitmap"][off:off + (len(members) + 7) // 8], bitorder="little")
+        members = members[bits[:len(members)].astype(bool)]
+        intro[members] = t
+    values = a["values"].astype(np.int64)
+    macs = 0
+    for j in range(1, level + 1):
+        sel = pos[intro == j]
+        start = int(a["level_start"][j - 1])
+        W.ravel()[sel] = values[start:start + len(sel)]
+        macs += len(sel)
+    nbytes = a["bitmap"].nbytes + 2 * (L - 1) + 2 * level + 2 * macs
+    return W.astype(np.int16), macs, nbytes
+
+
 # -------------------------------------------------------------------------------------------- API
 
 _ENCODERS = {
@@ -684,14 +769,15 @@ _ENCODERS = {
     "rows": lambda w, i, L: _enc_lines("rows", w, i, L),
     "cols": lambda w, i, L: _enc_lines("cols", w, i, L),
     "pattern": _enc_pattern,
+    "hbitmap": _enc_hbitmap,
 }
 
 
 def encode(fmt: str, w_q, intro, n_levels: int, **opts) -> EncodedLayer:
     """Encode one layer (``w_q`` int16 ``rows x cols``, ``intro`` uint8 same shape) in nested format
     `fmt` (one of FORMATS, or ``"auto"``: the smallest total bytes among the formats that can represent
-    the mask; block is tried only with ``block_shape``, pattern only with ``kernel_size``; ties go to the
-    earlier format in FORMATS). Options: ``block_shape=(br, bc)`` (block), ``kernel_size=(kh, kw)``
+    the mask, hbitmap excepted (see AUTO_FORMATS); block is tried only with ``block_shape``, pattern
+    only with ``kernel_size``; ties go to the earlier format in FORMATS). Options: ``block_shape=(br, bc)`` (block), ``kernel_size=(kh, kw)``
     and ``max_patterns`` (pattern). Raises FormatError when `fmt` cannot represent the mask."""
     unknown = set(opts) - _ALL_OPTS
     if unknown:
@@ -707,7 +793,7 @@ def encode(fmt: str, w_q, intro, n_levels: int, **opts) -> EncodedLayer:
 
 def _encode_auto(w_q, intro, n_levels, opts):
     best, sizes = None, {}
-    for fmt in _AUTO_ORDER:
+    for fmt in AUTO_FORMATS:
         if fmt == "block" and "block_shape" not in opts:
             continue
         if fmt == "pattern" and "kernel_size" not in opts:

@@ -36,6 +36,8 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 
+from ..board import Platform, load_platform
+
 #: LEA RAM of the MSP430FR5994 (also lea.ram_base / lea.ram_bytes in the platform TOML and lea.h).
 LEA_RAM_START = 0x2C00
 LEA_RAM_END = 0x3C00
@@ -143,9 +145,8 @@ COST_KEYS = {"cycles_per_call": "lea.cycles_per_call", "cycles_per_command": "le
 
 
 def lea_costs(platform=None) -> LeaCosts:
-    """The LEA cost constants of a platform (a sparsenest.analysis.cost.Platform, a TOML path or name; default the
-    shipped msp430fr5994). Raises sparsenest.analysis.cost.PlatformError naming a missing key."""
-    from sparsenest.analysis.cost import Platform, load_platform
+    """The LEA cost constants of a platform (a sparsenest.board.Platform, a TOML path or name; default the
+    shipped msp430fr5994). Raises sparsenest.board.PlatformError naming a missing key."""
     p = platform if isinstance(platform, Platform) else load_platform(platform)
     return LeaCosts(**{field: float(p[key]) for field, key in COST_KEYS.items()})
 

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     samples = Path("build/bench/mcu/cycle_samples.json")
     if not samples.exists():
         from .bench import mcu
-        t = _stage("6. calibrate the cycle model: LeNet-5-small instruction by instruction in mspdebug")
-        mcu.main(["--no-lenet5"])
+        t = _stage("6. calibrate the cycle model: LeNet-5-small's chip image in our FR5994 simulator")
+        mcu.main(["--no-lenet5", "--no-mspdebug"])
         print(f"[{time.time() - t:.0f} s]")
 
     from ..analysis import report

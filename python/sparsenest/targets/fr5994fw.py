@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from . import firmware, msp430
 from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 
@@ -19,6 +21,8 @@ from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 class FrSimRun(firmware.SimRun):
     counters: dict = field(default_factory=dict)          # the whole run
     infer_counters: list = field(default_factory=list)    # per scheduled step: the inference's counters
+    layer_counters: list = field(default_factory=list)    # per step (layers=True): counters of every layer
+    infer_energy_j: list = field(default_factory=list)    # per step: the inference's energy
     energy_j: float = 0.0
     cycle_note: str = CYCLE_NOTE
 
@@ -79,11 +83,69 @@ def simulate(fb, *, inputs=None, schedule: Sequence[firmware.Step] | None = None
     infer = []
     for k in range(len(records)):
         a, b = marks[3 * k + 1][1], marks[3 * k + 2][1]
-        infer.append({key: b[key] - a[key] for key in a})
+        infer.append(_minus(b, a))
+    per_layer = _layer_counters(stops, snaps, mark, hook.value, len(model.steps)) if layers else []
     exit_code = int.from_bytes(dev.read("__sn_exit_code", 2), "little")
     uart, stack_used = board_logs(dev)
     return FrSimRun(header, records, uart, c.instructions, c.cycles, exit_code, stack_used, inputs_q, sched,
-                    counters=c.as_dict(), infer_counters=infer, energy_j=dev.energy_j(c))
+                    counters=c.as_dict(), infer_counters=infer, layer_counters=per_layer,
+                    infer_energy_j=[dev.energy_j(ic) for ic in infer], energy_j=dev.energy_j(c))
+
+
+def _minus(b: dict, a: dict) -> dict:
+    return {key: b[key] - a[key] for key in a}
+
+
+def _layer_counters(stops, snaps, mark_pc: int, hook_pc: int, n_layers: int) -> list[list[dict]]:
+    """Per inference, the full counters of every layer: from its INFER mark to the first layer hook, then
+    hook to hook (the order firmware._attach_counts checks)."""
+    out, cur, prev = [], None, None
+    for (pc, what, _), snap in zip(stops, snaps):
+        if pc == mark_pc and what == firmware.MARK_INFER:
+            cur, prev = [], snap
+        elif pc == hook_pc and cur is not None:
+            cur.append(_minus(snap, prev))
+            prev = snap
+        elif pc == mark_pc and what == firmware.MARK_DONE and cur is not None:
+            out.append(cur if len(cur) == n_layers else [])
+            cur = None
+    return out
+
+
+def run_kernel_harness(fb, cases, *, device: Device | None = None, max_cycles: int = 10 ** 9) -> list:
+    """firmware.run_kernel_harness on our simulator (either image): one KernelRun per case and level
+    0..L, with the core counts (instructions, cpu_cycles: no FRAM wait states) of the sn_spmv call
+    between its two kh_mark() stops; KernelRun.counters_full holds all counters of that call."""
+    dev = device or Device()
+    dev.load(fb.elf)
+    e = dev.elf
+    halt, mark, trap = e.symbols["__halt"].value, e.symbols["kh_mark"].value, e.symbols.get("__sn_trap")
+    stops_at = [halt, mark] + ([trap.value] if trap else [])
+    dev.clear_counters()
+    marks = []
+    while True:
+        stop = dev.run(stops_at, max_cycles=max_cycles - dev.counters.cycles)
+        if stop.reason in ("error", "budget") or (trap is not None and stop.pc == trap.value):
+            raise FrSimError(f"kernel harness {fb.elf.name} stopped ({stop.reason}) at PC 0x{stop.pc:04X}: "
+                             f"{stop.message or 'trap or cycle budget'}")
+        if stop.reason == "halt" or stop.pc == halt:
+            break
+        marks.append(dev.counters.as_dict())
+    n_calls = sum(c.enc.n_levels + 1 for c in cases)
+    if len(marks) != 2 * n_calls:
+        raise FrSimError(f"kernel harness: {len(marks)} marker stops, expected {2 * n_calls}")
+    accs = np.frombuffer(dev.read("kh_out"), "<i4")
+    runs, k, off = [], 0, 0
+    for c in cases:
+        for lv in range(c.enc.n_levels + 1):
+            d = _minus(marks[2 * k + 1], marks[2 * k])
+            r = firmware.KernelRun(c.name, c.enc.format, lv, accs[off:off + c.enc.rows].astype(np.int32),
+                                   msp430.SimCounts(d["instructions"], d["cpu_cycles"]))
+            r.counters_full = d
+            runs.append(r)
+            k += 1
+            off += c.enc.rows
+    return runs
 
 
 def format_levels(run: FrSimRun, energy_per_level: dict[int, float] | None = None, mclk_hz: float = 16e6) -> str:

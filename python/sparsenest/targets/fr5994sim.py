@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import msp430
-from ..analysis.cost import Platform, PlatformError, load_platform
+from ..board import Platform, PlatformError, load_platform
 
 SIM_DIR = msp430.BOARD_DIR / "sim"
 CORE_SOURCES = ("cpu.c", "mem.c", "mpy32.c", "dma.c", "power.c")

@@ -18,18 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def dense_twin(bundle):
-    """The same network with every prunable weight kept (one level): the dense Q15 baseline."""
-    from ...bundle import Bundle
-    intro = {k: np.ones_like(v) for k, v in bundle.intro.items()}
-    arrays = dict(bundle.arrays) | {f"intro/{k}": v for k, v in intro.items()}
-    manifest = dict(bundle.manifest)
-    manifest["levels"] = [{"level": 1, "target_sparsity": 0.0, "sparsity": 0.0,
-                           "float_accuracy": None}]
-    b = Bundle(manifest, arrays)
-    b.manifest["arrays"] = b._array_index()
-    return b
+from ...analysis.report import dense_twin   # the dense Q15 baseline, stated once
 
 
 def measure(build_dir: Path, x: np.ndarray, y: np.ndarray, qmodel, levels: list[int]) -> list[dict]:

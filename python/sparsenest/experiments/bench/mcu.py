@@ -1,21 +1,22 @@
-"""`make bench-mcu`: the nested model on the MSP430FR5994 firmware in mspdebug's simulator.
+"""`make bench-mcu`: the nested model's chip image (MPY32 at 0x04C0, weights beyond lower FRAM streamed
+from upper FRAM by DMA tiles) measured in our MSP430FR5994 simulator (boards/msp430fr5994/sim).
 
-Per level: instructions and cycles per inference with the MPY32 kernels and with the reference C
-kernels, against a dense Q15 build of the same network measured in the same run (ratios); bytes per
-memory region of the chip image; latency at 16 MHz next to the seed report's LeNet-5 latencies
-(1.1 / 1.3 / 1.5 s); per-layer counts. Every simulated inference is checked bit for bit against the
-golden model. Also writes cycle samples for the cost model (schema: SAMPLES_SCHEMA below).
+Per level: cycles (CPUXv2 table + FRAM wait states + DMA/LEA hold), instructions, time and energy at the
+board's clock (board.toml), FRAM reads/writes, read-cache hit rate, and where the time goes per layer
+(layer hook) and per function (the simulator's profile over the ELF's symbols); with the MPY32 and the
+reference C kernels, against a dense Q15 build of the same network measured in the same run; full
+LeNet-5 at the same sparsities from upper FRAM. Beside them, mspdebug 0.22's instruction and cycle counts
+of the simulator image (a plain 64 KB MSP430 with the multiplier at 0x0130) for the builds that fit it:
+the cross-check. Every simulated inference is compared with the golden model bit for bit. Writes the
+cycle samples the cost model is calibrated on (analysis.calibration; per layer and per kernel-harness
+call, core cycles) and a plot.
 
     python -m sparsenest.experiments.bench.mcu [--bundle build/lenet5-small.nest] [--out build/bench/mcu]
 
-The bundle must fit the simulator's 64 KB (LeNet-5-small does; full LeNet-5 needs upper FRAM, which
-the simulator lacks). Without --bundle, build/lenet5-small.nest is used, trained first (about a
-minute, 90/75/50 % like the README's LeNet-5) when missing.
+Without --bundle, build/lenet5-small.nest is used, trained first (about a minute, 90/75/50 % like the
+README's LeNet-5) when missing. Everything is simulated; nothing here was measured on a board.
 
-Cycle counts are mspdebug 0.22's, which over-count constant-generator operands (about 18 % on a
-typical loop) and have no FRAM wait states; instruction counts are exact.
-
-Outputs in --out: mcu.json (everything below), cycle_samples.json, firmware builds under models/.
+Outputs in --out: mcu.json (everything), cycle_samples.json, mcu.png, firmware builds under models/.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...analysis.cost import kernel_c_name, kernel_format
+from ...analysis import calibration
 from ...board import mclk_hz, memory_map
 from ...seed import seed_rows
 
@@ -35,29 +36,7 @@ SEED_LATENCY_S = dict(enumerate(seed_rows()["lenet5"].latency_s, 1))
 MCLK_HZ = mclk_hz()
 DEFAULT_BUNDLE = "build/lenet5-small.nest"
 FORMATS = ("auto", "rel8", "rel4", "csr16")
-
-SAMPLES_SCHEMA = """\
-cycle_samples.json = {
-  "schema": "sparsenest-cycle-samples/1",
-  "simulator": str, "mclk_hz": 16000000, "cycle_note": str,
-  "samples": [ one object per measurement:
-    "source":       "layer"  (one layer of a whole-model inference in the firmware)
-                  | "kernel" (one sn_spmv_<format> call in the kernel harness),
-    "model", "build": model name / build variant ("nested-auto", "nested-rel8", "dense", "harness"),
-    "kernels":      "mpy32" | "ref"   (runtime_c/kernels_mpy32 or runtime_c/kernels),
-    "layer", "op":  layer name and runtime op (conv, linear, maxpool, avgpool, ...); kernel: null / "spmv",
-    "kernel", "format": "sn_spmv_<format>" and the format (null for ops without weights),
-    "level":        1..L (0 in a kernel sample: the kernel returns at once),
-    "rows", "cols": the weight matrix (per group), "calls": kernel calls per inference (conv: output
-                    positions x groups; kernel samples: 1),
-    "nnz":          weights in the level's mask (per call),
-    "far":          null, or {"tiles", "bytes_per_call"} when the weights stream from upper FRAM,
-    "counters":     host-board counters for exactly this work (boards/host, sn_counters.h): macs,
-                    weight_bytes_read, and for layer samples act_bytes_read, act_bytes_written,
-                    fram_bytes_written,
-    "instructions": exact, "cycles": mspdebug's MCLK count (over-counted, see cycle_note)
-  ]
-}"""
+TOP_FUNCTIONS = 8          # functions listed in the per-function profile
 
 
 def _log(msg: str) -> None:
@@ -77,31 +56,34 @@ def ensure_bundle(path: Path):
                            log=lambda *a, **k: None)
 
 
-def _host_layer_counters(model_dir: Path, x: np.ndarray, levels) -> dict[int, dict]:
-    """Host-board counters per layer for one inference at each level (the same generated C)."""
-    from ...compiler.build import build_host
-    from ...targets.host import HostSim
-    build_host(model_dir)
-    sim = HostSim(model_dir)
-    out = {}
-    for lv in levels:
-        sim.set_level(lv)
-        sim.reset_counters()
-        sim.infer(x[:1])
-        out[lv] = sim.layer_counters()
-    return out
+def measure_chip(fb, qmodel, *, profile: bool = True) -> tuple[dict[int, dict], dict[str, int]]:
+    """A chip-image build in our simulator: level figures (analysis.calibration.level_figures) and the
+    cycles per function of the whole run (top TOP_FUNCTIONS)."""
+    from ...targets.fr5994sim import Device
+    dev = Device()
+    dev.enable_profile(profile)
+    _, per = calibration.simulate_firmware(fb, qmodel, device=dev)
+    prof = dict(list(dev.profile().items())[:TOP_FUNCTIONS]) if profile else {}
+    return per, prof
 
 
-def _run(fb, schedule, qm, layers=True):
-    from ...targets import firmware
-    run = firmware.simulate(fb, schedule=schedule, layers=layers, timeout_s=600)
-    firmware.compare_golden(fb, run, qm).raise_on_mismatch()
-    return run
+def cross_check(model, out: Path, qmodel, *, kernels: str, x, y, schedule) -> dict:
+    """mspdebug's figures of the simulator image, when it fits 64 KB and mspdebug is installed."""
+    from ...targets import firmware, msp430
+    try:
+        msp430.find_mspdebug()
+        fb = firmware.build(model, out, image="sim", kernels=kernels, inputs=x, labels=y, schedule=schedule)
+    except msp430.RegionOverflowError as e:
+        return {"error": f"does not fit mspdebug's 64 KB: {e.region} over by {e.bytes_over} bytes"}
+    except msp430.ToolchainError as e:
+        return {"error": f"mspdebug missing: {e}"}
+    return {"per_level": calibration.mspdebug_levels(fb, qmodel), "simulator": "mspdebug 0.22 sim"}
 
 
 def kernel_samples(out: Path, log=_log) -> list[dict]:
-    """Every format kernel on small matrices of a few shapes and densities, both back-ends."""
-    from ...targets import firmware
+    """Every format kernel on small matrices of a few shapes and densities, both back-ends, in our
+    simulator on the chip image (core cycles)."""
+    from ...targets import firmware, fr5994fw
     from ...compiler import formats
     rng = np.random.default_rng(11)
     L = 3
@@ -143,8 +125,9 @@ def kernel_samples(out: Path, log=_log) -> list[dict]:
         if fmt == "pattern":
             cases.append(_pattern_case(rng, L))
         for kernels in ("mpy32", "ref"):
-            fb = firmware.build_kernel_harness(cases, out / "harness" / f"{fmt}-{kernels}", kernels=kernels)
-            runs = firmware.run_kernel_harness(fb, cases)
+            fb = firmware.build_kernel_harness(cases, out / "harness" / f"{fmt}-{kernels}", kernels=kernels,
+                                               image="fr5994")
+            runs = fr5994fw.run_kernel_harness(fb, cases)
             by = {c.name: c for c in cases}
             for r in runs:
                 c = by[r.case]
@@ -156,7 +139,8 @@ def kernel_samples(out: Path, log=_log) -> list[dict]:
                     "layer": None, "op": "spmv", "kernel": c.enc.c_kernel, "format": fmt, "level": r.level,
                     "rows": c.enc.rows, "cols": c.enc.cols, "calls": 1, "nnz": c.enc.nnz(r.level),
                     "far": None, "counters": kc, "instructions": r.counts.instructions,
-                    "cycles": r.counts.cycles})
+                    "cycles": r.counts.cycles,
+                    "sim": {k: r.counters_full[k] for k in calibration.SIM_KEYS}})
         log(f"  kernel harness {fmt}: {len(cases)} matrices x {L + 1} levels x 2 back-ends, bit-exact")
     return samples
 
@@ -189,111 +173,48 @@ def _magnitude_intro(w: np.ndarray, sparsities) -> np.ndarray:
     return intro.reshape(w.shape)
 
 
-def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: dict, fmt: str = "auto",
-                    log=_log) -> dict:
-    """Full LeNet-5 does not fit the simulator (its fc1 alone is 48,000 weights), so: its convolution
-    front (conv1, pool1, conv2, pool2: 95 % of its MACs at every level) is compiled and simulated as a
-    network of its own, and the fully connected layers are estimated from their nonzeros times the
-    MPY32 cycles per nonzero measured on LeNet-5-small's fc1 at the same level, plus the DMA copy of
-    their weights from upper FRAM (2 cycles per word)."""
+def lenet5_full(out: Path, sparsities, lenet5_bundle: str | None, fmt: str = "auto", log=_log) -> dict:
+    """Full LeNet-5 at the same sparsities on the chip image: its fully connected weights live in upper
+    FRAM and stream through DMA tiles; every level simulated (mspdebug cannot run it: no upper FRAM).
+    The weights are a trained bundle's when --lenet5 exists, else a seeded initialisation with
+    magnitude-nested masks (costs depend on the masks' sizes, not on the values)."""
     import torch
-    import torch.nn as nn
 
-    from ...targets import firmware
     from ... import models
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
-    from ...train.graph import extract_graph
+    from ...targets import firmware
+    from ...train.graph import extract_graph, prunable_weight_keys
 
-    torch.manual_seed(0)
-    net = models.create("lenet5").eval()
-    intro_full = None
     if lenet5_bundle and Path(lenet5_bundle).exists():
-        src = Bundle.load(lenet5_bundle)
-        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in src.weights.items()}, strict=False)
-        intro_full = {k: np.asarray(v) for k, v in src.intro.items()}
-        sparsities = [lv["sparsity"] for lv in src.levels]
-
-    class Front(nn.Module):
-        def __init__(self, n):
-            super().__init__()
-            self.conv1, self.pool1, self.conv2, self.pool2 = n.conv1, n.pool1, n.conv2, n.pool2
-
-        def forward(self, x):
-            x = self.pool1(torch.relu(self.conv1(x)))
-            return torch.flatten(self.pool2(torch.relu(self.conv2(x))), 1)
-
-    front = Front(net).eval()
-    graph = extract_graph(front, (1, 28, 28))
-    sd = front.state_dict()
-    intro = {k: (intro_full[k] if intro_full and k in intro_full else _magnitude_intro(sd[k].numpy(), sparsities))
-             for k in ("conv1.weight", "conv2.weight")}
-    levels = [{"level": i + 1, "target_sparsity": sp, "sparsity": sp, "float_accuracy": None}
-              for i, sp in enumerate(sparsities)]
-    b = Bundle.from_model(front, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
-                          dataset={"name": "mnist"}, train_config={},
-                          model_spec={"name": "lenet5-front", "kwargs": {}})
-    mdir = out / "models" / f"lenet5-front-{fmt}"
-    info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, build=False, force=True)  # the bench's own
-    model = firmware.load_model_dir(mdir)
-    L = len(levels)
-    fb = firmware.build(model, mdir / "sim-mpy32", image="sim", n_inputs=1,
-                        schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
-    run = _run(fb, fb.schedule, info["qmodel"])
-    front_pl = _per_level(run)
-    # fully connected part of LeNet-5
-    full = {"fc1": (120, 400), "fc2": (84, 120), "fc3": (10, 84)}
-    res = {"method": " ".join(lenet5_estimate.__doc__.split()), "format": fmt,
-           "sparsities": list(sparsities), "front_formats": model.kernels, "levels": {}}
-    for lv in range(1, L + 1):
-        sp = sparsities[lv - 1]
-        nnz = {k: int(round((1 - sp) * r * c)) for k, (r, c) in full.items()}
-        rate = fc_rates.get(lv)
-        fc_instr = sum(nnz.values()) * rate["instructions_per_nnz"] if rate else None
-        fc_cyc = sum(nnz.values()) * rate["cycles_per_nnz"] if rate else None
-        # upper FRAM: every level streams whole rows (all levels' bytes) of fc1/fc2 once per inference
-        far_bytes = sum(v.get("bytes_per_call", 0) for v in info["meta"].get("far", {}).values())
-        dma_cycles = 0
-        d = front_pl[lv]
-        total_cyc = d["cycles"] + (fc_cyc or 0) + dma_cycles
-        res["levels"][lv] = {"front_instructions": d["instructions"], "front_cycles": d["cycles"],
-                             "fc_nnz": nnz, "fc_instructions_est": fc_instr, "fc_cycles_est": fc_cyc,
-                             "dma_cycles_est": dma_cycles, "far_front_bytes": far_bytes,
-                             "total_cycles_est": total_cyc,
-                             "latency_ms_est": 1000 * total_cyc / MCLK_HZ,
-                             "seed_latency_s": SEED_LATENCY_S.get(lv),
-                             "seed_over_ours": (1000 * SEED_LATENCY_S[lv]) / (1000 * total_cyc / MCLK_HZ)
-                             if lv in SEED_LATENCY_S else None}
-    # the chip image of the whole network: fc weights in upper FRAM, streamed by DMA
-    whole = Bundle.from_model(net, {**intro, **{k: (intro_full[k] if intro_full and k in intro_full else
-                                                    _magnitude_intro(net.state_dict()[k].numpy(), sparsities))
-                                                for k in ("fc1.weight", "fc2.weight", "fc3.weight")}},
-                              graph=extract_graph(net, (1, 28, 28)), levels=levels, prune={"method": "magnitude"},
-                              dataset={"name": "mnist"}, train_config={},
-                              model_spec={"name": "lenet5", "kwargs": {}})
+        b, how = Bundle.load(lenet5_bundle), f"trained bundle {lenet5_bundle}"
+    else:
+        torch.manual_seed(0)
+        net = models.create("lenet5").eval()
+        graph = extract_graph(net, (1, 28, 28))
+        sd = net.state_dict()
+        intro = {k: _magnitude_intro(sd[k].numpy(), sparsities) for k in prunable_weight_keys(graph)}
+        levels = [{"level": i + 1, "target_sparsity": sp, "sparsity": sp, "float_accuracy": None}
+                  for i, sp in enumerate(sparsities)]
+        b = Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
+                              dataset={"name": "mnist"}, train_config={}, model_spec={"name": "lenet5", "kwargs": {}})
+        how = "seeded initialisation, magnitude-nested masks"
+    L = int(b.n_levels)
     wdir = out / "models" / f"lenet5-{fmt}"
-    winfo = compile_bundle(whole, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True)
+    info = compile_bundle(b, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True)  # the bench's own
     chip = firmware.build(wdir, wdir / "chip", image="fr5994", n_inputs=1,
                           schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
-    far = winfo["meta"].get("far", {})
-    words = sum(v["bytes_per_call"] * v["calls_per_inference"] for v in far.values()) / 2
-    res["chip_regions"] = chip.regions
-    res["far"] = far
-    for lv, e in res["levels"].items():
-        e["dma_cycles_est"] = 2 * words
-        e["total_cycles_est"] += e["dma_cycles_est"]
-        e["latency_ms_est"] = 1000 * e["total_cycles_est"] / MCLK_HZ
-        if e["seed_latency_s"]:
-            e["seed_over_ours"] = e["seed_latency_s"] / (e["latency_ms_est"] / 1000)
-    log(f"  lenet5 (full, {fmt}): front " + ", ".join(f"L{lv} {e['front_cycles'] / 1e6:.2f} M cycles"
-                                              for lv, e in res["levels"].items())
-        + f" (simulated, bit-identical to golden); chip image upper FRAM {chip.regions.get('UPPER_FRAM', 0)} bytes")
+    per, prof = measure_chip(chip, info["qmodel"])
+    far = info["meta"].get("far", {})
+    res = {"weights": how, "format": fmt, "sparsities": [lv["sparsity"] for lv in b.levels],
+           "chip_regions": chip.regions, "far_layers": sorted(v["layer"] for v in far.values()),
+           "per_level": per, "profile": prof}
+    log(f"  lenet5 (full, {fmt}, {how}): " + ", ".join(
+        f"L{lv} {d['cycles_total'] / 1e6:.2f} M cycles {1e3 * d['cycles_total'] / MCLK_HZ:.0f} ms"
+        for lv, d in per.items())
+        + f"; upper FRAM {chip.regions.get('UPPER_FRAM', 0)} bytes, DMA tiles for {', '.join(res['far_layers'])}; "
+          f"== golden")
     return res
-
-
-def _per_level(run) -> dict[int, dict]:
-    return {lv: {"instructions": d["instructions"], "cycles": d["cycles"], "n": d["n"]}
-            for lv, d in run.per_level().items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,11 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--formats", default=",".join(FORMATS), help="nested builds to measure (first: the main one)")
     ap.add_argument("--no-kernel-samples", action="store_true", help="skip the kernel harness sweep")
     ap.add_argument("--lenet5", default="build/lenet5.nest",
-                    help="a trained full LeNet-5 bundle for the full-size estimate (default: its masks are "
-                         "derived by magnitude from a seeded initialisation when the file is missing)")
-    ap.add_argument("--no-lenet5", action="store_true", help="skip the full LeNet-5 estimate")
+                    help="a trained full LeNet-5 bundle (default: a seeded initialisation with magnitude-nested "
+                         "masks at the bundle's sparsities when the file is missing)")
+    ap.add_argument("--no-lenet5", action="store_true", help="skip full LeNet-5")
+    ap.add_argument("--no-mspdebug", action="store_true", help="skip the mspdebug cross-check")
     a = ap.parse_args(argv)
-    from ...targets import firmware, msp430
+    from ...targets import firmware
+    from ...targets.fr5994sim import CYCLE_NOTE
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
     from ...compiler.golden import accuracy
@@ -324,152 +247,123 @@ def main(argv: list[str] | None = None) -> int:
     L = int(bundle.n_levels)
     fmts = [f for f in a.formats.split(",") if f]
     report = {"bundle": str(a.bundle), "model": model_name, "levels": [dict(lv) for lv in bundle.levels],
-              "mclk_hz": MCLK_HZ, "seed_latency_s": SEED_LATENCY_S, "cycle_note": msp430.CYCLE_NOTE,
-              "builds": {}}
+              "mclk_hz": MCLK_HZ, "seed_latency_s": SEED_LATENCY_S, "simulator": calibration.SIMULATOR,
+              "cycle_note": CYCLE_NOTE, "builds": {}}
     samples: list[dict] = []
-    x_all, y_all = None, None
 
     def measure(name: str, b, fmt: str, levels: list[int], kernels_list=("mpy32", "ref"), n_inputs=a.inputs):
-        nonlocal x_all, y_all
         mdir = out / "models" / name
         info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, switching="resident", build=False,
                               target_overrides={"fram_bytes": memory_map().lower_fram_bytes}, force=True)
-        meta = info["meta"]
+        meta, qm = info["meta"], info["qmodel"]
         model = firmware.load_model_dir(mdir)
         x, y = firmware.default_inputs(model, n_inputs)
-        if x_all is None:
-            x_all, y_all = x, y
         sched = [firmware.Step(i, lv) for lv in levels for i in range(n_inputs)]
         entry = {"format": fmt, "kernels_used": meta["kernels"], "level_nnz": meta["level_nnz"],
-                 "labels": [int(v) for v in y], "runs": {}}
-        shapes = {n["name"]: n["shape"] for n in info["qmodel"].graph["nodes"]}
-        meta["_shapes"] = shapes
-        counters = _host_layer_counters(mdir, x, levels)
+                 "labels": [int(v) for v in y], "runs": {}, "mspdebug": {}}
+        shapes = {n["name"]: n["shape"] for n in qm.graph["nodes"]}
+        counters = calibration.host_layer_counters(mdir, x, levels)
         for kernels in kernels_list:
-            try:
-                fb = firmware.build(model, out / "models" / name / f"sim-{kernels}", image="sim",
-                                    kernels=kernels, inputs=x, labels=y, schedule=sched)
-            except msp430.RegionOverflowError as e:
-                entry["runs"][kernels] = {"error": str(e).split("\nlinker said:")[0]}
-                _log(f"  {name} ({kernels}): does not fit the simulator: {e.region} over by {e.bytes_over} bytes")
-                continue
-            run = _run(fb, sched, info["qmodel"])
-            entry["runs"][kernels] = {"per_level": _per_level(run), "sim_regions": fb.regions,
-                                      "layers": {lv: [{"layer": s, "instructions": c.instructions,
-                                                       "cycles": c.cycles}
-                                                      for s, c in zip(model.steps, r.layers)]
-                                                 for lv, r in {r.level: r for r in run.records}.items()},
-                                      "stack_used": run.stack_used}
-            for s in _layer_samples(run, meta, name, kernels, counters, model_name):
-                samples.append(s)
-            pl = entry["runs"][kernels]["per_level"]
-            _log(f"  {name} ({kernels}): " + ", ".join(f"L{lv} {d['instructions'] / 1e6:.2f} M instr "
-                                                    f"{d['cycles'] / 1e6:.2f} M cycles" for lv, d in pl.items())
+            fb = firmware.build(model, mdir / f"chip-{kernels}", image="fr5994", kernels=kernels, inputs=x,
+                                labels=y, schedule=sched)
+            per, prof = measure_chip(fb, qm)
+            entry["runs"][kernels] = {"per_level": per, "profile": prof, "chip_regions": fb.regions}
+            if kernels == "mpy32":
+                entry["chip_regions"], entry["chip_size_report"] = fb.regions, fb.size_text
+            samples.extend(calibration.layer_samples(per, meta, shapes, counters, model=model_name, build=name,
+                                                     kernels=kernels))
+            if not a.no_mspdebug:
+                entry["mspdebug"][kernels] = cross_check(model, mdir / f"sim-{kernels}", qm, kernels=kernels, x=x,
+                                                         y=y, schedule=sched)
+            _log(f"  {name} ({kernels}): " + ", ".join(f"L{lv} {d['cycles_total'] / 1e6:.2f} M cycles "
+                                                    f"{d['instructions'] / 1e6:.2f} M instr" for lv, d in per.items())
                  + " -- bit-identical to golden")
-        try:
-            chip = firmware.build(model, out / "models" / name / "chip", image="fr5994", inputs=x, labels=y,
-                                  schedule=sched)
-            entry["chip_regions"] = chip.regions
-            entry["chip_size_report"] = chip.size_text
-        except msp430.RegionOverflowError as e:
-            entry["chip_error"] = str(e).split("\nlinker said:")[0]
         entry["memory"] = meta["memory"]
-        entry["q15_accuracy_1000"] = {lv: accuracy(info["qmodel"], *_test_subset(bundle, 1000), lv) for lv in levels}
+        entry["q15_accuracy_1000"] = {lv: accuracy(qm, *_test_subset(bundle, 1000), lv) for lv in levels}
         report["builds"][name] = entry
         return entry
 
-    _log(f"bench-mcu: {model_name}, {L} levels, {a.inputs} test images per level, MPY32 and reference kernels")
+    _log(f"bench-mcu: {model_name}, {L} levels, {a.inputs} test images per level, MPY32 and reference kernels, "
+         f"chip image in our simulator")
     main_name = f"nested-{fmts[0]}"
     measure(main_name, bundle, fmts[0], list(range(1, L + 1)))
     measure("dense", dense_twin(bundle), "dense", [1])
     for f in fmts[1:]:
-        measure(f"nested-{f}", bundle, f, list(range(1, L + 1)), n_inputs=1)
+        measure(f"nested-{f}", bundle, f, list(range(1, L + 1)), kernels_list=("mpy32",), n_inputs=1)
     if not a.no_lenet5:
-        _log("full LeNet-5 (convolutions simulated, fully connected layers estimated)")
-        report["lenet5_estimate"] = {}
-        for f in fmts:
-            name = f"nested-{f}"
-            lay = report["builds"].get(name, {}).get("runs", {}).get("mpy32", {}).get("layers", {})
-            if not lay:
-                continue
-            nnz_fc1 = json.loads((out / "models" / name / "model_meta.json").read_text())["layers"]["fc1"]["nnz"]
-            fc_rates = {}
-            for lv, layer_list in lay.items():
-                e = next((x for x in layer_list if x["layer"] == "fc1"), None)
-                if e:   # fc cost per nonzero of this format's fc1 (MPY32)
-                    fc_rates[lv] = {"instructions_per_nnz": e["instructions"] / nnz_fc1[lv - 1],
-                                    "cycles_per_nnz": e["cycles"] / nnz_fc1[lv - 1]}
-            report["lenet5_estimate"][f] = lenet5_estimate(out, [lv["sparsity"] for lv in bundle.levels],
-                                                           a.lenet5, fc_rates, f)
+        _log("full LeNet-5 (chip image, fully connected weights in upper FRAM through DMA tiles)")
+        report["lenet5"] = lenet5_full(out, [lv["sparsity"] for lv in bundle.levels], a.lenet5, fmts[0])
     if not a.no_kernel_samples:
         _log("kernel harness (cycle samples per format)")
         samples += kernel_samples(out)
 
-    # summary
-    nested, dense = report["builds"][main_name], report["builds"]["dense"]
-    summary = []
-    for lv in range(1, L + 1):
-        row = {"level": lv, "sparsity": bundle.levels[lv - 1].get("sparsity")}
-        for k in ("mpy32", "ref"):
-            n = nested["runs"].get(k, {}).get("per_level", {}).get(lv)
-            d = dense["runs"].get(k, {}).get("per_level", {}).get(1)
-            if n:
-                row[f"{k}_instructions"] = n["instructions"]
-                row[f"{k}_cycles"] = n["cycles"]
-                row[f"{k}_latency_ms"] = 1000 * n["cycles"] / MCLK_HZ
-                if d:
-                    row[f"{k}_vs_dense_instructions"] = n["instructions"] / d["instructions"]
-                    row[f"{k}_vs_dense_cycles"] = n["cycles"] / d["cycles"]
-        if "mpy32_cycles" in row and "ref_cycles" in row:
-            row["ref_over_mpy32_cycles"] = row["ref_cycles"] / row["mpy32_cycles"]
-        if lv in SEED_LATENCY_S and "mpy32_latency_ms" in row:
-            row["seed_latency_s"] = SEED_LATENCY_S[lv]
-            row["seed_over_mpy32"] = 1000 * SEED_LATENCY_S[lv] / row["mpy32_latency_ms"]
-        summary.append(row)
-    report["summary"] = summary
-    for k in ("mpy32", "ref"):
-        d = dense["runs"].get(k, {}).get("per_level", {}).get(1)
-        if d:
-            report[f"dense_{k}"] = d
+    report["summary"] = summarize(report, L)
     report["elapsed_s"] = time.time() - t0
-    (out / "mcu.json").write_text(json.dumps(report, indent=1, default=_json) + "\n")
-    (out / "cycle_samples.json").write_text(json.dumps({
-        "schema": "sparsenest-cycle-samples/1", "simulator": "mspdebug 0.22 sim (16-bit hwmult at 0x0130)",
-        "mclk_hz": MCLK_HZ, "cycle_note": msp430.CYCLE_NOTE, "description": SAMPLES_SCHEMA,
-        "samples": samples}, indent=1, default=_json) + "\n")
+    (out / "mcu.json").write_text(json.dumps(report, indent=1, default=calibration.json_default) + "\n")
+    calibration.write_samples(out / "cycle_samples.json", samples, mclk_hz=MCLK_HZ)
+    plot = save_plot(report, out / "mcu.png")
     print(format_report(report))
-    print(f"\nwrote {out / 'mcu.json'} and {out / 'cycle_samples.json'} ({len(samples)} samples) "
-          f"in {report['elapsed_s']:.0f} s")
+    print(f"\nwrote {out / 'mcu.json'}, {out / 'cycle_samples.json'} ({len(samples)} samples)"
+          + (f", {plot}" if plot else "") + f" in {report['elapsed_s']:.0f} s")
     return 0
 
 
-def _layer_samples(run, meta, build, kernels, counters, model_name):
-    out = []
-    seen = set()
-    far = meta.get("far", {})
-    for r in run.records:
-        if not r.layers or r.level in seen:
-            continue
-        seen.add(r.level)
-        for name, c in zip(meta["steps"], r.layers):
-            lm = meta["layers"][name]
-            fmt = kernel_format(lm) if isinstance(lm.get("format"), str) else None
-            calls = 1
-            if lm["op"] == "conv":
-                shp = meta["_shapes"][name]
-                calls = int(np.prod(shp[1:])) * int(lm.get("groups", 1))
-            fm = next((v for v in far.values() if v["layer"] == name), None)
-            out.append({
-                "source": "layer", "model": model_name, "build": build, "kernels": kernels,
-                "layer": name, "op": lm["op"], "graph_op": lm.get("graph_op"),
-                "kernel": kernel_c_name(fmt), "format": fmt,
-                "level": r.level, "rows": lm.get("rows"), "cols": lm.get("cols"),
-                "calls": calls if fmt else None,
-                "nnz": (lm["nnz"][r.level - 1] // max(1, int(lm.get("groups", 1)))) if "nnz" in lm else None,
-                "far": {"tiles": fm["tiles"], "bytes_per_call": fm["bytes_per_call"]} if fm else None,
-                "counters": counters.get(r.level, {}).get(name),
-                "instructions": c.instructions, "cycles": c.cycles})
-    return out
+def summarize(r: dict, L: int) -> list[dict]:
+    """Per level of the main build: time and energy at the clock per back-end, ratios to dense and
+    to the reference kernels, mspdebug's counts beside ours, the seed's latency."""
+    nested, dense = next(iter(r["builds"].values())), r["builds"]["dense"]
+    rows = []
+    for lv in range(1, L + 1):
+        row = {"level": lv, "sparsity": r["levels"][lv - 1].get("sparsity")}
+        for k in ("mpy32", "ref"):
+            n = nested["runs"].get(k, {}).get("per_level", {}).get(lv)
+            d = dense["runs"].get(k, {}).get("per_level", {}).get(1)
+            if not n:
+                continue
+            row[k] = {key: n[key] for key in ("cycles_total", "cycles", "instructions", "fram_reads", "fram_writes",
+                                              "cache_hit_rate", "dma_transfers", "energy_uj")}
+            row[k]["latency_ms"] = 1e3 * n["cycles_total"] / r["mclk_hz"]
+            if d:
+                row[k]["vs_dense_cycles"] = n["cycles_total"] / d["cycles_total"]
+            m = (nested["mspdebug"].get(k) or {}).get("per_level", {}).get(lv)
+            if m:
+                row[k]["mspdebug_instructions"], row[k]["mspdebug_cycles"] = m["instructions"], m["cycles"]
+        if "mpy32" in row and "ref" in row:
+            row["ref_over_mpy32_cycles"] = row["ref"]["cycles_total"] / row["mpy32"]["cycles_total"]
+        if lv in SEED_LATENCY_S and "mpy32" in row:
+            row["seed_latency_s"] = SEED_LATENCY_S[lv]
+        rows.append(row)
+    return rows
+
+
+def save_plot(r: dict, path: Path) -> Path | None:
+    """Per level of the main build (MPY32): cycles per layer, stacked, beside full LeNet-5's."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    panels = [(f"{r['model']} ({next(iter(r['builds']))}, MPY32)",
+               next(iter(r["builds"].values()))["runs"].get("mpy32", {}).get("per_level", {}))]
+    if r.get("lenet5"):
+        panels.append((f"full LeNet-5 ({r['lenet5']['format']}, upper FRAM + DMA)", r["lenet5"]["per_level"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (title, per) in zip(axes[0], panels):
+        levels = sorted(per)
+        names = list(per[levels[0]]["layer_counters"]) if levels else []
+        bottom = np.zeros(len(levels))
+        for name in names:
+            v = np.array([per[lv]["layer_counters"][name]["cycles"] / r["mclk_hz"] * 1e3 for lv in levels])
+            ax.bar([f"L{lv}" for lv in levels], v, bottom=bottom, label=name)
+            bottom += v
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(f"ms per inference at {r['mclk_hz'] / 1e6:.0f} MHz (simulated)")
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _test_subset(bundle, n):
@@ -478,71 +372,67 @@ def _test_subset(bundle, n):
     return ds.x, ds.y
 
 
-def _json(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
+def _level_lines(per: dict, mclk: float, mspdebug: dict | None = None) -> list[str]:
+    lines = [f"  {'level':>5} {'cycles':>12} {'instructions':>13} {'ms':>8} {'uJ':>8} {'FRAM rd':>11} {'FRAM wr':>8} "
+             f"{'cache hit':>9} {'DMA':>8}" + (f" | {'mspdebug instr':>14} {'cycles':>11}" if mspdebug else "")]
+    for lv, d in sorted(per.items()):
+        m = (mspdebug or {}).get(lv)
+        hit = d["cache_hit_rate"]
+        lines.append(f"  {lv:>5} {d['cycles_total']:>12,.0f} {d['instructions']:>13,.0f} "
+                     f"{1e3 * d['cycles_total'] / mclk:>8.2f} {d['energy_uj']:>8.1f} {d['fram_reads']:>11,.0f} "
+                     f"{d['fram_writes']:>8,.0f} {(f'{hit:.1%}' if hit is not None else '-'):>9} "
+                     f"{d['dma_transfers']:>8,.0f}"
+                     + (f" | {m['instructions']:>14,.0f} {m['cycles']:>11,.0f}" if m else
+                        (" | " + "-".rjust(14) if mspdebug is not None else "")))
+    return lines
+
+
+def _layer_lines(per: dict, mclk: float) -> list[str]:
+    levels = sorted(per)
+    names = list(per[levels[0]]["layer_counters"])
+    lines = [f"  {'layer':<10} " + " ".join(f"{'L' + str(lv) + ' ms':>9} {'share':>6}" for lv in levels)]
+    for n in names:
+        lines.append(f"  {n:<10} " + " ".join(
+            f"{1e3 * per[lv]['layer_counters'][n]['cycles'] / mclk:>9.2f} "
+            f"{per[lv]['layer_counters'][n]['cycles'] / per[lv]['cycles_total']:>6.1%}" for lv in levels))
+    return lines
 
 
 def format_report(r: dict) -> str:
-    lines = [f"\n{r['model']} on the MSP430FR5994 firmware (mspdebug simulator; cycles over-count, see note)", ""]
-    lines.append(f"{'level':>5} {'sparsity':>8} | {'MPY32 instr':>12} {'cycles':>11} {'ms@16MHz':>9} "
-                 f"{'vs dense':>8} | {'ref instr':>12} {'cycles':>11} {'vs dense':>8} | {'ref/MPY32':>9} | "
-                 f"{'seed LeNet-5':>12} {'seed/ours':>9}")
+    mclk = r["mclk_hz"]
+    lines = [f"\n{r['model']} on the MSP430FR5994 chip image in our simulator (all figures simulated, none measured "
+             f"on a board; cycles = CPUXv2 table + FRAM wait states + DMA/LEA; {mclk / 1e6:.0f} MHz from board.toml)"]
+    for name, b in r["builds"].items():
+        for k, run in b["runs"].items():
+            md = (b["mspdebug"].get(k) or {})
+            lines += ["", f"{name}, {k} kernels" + (f" (mspdebug: {md['error']})" if md.get("error") else "")]
+            lines += _level_lines(run["per_level"], mclk, md.get("per_level") if "per_level" in md else None)
+    lines += ["", "ratios (main build, cycles per inference):"]
     for s in r["summary"]:
-        sp = s.get("sparsity")
-        lines.append(
-            f"{s['level']:>5} {(f'{100 * sp:.0f} %' if sp is not None else '-'):>8} | "
-            f"{s.get('mpy32_instructions', 0):>12,.0f} {s.get('mpy32_cycles', 0):>11,.0f} "
-            f"{s.get('mpy32_latency_ms', 0):>9.1f} {s.get('mpy32_vs_dense_cycles', 0):>8.2f} | "
-            f"{s.get('ref_instructions', 0):>12,.0f} {s.get('ref_cycles', 0):>11,.0f} "
-            f"{s.get('ref_vs_dense_cycles', 0):>8.2f} | {s.get('ref_over_mpy32_cycles', 0):>9.2f} | "
-            f"{s.get('seed_latency_s', 0):>10.1f} s {s.get('seed_over_mpy32', 0):>8.1f}x")
-    for k in ("mpy32", "ref"):
-        d = r.get(f"dense_{k}")
-        if d:
-            lines.append(f"dense Q15 ({k}): {d['instructions']:,.0f} instructions, {d['cycles']:,.0f} cycles, "
-                         f"{1000 * d['cycles'] / r['mclk_hz']:.1f} ms at 16 MHz")
-    lines.append("")
-    lines.append("bytes per region of the chip image (lower FRAM / upper FRAM / SRAM / LEA RAM):")
+        m = s.get("mpy32", {})
+        lines.append(f"  L{s['level']} ({100 * (s['sparsity'] or 0):.0f} % sparse): MPY32 {m.get('latency_ms', 0):.1f} ms, "
+                     f"{m.get('vs_dense_cycles', 0):.2f}x dense; reference kernels / MPY32 "
+                     f"{s.get('ref_over_mpy32_cycles', 0):.2f}x"
+                     + (f"; seed LeNet-5 {s['seed_latency_s']} s" if s.get("seed_latency_s") else ""))
+    main_run = next(iter(r["builds"].values()))["runs"].get("mpy32")
+    if main_run:
+        lines += ["", "where the time goes, main build (MPY32), per layer (ms at the clock, share of the inference):"]
+        lines += _layer_lines(main_run["per_level"], mclk)
+        lines += ["", "per function over the whole run (cycles; the simulator's profile):"]
+        lines += [f"  {fn:<28} {c:>12,}" for fn, c in main_run["profile"].items()]
+    lines += ["", "bytes per region of the chip image (lower FRAM / upper FRAM / SRAM / LEA RAM):"]
     for name, b in r["builds"].items():
         reg = b.get("chip_regions", {})
         lines.append(f"  {name:<14} {reg.get('LOWER_FRAM', 0):>7} / {reg.get('UPPER_FRAM', 0):>7} / "
                      f"{reg.get('SRAM', 0):>5} / {reg.get('LEA_RAM', 0):>5}")
-    others = [n for n in r["builds"] if n.startswith("nested-")]
-    if len(others) > 1:
-        lines.append("")
-        lines.append("formats (MPY32 cycles per inference per level, 1 test image):")
-        for name in others:
-            pl = r["builds"][name]["runs"].get("mpy32", {}).get("per_level")
-            if pl:
-                lines.append(f"  {name:<14} " + "  ".join(f"L{lv} {d['cycles'] / 1e6:.2f} M" for lv, d in pl.items()))
-            else:
-                lines.append(f"  {name:<14} " + r["builds"][name]["runs"].get("mpy32", {}).get("error", "-")[:90])
-    main = next(iter(r["builds"].values()))
-    lay = main["runs"].get("mpy32", {}).get("layers")
-    if lay:
-        lines.append("")
-        lines.append("per layer, MPY32 (instructions / cycles per inference):")
-        levels = sorted(lay)
-        names = [e["layer"] for e in lay[levels[0]]]
-        for i, n in enumerate(names):
-            lines.append(f"  {n:<8} " + "  ".join(f"L{lv} {lay[lv][i]['instructions']:>9,} / {lay[lv][i]['cycles']:>9,}"
-                                                  for lv in levels))
-    for fmt, est in (r.get("lenet5_estimate") or {}).items():
-        lines.append("")
-        lines.append(f"full LeNet-5 at the same sparsities, format {fmt} (convolutions simulated; fc layers "
-                     f"estimated from LeNet-5-small's fc1 cycles per nonzero + DMA from upper FRAM):")
-        for lv, e in est["levels"].items():
-            lines.append(f"  L{lv}: front {e['front_cycles'] / 1e6:.2f} M + fc {(e['fc_cycles_est'] or 0) / 1e6:.2f} M"
-                         f" + DMA {e['dma_cycles_est'] / 1e6:.2f} M cycles = {e['latency_ms_est']:.0f} ms at 16 MHz"
-                         + (f"; seed {e['seed_latency_s']} s -> {e['seed_over_ours']:.1f}x" if e["seed_latency_s"] else ""))
-    lines.append("")
-    lines.append("note: " + r["cycle_note"])
+    le = r.get("lenet5")
+    if le:
+        lines += ["", f"full LeNet-5 at the same sparsities ({le['weights']}; format {le['format']}; weights of "
+                      f"{', '.join(le['far_layers'])} from upper FRAM by DMA tiles; chip image, == golden):"]
+        lines += _level_lines(le["per_level"], mclk)
+        lines += _layer_lines(le["per_level"], mclk)
+        lines += [f"  seed report's LeNet-5: " + ", ".join(f"L{lv} {t} s" for lv, t in SEED_LATENCY_S.items())]
+    lines += ["", "note: " + r["cycle_note"]]
     return "\n".join(lines)
 
 

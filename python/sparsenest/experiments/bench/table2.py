@@ -11,13 +11,14 @@ Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's spars
      level, C == golden on real test inputs at every level (checked);
   3. compile levels 1..k for the MSP430FR5994 for every k: which levels fit (lower FRAM, plus upper FRAM
      for weights streamed in tiles); the first that does not fit keeps the compiler's PlanError message;
-  4. simulate the largest build that fits mspdebug's 64 KB simulator (no upper FRAM): instructions and
-     cycles per inference at every level it holds, outputs compared with golden bit for bit;
-  5. latency and energy per level: measured in the simulator where it ran (core cycles as mspdebug counts
-     them, + FRAM wait states of the 16 MHz platform), otherwise predicted by the cost model from the
-     host-board counters, with a cycle model calibrated on the per-layer simulator counts of every model
-     simulated (this run and earlier runs in the same --out); levels whose weights stream from upper FRAM
-     add the DMA cost of the tiles;
+  4. simulate the largest build that fits the FR5994 (weights beyond lower FRAM streamed from upper FRAM
+     in DMA tiles) as the chip image in our simulator (boards/msp430fr5994/sim): instructions, cycles
+     (CPUXv2 table + FRAM wait states + DMA), FRAM traffic and energy per inference at every level it
+     holds, outputs compared with golden bit for bit;
+  5. latency and energy per level: simulated where it ran ("S"), otherwise predicted by the cost model
+     from the host-board counters, with a cycle model calibrated on the per-layer core cycles of every
+     model simulated (this run and earlier runs in the same --out); predicted levels whose weights stream
+     from upper FRAM add the DMA cost of the tiles;
   6. switch bytes: FRAM bytes written when the staged build moves up to the level (measured on the host
      board's write log); a resident build writes the 2-byte level selector only.
 
@@ -39,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...analysis import calibration
 from ...analysis.cost import CycleModel
 from ...analysis.report import layer_formats
-from ...targets.msp430 import CYCLE_NOTE
+from ...targets.fr5994sim import CYCLE_NOTE
 from .. import tasks as task_mod
 
 SIM_INPUTS = {"full": 2, "quick": 1}          # test inputs run per level in the simulator
@@ -178,45 +180,51 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
                        "sram_bytes": tgt.sram_bytes}}
 
 
+def refit_lower_fram(bundle, fmt, calib, out: Path, bytes_over: int) -> tuple[Path, dict]:
+    """Compile for the MSP430FR5994 again with `bytes_over` (+1 KB) less lower FRAM for model data, so
+    the planner moves more weights to upper FRAM (a many-layer model's code can exceed the planner's
+    code reserve). Returns the model folder and its far layers."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.planner import get_target
+    budget = get_target("msp430fr5994").fram_bytes - int(bytes_over) - 1024
+    info = compile_bundle(bundle, _fresh(out), target="msp430fr5994", fmt=fmt, calib=calib, build=False,
+                          target_overrides={"fram_bytes": budget})
+    return Path(info["out_dir"]), {v["layer"]: {"bytes_per_call": v["bytes_per_call"], "tiles": v["tiles"]}
+                                   for v in info["meta"].get("far", {}).values()}
+
+
 # ------------------------------------------------------------------------------------------- simulation
 
 def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, levels: int) -> dict:
-    """Run levels 1..`levels` of a compiled model in mspdebug's simulator on the inputs x (every input at
-    every level), per-layer counts included; outputs checked against golden bit for bit."""
-    from ...targets import firmware, msp430
+    """Run levels 1..`levels` of a compiled model's chip image in our simulator on the inputs x (every
+    input at every level), per-layer counters included; outputs checked against golden bit for bit
+    (analysis.calibration.simulate_firmware)."""
+    from ...targets import firmware
     sched = [firmware.Step(i, lv) for lv in range(1, levels + 1) for i in range(len(x))]
-    fb = firmware.build(model_dir, image="sim", inputs=x, labels=y, schedule=sched)
-    run = firmware.simulate(fb, layers=True)
-    rep = firmware.compare_golden(fb, run, qmodel=qmodel)
-    steps = fb.model.steps
-    per_level = {}
-    for r in run.records:
-        d = per_level.setdefault(r.level, {"n": 0, "instructions": 0, "cycles": 0, "layers": {}})
-        d["n"] += 1
-        d["instructions"] += r.infer.instructions
-        d["cycles"] += r.infer.cycles
-        for name, c in zip(steps, r.layers or []):
-            d["layers"][name] = d["layers"].get(name, 0) + c.cycles
-    for d in per_level.values():
-        d["instructions"] /= d["n"]
-        d["cycles"] /= d["n"]
-        d["layers"] = {k: v / d["n"] for k, v in d["layers"].items()}
-    return {"per_level": per_level, "golden_ok": rep.ok, "mismatches": rep.mismatches[:5],
-            "compared": rep.compared, "stack_used": run.stack_used, "regions": fb.regions,
-            "cycle_note": msp430.CYCLE_NOTE}
+    fb = firmware.build(model_dir, image="fr5994", inputs=x, labels=y, schedule=sched)
+    run, per_level = calibration.simulate_firmware(fb, qmodel)
+    return {"per_level": per_level, "golden_ok": True, "mismatches": [], "compared": len(run.records),
+            "stack_used": run.stack_used, "regions": fb.regions, "simulator": calibration.SIMULATOR,
+            "cycle_note": CYCLE_NOTE}
 
 
 # ------------------------------------------------------------------------------------------ calibration
 
 def calibration_samples(variant_result: dict) -> list[dict]:
-    """(kernel_key, host counts, simulator cycles) per layer and simulated level."""
+    """(kernel_key, host counts, simulated core cycles) per layer and simulated level; layers whose
+    weights stream from upper FRAM are left out (their DMA part is costed apart, cost.far_dma)."""
     out = []
     sim = variant_result.get("sim") or {}
+    if sim and "cycles_total" not in next(iter((sim.get("per_level") or {None: {}}).values()), {}):
+        return out        # an earlier run measured in mspdebug: other cycles, not mixed in
+    far = set(sim.get("far") or {})
+    if "far" not in sim and sim.get("k"):     # a result.json written before "far" was recorded
+        far = set(variant_result["device"]["levels"][int(sim["k"]) - 1].get("far") or {})
     for lv, d in (sim.get("per_level") or {}).items():
         layers = variant_result["host_layers"].get(str(lv)) or variant_result["host_layers"].get(int(lv))
         for ly in layers or []:
             cyc = d["layers"].get(ly["name"])
-            if cyc:
+            if cyc and ly["name"] not in far:
                 out.append({"kernel_key": ly["kernel_key"], "counts": ly["counts"], "cycles": cyc,
                             "source": f"{variant_result['task']}/{variant_result['variant']} L{lv}"})
     return out
@@ -327,29 +335,46 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
     # 4. simulator
     res["sim"] = None
-    if sim and fit["k_lower"] >= 1:
+    if sim and fit["k_device"] >= 1:
         t0 = time.time()
         xs = test.subset(SIM_INPUTS[mode], seed=11)
+        from ...compiler.codegen import CodegenError
+        from ...compiler.planner import PlanError
         from ...targets import firmware, msp430
-        for k in range(fit["k_lower"], 0, -1):
+        for k in range(fit["k_device"], 0, -1):
             row = fit["levels"][k - 1]
-            if not row["fits"] or row["upper_bytes"]:
+            if not row["fits"]:
                 continue
+            bk = truncated(bundle, k) if k < L else bundle
             try:
-                qm = firmware.load_qmodel(row["dir"], bundle=truncated(bundle, k) if k < L else bundle)
-                r = simulate_levels(Path(row["dir"]), qm, xs.x, xs.y, k)
-                res["sim"] = r | {"k": k, "dir": row["dir"]}
+                try:
+                    mdir, far = Path(row["dir"]), row.get("far") or {}
+                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
+                except msp430.RegionOverflowError as e:
+                    if e.region != "LOWER_FRAM":
+                        raise
+                    mdir, far = refit_lower_fram(bk, formats, calib, vdir / "mcu" / f"L{k}-refit", e.bytes_over)
+                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
+                    r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code "
+                                  f"is larger than the planner's reserve): compiled again with that much less "
+                                  f"lower FRAM for model data, so more weights stream from upper FRAM")
+                res["sim"] = r | {"k": k, "dir": str(mdir), "far": far}
                 break
             except msp430.RegionOverflowError as e:
                 res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {str(e).splitlines()[0]}")
-            except (msp430.ToolchainError, msp430.BuildError, msp430.SimError, firmware.FirmwareError) as e:
+            except (PlanError, CodegenError) as e:   # refit: the data that must stay in lower FRAM does not fit
+                res.setdefault("sim_skipped", []).append(
+                    f"levels 1..{k}: the chip image's code overflows the planner's lower-FRAM code reserve, and with "
+                    f"that space taken from model data the compiler says: {str(e).split(' Breakdown')[0]}")
+            except (msp430.ToolchainError, msp430.BuildError, msp430.SimError, firmware.FirmwareError,
+                    calibration.CalibrationError) as e:
                 res.setdefault("sim_skipped", []).append(f"levels 1..{k}: {type(e).__name__}: {e}")
                 break
         res["timings_s"]["simulator"] = round(time.time() - t0, 1)
     elif not sim:
         res["sim_skipped"] = ["--no-sim"]
     else:
-        res["sim_skipped"] = ["no level set fits lower FRAM (the simulator image has no upper FRAM)"]
+        res["sim_skipped"] = ["no level set fits the FR5994"]
     res["levels"] = levels
     return res
 
@@ -358,7 +383,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
 def add_latency(res: dict, cm, platform) -> None:
     """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
-    from ...analysis.cost import far_dma, predict_inference, time_energy
+    from ...analysis.cost import far_dma, predict_inference
     sim = res.get("sim") or {}
     per_level = sim.get("per_level") or {}
     fit = res["device"]
@@ -383,13 +408,15 @@ def add_latency(res: dict, cm, platform) -> None:
             predicted["far_dma"] = dma
         lv["predicted"] = predicted
         s = per_level.get(k) or per_level.get(str(k))
-        if s:
-            te = time_energy(platform, s["cycles"], tot["fram_bytes_read"], tot["fram_bytes_written"])
-            lv["simulated"] = {"cycles_core": s["cycles"], "instructions": s["instructions"],
-                               "cycles_wait": te["cycles_wait"], "time_s": te["time_us"] * 1e-6,
-                               "energy_uj": te["energy_uj"]}
-            lv["latency_s"], lv["energy_uj"], lv["latency_how"] = lv["simulated"]["time_s"], te["energy_uj"], "sim"
-            lv["prediction_error"] = predicted["cycles"] / s["cycles"] - 1.0
+        if s and "cycles_total" in s:      # our simulator: wait states, DMA and energy simulated too
+            lv["simulated"] = {"cycles": s["cycles_total"], "cycles_core": s["cycles"], "instructions": s["instructions"],
+                               "cycles_wait": s["wait_cycles"], "cycles_dma": s["dma_cycles"],
+                               "fram_reads": s["fram_reads"], "fram_writes": s["fram_writes"],
+                               "cache_hit_rate": s["cache_hit_rate"], "time_s": s["cycles_total"] / platform.mclk_hz,
+                               "energy_uj": s["energy_uj"]}
+            lv["latency_s"], lv["energy_uj"], lv["latency_how"] = lv["simulated"]["time_s"], s["energy_uj"], "sim"
+            lv["prediction_error"] = predicted["cycles"] / s["cycles_total"] - 1.0
+            lv["core_prediction_error"] = tot["cycles_core"] / s["cycles"] - 1.0
         else:
             lv["latency_s"], lv["energy_uj"], lv["latency_how"] = (predicted["time_s"], predicted["energy_uj"],
                                                                    predicted["how"])
@@ -417,11 +444,11 @@ def render_markdown(report: dict) -> str:
     lines += [
         "Seed = the seed report's Table 2. Ours: accuracy on the task's test split (float / Q15 C model, "
         "bit-identical to golden), latency of one inference on the MSP430FR5994 at 16 MHz: "
-        "**S** = measured in mspdebug's simulator (core cycles as mspdebug counts them, about 18 % high, + the "
-        "FRAM wait states of the platform model), **P** = predicted by the cost model from host-board "
+        "**S** = simulated: the chip image in our MSP430FR5994 simulator (CPUXv2 cycle table, FRAM wait states "
+        "and read cache, MPY32, DMA tiles from upper FRAM), **P** = predicted by the cost model from host-board "
         "counters with the cycle model calibrated on the simulator runs, **P\\*** = predicted with "
-        "uncalibrated fallback cycles for some layers. Energy: active power x time + FRAM writes "
-        "(platform model). Storage: bytes of weights, indices and metadata to hold levels 1..k (nested, stored "
+        "uncalibrated fallback cycles for some layers. Nothing is measured on a board. Energy: active power x "
+        "time + FRAM writes (board.toml's model, on the simulated counts where simulated). Storage: bytes of weights, indices and metadata to hold levels 1..k (nested, stored "
         "once); idx = indices + metadata share. Switch: FRAM bytes a staged switch writes going up to the level "
         "from the one below (a resident build writes the 2-byte selector only). Device: where the build of "
         "levels 1..k lives on the FR5994 (lower FRAM, or weights streamed from upper FRAM in tiles).", ""]
@@ -459,7 +486,8 @@ def render_markdown(report: dict) -> str:
             dev = v["device"]
             bad = next((r for r in dev["levels"] if not r["fits"]), None)
             simtxt = (f"simulated levels 1..{v['sim']['k']} ({v['sim']['compared']} inferences, outputs "
-                      f"{'== golden' if v['sim']['golden_ok'] else '!= GOLDEN'})" if v.get("sim") else
+                      f"{'== golden' if v['sim']['golden_ok'] else '!= GOLDEN'}"
+                      + (f"; {v['sim']['refit']}" if v["sim"].get("refit") else "") + ")" if v.get("sim") else
                       "not simulated: " + "; ".join(v.get("sim_skipped", [])))
             fits = (f"levels 1..{dev['k_device']} fit the FR5994" if dev["k_device"] else "no level fits the FR5994")
             lower = (f"levels 1..{dev['k_lower']} in lower FRAM alone" if dev["k_lower"] else
@@ -584,10 +612,13 @@ def main(argv: list[str] | None = None) -> int:
            "kernels": {k: {kk: v[kk] for kk in ("coefficients", "n_samples", "max_rel_error", "r2")}
                        for k, v in cm.kernels.items()},
            "prediction_error_on_simulated": {"max_abs": max(map(abs, errs), default=None), "n": len(errs)}}
+    core = [lv["core_prediction_error"] for r in results for lv in r["levels"] if "core_prediction_error" in lv]
+    cal["core_prediction_error_on_simulated"] = {"max_abs": max(map(abs, core), default=None), "n": len(core)}
     cal["summary"] = (f"calibrated kernel keys {', '.join(cal['keys']) or 'none'} on {cm.meta['n_samples']} "
                       f"per-layer simulator samples ({', '.join(cm.meta['sources']) or 'no simulated model'}); "
-                      + (f"predicted vs simulated total cycles within {100 * cal['prediction_error_on_simulated']['max_abs']:.1f} % "
-                         f"on the {len(errs)} simulated levels; " if errs else "")
+                      + (f"predicted vs simulated cycles within {100 * cal['prediction_error_on_simulated']['max_abs']:.1f} % "
+                         f"(core cycles: {100 * cal['core_prediction_error_on_simulated']['max_abs']:.1f} %) "
+                         f"on the {len(errs)} simulated levels (in sample); " if errs else "")
                       + "other keys: uncalibrated fallback table")
     report = {"quick": a.quick, "out": str(out), "threads": a.threads, "format": a.format,
               "platform": {"name": platform.name, "mclk_hz": platform.mclk_hz, "wait_states": platform.wait_states,
