@@ -56,6 +56,7 @@ __all__ = [
     "costs_from_predictions", "COSTS_SCHEMA", "FixedPolicy", "EnergyAwarePolicy", "parse_policy",
     "HarvestResult", "simulate", "compare_policies", "format_comparison", "plot", "make_traces",
     "TRACE_DIR", "shipped_trace", "main", "SLEEP", "default_policies", "TRACE_PARAMS", "ResumingEnergyPolicy",
+    "unit_bounds",
 ]
 
 # ================================================================================================ plot
