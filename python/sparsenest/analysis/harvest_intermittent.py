@@ -1,15 +1,17 @@
-"""Completed inferences per hour on harvested energy with and without intermittent execution.
+"""Completed inferences per hour and expected accuracy on harvested energy, with and without
+intermittent execution: a table and a plot over traces, capacitors and policies.
 
-Per-level costs come from `make bench-intermittent` (build/bench/intermittent.json): MSP430 simulator
-cycles per inference of the continuous build and of the intermittent build (auto granularity), turned
-into time and energy with the platform constants (boards/msp430fr5994/board.toml: active power,
-FRAM write energy per word; the simulator has no FRAM wait states and none are added for reads). The
-harvest model (analysis/harvest.py) runs each on the shipped traces for capacitors of 47 uF .. 1 mF,
-for fixed-densest, fixed-sparsest and energy-aware policies; with `units` (intermittent) a brown-out
-keeps the committed units and the inference resumes after the next boot.
+Costs: two costs files of one model, the continuous build and the intermittent build (compile
+--intermittent), each measured in our FR5994 simulator (analysis.harvest_measure; `make bench-harvest`
+writes both). The harvest model (analysis.harvest_sim) runs each on the shipped traces for capacitors of
+47 uF .. 1 mF and three policies: fixed-densest, fixed-sparsest and energy-aware. Intermittent mode: a
+brown-out keeps the committed units and the inference resumes after the next boot (paying the boot and
+the interrupted unit again), and energy-aware is ResumingEnergyPolicy (it never sleeps: a sparsest
+inference spans power cycles); continuous mode: a brown-out loses the inference and energy-aware is
+EnergyAwarePolicy (sleeps until the store can finish one).
 
-    python -m sparsenest.analysis.harvest_intermittent [--bench build/bench/intermittent.json]
-        [--model lenet5-small] [--bundle build/lenet5-small.nest] [--hours H]
+    python -m sparsenest.analysis.harvest_intermittent --continuous C.json --intermittent I.json
+        [--hours H] [--out build/bench/harvest]
 """
 from __future__ import annotations
 
@@ -18,97 +20,132 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .harvest import (Capacitor, Costs, EnergyAwarePolicy, FixedPolicy, HarvestResult, load_trace, make_costs,
-                      shipped_trace, simulate)
+from ..energy_store import Capacitor, load_trace, shipped_trace
+from .harvest_costs import Costs, load_costs
+from .harvest_policy import EnergyAwarePolicy, FixedPolicy, ResumingEnergyPolicy
+from .harvest_sim import HarvestResult, simulate
 
 CAPS_UF = (47, 100, 220, 470, 1000)
 TRACES = ("solar", "onoff", "constant")
+POLICIES = ("fixed-densest", "fixed-sparsest", "energy-aware")
+MODES = ("continuous", "intermittent")
 
 
-def costs_from_bench(bench: dict, model: str, variant: str, accuracy: Sequence[float] | None = None,
-                     platform=None) -> tuple[Costs, list[int] | None]:
-    """(Costs, units per level or None) of one build variant ("continuous", "auto", ...) in the bench."""
-    from .cost import load_platform, time_energy
-    platform = platform or load_platform()
-    try:
-        v = next(x for x in bench["models"][model]["variants"] if x["variant"] == variant)
-    except (KeyError, StopIteration):
-        raise ValueError(f"no variant {variant!r} of model {model!r} in the bench results") from None
-    per = sorted(v["per_level"].items(), key=lambda kv: int(kv[0]))
-    levels = []
-    for lv, d in per:
-        te = time_energy(platform, d["cycles"], 0.0, d["fram_bytes_written"])
-        levels.append({"energy_uj": te["energy_uj"], "time_us": te["time_us"],
-                       "accuracy": float(accuracy[int(lv) - 1]) if accuracy else 0.0})
-    costs = make_costs(levels, source=f"make bench-intermittent: {model} {variant}, simulator cycles x "
-                                      f"{platform.name} constants")
-    units = [int(v["intermittent"]["units"])] * len(levels) if v.get("intermittent") else None
-    return costs, units
+def make_policy(name: str, mode: str, n_levels: int):
+    if name == "fixed-densest":
+        return FixedPolicy(n_levels)
+    if name == "fixed-sparsest":
+        return FixedPolicy(1)
+    return ResumingEnergyPolicy() if mode == "intermittent" else EnergyAwarePolicy()
 
 
-def compare(continuous: Costs, intermittent: Costs, units: list[int], traces=TRACES, caps_uf=CAPS_UF,
+def compare(continuous: Costs, intermittent: Costs, traces=TRACES, caps_uf=CAPS_UF,
             t_end: float | None = None) -> list[dict]:
     """One row per (trace, capacitor, policy, mode): completed inferences per hour, expected accuracy."""
-    L = continuous.n_levels
+    if intermittent.units is None or continuous.units is not None:
+        raise ValueError("give the continuous build's costs (no units) and the intermittent build's (with units)")
+    if continuous.n_levels != intermittent.n_levels:
+        raise ValueError("the two builds have different numbers of levels")
     rows = []
     for tname in traces:
         trace = shipped_trace(tname) if not Path(tname).suffix else load_trace(tname)
         for uf in caps_uf:
             cap = Capacitor(uf * 1e-6)
-            for policy_name, make in (("fixed-densest", lambda: FixedPolicy(L)),
-                                      ("fixed-sparsest", lambda: FixedPolicy(1)),
-                                      ("energy-aware", lambda: EnergyAwarePolicy())):
-                for mode, costs, u in (("continuous", continuous, None), ("intermittent", intermittent, units)):
-                    r: HarvestResult = simulate(trace, cap, costs, make(), t_end=t_end, record=False, units=u)
-                    rows.append({"trace": trace.name, "capacitor_uf": uf, "policy": policy_name, "mode": mode,
+            for policy in POLICIES:
+                for mode, costs in (("continuous", continuous), ("intermittent", intermittent)):
+                    r: HarvestResult = simulate(trace, cap, costs, make_policy(policy, mode, costs.n_levels),
+                                                t_end=t_end, record=False)
+                    rows.append({"trace": trace.name, "capacitor_uf": uf, "policy": policy, "mode": mode,
                                  "per_hour": r.total / (r.duration_s / 3600.0), "completed": r.completed,
                                  "expected_accuracy": r.expected_accuracy, "brownouts": r.n_brownouts,
                                  "lost_mj": r.energy_j["lost"] * 1e3, "balance_error_j": r.balance_error_j()})
     return rows
 
 
+def _by(rows):
+    return {(r["trace"], r["capacitor_uf"], r["policy"], r["mode"]): r for r in rows}
+
+
 def format_rows(rows: list[dict]) -> str:
+    """Markdown: one row per trace and capacitor, per policy `continuous -> intermittent` per hour
+    (expected accuracy)."""
     policies = list(dict.fromkeys(r["policy"] for r in rows))
-    head = f"{'trace':<9}{'C uF':>6}" + "".join(f"{p + ' cont/int':>30}" for p in policies)
-    lines = ["completed inferences per hour (expected accuracy), continuous / intermittent", head]
-    keys = list(dict.fromkeys((r["trace"], r["capacitor_uf"]) for r in rows))
-    by = {(r["trace"], r["capacitor_uf"], r["policy"], r["mode"]): r for r in rows}
-    for t, uf in keys:
+    by = _by(rows)
+    lines = ["completed inferences per hour (expected accuracy), continuous → intermittent", "",
+             "| trace | C µF | " + " | ".join(policies) + " |", "|---|---:|" + "---|" * len(policies)]
+    for t, uf in dict.fromkeys((r["trace"], r["capacitor_uf"]) for r in rows):
         cells = []
         for p in policies:
             c, i = by[(t, uf, p, "continuous")], by[(t, uf, p, "intermittent")]
-            cells.append(f"{c['per_hour']:>8.0f} ({c['expected_accuracy']:.3f}) / {i['per_hour']:>6.0f} "
+            cells.append(f"{c['per_hour']:,.0f} ({c['expected_accuracy']:.3f}) → {i['per_hour']:,.0f} "
                          f"({i['expected_accuracy']:.3f})")
-        lines.append(f"{t:<9}{uf:>6}" + "".join(f"{c:>30}" for c in cells))
+        lines.append(f"| {t} | {uf} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: str | Path) -> Path:
+    """Per trace (columns): inferences per hour (top) and expected accuracy (bottom) against the
+    capacitor; one colour per policy, solid intermittent, dashed continuous."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    traces = list(dict.fromkeys(r["trace"] for r in rows))
+    policies = list(dict.fromkeys(r["policy"] for r in rows))
+    by = _by(rows)
+    fig, axes = plt.subplots(2, len(traces), figsize=(4.2 * len(traces), 6.4), squeeze=False, sharex=True)
+    colours = dict(zip(policies, ("tab:red", "tab:blue", "tab:green", "tab:purple")))
+    for j, t in enumerate(traces):
+        caps = sorted({r["capacitor_uf"] for r in rows if r["trace"] == t})
+        for p in policies:
+            for mode, style in (("continuous", "--"), ("intermittent", "-")):
+                rs = [by[(t, c, p, mode)] for c in caps]
+                kw = {"color": colours[p], "ls": style, "marker": "o", "ms": 3, "label": f"{p}, {mode}"}
+                axes[0][j].plot(caps, [r["per_hour"] for r in rs], **kw)
+                acc = [r["expected_accuracy"] if r["per_hour"] > 0 else float("nan") for r in rs]
+                axes[1][j].plot(caps, acc, **kw)
+        axes[0][j].set_title(f"trace {t}")
+        axes[1][j].set_xscale("log")
+        axes[1][j].set_xlabel("capacitor (µF)")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("completed inferences / h")
+    axes[1][0].set_ylabel("expected accuracy")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(rows: list[dict], continuous: Costs, intermittent: Costs, out: Path) -> dict[str, Path]:
+    """harvest_intermittent.json / .md / .png in out."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "harvest_intermittent.json", "md": out / "harvest_intermittent.md",
+             "png": out / "harvest_intermittent.png"}
+    paths["json"].write_text(json.dumps({"costs": {"continuous": continuous.to_dict(),
+                                                   "intermittent": intermittent.to_dict()}, "rows": rows},
+                                        indent=1) + "\n")
+    paths["md"].write_text(format_rows(rows) + f"\n\ncosts: {continuous.source}; {intermittent.source}\n")
+    plot(rows, paths["png"])
+    return paths
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bench", default="build/bench/intermittent.json")
-    p.add_argument("--model", default="lenet5-small")
-    p.add_argument("--bundle", default="build/lenet5-small.nest",
-                   help="bundle whose per-level float accuracy weights the counts (optional)")
+    p.add_argument("--continuous", required=True, help="costs JSON of the continuous build")
+    p.add_argument("--intermittent", required=True, help="costs JSON of the intermittent build (with units)")
     p.add_argument("--hours", type=float, default=None, help="cut the traces to this many hours")
-    p.add_argument("--out", default="build/bench/harvest_intermittent.json")
+    p.add_argument("--out", default="build/bench/harvest")
     a = p.parse_args(argv)
-    bench_path = Path(a.bench)
-    if not bench_path.exists():
-        p.error(f"{bench_path} not found: run `make bench-intermittent` first")
-    bench = json.loads(bench_path.read_text())
-    acc = None
-    if Path(a.bundle).exists():
-        from ..bundle import Bundle
-        acc = [lv.get("float_accuracy") or 0.0 for lv in Bundle.load(a.bundle).levels]
-    cont, _ = costs_from_bench(bench, a.model, "continuous", acc)
-    inter, units = costs_from_bench(bench, a.model, "auto", acc)
-    rows = compare(cont, inter, units, t_end=None if a.hours is None else a.hours * 3600)
+    try:
+        cont, inter = load_costs(a.continuous), load_costs(a.intermittent)
+        rows = compare(cont, inter, t_end=None if a.hours is None else a.hours * 3600)
+    except ValueError as e:
+        p.error(str(e))
     print(format_rows(rows))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"costs": {"continuous": cont.to_dict(), "intermittent": inter.to_dict()},
-                               "units": units, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {out}")
+    for path in write(rows, cont, inter, Path(a.out)).values():
+        print(f"wrote {path}")
     return 0
 
 

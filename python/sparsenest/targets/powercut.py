@@ -97,9 +97,9 @@ def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: n
 
 # ------------------------------------------------------------------------------ device simulator
 
-def device_marks(fb) -> list[tuple[int, int]]:
-    """(mark, cycle) of every sn_app_mark in an uninterrupted run of the firmware image in our
-    FR5994 simulator (SN_APP_MARK_SWITCH = 1, _INFER = 2, _DONE = 3 per scheduled step)."""
+def device_marks(fb) -> list[tuple[int, int, int]]:
+    """(mark, cycle, DMA transfers so far) of every sn_app_mark in an uninterrupted run of the firmware
+    image in our FR5994 simulator (SN_APP_MARK_SWITCH = 1, _INFER = 2, _DONE = 3 per scheduled step)."""
     from .fr5994sim import Device
     dev = Device()
     dev.load(fb.elf)
@@ -109,22 +109,90 @@ def device_marks(fb) -> list[tuple[int, int]]:
         st = dev.run(["__halt", "sn_app_mark"])
         if st.reason != "break" or st.pc == halt:
             return marks
-        marks.append((int(dev.regs[12]), int(dev.counters.cycles)))
+        c = dev.counters
+        marks.append((int(dev.regs[12]), int(c.cycles), int(c.dma_transfers)))
 
 
-def device_cut(fb, meta: dict, cut_cycle: int, seed: int = 1) -> dict:
-    """Run a one-step firmware image of an intermittent build in our FR5994 simulator, cut the supply
-    at cut_cycle (SRAM, registers and peripherals lost, FRAM kept), reboot. Returns "resumed": the
-    logits of the inference the start-up code finished (read from FRAM at the first app mark after
-    the reboot; None when no inference was pending), and "recorded": the step's logits at the end."""
-    from . import firmware
+def at_mark(stop, pc: int) -> bool:
+    """The run stopped at `pc`: at its breakpoint, or out of budget exactly there (the next run would
+    then start on it, and the simulator does not break on the first instruction of a run)."""
+    return stop.reason in ("break", "budget") and stop.pc == pc
+
+
+def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
+    """Run a firmware image of an intermittent build to step `step`'s inference and poll the progress
+    record every poll_cycles until its DONE mark: one entry per change of the units-committed word
+    (from sn_infer_start's zero to the last commit) with "done", "cycle" (the poll after the change,
+    so the commit lies in (cycle - poll_cycles, cycle]), "energy_j" since the INFER mark and the DMA
+    transfers so far; a last entry (done None) at the DONE mark.
+    Units committed between two polls appear once, with the higher count."""
     from .fr5994sim import Device, FrSimError
     dev = Device()
     dev.load(fb.elf)
+    mark, progress = dev.elf.symbols["sn_app_mark"].value, dev.elf.symbols["sn_progress"].value
+    infers = 0
+    while infers <= step:
+        stop = dev.run(["sn_app_mark", "__halt"])
+        if stop.reason != "break" or stop.pc != mark:
+            raise FrSimError(f"{fb.elf}: no inference {step} ({stop.reason})")
+        infers += dev.regs[12] == 2      # SN_APP_MARK_INFER
+    e0, out, seen = dev.energy_j(), [], None
+    while True:
+        stop = dev.run(["sn_app_mark"], max_cycles=poll_cycles)
+        level_word, done = struct.unpack("<HH", dev.read(progress, 4))
+        if seen is None:        # the previous inference's record until sn_infer_start clears it
+            seen = -1 if level_word == 0 or done == 0 else None
+        if seen is not None and level_word and done != seen:
+            c = dev.counters
+            out.append({"done": done, "cycle": int(c.cycles), "energy_j": dev.energy_j() - e0,
+                        "dma_transfers": int(c.dma_transfers)})
+            seen = done
+        if at_mark(stop, mark):
+            break
+        if stop.reason != "budget":
+            raise FrSimError(f"{fb.elf}: {stop.reason} during inference {step}: {stop.message}")
+    if dev.regs[12] != 3:               # SN_APP_MARK_DONE
+        raise FrSimError(f"{fb.elf}: inference {step} did not end at its DONE mark")
+    c = dev.counters
+    return out + [{"done": None, "cycle": int(c.cycles), "energy_j": dev.energy_j() - e0,
+                   "dma_transfers": int(c.dma_transfers)}]
+
+
+def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:
+    """device_cut at every cycle of cut_cycles, in one pass: one device runs the image without
+    interruption and stops at each cut; a second one takes its memory there (what a power cut keeps:
+    the FRAM; power_off then scrambles SRAM and resets registers and peripherals), reboots and runs to
+    the end. The same result as device_cut per cut, at the cost of the rest of the run instead of all
+    of it. Per cut also "dma_transfers" and "in_switch": where the uninterrupted run was."""
+    from .fr5994sim import Device, FrSimError
+    main, probe = Device(), Device()
+    main.load(fb.elf)
+    probe.load(fb.elf)
+    e = main.elf
+    mark = e.symbols["sn_app_mark"].value
+    out, last_mark = [], 0
+    for k, cut in enumerate(sorted(cut_cycles)):
+        while main.counters.cycles < cut:
+            st = main.run(["sn_app_mark", "__halt"], max_cycles=cut - main.counters.cycles)
+            if st.reason == "error":
+                raise FrSimError(st.message)
+            if at_mark(st, mark):
+                last_mark = int(main.regs[12])
+            elif st.reason != "budget":
+                raise FrSimError(f"the image halted before cycle {cut}")
+        probe.restore(main.snapshot())
+        r = _reboot_and_finish(probe, meta, seed + k)
+        r.update(cycle=int(cut), dma_transfers=int(main.counters.dma_transfers), in_switch=last_mark == 1)
+        out.append(r)
+    return out
+
+
+def _reboot_and_finish(dev, meta: dict, seed: int) -> dict:
+    """Power the device off (SRAM, registers, peripherals lost), reboot, run to the end: the resumed
+    inference's logits (None when none was pending) and the recorded logits of the one-step schedule."""
+    from . import firmware
+    from .fr5994sim import FrSimError
     e = dev.elf
-    st = dev.run(["__halt"], max_cycles=cut_cycle)
-    if st.reason != "budget":
-        raise FrSimError(f"the image halted before cycle {cut_cycle}")
     dev.power_off(seed)
     st = dev.run(["sn_app_mark", "__halt"])
     state, done = struct.unpack("<HH", dev.read("sn_progress", 4))
@@ -139,3 +207,17 @@ def device_cut(fb, meta: dict, cut_cycle: int, seed: int = 1) -> dict:
     res = e.symbols["sn_app_results"]
     _, records = firmware.parse_results(dev.read(res.value, res.size), meta["output_len"])
     return {"resumed": resumed, "resumed_level": state & 0xFF, "recorded": np.asarray(records[0].out)}
+
+
+def device_cut(fb, meta: dict, cut_cycle: int, seed: int = 1) -> dict:
+    """Run a one-step firmware image of an intermittent build in our FR5994 simulator, cut the supply
+    at cut_cycle (SRAM, registers and peripherals lost, FRAM kept), reboot. Returns "resumed": the
+    logits of the inference the start-up code finished (read from FRAM at the first app mark after
+    the reboot; None when no inference was pending), and "recorded": the step's logits at the end."""
+    from .fr5994sim import Device, FrSimError
+    dev = Device()
+    dev.load(fb.elf)
+    st = dev.run(["__halt"], max_cycles=cut_cycle)
+    if st.reason != "budget":
+        raise FrSimError(f"the image halted before cycle {cut_cycle}")
+    return _reboot_and_finish(dev, meta, seed)

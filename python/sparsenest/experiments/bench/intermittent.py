@@ -12,8 +12,13 @@ Then, for the auto granularity, at every level: a power cut after every possible
 bytes written during one inference (every even count: the board writes 16-bit words), reboot,
 resume; the logits must equal the uninterrupted run every time (`--cuts N`: N sampled cut points
 per level instead). And in our FR5994 simulator, the chip image with the supply cut at `--device-cuts`
-random cycles per level inside the level switch and the inference: the start-up code resumes, and the
-resumed and recorded logits must equal the golden model.
+random cycles per level inside the level switch and the inference, plus `--commit-cuts` around every
+progress commit (powercut.device_cut_sweep), on LeNet-5-small, HAR-Net and full LeNet-5 (whose chip
+image streams the fully connected weights from upper FRAM by DMA): the start-up code resumes, and the
+resumed and recorded logits must equal the golden model. The simulator moves a DMA block in one step
+(frsim_dma_run), so a cut lands before or after a block, never inside one; the cuts counted as
+"between DMA transfers" fall while the inference is streaming. No cut lands in an LEA call: the LEA
+back-end does not exist yet (#16).
 
     python -m sparsenest.experiments.bench.intermittent [--bundle build/lenet5-small.nest] [--cuts N]
 
@@ -115,35 +120,79 @@ def power_cut_proof(entry: dict, x: np.ndarray, cuts: int | None, seed: int = 0)
     return out
 
 
-def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, seed: int = 0) -> dict:
-    """Random supply cuts in our FR5994 simulator (chip image, one step per level: switch + infer)."""
+def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, seed: int = 0,
+                 commit_cuts: int = 4, name: str = "") -> dict:
+    """Supply cuts in our FR5994 simulator (chip image, one step per level: switch + infer): n_cuts at
+    random cycles, plus commit_cuts spread over the poll window (64 cycles) of every progress-record
+    change (sn_infer_start's zero and each unit commit), 4 x commit_cuts over the level switch and
+    8 x commit_cuts inside every unit that streams weights from upper FRAM by DMA. powercut.device_cut_sweep: the start-up code
+    resumes, and the resumed and recorded logits must equal the golden model."""
     from ...compiler import golden
     from ...compiler.build import compile_bundle
     from ...targets import firmware, powercut
     from ...targets.fr5994power import random_cuts
     mdir = out / "fr5994"
-    info = compile_bundle(b, mdir, target="msp430fr5994", build=False, calib=calib,
+    info = compile_bundle(b, mdir, target="msp430fr5994", build=False, calib=calib, force=True,
                           target_overrides={"fram_bytes": 49024}, **opts)
     model = firmware.load_model_dir(mdir)
     res = {}
     for lv in range(1, info["qmodel"].n_levels + 1):
+        t0 = time.perf_counter()
         fb = firmware.build(model, mdir / f"fw-L{lv}", image="fr5994", inputs=x[:1], schedule=[firmware.Step(0, lv)])
         ref = golden.predict(info["qmodel"], x[:1], lv)[0]
         marks = powercut.device_marks(fb)
-        start, end = marks[0][1], marks[-1][1]
+        (_, start, _), (_, infer, dma0), (_, end, dma1) = marks[0], marks[1], marks[-1]
+        poll = 64
+        changes = powercut.progress_changes(fb, 0, poll)
+        commits = [c["cycle"] for c in changes[:-1]]
+        targeted = [c - poll + 1 + (poll * i) // commit_cuts for c in commits for i in range(commit_cuts)]
+        for a_, b_ in zip(changes, changes[1:]):   # units that stream weights by DMA: 8 x commit_cuts inside
+            if b_["dma_transfers"] > a_["dma_transfers"]:
+                span = b_["cycle"] - a_["cycle"]
+                targeted += [a_["cycle"] + (span * (2 * i + 1)) // (16 * commit_cuts) for i in range(8 * commit_cuts)]
+        targeted += [start + 1 + ((infer - start - 1) * i) // (4 * commit_cuts) for i in range(4 * commit_cuts)]
+        cuts = sorted(set([start + c for c in random_cuts(n_cuts, end - start, seed=seed + lv)] + targeted))
         bad, resumed = [], 0
-        for k, c in enumerate(random_cuts(n_cuts, end - start, seed=seed + lv)):
-            r = powercut.device_cut(fb, info["meta"], start + c, seed=k + 1)
+        rs = powercut.device_cut_sweep(fb, info["meta"], cuts, seed=1)
+        for r in rs:
             ok = np.array_equal(r["recorded"], ref)
             if r["resumed"] is not None:
                 resumed += 1
                 ok = ok and r["resumed_level"] == lv and np.array_equal(r["resumed"], ref)
             if not ok:
-                bad.append(start + c)
-        res[lv] = {"cuts": n_cuts, "cycles": end - start, "resumed": resumed, "mismatches": bad[:20], "ok": not bad}
-        _log(f"    L{lv}: {n_cuts} supply cuts at random cycles of {end - start:,} (switch + inference), "
-             f"{resumed} resumed by the start-up code: " + ("all equal golden" if not bad else f"{len(bad)} MISMATCHES"))
+                bad.append(r["cycle"])
+        in_dma = sum(dma0 < r["dma_transfers"] < dma1 for r in rs)
+        res[lv] = {"cuts": len(rs), "random": n_cuts, "targeted": len(rs) - n_cuts, "commits": len(commits),
+                   "in_switch": sum(r["in_switch"] for r in rs), "between_dma_transfers": in_dma,
+                   "dma_transfers": dma1 - dma0, "cycles": end - start, "resumed": resumed,
+                   "mismatches": bad[:20], "ok": not bad, "seconds": time.perf_counter() - t0}
+        _log(f"    {name} L{lv}: {len(rs)} supply cuts ({n_cuts} at random cycles of {end - start:,}, "
+             f"{len(rs) - n_cuts} at {len(commits)} progress commits and the switch; {res[lv]['in_switch']} in the "
+             f"level switch, "
+             f"{in_dma} between the inference's first and last of {dma1 - dma0} DMA transfers), {resumed} resumed "
+             f"by the start-up code: " + ("all equal golden" if not bad else f"{len(bad)} MISMATCHES")
+             + f" ({res[lv]['seconds']:.0f} s)")
     return res
+
+
+def lenet5_bundle(sparsities):
+    """Full LeNet-5 (fc1 alone is 48,000 weights: the chip image streams the fully connected weights
+    from upper FRAM by DMA) with seeded initial weights and magnitude-nested masks."""
+    import torch
+
+    from ... import models
+    from ...bundle import Bundle
+    from ...train.graph import extract_graph, prunable_weight_keys
+    from .mcu import _magnitude_intro
+    torch.manual_seed(0)
+    net = models.create("lenet5").eval()
+    graph = extract_graph(net, (1, 28, 28))
+    sd = net.state_dict()
+    intro = {k: _magnitude_intro(sd[k].numpy(), sparsities) for k in prunable_weight_keys(graph)}
+    levels = [{"level": i + 1, "target_sparsity": s, "sparsity": s, "float_accuracy": None}
+              for i, s in enumerate(sparsities)]
+    return Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
+                             dataset={"name": "mnist"}, train_config={}, model_spec={"name": "lenet5", "kwargs": {}})
 
 
 def format_table(model: str, rows: list[dict]) -> str:
@@ -170,8 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
     p.add_argument("--cuts", type=int, default=None,
                    help="sampled power cuts per level (default: every possible cut point)")
-    p.add_argument("--device-cuts", type=int, default=100,
+    p.add_argument("--device-cuts", type=int, default=300,
                    help="random supply cuts per level in our FR5994 simulator (0: skip)")
+    p.add_argument("--commit-cuts", type=int, default=4,
+                   help="supply cuts around every progress commit, per level (our simulator)")
+    p.add_argument("--device-only", action="store_true",
+                   help="only the supply cuts in our simulator (no mspdebug cycles, no host-board cuts)")
+    p.add_argument("--no-lenet5", action="store_true",
+                   help="skip full LeNet-5 (supply cuts only: its chip image streams fc weights by DMA)")
     p.add_argument("--out", default="build/bench/intermittent")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -183,28 +238,36 @@ def main(argv: list[str] | None = None) -> int:
               "harnet": (harnet_bundle(sparsities), har, data.load("har", "train").subset(256, seed=0).x)}
     report: dict = {"models": {}, "cycle_note": "mspdebug 0.22 MCLK counts: no FRAM wait states, "
                                                 "constant-generator operands over-counted"}
+    if not a.no_lenet5 and a.device_cuts:
+        models["lenet5"] = (lenet5_bundle(sparsities), mnist, data.load("mnist", "train").subset(256, seed=0).x)
     for mname, (b, x, calib) in models.items():
         _log(f"{mname}:")
-        rows = []
+        rows, proof = [], {}
         for vname, opts in VARIANTS.items():
+            if a.device_only or mname == "lenet5":
+                break
             t0 = time.perf_counter()
             rows.append(measure_variant(b, out / mname / vname, vname, opts, x, calib))
             _log(f"  {vname}: measured in {time.perf_counter() - t0:.0f} s")
-        _log(format_table(mname, rows))
-        auto = next(r for r in rows if r["variant"] == "auto")
-        _log(f"  power cuts on the host board ({mname}, auto granularity):")
-        proof = power_cut_proof(auto, x[0], a.cuts)
+        if rows:
+            _log(format_table(mname, rows))
+            auto = next(r for r in rows if r["variant"] == "auto")
+            _log(f"  power cuts on the host board ({mname}, auto granularity):")
+            proof = power_cut_proof(auto, x[0], a.cuts)
         device = {}
         if a.device_cuts:
             _log(f"  supply cuts in our FR5994 simulator ({mname}, auto granularity):")
-            device = device_proof(b, out / mname / "auto", VARIANTS["auto"], x, calib, a.device_cuts)
+            device = device_proof(b, out / mname / "auto", VARIANTS["auto"], x, calib, a.device_cuts,
+                                  commit_cuts=a.commit_cuts, name=mname)
         report["models"][mname] = {"variants": [{k: v for k, v in r.items() if k not in ("qmodel", "host_dir")}
                                                 for r in rows], "power_cuts": proof, "device_cuts": device}
         if not all(v["ok"] for v in [*proof.values(), *device.values()]):
             raise SystemExit(f"{mname}: outputs after a power cut differ from the uninterrupted run")
     out.mkdir(parents=True, exist_ok=True)
-    (out.parent / "intermittent.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    _log(f"wrote {out.parent / 'intermittent.json'}")
+    n = sum(d["cuts"] for m in report["models"].values() for d in m["device_cuts"].values())
+    _log(f"{n} supply cuts in our FR5994 simulator in all, every one bit-identical to the golden model")
+    (out.parent / ("intermittent_device.json" if a.device_only else "intermittent.json")).write_text(json.dumps(report, indent=1, default=float) + "\n")
+    _log(f"wrote {out.parent / ('intermittent_device.json' if a.device_only else 'intermittent.json')}")
     return 0
 
 
