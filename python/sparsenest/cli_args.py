@@ -9,9 +9,11 @@ get the traceback: SPARSENEST_DEBUG=1 re-raises every error with its full traceb
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -27,11 +29,65 @@ MAX_JSON_FILE = 16 << 20
 USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, MemoryError, json.JSONDecodeError)
 
 
+# Older option spellings that still work but are not shown in --help (one name per option everywhere).
+HIDDEN_ALIASES = {"--out", "--limit"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default in its help (unless it is None/False or the help
+    already says it)."""
+
+    def _format_action_invocation(self, action):
+        if len(action.option_strings) > 1 and HIDDEN_ALIASES & set(action.option_strings):
+            action = argparse.Action([o for o in action.option_strings if o not in HIDDEN_ALIASES], action.dest,
+                                     nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or "default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+                or not action.option_strings):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block): `PROG: error: MESSAGE (see PROG --help)`."""
+    """argparse with a one-line error (no usage block): `PROG: error: MESSAGE (see PROG --help)`, defaults in
+    --help, and a "did you mean" for a mistyped choice."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2)) or [c.strip() for c in m.group(2).split(",")]
+            message += did_you_mean(m.group(1), choices)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def did_you_mean(name: str, known) -> str:
+    """'; did you mean 'lenet5'?' for a near miss among `known` names, else ''."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def unknown_name(what: str, name: str, known) -> ValueError:
+    """The one-line error for a name that is not one of `known`: what, the near misses, every choice."""
+    known = sorted(known)
+    return ValueError(f"unknown {what} {name!r}{did_you_mean(name, known)} (choose from {', '.join(known)})")
+
+
+def add_output(p, *, default=None, required: bool = False, help: str = "output path", **kw) -> None:
+    """`-o/--output` (dest `out`) for every command, with the older spelling `--out` kept as a hidden alias."""
+    kw.setdefault("metavar", "PATH")
+    p.add_argument("-o", "--output", "--out", dest="out", default=default, required=required, help=help, **kw)
 
 
 def one_line(err: BaseException) -> str:

@@ -31,7 +31,6 @@ Energy bookkeeping (all in joules, checked by the tests):
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import numbers
@@ -989,21 +988,20 @@ def _output_paths(a, policies: list[str]) -> dict[str, Path]:
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`sparsenest harvest`: simulate a policy (or compare policies) on a harvested-power trace."""
+def add_arguments(ap) -> None:
+    """`sparsenest harvest`'s options (the command runs run())."""
     from sparsenest import cli_args as arg
-    ap = arg.Parser(prog="sparsenest harvest", description=main.__doc__,
-                                 epilog=COSTS_SCHEMA, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.epilog = COSTS_SCHEMA
     ap.add_argument("--make-traces", action="store_true", help="regenerate the shipped traces and exit")
-    ap.add_argument("--out", default=None, help="with --make-traces: output folder (default: the package's)")
+    arg.add_output(ap, help="with --make-traces: output folder (default: the package's)")
     ap.add_argument("--trace", default="solar", help="CSV time_s,power_w, or a shipped name: constant, onoff, solar")
-    ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="farads (default 0.047)")
-    ap.add_argument("--v-on", type=arg.positive_float, default=3.3)
-    ap.add_argument("--v-off", type=arg.positive_float, default=1.9)
-    ap.add_argument("--v-max", type=arg.positive_float, default=3.6)
-    ap.add_argument("--v-init", type=arg.nonneg_float, default=0.0)
+    ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="storage capacitor in farads")
+    ap.add_argument("--v-on", help="supply turns on at this capacitor voltage", type=arg.positive_float, default=3.3)
+    ap.add_argument("--v-off", help="supply turns off below this voltage", type=arg.positive_float, default=1.9)
+    ap.add_argument("--v-max", help="capacitor voltage limit", type=arg.positive_float, default=3.6)
+    ap.add_argument("--v-init", help="capacitor voltage at the start", type=arg.nonneg_float, default=0.0)
     ap.add_argument("--policy", default="energy",
-                    help="fixed:K | fixed:K+guard | energy | energy:V1,...,VL | compare (default energy)")
+                    help="fixed:K | fixed:K+guard | energy | energy:V1,...,VL | compare")
     ap.add_argument("--hysteresis", type=arg.nonneg_float, default=0.05, help="volts")
     ap.add_argument("--margin", type=arg.positive_float, default=1.1,
                     help="energy-aware guard: stored energy >= margin x cost")
@@ -1015,7 +1013,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "none); compare: one per policy, named <plot>_<policy>.png")
     ap.add_argument("--json", default=None, help="write the result(s) as JSON")
     ap.add_argument("--force", action="store_true", help="replace existing --json / --plot files")
-    a = ap.parse_args(argv)
+
+
+def run(a) -> int:
+    """`sparsenest harvest`: simulate a policy (or compare policies) on a harvested-power trace."""
     if a.make_traces:
         for p in make_traces(a.out or TRACE_DIR):
             print(p)
@@ -1025,16 +1026,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif a.demo:
         costs = _example_costs()
     else:
-        ap.error("--costs FILE is required (or --demo for illustrative numbers)")
+        raise ValueError("--costs FILE is required (per-level costs JSON, see --help), or --demo for "
+                         "illustrative numbers")
     if a.policy == "compare":
         policies = default_policies(costs.n_levels, hysteresis_v=a.hysteresis, margin=a.margin)
     else:
         policies = [parse_policy(a.policy, hysteresis_v=a.hysteresis, margin=a.margin)]
-    try:
-        outputs = _output_paths(a, [p.name for p in policies])   # checked before the simulation runs
-    except FileExistsError as e:
-        print(f"sparsenest harvest: error: {e}", file=sys.stderr)
-        return 2
+    outputs = _output_paths(a, [p.name for p in policies])   # checked before the simulation runs
     trace = load_trace(a.trace)
     cap = Capacitor(a.capacitor, a.v_on, a.v_off, a.v_max, a.v_init)
     if a.policy == "compare":
@@ -1052,6 +1050,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps({k: r.to_dict() for k, r in res.items()}, indent=1) + "\n")
         print(f"json: {a.json}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sparsenest.cli import run_command
+    return run_command("harvest", argv)
 
 
 if __name__ == "__main__":

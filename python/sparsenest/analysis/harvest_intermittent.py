@@ -13,7 +13,6 @@ keeps the committed units and the inference resumes after the next boot.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Sequence
@@ -83,18 +82,21 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bench", default="build/bench/intermittent.json")
-    p.add_argument("--model", default="lenet5-small")
+def add_arguments(p) -> None:
+    from .. import cli_args as arg
+    p.add_argument("--bench", default="build/bench/intermittent.json", help="results of `sparsenest bench intermittent`")
+    p.add_argument("--model", default="lenet5-small", help="model of the bench results to compare")
     p.add_argument("--bundle", default="build/lenet5-small.nest",
                    help="bundle whose per-level float accuracy weights the counts (optional)")
-    p.add_argument("--hours", type=float, default=None, help="cut the traces to this many hours")
-    p.add_argument("--out", default="build/bench/harvest_intermittent.json")
-    a = p.parse_args(argv)
+    p.add_argument("--hours", type=arg.positive_float, default=None, help="cut the traces to this many hours")
+    arg.add_output(p, default="build/bench/harvest_intermittent.json", help="JSON results")
+
+
+def run(a) -> int:
+    """Completed inferences per hour, continuous vs intermittent build, on each shipped trace."""
     bench_path = Path(a.bench)
     if not bench_path.exists():
-        p.error(f"{bench_path} not found: run `make bench-intermittent` first")
+        raise ValueError(f"{bench_path} not found: run `make bench-intermittent` first")
     bench = json.loads(bench_path.read_text())
     acc = None
     if Path(a.bundle).exists():
@@ -110,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "units": units, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..cli import run_command
+    return run_command("harvest-intermittent", argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ bytes depend on the masks' sizes, not on what the weights learned. Writes build/
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -163,17 +162,20 @@ def format_table(model: str, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ... import data
-    from .mcu import DEFAULT_BUNDLE, ensure_bundle
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    from .mcu import DEFAULT_BUNDLE
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
     p.add_argument("--cuts", type=int, default=None,
                    help="sampled power cuts per level (default: every possible cut point)")
     p.add_argument("--device-cuts", type=int, default=100,
                    help="random supply cuts per level in our FR5994 simulator (0: skip)")
-    p.add_argument("--out", default="build/bench/intermittent")
-    a = p.parse_args(argv)
+    arg.add_output(p, default="build/bench/intermittent", help="output path")
+
+
+def run(a) -> int:
+    from ... import data
+    from .mcu import ensure_bundle
     out = Path(a.out)
     lenet = ensure_bundle(Path(a.bundle))
     sparsities = [lv["sparsity"] for lv in lenet.levels]
@@ -207,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"wrote {out.parent / 'intermittent.json'}")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench intermittent", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -19,7 +19,6 @@ Outputs in --out: mcu.json (everything below), cycle_samples.json, firmware buil
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -65,16 +64,9 @@ def _log(msg: str) -> None:
 
 
 def ensure_bundle(path: Path):
-    from ...bundle import Bundle
-    if path.exists():
-        return Bundle.load(path)
-    from ...train.nested import TrainConfig
-    from ...train.loop import train_to_bundle
-    _log(f"{path} not found: training LeNet-5-small (90/75/50 % nested, 2+2 epochs on 20,000 images)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return train_to_bundle(path, model="lenet5-small", levels=(0.9, 0.75, 0.5),
-                           cfg=TrainConfig(epochs_dense=2, epochs_retrain=2), train_limit=20000,
-                           log=lambda *a, **k: None)
+    """The LeNet-5-small bundle at `path`, trained by the shared recipe (experiments/recipes.py) if missing."""
+    from ..recipes import ensure_bundle as ensure
+    return ensure(path, "lenet5-small", log=_log)
 
 
 def _host_layer_counters(model_dir: Path, x: np.ndarray, levels) -> dict[int, dict]:
@@ -296,18 +288,20 @@ def _per_level(run) -> dict[int, dict]:
             for lv, d in run.per_level().items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", default=DEFAULT_BUNDLE)
-    ap.add_argument("--out", default="build/bench/mcu")
-    ap.add_argument("--inputs", type=int, default=2, help="test images per level")
-    ap.add_argument("--formats", default=",".join(FORMATS), help="nested builds to measure (first: the main one)")
-    ap.add_argument("--no-kernel-samples", action="store_true", help="skip the kernel harness sweep")
-    ap.add_argument("--lenet5", default="build/lenet5.nest",
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
+    arg.add_output(p, default="build/bench/mcu", help="output path")
+    p.add_argument("--inputs", type=int, default=2, help="test images per level")
+    p.add_argument("--formats", default=",".join(FORMATS), help="nested builds to measure (first: the main one)")
+    p.add_argument("--no-kernel-samples", action="store_true", help="skip the kernel harness sweep")
+    p.add_argument("--lenet5", default="build/lenet5.nest",
                     help="a trained full LeNet-5 bundle for the full-size estimate (default: its masks are "
                          "derived by magnitude from a seeded initialisation when the file is missing)")
-    ap.add_argument("--no-lenet5", action="store_true", help="skip the full LeNet-5 estimate")
-    a = ap.parse_args(argv)
+    p.add_argument("--no-lenet5", action="store_true", help="skip the full LeNet-5 estimate")
+
+
+def run(a) -> int:
     from ...targets import firmware, msp430
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
@@ -545,6 +539,10 @@ def format_report(r: dict) -> str:
     lines.append("note: " + r["cycle_note"])
     return "\n".join(lines)
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench mcu", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

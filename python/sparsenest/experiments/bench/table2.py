@@ -30,7 +30,6 @@ that has a result in <out> (so tasks can be run one at a time; --quick: build/ta
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -519,12 +518,12 @@ def run_job(t, v: str, out: Path, quick: bool, force: bool, fmt: str, sim: bool,
     return r
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
     p.add_argument("--tasks", default="all", help="comma-separated: " + ",".join(task_mod.ORDER))
     p.add_argument("--variants", default="seed,sparse", help="level sets: seed (the seed's sparsities), sparse")
     p.add_argument("--quick", action="store_true", help="a small slice and 1+1 epochs: checks the plumbing")
-    p.add_argument("--out", default=None, help="default build/table2 (build/table2-quick with --quick)")
+    arg.add_output(p, default=None, help="default build/table2 (build/table2-quick with --quick)")
     p.add_argument("--force", action="store_true", help="retrain even if a bundle exists")
     p.add_argument("--format", default="fast",
                    help="fast (default: csr16 where all levels then fit lower FRAM, else csr16 convolutions "
@@ -532,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: see tasks.py)")
     p.add_argument("--no-sim", action="store_true", help="skip the MSP430 simulator")
     p.add_argument("--ray", action="store_true", help="run the variants as Ray tasks (also when RAY_ADDRESS is set)")
-    a = p.parse_args(argv)
+
+
+def run(a) -> int:
     import torch
     from tqdm.auto import tqdm
 
@@ -546,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     for v in variants:
         if v not in task_mod.VARIANTS:
-            p.error(f"unknown variant {v!r}; known: {', '.join(task_mod.VARIANTS)}")
+            raise ValueError(f"unknown variant {v!r}; known: {', '.join(task_mod.VARIANTS)}")
     results: list[dict] = []
     t_all = time.time()
     on_ray = fanout_wanted(a.ray)
@@ -616,6 +617,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench table2", argv)
 
 if __name__ == "__main__":
     sys.exit(main())
