@@ -89,3 +89,15 @@ def test_wheel_install_builds_and_runs_c(tmp_path):
                        text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "installed copy OK" in r.stdout
+    # the console script pip installed: `sparsenest` works from the wheel, not only from `pip install -e`
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)}
+    r = subprocess.run([str(site / "bin" / "sparsenest"), "--version"], cwd=work, capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0 and r.stdout.strip() == f"sparsenest {sparsenest_version()}", r.stdout + r.stderr
+    r = subprocess.run([str(site / "bin" / "sparsenest"), "compile", str(work / "missing.nest"), "-o", "x"],
+                       cwd=work, capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def sparsenest_version() -> str:
+    return PYPROJECT["project"]["version"]

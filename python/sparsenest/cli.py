@@ -186,6 +186,10 @@ def _build_dataset(build: str, asked: str | None) -> tuple[str, int]:
     if not (isinstance(n_levels, int) and n_levels >= 1):
         raise ValueError(f"{build}/model_meta.json key 'n_levels': {n_levels!r} is not a level count; "
                          "re-compile the bundle")
+    if meta.get("target", "host") != "host":
+        raise ValueError(f"{build} was compiled for {meta.get('target')!r}, which the host board cannot run; "
+                         f"simulate it in our MSP430FR5994 simulator with `sparsenest sim {build}`, or compile "
+                         "the bundle for the host (sparsenest compile BUNDLE -o DIR) and simulate that")
     if asked is not None and dataset is not None and asked != dataset:
         raise ValueError(f"--dataset {asked!r} but {build} was compiled from a model of {dataset!r}; "
                          f"leave --dataset out or give {dataset!r}")

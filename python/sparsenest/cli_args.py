@@ -25,6 +25,9 @@ MAX_LEVELS = 32          # a level is a uint8 in the C runtime; more than a few 
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
 MAX_JSON_FILE = 16 << 20
+# Optional dependencies (pyproject.toml extras): a missing one is named with the extra that installs it.
+EXTRAS = {"matplotlib": "report", "jsonschema": "report", "markdown": "report", "transformers": "glue",
+          "ray": "sweep", "optuna": "sweep", "pytest": "dev", "hypothesis": "dev"}
 # Exceptions that mean "the input is wrong" (ours derive from ValueError/RuntimeError/OSError).
 USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, MemoryError, json.JSONDecodeError)
 
@@ -109,6 +112,11 @@ def run_guarded(prog: str, fn: Callable[[], int]) -> int:
     except Exception as err:  # noqa: BLE001 -- the point: no traceback reaches the user
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
+        top = (getattr(err, "name", None) or "").split(".")[0]
+        if isinstance(err, ModuleNotFoundError) and top in EXTRAS:
+            print(f"{prog}: error: this needs {top}, which is not installed: pip install "
+                  f"'sparsenest[{EXTRAS[top]}]'", file=sys.stderr)
+            return 2
         if isinstance(err, USER_ERRORS):
             print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
             return 2

@@ -890,6 +890,10 @@ def add_arguments(ap) -> None:
 def run(a) -> int:
     """`sparsenest firmware ACTION MODEL`: build, simulate in mspdebug, check or flash a compiled model."""
     try:
+        target = load_model_dir(a.model).meta.get("target")
+        if target != "msp430fr5994":  # before a link that would only report overflowing regions
+            raise FirmwareError(f"{a.model} was compiled for target {target!r}; compile the bundle for the chip: "
+                                f"sparsenest compile BUNDLE -o DIR --target msp430fr5994")
         if a.cmd == "build":
             fb = build(a.model, a.out, image=a.image, kernels=a.kernels, board=a.board, n_inputs=a.inputs)
             print(f"ELF {fb.elf}\nHEX {fb.hex}\nsize report {fb.out_dir / 'firmware.size.txt'}")
