@@ -4,7 +4,7 @@ Model
 -----
 * **Harvested power** ``P_h(t)``: a CSV trace ``time_s,power_w`` with linear interpolation between rows
   (a repeated time gives a step). It is the power delivered *into the store* (harvester efficiency
-  folded in). Shipped traces: `traces/` (see its README; ``python -m sparsenest.analysis.harvest --make-traces``
+  folded in). Shipped traces: `traces/` (see its README; ``sparsenest harvest --make-traces``
   regenerates them bit for bit).
 * **Store**: a capacitor C with stored energy E = ½CV², clamped at V_max (harvested power beyond that is
   *spilled*). The device turns on when V reaches V_on (after paying the boot energy) and browns out when

@@ -8,7 +8,7 @@ harvest model (analysis/harvest.py) runs each on the shipped traces for capacito
 for fixed-densest, fixed-sparsest and energy-aware policies; with `units` (intermittent) a brown-out
 keeps the committed units and the inference resumes after the next boot.
 
-    python -m sparsenest.analysis.harvest_intermittent [--bench build/bench/intermittent.json]
+    sparsenest harvest-intermittent [--bench build/bench/intermittent.json]
         [--model lenet5-small] [--bundle build/lenet5-small.nest] [--hours H]
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`sparsenest report`: the energy and latency report of a compiled nested model.
 
     sparsenest report build/lenet5 -o build/lenet5/report [--samples build/bench/mcu/cycle_samples.json]
-    python -m sparsenest.analysis.report build/demo/host --no-sim
+    sparsenest report build/demo/host --no-sim
 
     from sparsenest.analysis.report import build_report
     rep = build_report("build/lenet5", "build/lenet5/report")   # the report.json dict

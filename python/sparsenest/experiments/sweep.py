@@ -263,7 +263,7 @@ def _check_out(out: Path, *, force: bool, resume: bool) -> None:
         return
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise FileExistsError(f"{out} already exists; choose another --out, --resume the sweep there, or "
+            raise FileExistsError(f"{out} already exists; choose another -o, --resume the sweep there, or "
                                   "pass --force to replace it")
         if not (out / MARKER).exists():
             raise FileExistsError(f"{out} is not a sweep output folder (no {MARKER}); refusing to delete it "

@@ -3,7 +3,7 @@ for the shipped solar trace; prints the best trial and the Pareto front of each,
 each front against one reference point (the worst energy and accuracy seen by either, so the two are
 comparable).
 
-    python -m sparsenest.experiments.sweep_bench [--trials 10] [--out build/bench/sweep] [--force]
+    sparsenest bench sweep [--trials 10] [-o build/bench/sweep] [--force]
 
 Small training limits keep a trial near a minute on one core, so both searches finish in about 15 minutes
 on 2 cores. Outputs: <out>/{random,tpe}/ (each a complete sweep) and <out>/bench.md, bench.json, fronts.png.

@@ -8,10 +8,10 @@ the simulator, compare every result with the golden integer model, check and fla
     fw = firmware.build("build/lenet5")                           # the chip: ELF, HEX, size report
     firmware.flash_check(fw); firmware.flash(fw)
 
-    python -m sparsenest.targets.firmware build  build/lenet5 [--board msp430fr5994] [--kernels mpy32|ref]
-    python -m sparsenest.targets.firmware sim    build/lenet5 [--layers] [--inputs 4]
-    python -m sparsenest.targets.firmware flash-check build/lenet5
-    python -m sparsenest.targets.firmware flash  build/lenet5
+    sparsenest firmware build  build/lenet5 [--board msp430fr5994] [--kernels mpy32|ref]
+    sparsenest firmware sim    build/lenet5 [--layers] [--inputs 4]
+    sparsenest firmware flash-check build/lenet5
+    sparsenest firmware flash  build/lenet5
 
 The firmware is the application in boards/msp430fr5994/app (see sn_app.h) + the generated model.c +
 runtime_c/src + one kernel per format the model uses, from runtime_c/kernels (reference C, ``--kernels

@@ -985,7 +985,7 @@ def flash(elf: str | os.PathLike, *, mspdebug: str | None = None, check: bool = 
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line: python -m sparsenest.targets.msp430 {size,sim,check,flash} ELF
+# Command line: sparsenest msp430 {size,sim,check,flash} ELF
 
 def add_arguments(ap) -> None:
     """`sparsenest msp430 {size,sim,check,flash} ELF`'s options (the command runs run())."""
@@ -996,7 +996,7 @@ def add_arguments(ap) -> None:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("elf", help="an ELF built by sparsenest firmware build")
         if name == "sim":
-            p.add_argument("--symbol", "--out", dest="out", action="append", default=[], metavar="SYMBOL",
+            p.add_argument("--symbol", "--out", dest="symbols", action="append", default=[], metavar="SYMBOL",
                            help="print this symbol's bytes after the run (repeatable)")
             p.add_argument("--timeout", type=arg.positive_float, default=30.0, help="seconds")
 
@@ -1007,7 +1007,7 @@ def run(a) -> int:
         if a.cmd == "size":
             print(format_size_report(size_report(a.elf)))
         elif a.cmd == "sim":
-            r = simulate(a.elf, outputs=a.out, timeout_s=a.timeout)
+            r = simulate(a.elf, outputs=a.symbols, timeout_s=a.timeout)
             print(f"exit code {r.exit_code}; {r.instructions} instructions, {r.cycles} cycles "
                   f"(over-counted: {CYCLE_NOTE}); stack used {r.stack_used} bytes")
             if r.uart:

@@ -5,7 +5,7 @@ Per level: weight bytes by part, index overhead, MACs per inference (host-board 
 inferences per second, and the C model's accuracy on the full test set, which must equal the golden
 model's (checked, not assumed). Writes build/bench/host.json.
 
-    python -m sparsenest.experiments.bench.host [BUNDLE]      # default: build/demo/lenet5.nest (make demo makes it)
+    sparsenest bench host [BUNDLE]      # default: build/demo/lenet5.nest (make demo makes it)
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ per level instead). And in our FR5994 simulator, the chip image with the supply 
 random cycles per level inside the level switch and the inference: the start-up code resumes, and the
 resumed and recorded logits must equal the golden model.
 
-    python -m sparsenest.experiments.bench.intermittent [--bundle build/lenet5-small.nest] [--cuts N]
+    sparsenest bench intermittent [--bundle build/lenet5-small.nest] [--cuts N]
 
 LeNet-5-small is build/lenet5-small.nest (trained first, about a minute, when missing). HAR-Net is
 the zoo model with its initial weights and magnitude-nested masks at the same sparsities: cycles and

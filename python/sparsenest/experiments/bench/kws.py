@@ -9,7 +9,7 @@
 3. The anomaly-detection autoencoder: nested levels (no-retrain: no ToyCar data here), which fit the
    FR5994's FRAM, and each level's reconstruction error against the interpreter's dense output.
 
-    python -m sparsenest.experiments.bench.kws [--out build/bench-kws] [--nested BUNDLE] [--epochs 4]
+    sparsenest bench kws [-o build/bench-kws] [--nested BUNDLE] [--epochs 4]
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ memory region of the chip image; latency at 16 MHz next to the seed report's LeN
 (1.1 / 1.3 / 1.5 s); per-layer counts. Every simulated inference is checked bit for bit against the
 golden model. Also writes cycle samples for the cost model (schema: SAMPLES_SCHEMA below).
 
-    python -m sparsenest.experiments.bench.mcu [--bundle build/lenet5-small.nest] [--out build/bench/mcu]
+    sparsenest bench mcu [--bundle build/lenet5-small.nest] [-o build/bench/mcu]
 
 The bundle must fit the simulator's 64 KB (LeNet-5-small does; full LeNet-5 needs upper FRAM, which
 the simulator lacks). Without --bundle, build/lenet5-small.nest is used, trained first (about a
@@ -15,7 +15,7 @@ minute, 90/75/50 % like the README's LeNet-5) when missing.
 Cycle counts are mspdebug 0.22's, which over-count constant-generator operands (about 18 % on a
 typical loop) and have no FRAM wait states; instruction counts are exact.
 
-Outputs in --out: mcu.json (everything below), cycle_samples.json, firmware builds under models/.
+Outputs in -o: mcu.json (everything below), cycle_samples.json, firmware builds under models/.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ Budgets (training rows are seeded subsamples; dev is never subsampled):
   full  the protocol without shortcuts: full train sets (SST-2 capped at 20,000 rows), 3 fine-tuning
         epochs, retraining until the loss plateaus (at most 2 epochs) - many hours on 2 cores.
 
-    python -m sparsenest.experiments.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
+    sparsenest bench table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
                                                   [--ray]    # tasks as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes build/bench/table1/<task>.json per task (a finished task is not rerun unless --force) and

@@ -16,17 +16,17 @@ Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's spars
   5. latency and energy per level: measured in the simulator where it ran (core cycles as mspdebug counts
      them, + FRAM wait states of the 16 MHz platform), otherwise predicted by the cost model from the
      host-board counters, with a cycle model calibrated on the per-layer simulator counts of every model
-     simulated (this run and earlier runs in the same --out); levels whose weights stream from upper FRAM
+     simulated (this run and earlier runs in the same -o folder); levels whose weights stream from upper FRAM
      add the DMA cost of the tiles;
   6. switch bytes: FRAM bytes written when the staged build moves up to the level (measured on the host
      board's write log); a resident build writes the 2-byte level selector only.
 
-    python -m sparsenest.experiments.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
-                                      [--quick] [--out build/table2] [--force] [--format fast] [--threads 1]
+    sparsenest bench table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
+                                      [--quick] [-o build/table2] [--force] [--format fast] [--threads 1]
                                       [--ray]    # variants as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes <out>/<task>/<variant>/result.json per run, and <out>/table2.md + <out>/table2.json with every task
-that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless --out).
+that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless -o).
 """
 from __future__ import annotations
 

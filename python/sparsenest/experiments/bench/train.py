@@ -3,7 +3,7 @@
 Each run is a fresh subprocess so its wall time and peak memory (ru_maxrss) are its own. Accuracies are
 on the full 10k MNIST test set. Prints a table and writes build/bench/train.json.
 
-    python -m sparsenest.experiments.bench.train [--quick] [--modes joint,progressive] [--levels ...]
+    sparsenest bench train [--quick] [--modes joint,progressive] [--levels ...]
 """
 from __future__ import annotations
 
