@@ -149,10 +149,12 @@ def _check_format(fmt, bundle) -> None:
     spec = fmt if isinstance(fmt, dict) else {"*": fmt}
     for layer, f in spec.items():
         if layer != "*" and layer not in layers:
-            raise ValueError(f"--format names layer {layer!r}, which is not a conv/linear layer of "
+            raise ValueError(f"--format names layer {layer!r}{arg.did_you_mean(layer, layers)}, which is not a "
+                             f"conv/linear layer of "
                              f"{bundle.path}; its layers: {', '.join(layers)}")
         if f != "auto" and f not in FORMATS:
-            raise ValueError(f"--format {f!r} is not a format; choose auto or one of {', '.join(FORMATS)}")
+            raise ValueError(f"--format {f!r} is not a format{arg.did_you_mean(f, ['auto', *FORMATS])}; choose auto "
+                             f"or one of {', '.join(FORMATS)}")
 
 
 def cmd_compile(a) -> int:

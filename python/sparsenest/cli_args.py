@@ -9,7 +9,6 @@ get the traceback: SPARSENEST_DEBUG=1 re-raises every error with its full traceb
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import os
@@ -18,6 +17,8 @@ import stat
 import sys
 from pathlib import Path
 from typing import Callable
+
+from .suggest import did_you_mean, unknown_name  # noqa: F401 -- the CLI's names for them
 
 DEBUG_ENV = "SPARSENEST_DEBUG"
 MAX_MESSAGE = 2000
@@ -71,20 +72,6 @@ class Parser(argparse.ArgumentParser):
             choices = re.findall(r"'([^']*)'", m.group(2)) or [c.strip() for c in m.group(2).split(",")]
             message += did_you_mean(m.group(1), choices)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def did_you_mean(name: str, known) -> str:
-    """'; did you mean 'lenet5'?' for a near miss among `known` names, else ''."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=2, cutoff=0.6)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-
-
-def unknown_name(what: str, name: str, known) -> ValueError:
-    """The one-line error for a name that is not one of `known`: what, the near misses, every choice."""
-    known = sorted(known)
-    return ValueError(f"unknown {what} {name!r}{did_you_mean(name, known)} (choose from {', '.join(known)})")
 
 
 def add_output(p, *, default=None, required: bool = False, help: str = "output path", **kw) -> None:

@@ -195,7 +195,7 @@ def load(name: str, split: str = "train", **kwargs) -> Dataset:
         return user.load_registered(name, split)
     if user.is_path_name(name):
         return user.load_path(name, split)
-    from ..cli_args import unknown_name
+    from ..suggest import unknown_name
     raise unknown_name("data set", name, _LOADERS)
 
 
@@ -204,7 +204,7 @@ def check_name(name: str) -> None:
     from . import user
     _import_loaders()
     if name not in _LOADERS and not user.registered(name) and not user.is_path_name(name):
-        from ..cli_args import unknown_name
+        from ..suggest import unknown_name
         raise unknown_name("data set", name, _LOADERS)
     if user.is_path_name(name) and not os.path.exists(name):
         raise FileNotFoundError(f"data set {name!r}: no such file or folder; give an .npz file or an image folder")

@@ -5,7 +5,7 @@ analyze index overhead -> compile to C -> simulate every level on the host board
 firmware -> calibrate the cycle model in the MSP430 simulator -> energy/latency report.
 Every output lands in build/demo/ (-o; the report in build/demo/report/report.md); each stage's time is
 printed. The default budget trains LeNet-5 for 2+2 epochs on 20,000 images (recipe lenet5-demo);
---full trains the full-size recipe (lenet5: 6+6 epochs on every training image).
+--full trains the full-size recipe (lenet5: 6+6 epochs on all 55,000 training images).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def add_arguments(p) -> None:
     from .. import cli_args as arg
     arg.add_output(p, default="build/demo", help="folder for every output of the demo")
     p.add_argument("--full", action="store_true",
-                   help="full-size LeNet-5 training (6+6 epochs on all 54,000 training images) instead of the "
+                   help="full-size LeNet-5 training (6+6 epochs on all 55,000 training images) instead of the "
                         "5-minute budget (2+2 epochs on 20,000)")
     p.add_argument("--quick", action="store_true", help="1+1 epochs on 10,000 images (a smoke run)")
 

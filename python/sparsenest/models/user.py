@@ -45,7 +45,7 @@ def load_class(spec: str) -> type:
                      and v.__module__ == module_name)
     cls = getattr(module, m["cls"], None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        from ..cli_args import did_you_mean
+        from ..suggest import did_you_mean
         raise ValueError(f"--model {spec!r}: {path} defines no nn.Module class {m['cls']!r}"
                          f"{did_you_mean(m['cls'], modules)} (its nn.Module classes: {', '.join(modules) or 'none'})")
     return cls

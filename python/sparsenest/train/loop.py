@@ -112,7 +112,7 @@ def build_model(model, train_set) -> tuple[torch.nn.Module, str, dict]:
     if user.is_user_model(model):
         return user.create(model, **shape_args), model, {"name": "graph", "kwargs": {}, "defined_by": model}
     if model not in models.available():
-        from ..cli_args import unknown_name
+        from ..suggest import unknown_name
         raise unknown_name("model", model, models.available() + ["path/to/file.py:ClassName"])
     return models.create(model, **shape_args), model, {"name": model, "kwargs": shape_args}
 
