@@ -164,7 +164,8 @@ def test_custom_model_and_data_end_to_end(user_files, run):
     c_acc = [float(line.split("accuracy ")[1].split("%")[0]) / 100 for line in r.stdout.splitlines()
              if "C model accuracy" in line]
     assert c_acc == pytest.approx([lv["q15_accuracy"] for lv in meta["levels"]], abs=1e-4)   # C == golden
-    r = run("report", "build", "-o", "report", "--no-sim", "--no-samples", "--no-html", "--harvest-hours", "1", cwd=d)
+    r = run("report", "build", "-o", "report", "--no-sim", "--no-samples", "--no-html", "--harvest-hours", "1",
+            cwd=d)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (d / "report" / "report.md").exists()
 
