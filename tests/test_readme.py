@@ -72,7 +72,8 @@ def test_shell_command(command, tmp_path, monkeypatch):
 
 def test_make_targets_in_prose_exist():
     named = set(re.findall(r"`make ([a-z0-9-]+)", README))
-    assert named and not named - make_targets(), f"README names make targets that do not exist: {named - make_targets()}"
+    missing = named - make_targets()
+    assert named and not missing, f"README names make targets that do not exist: {missing}"
 
 
 def test_python_api_example_runs(tmp_path):

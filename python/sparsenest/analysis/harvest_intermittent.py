@@ -84,7 +84,8 @@ def format_rows(rows: list[dict]) -> str:
 
 def add_arguments(p) -> None:
     from .. import cli_args as arg
-    p.add_argument("--bench", default="build/bench/intermittent.json", help="results of `sparsenest bench intermittent`")
+    p.add_argument("--bench", default="build/bench/intermittent.json",
+                   help="results of `sparsenest bench intermittent`")
     p.add_argument("--model", default="lenet5-small", help="model of the bench results to compare")
     p.add_argument("--bundle", default="build/lenet5-small.nest",
                    help="bundle whose per-level float accuracy weights the counts (optional)")

@@ -703,26 +703,32 @@ def add_arguments(p) -> None:
                    help=f"one or more (comma-separated) of {', '.join(METHODS)}, or 'all'")
     p.add_argument("--sparsity", type=arg.sparsity, default=d.sparsity, help="fraction of zeros (0.3 = 1.43x)")
     p.add_argument("--levels", type=arg.sparsity_list, default=list(d.levels), help="nested levels, e.g. 0.5,0.3,0.1")
-    p.add_argument("--nested-method", help="pruning method of the nested levels", default=d.nested_method, choices=PRUNE_METHODS)
+    p.add_argument("--nested-method", default=d.nested_method, choices=PRUNE_METHODS,
+                   help="pruning method of the nested levels")
     p.add_argument("--block-shape", type=_shape, default=d.block_shape, help="block pruning unit, RxC")
     p.add_argument("--model-path", default=None, help="local BERT checkpoint (default: all-MiniLM-L6-v2)")
-    p.add_argument("--max-len", help="tokens per example", type=arg.int_range(2, 512, name="max length"), default=d.max_len)
-    p.add_argument("--batch-size", help="training batch size", type=arg.batch_size, default=d.batch_size)
-    p.add_argument("--eval-batch-size", help="evaluation batch size", type=arg.batch_size, default=d.eval_batch_size)
+    p.add_argument("--max-len", type=arg.int_range(2, 512, name="max length"), default=d.max_len,
+                   help="tokens per example")
+    p.add_argument("--batch-size", type=arg.batch_size, default=d.batch_size, help="training batch size")
+    p.add_argument("--eval-batch-size", type=arg.batch_size, default=d.eval_batch_size, help="evaluation batch size")
     p.add_argument("--lr", type=arg.positive_float, default=d.lr, help="fine-tuning learning rate")
-    p.add_argument("--retrain-lr", help="retraining learning rate", type=arg.positive_float, default=d.retrain_lr)
+    p.add_argument("--retrain-lr", type=arg.positive_float, default=d.retrain_lr, help="retraining learning rate")
     p.add_argument("--epochs", type=arg.nonneg_float, default=d.epochs, help="fine-tuning epochs (fractions allowed)")
     p.add_argument("--retrain-epochs", type=arg.nonneg_float, default=d.retrain_epochs,
                    help="at most this many retraining epochs (stops once the loss plateaus)")
-    p.add_argument("--converge-tol", help="relative loss change that counts as converged", type=arg.nonneg_float, default=d.converge_tol)
+    p.add_argument("--converge-tol", type=arg.nonneg_float, default=d.converge_tol,
+                   help="relative loss change that counts as converged")
     p.add_argument("--train-limit", type=arg.count, default=None, help="subsample the training set to N rows")
-    p.add_argument("--admm-epochs", help="ADMM-regularised epochs before pruning", type=arg.nonneg_float, default=d.admm_epochs)
-    p.add_argument("--admm-rho", help="ADMM penalty weight", type=arg.positive_float, default=d.admm_rho)
+    p.add_argument("--admm-epochs", type=arg.nonneg_float, default=d.admm_epochs,
+                   help="ADMM-regularised epochs before pruning")
+    p.add_argument("--admm-rho", type=arg.positive_float, default=d.admm_rho, help="ADMM penalty weight")
     p.add_argument("--admm-updates", type=arg.count, default=d.admm_updates, help="Z/U updates per ADMM epoch")
-    p.add_argument("--qnli-protocol", help="QNLI: held-out split of train, or transfer to dev", default=d.qnli_protocol, choices=["holdout", "transfer"])
-    p.add_argument("--qnli-eval-size", help="QNLI examples evaluated", type=arg.count, default=d.qnli_eval_size)
-    p.add_argument("--seed", help="random seed", type=arg.seed, default=d.seed)
-    p.add_argument("--threads", type=arg.int_range(1, 1024, name="threads"), default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--qnli-protocol", default=d.qnli_protocol, choices=["holdout", "transfer"],
+                   help="QNLI: held-out split of train, or transfer to dev")
+    p.add_argument("--qnli-eval-size", type=arg.count, default=d.qnli_eval_size, help="QNLI examples evaluated")
+    p.add_argument("--seed", type=arg.seed, default=d.seed, help="random seed")
+    p.add_argument("--threads", type=arg.int_range(1, 1024, name="threads"), default=None,
+                   help="torch threads (default: torch's choice)")
     p.add_argument("--no-analyze", action="store_true", help="skip the index-overhead analysis")
     p.add_argument("--no-eval-before-retrain", action="store_true",
                    help="skip evaluating each method right after pruning")

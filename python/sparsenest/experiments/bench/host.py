@@ -62,7 +62,8 @@ def measure(build_dir: Path, x: np.ndarray, y: np.ndarray, qmodel, levels: list[
 
 def add_arguments(p) -> None:
     from ... import cli_args as arg
-    p.add_argument("bundle", nargs="?", default="build/demo/lenet5.nest", help="the bundle to measure (default: the demo's)")
+    p.add_argument("bundle", nargs="?", default="build/demo/lenet5.nest",
+                   help="the bundle to measure (default: the demo's)")
     p.add_argument("--format", default="auto", help="compiler format of the nested build")
     arg.add_output(p, default="build/bench/host.json", help="output path")
 
