@@ -204,3 +204,22 @@ def test_npz_and_image_folder_data(tmp_path):
     Image.fromarray(np.zeros((9, 9), np.uint8)).save(tmp_path / "imgs" / "cat" / "big.png")
     with pytest.raises(ValueError, match="one size"):
         data.load(str(tmp_path / "imgs"))
+
+
+def test_python_api_takes_tensors_and_loaders():
+    """train_to_bundle's data: a DataLoader is gathered in order, 20 % held out for testing, and the data is
+    loadable by its name afterwards in this process (compile --evaluate, report)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from sparsenest.train.loop import resolve_data
+    x, y = torch.randn(50, 1, 4, 4), torch.arange(50) % 5
+    train, test = resolve_data(DataLoader(TensorDataset(x, y), batch_size=7))
+    assert len(train) == 40 and len(test) == 10 and train.num_classes == 5 and train.input_shape == (1, 4, 4)
+    got = np.concatenate([train.x, test.x])
+    assert sorted(map(bytes, got.reshape(50, -1))) == sorted(map(bytes, x.numpy().reshape(50, -1)))
+    assert data.load(train.name, "test").x.tobytes() == test.x.tobytes()
+    train, test = resolve_data((x[:30], y[:30]), test_data=(x[30:], y[30:]))
+    assert len(train) == 30 and np.array_equal(test.y, y[30:].numpy())
+    with pytest.raises(ValueError, match="integer class labels"):
+        resolve_data((x, torch.rand(50)))
