@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Dataset
+from . import Dataset, sha256_file
 
 TEST_FRACTION, SPLIT_SEED = 0.2, 0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -71,14 +71,6 @@ def _pick(splits: dict[str, Dataset], split: str, name: str) -> Dataset:
     return splits[split]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _npz(path: Path) -> dict[str, Dataset]:
     where = str(path)
     try:
@@ -88,7 +80,7 @@ def _npz(path: Path) -> dict[str, Dataset]:
         raise ValueError(f"{where}: cannot read it without pickle ({e}); store plain numeric arrays") from None
     except (OSError, EOFError) as e:
         raise ValueError(f"{where} is not a readable .npz file ({type(e).__name__}); write it with numpy.savez")
-    name, digest = str(path.resolve()), _sha256(path)
+    name, digest = str(path.resolve()), sha256_file(path)
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         xy = {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in ("train", "test")}
         note = "user .npz, its own train/test split"
