@@ -147,6 +147,7 @@ def run(a) -> int:
     st.start("energy and latency report")
     _run(["report", str(out), "-o", str(out / "report"), "--samples", str(samples), "--force"])
 
+    st.stop()
     print(f"\ndemo finished in {time.time() - t_start:.0f} s ({_cpu_s():.0f} s CPU); outputs in {out.resolve()}; "
           "time per stage:")
     print(st.table())
