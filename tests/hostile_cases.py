@@ -599,8 +599,8 @@ def _cli_cases() -> list[Case]:
         ("method-opts-bad-json", ["--method-opts", "{x"], "JSON"),
         ("method-opts-list", ["--method-opts", "[1]"], "JSON object"),
         ("method-unknown", ["--method", "magic"], "invalid choice"),
-        ("model-unknown", ["--model", SHELL_INJECTION], "not a known model"),
-        ("dataset-unknown", ["--model", "lenet5-small", "--dataset", "nope"], "not a known data set"),
+        ("model-unknown", ["--model", SHELL_INJECTION], "unknown model"),
+        ("dataset-unknown", ["--model", "lenet5-small", "--dataset", "nope"], "unknown data set"),
     ]
     cases = [Case(f"train-{n}", (lambda args: lambda w: ["sparsenest", "train", *args, "-o",
                                                            str(w.root / "t.nest")])(args), e, output="t.nest")

@@ -253,5 +253,5 @@ def test_plot_and_cli(tmp_path, costs, capsys):
                        "--plot", ""])
     out = capsys.readouterr().out
     assert rc == 0 and "fixed:3+guard" in out and "illustrative" in out
-    with pytest.raises(SystemExit):
-        harvest.main(["--trace", "onoff"])              # no costs
+    assert harvest.main(["--trace", "onoff"]) == 2     # no costs: one line, no traceback
+    assert "--costs FILE is required" in capsys.readouterr().err

@@ -89,3 +89,40 @@ def test_wheel_install_builds_and_runs_c(tmp_path):
                        text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "installed copy OK" in r.stdout
+    # the console script pip installed: `sparsenest` works from the wheel, not only from `pip install -e`
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)}
+    r = subprocess.run([str(site / "bin" / "sparsenest"), "--version"], cwd=work, capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0 and r.stdout.strip() == f"sparsenest {sparsenest_version()}", r.stdout + r.stderr
+    r = subprocess.run([str(site / "bin" / "sparsenest"), "compile", str(work / "missing.nest"), "-o", "x"],
+                       cwd=work, capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def sparsenest_version() -> str:
+    return PYPROJECT["project"]["version"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_venv_stamp_is_by_content_not_file_times(tmp_path):
+    """A fresh clone (new file times) with the same files keeps an existing .venv; changed contents reinstall."""
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "requirements-sweep.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    make = ["make", "-C", str(tmp_path), "--no-print-directory"]
+
+    def stamp() -> str:
+        return subprocess.run([*make, "-s", "--eval", "print-stamp: ; @echo $(VENV_STAMP)", "print-stamp"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    def plan() -> str:   # what `make venv` would run (-n: nothing runs)
+        return subprocess.run([*make, "-n", "venv"], capture_output=True, text=True, check=True).stdout
+
+    assert "pip install" in plan()                       # no venv yet
+    (tmp_path / stamp()).parent.mkdir()
+    (tmp_path / stamp()).touch()
+    for name in ("requirements.txt", "pyproject.toml"):  # a clone: every file newer than the stamp
+        (tmp_path / name).touch()
+    assert "pip install" not in plan()
+    with open(tmp_path / "requirements.txt", "a") as f:
+        f.write("# changed\n")
+    assert "pip install" in plan()

@@ -1,5 +1,7 @@
-"""`sparsenest` command line: train, info, import, export-onnx, export-tflite, analyze, compile, simulate, sweep,
-report, harvest, glue."""
+"""sparsenest: nested shared-weight sparse networks -> Q15 C for the MSP430FR5994.
+
+One command line for the whole flow: train (a zoo model or your own nn.Module, a built-in data set or your
+own .npz / image folder), import, export, analyze, compile, simulate, report, and every make target."""
 from __future__ import annotations
 
 import argparse
@@ -12,14 +14,17 @@ from .levels import level_mask
 
 
 def cmd_train(a) -> int:
-    from . import data, models
+    from . import data
     from .train.loop import level_table, train_to_bundle
     from .train.nested import TrainConfig
-    if a.model not in models.available():  # before any data is loaded or a minute is spent
-        raise ValueError(f"--model {a.model!r} is not a known model; choose from {', '.join(models.available())}")
-    if a.dataset is not None and a.dataset not in data.available():
-        raise ValueError(f"--dataset {a.dataset!r} is not a known data set; choose from "
-                         f"{', '.join(data.available())}")
+    if a.recipe:  # one shared recipe (experiments/recipes.py) sets model, levels and budget
+        from .experiments.recipes import RECIPES
+        r = RECIPES[a.recipe]
+        a.model, a.levels, a.method, a.mode = r.model, list(r.levels), r.method, r.mode
+        a.epochs_dense, a.epochs_retrain, a.train_limit = r.epochs_dense, r.epochs_retrain, r.train_limit
+    _check_model_name(a.model)  # before any data is loaded or a minute is spent
+    if a.dataset is not None:
+        data.check_name(a.dataset)
     arg.check_output(a.output, kind="dir", what="-o")
     cfg = TrainConfig(epochs_dense=a.epochs_dense, epochs_retrain=a.epochs_retrain, lr=a.lr,
                       lr_retrain=a.lr_retrain,
@@ -36,6 +41,15 @@ def cmd_train(a) -> int:
     print(level_table(b))
     print(f"bundle written to {b.path}")
     return 0
+
+
+def _check_model_name(name: str) -> None:
+    from . import models
+    from .models import user
+    if user.is_user_model(name):
+        user.load_class(name)
+    elif name not in models.available():
+        raise arg.unknown_name("model", name, models.available() + ["path/to/file.py:ClassName"])
 
 
 def cmd_info(a) -> int:
@@ -135,10 +149,12 @@ def _check_format(fmt, bundle) -> None:
     spec = fmt if isinstance(fmt, dict) else {"*": fmt}
     for layer, f in spec.items():
         if layer != "*" and layer not in layers:
-            raise ValueError(f"--format names layer {layer!r}, which is not a conv/linear layer of "
+            raise ValueError(f"--format names layer {layer!r}{arg.did_you_mean(layer, layers)}, which is not a "
+                             f"conv/linear layer of "
                              f"{bundle.path}; its layers: {', '.join(layers)}")
         if f != "auto" and f not in FORMATS:
-            raise ValueError(f"--format {f!r} is not a format; choose auto or one of {', '.join(FORMATS)}")
+            raise ValueError(f"--format {f!r} is not a format{arg.did_you_mean(f, ['auto', *FORMATS])}; choose auto "
+                             f"or one of {', '.join(FORMATS)}")
 
 
 def cmd_compile(a) -> int:
@@ -172,6 +188,10 @@ def _build_dataset(build: str, asked: str | None) -> tuple[str, int]:
     if not (isinstance(n_levels, int) and n_levels >= 1):
         raise ValueError(f"{build}/model_meta.json key 'n_levels': {n_levels!r} is not a level count; "
                          "re-compile the bundle")
+    if meta.get("target", "host") != "host":
+        raise ValueError(f"{build} was compiled for {meta.get('target')!r}, which the host board cannot run; "
+                         f"simulate it in our MSP430FR5994 simulator with `sparsenest sim {build}`, or compile "
+                         "the bundle for the host (sparsenest compile BUNDLE -o DIR) and simulate that")
     if asked is not None and dataset is not None and asked != dataset:
         raise ValueError(f"--dataset {asked!r} but {build} was compiled from a model of {dataset!r}; "
                          f"leave --dataset out or give {dataset!r}")
@@ -191,36 +211,112 @@ def cmd_simulate(a) -> int:
     return 0
 
 
+# Commands whose options and work live in their own module (`add_arguments(parser)` + `run(args)`); the
+# module is imported only when its command runs, so `sparsenest --help` stays fast.
+MODULE_COMMANDS = {
+    "sweep": ("sparsenest.experiments.sweep",
+              "search nested levels for an energy budget on Ray Tune (needs the [sweep] extra)"),
+    "report": ("sparsenest.analysis.report", "energy and latency report of a compiled model"),
+    "harvest": ("sparsenest.analysis.harvest", "energy-harvesting simulation of per-level costs on a power trace"),
+    "harvest-intermittent": ("sparsenest.analysis.harvest_intermittent",
+                             "intermittent vs continuous builds on the harvest traces (after bench intermittent)"),
+    "glue": ("sparsenest.experiments.glue", "prune a BERT on a GLUE task"),
+    "firmware": ("sparsenest.targets.firmware", "MSP430FR5994 firmware of a compiled model: build, sim, flash"),
+    "sim": ("sparsenest.targets.fr5994fw",
+            "run an MSP430 build's chip image in our MSP430FR5994 simulator (cycles, energy, golden check)"),
+    "msp430": ("sparsenest.targets.msp430", "an MSP430 ELF: size, mspdebug run, pre-flash checks, flash"),
+    "demo": ("sparsenest.experiments.demo", "the whole flow on LeNet-5/MNIST into build/demo (make demo)"),
+}
+BENCH_COMMANDS = {
+    "train": ("sparsenest.experiments.bench.train", "LeNet-5 in every training mode vs a dense baseline"),
+    "host": ("sparsenest.experiments.bench.host", "a compiled model on the host board vs a dense Q15 build"),
+    "mcu": ("sparsenest.experiments.bench.mcu", "instructions and cycles per level and layer in the simulators"),
+    "sim": ("sparsenest.experiments.bench.sim", "instructions/s of our FR5994 simulator vs mspdebug"),
+    "intermittent": ("sparsenest.experiments.bench.intermittent",
+                     "intermittent vs continuous builds, and a power cut after every FRAM byte count"),
+    "kws": ("sparsenest.experiments.bench.kws", "MLPerf Tiny KWS/AD models imported from TFLite"),
+    "table1": ("sparsenest.experiments.bench.table1", "the seed report's Table 1 protocol (BERT on GLUE)"),
+    "table2": ("sparsenest.experiments.bench.table2", "the seed report's Table 2 on four tasks"),
+    "sweep": ("sparsenest.experiments.sweep_bench", "random search vs Optuna TPE on the same trial budget"),
+    "bound": ("sparsenest.experiments.bench.bound",
+              "nested index bytes vs the level-map entropy bound, kernel cycles per level in our simulator"),
+    "harvest": ("sparsenest.experiments.bench.harvest",
+                "per-level costs measured in our simulator, inferences across power cycles, closed loop"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Every sub-command, its argument checks and its errors: one line on stderr, no traceback
     (cli_args.run_guarded; SPARSENEST_DEBUG=1 shows it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    # Sub-tools with their own option parsers get their arguments untouched.
-    passthrough = {"harvest": "sparsenest.analysis.harvest", "glue": "sparsenest.experiments.glue",
-                   "report": "sparsenest.analysis.report"}
-    if argv and argv[0] in passthrough:
-        import importlib
-        return arg.run_guarded(f"sparsenest {argv[0]}",
-                               lambda: importlib.import_module(passthrough[argv[0]]).main(argv[1:]))
-    p = _parser()
-    a = p.parse_args(argv)
-    return arg.run_guarded(f"sparsenest {a.command}", lambda: a.fn(a))
+    a = _parser(argv).parse_args(argv)
+    name = a.command + (f" {a.bench}" if a.command == "bench" else "")
+    return arg.run_guarded(f"sparsenest {name}", lambda: a.fn(a))
 
 
-def _parser() -> argparse.ArgumentParser:
+def run_command(command: str, argv: list[str] | None = None) -> int:
+    """`python -m sparsenest.<module>` = `sparsenest <command>`: the modules' main() is this one call."""
+    return main(command.split() + (sys.argv[1:] if argv is None else list(argv)))
+
+
+def _words(argv: list[str]) -> list[str]:
+    return [w for w in argv if not w.startswith("-")]
+
+
+def _add_module_commands(sub, table: dict, chosen: str | None) -> None:
+    """One sub-parser per module command; only the chosen one imports its module and adds its options."""
+    import importlib
+    for name, (module, text) in table.items():
+        sp = sub.add_parser(name, help=text, description=text)
+        if name == chosen:
+            mod = importlib.import_module(module)
+            sp.description = mod.__doc__ or text
+            mod.add_arguments(sp)
+            sp.set_defaults(fn=mod.run)
+
+
+def _recipes() -> list[str]:
+    from .experiments.recipes import RECIPES
+    return list(RECIPES)
+
+
+def _zoo() -> list[str]:
+    from . import models
+    return models.available()
+
+
+def _data_sets() -> list[str]:
+    from . import data
+    return data.available()
+
+
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    from . import __version__
+    words = _words(argv or [])
     p = arg.Parser(prog="sparsenest", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"sparsenest {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # the lists import torch: only when `train` is the command (its --help), not for every command
+    zoo, sets = (", ".join(_zoo()), ", ".join(_data_sets())) if words[:1] == ["train"] else ("...", "...")
     t = sub.add_parser("train", help="train a nested sparse model and write a bundle")
-    t.add_argument("--model", default="lenet5")
+    t.add_argument("--model", default="lenet5",
+                   help="a zoo model (" + zoo + ") or your own: path/to/file.py:ClassName")
+    t.add_argument("--recipe", default=None, choices=sorted(_recipes()),
+                   help="a shared default bundle's recipe (experiments/recipes.py): sets the model, levels, "
+                        "method, mode, epochs and training images")
     t.add_argument("--from", dest="from_bundle", default=None,
                    help="start from this bundle's network (e.g. one made by `sparsenest import`)")
-    t.add_argument("--dataset", default=None, help="default: the model's data set")
+    t.add_argument("--dataset", default=None,
+                   help="a built-in data set (" + sets + "), a .npz file (x/y or x_train/y_train/"
+                        "x_test/y_test) or an image folder (a subfolder per class); default: the model's data set")
     t.add_argument("--levels", type=arg.sparsity_list, default=[0.9, 0.75, 0.5],
                    help="comma-separated sparsities in [0, 1), e.g. 0.9,0.75,0.5")
     t.add_argument("--method", default="irregular",
-                   choices=["irregular", "row", "column", "block", "pattern"])
-    t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint"])
+                   choices=["irregular", "row", "column", "block", "pattern"],
+                   help="what is pruned: single weights, rows, columns, blocks or PCONV kernel patterns")
+    t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint"],
+                   help="how the levels are trained (README: Training)")
     t.add_argument("--scope", default="global", choices=["layer", "global"],
                    help="same sparsity in every layer, or one magnitude threshold across layers")
     t.add_argument("--method-opts", type=arg.json_object, default=None,
@@ -228,25 +324,25 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--prune-output-rows", action="store_true",
                    help="row/block: also prune rows of the output layer (default: off, the output layer keeps "
                         "every row, since a removed row is a class the model can no longer predict)")
-    t.add_argument("--epochs-dense", type=arg.epochs, default=6)
-    t.add_argument("--epochs-retrain", type=arg.epochs, default=6)
+    t.add_argument("--epochs-dense", type=arg.epochs, default=6, help="epochs of dense training")
+    t.add_argument("--epochs-retrain", type=arg.epochs, default=6, help="epochs of retraining the sparse levels")
     t.add_argument("--admm-epochs", type=arg.epochs, default=0, help="ADMM-regularised epochs before pruning")
     t.add_argument("--lr", type=arg.positive_float, default=0.05, help="peak learning rate of dense training")
     t.add_argument("--lr-retrain", type=arg.positive_float, default=0.02,
                    help="peak learning rate of ADMM/retraining")
-    t.add_argument("--batch-size", type=arg.batch_size, default=128)
+    t.add_argument("--batch-size", type=arg.batch_size, default=128, help="training batch size")
     t.add_argument("--train-limit", type=arg.count, default=None, help="use only N training samples")
-    t.add_argument("--seed", type=arg.seed, default=0)
-    t.add_argument("-o", "--output", default="build/lenet5.nest")
+    t.add_argument("--seed", type=arg.seed, default=0, help="seed of the initial weights, shuffling and splits")
+    t.add_argument("-o", "--output", default="build/lenet5.nest", metavar="PATH", help="bundle to write")
     t.add_argument("--force", action="store_true", help="replace an existing bundle")
     t.set_defaults(fn=cmd_train)
 
     i = sub.add_parser("info", help="describe a bundle")
-    i.add_argument("bundle")
+    i.add_argument("bundle", help="a bundle folder (NAME.nest)")
     i.set_defaults(fn=cmd_info)
 
     e = sub.add_parser("export-onnx", help="write each level as ONNX")
-    e.add_argument("bundle")
+    e.add_argument("bundle", help="a bundle folder (NAME.nest)")
     e.add_argument("-o", "--output", type=arg.output_dir, required=True, help="directory for level<k>.onnx")
     e.add_argument("--force", action="store_true", help="replace existing level<k>.onnx files")
     e.set_defaults(fn=cmd_export_onnx)
@@ -259,28 +355,30 @@ def _parser() -> argparse.ArgumentParser:
     im.set_defaults(fn=cmd_import)
 
     et = sub.add_parser("export-tflite", help="write each level (or --level k) as a float32 (or --int8) TFLite model")
-    et.add_argument("bundle")
+    et.add_argument("bundle", help="a bundle folder (NAME.nest)")
     et.add_argument("-o", "--output", type=arg.output_dir, required=True, help="directory for level<k>.tflite")
     et.add_argument("--level", type=arg.int_range(1, name="level"), default=None, help="one level (default: all)")
     et.add_argument("--int8", action="store_true", help="int8 post-training quantisation (level<k>_int8.tflite)")
     et.add_argument("--calib", type=arg.count, default=256, help="calibration inputs for --int8 (training split)")
-    et.add_argument("--force", action="store_true")
+    et.add_argument("--force", action="store_true", help="replace existing level<k>.tflite files")
     et.set_defaults(fn=cmd_export_tflite)
 
     an = sub.add_parser("analyze", help="index overhead per layer and format, break-even sparsities")
-    an.add_argument("bundle")
+    an.add_argument("bundle", help="a bundle folder (NAME.nest)")
     an.add_argument("--json", type=arg.output_file, default=None, help="also write the full analysis as JSON")
     an.add_argument("--force", action="store_true", help="replace an existing --json file")
     an.set_defaults(fn=cmd_analyze)
 
     c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
-    c.add_argument("bundle")
+    c.add_argument("bundle", help="a bundle folder (NAME.nest)")
     c.add_argument("-o", "--output", required=True, help="build directory, e.g. build/lenet5")
-    c.add_argument("--target", default="host", choices=["host", "msp430fr5994"])
+    c.add_argument("--target", default="host", choices=["host", "msp430fr5994"],
+                   help="host: C + a host library for `simulate`; msp430fr5994: C for `firmware` and `sim`")
     c.add_argument("--format", type=_format_arg, default="auto",
                    help="auto, a format (csr16, rel8, rel4, bitmap, block, "
                    "rows, cols, pattern, dense) or per layer: fc1=rel8,*=auto")
-    c.add_argument("--switching", default="resident", choices=["resident", "staged"])
+    c.add_argument("--switching", default="resident", choices=["resident", "staged"],
+                   help="resident: every level in FRAM; staged: a working copy that gets the added weights")
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
                    help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
     c.add_argument("--intermittent", action="store_true",
@@ -295,23 +393,18 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_compile)
 
     sm = sub.add_parser("simulate", help="accuracy of the compiled C model on the host board")
-    sm.add_argument("build")
+    sm.add_argument("build", help="a build folder of `sparsenest compile` (target host)")
     sm.add_argument("--dataset", default=None,
                     help="default: the data set the build's bundle was trained on (another is refused)")
     sm.add_argument("--level", type=arg.int_range(1, name="level"), default=None, help="one level (default: all)")
-    sm.add_argument("--limit", type=arg.count, default=None, help="first N test images only")
+    sm.add_argument("--test-limit", "--limit", dest="limit", type=arg.count, default=None,
+                    help="first N test images only")
     sm.set_defaults(fn=cmd_simulate)
 
-    sw = sub.add_parser("sweep", help="search nested levels for an energy budget on Ray Tune (needs the "
-                        "[sweep] extra)")
-    from .experiments.sweep import add_arguments, cmd_sweep
-    add_arguments(sw)
-    sw.set_defaults(fn=cmd_sweep)
-
-    sub.add_parser("harvest", help="energy-harvesting simulation (sparsenest harvest --help for its options)")
-    sub.add_parser("report", help="energy and latency report of a compiled model (sparsenest report --help)")
-    sub.add_parser("glue", help="prune a BERT on a GLUE task (sparsenest glue --help for its options)")
-
+    _add_module_commands(sub, MODULE_COMMANDS, words[0] if words else None)
+    bench = sub.add_parser("bench", help="benchmarks (the make bench* targets)", description="benchmarks")
+    _add_module_commands(bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK"), BENCH_COMMANDS,
+                         words[1] if len(words) > 1 and words[0] == "bench" else None)
     return p
 
 

@@ -12,10 +12,13 @@ import argparse
 import json
 import math
 import os
+import re
 import stat
 import sys
 from pathlib import Path
 from typing import Callable
+
+from .suggest import did_you_mean, unknown_name  # noqa: F401 -- the CLI's names for them
 
 DEBUG_ENV = "SPARSENEST_DEBUG"
 MAX_MESSAGE = 2000
@@ -23,15 +26,58 @@ MAX_LEVELS = 32          # a level is a uint8 in the C runtime; more than a few 
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1 << 20
 MAX_JSON_FILE = 16 << 20
+# Optional dependencies (pyproject.toml extras): a missing one is named with the extra that installs it.
+EXTRAS = {"matplotlib": "report", "jsonschema": "report", "markdown": "report", "transformers": "glue",
+          "ray": "sweep", "optuna": "sweep", "pytest": "dev", "hypothesis": "dev"}
 # Exceptions that mean "the input is wrong" (ours derive from ValueError/RuntimeError/OSError).
 USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, MemoryError, json.JSONDecodeError)
 
 
+# Older option spellings that still work but are not shown in --help (one name per option everywhere).
+HIDDEN_ALIASES = {"--out", "--limit"}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default in its help (unless it is None/False or the help
+    already says it)."""
+
+    def _format_action_invocation(self, action):
+        if len(action.option_strings) > 1 and HIDDEN_ALIASES & set(action.option_strings):
+            action = argparse.Action([o for o in action.option_strings if o not in HIDDEN_ALIASES], action.dest,
+                                     nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or "default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+                or not action.option_strings):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block): `PROG: error: MESSAGE (see PROG --help)`."""
+    """argparse with a one-line error (no usage block): `PROG: error: MESSAGE (see PROG --help)`, defaults in
+    --help, and a "did you mean" for a mistyped choice."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2)) or [c.strip() for c in m.group(2).split(",")]
+            message += did_you_mean(m.group(1), choices)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_output(p, *, default=None, required: bool = False, help: str = "output path", **kw) -> None:
+    """`-o/--output` (dest `out`) for every command, with the older spelling `--out` kept as a hidden alias."""
+    kw.setdefault("metavar", "PATH")
+    p.add_argument("-o", "--output", "--out", dest="out", default=default, required=required, help=help, **kw)
 
 
 def one_line(err: BaseException) -> str:
@@ -53,6 +99,11 @@ def run_guarded(prog: str, fn: Callable[[], int]) -> int:
     except Exception as err:  # noqa: BLE001 -- the point: no traceback reaches the user
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
+        top = (getattr(err, "name", None) or "").split(".")[0]
+        if isinstance(err, ModuleNotFoundError) and top in EXTRAS:
+            print(f"{prog}: error: this needs {top}, which is not installed: pip install "
+                  f"'sparsenest[{EXTRAS[top]}]'", file=sys.stderr)
+            return 2
         if isinstance(err, USER_ERRORS):
             print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
             return 2

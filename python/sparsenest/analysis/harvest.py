@@ -4,7 +4,7 @@ Model
 -----
 * **Harvested power** ``P_h(t)``: a CSV trace ``time_s,power_w`` with linear interpolation between rows
   (a repeated time gives a step). It is the power delivered *into the store* (harvester efficiency
-  folded in). Shipped traces: `traces/` (see its README; ``python -m sparsenest.analysis.harvest --make-traces``
+  folded in). Shipped traces: `traces/` (see its README; ``sparsenest harvest --make-traces``
   regenerates them bit for bit).
 * **Store**: a capacitor C with stored energy E = ½CV², clamped at V_max (harvested power beyond that is
   *spilled*). The device turns on when V reaches V_on (after paying the boot energy) and browns out when
@@ -35,7 +35,6 @@ Energy bookkeeping (all in joules, checked by the tests):
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -134,19 +133,18 @@ def _output_paths(a, policies: list[str]) -> dict[str, Path]:
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`sparsenest harvest`: simulate a policy (or compare policies) on a harvested-power trace."""
+def add_arguments(ap) -> None:
+    """`sparsenest harvest`'s options (the command runs run())."""
     from sparsenest import cli_args as arg
-    ap = arg.Parser(prog="sparsenest harvest", description=main.__doc__,
-                                 epilog=COSTS_SCHEMA, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.epilog = COSTS_SCHEMA
     ap.add_argument("--make-traces", action="store_true", help="regenerate the shipped traces and exit")
-    ap.add_argument("--out", default=None, help="with --make-traces: output folder (default: the package's)")
+    arg.add_output(ap, help="with --make-traces: output folder (default: the package's)")
     ap.add_argument("--trace", default="solar", help="CSV time_s,power_w, or a shipped name: constant, onoff, solar")
-    ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="farads (default 0.047)")
-    ap.add_argument("--v-on", type=arg.positive_float, default=3.3)
-    ap.add_argument("--v-off", type=arg.positive_float, default=1.9)
-    ap.add_argument("--v-max", type=arg.positive_float, default=3.6)
-    ap.add_argument("--v-init", type=arg.nonneg_float, default=0.0)
+    ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="storage capacitor in farads")
+    ap.add_argument("--v-on", type=arg.positive_float, default=3.3, help="supply turns on at this capacitor voltage")
+    ap.add_argument("--v-off", type=arg.positive_float, default=1.9, help="supply turns off below this voltage")
+    ap.add_argument("--v-max", type=arg.positive_float, default=3.6, help="capacitor voltage limit")
+    ap.add_argument("--v-init", type=arg.nonneg_float, default=0.0, help="capacitor voltage at the start")
     ap.add_argument("--policy", default="energy",
                     help="fixed:K | fixed:K+guard | energy | energy:V1,...,VL | energy+resume[:V1,...] "
                          "(intermittent builds) | compare (default energy)")
@@ -163,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "none); compare: one per policy, named <plot>_<policy>.png")
     ap.add_argument("--json", default=None, help="write the result(s) as JSON")
     ap.add_argument("--force", action="store_true", help="replace existing --json / --plot files")
-    a = ap.parse_args(argv)
+
+
+def run(a) -> int:
+    """`sparsenest harvest`: simulate a policy (or compare policies) on a harvested-power trace."""
     if a.make_traces:
         for p in make_traces(a.out or TRACE_DIR):
             print(p)
@@ -173,17 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif a.demo:
         costs = _example_costs()
     else:
-        ap.error("--costs FILE is required (or --demo for illustrative numbers)")
+        raise ValueError("--costs FILE is required (per-level costs JSON, see --help), or --demo for "
+                         "illustrative numbers")
     if a.policy == "compare":
         policies = default_policies(costs.n_levels, resume=costs.units is not None and not a.no_resume,
                                     hysteresis_v=a.hysteresis, margin=a.margin)
     else:
         policies = [parse_policy(a.policy, hysteresis_v=a.hysteresis, margin=a.margin)]
-    try:
-        outputs = _output_paths(a, [p.name for p in policies])   # checked before the simulation runs
-    except FileExistsError as e:
-        print(f"sparsenest harvest: error: {e}", file=sys.stderr)
-        return 2
+    outputs = _output_paths(a, [p.name for p in policies])   # checked before the simulation runs
     trace = load_trace(a.trace)
     cap = Capacitor(a.capacitor, a.v_on, a.v_off, a.v_max, a.v_init)
     if a.policy == "compare":
@@ -205,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps({k: r.to_dict() for k, r in res.items()}, indent=1) + "\n")
         print(f"json: {a.json}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sparsenest.cli import run_command
+    return run_command("harvest", argv)
 
 
 if __name__ == "__main__":

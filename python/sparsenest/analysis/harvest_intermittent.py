@@ -10,12 +10,11 @@ the interrupted unit again), and energy-aware is ResumingEnergyPolicy (it never 
 inference spans power cycles); continuous mode: a brown-out loses the inference and energy-aware is
 EnergyAwarePolicy (sleeps until the store can finish one).
 
-    python -m sparsenest.analysis.harvest_intermittent --continuous C.json --intermittent I.json
-        [--hours H] [--out build/bench/harvest]
+    sparsenest harvest-intermittent --continuous C.json --intermittent I.json
+        [--hours H] [-o build/bench/harvest]
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Sequence
@@ -131,22 +130,27 @@ def write(rows: list[dict], continuous: Costs, intermittent: Costs, out: Path) -
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(p) -> None:
+    from .. import cli_args as arg
     p.add_argument("--continuous", required=True, help="costs JSON of the continuous build")
     p.add_argument("--intermittent", required=True, help="costs JSON of the intermittent build (with units)")
-    p.add_argument("--hours", type=float, default=None, help="cut the traces to this many hours")
-    p.add_argument("--out", default="build/bench/harvest")
-    a = p.parse_args(argv)
-    try:
-        cont, inter = load_costs(a.continuous), load_costs(a.intermittent)
-        rows = compare(cont, inter, t_end=None if a.hours is None else a.hours * 3600)
-    except ValueError as e:
-        p.error(str(e))
+    p.add_argument("--hours", type=arg.positive_float, default=None, help="cut the traces to this many hours")
+    arg.add_output(p, default="build/bench/harvest", help="output folder")
+
+
+def run(a) -> int:
+    """Completed inferences per hour and expected accuracy, continuous vs intermittent build."""
+    cont, inter = load_costs(a.continuous), load_costs(a.intermittent)
+    rows = compare(cont, inter, t_end=None if a.hours is None else a.hours * 3600)
     print(format_rows(rows))
     for path in write(rows, cont, inter, Path(a.out)).values():
         print(f"wrote {path}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..cli import run_command
+    return run_command("harvest-intermittent", argv)
 
 
 if __name__ == "__main__":

@@ -185,11 +185,29 @@ def available() -> list[str]:
 
 
 def load(name: str, split: str = "train", **kwargs) -> Dataset:
-    """load('mnist', 'test') -> Dataset. Raises DatasetNotFoundError saying where it looked."""
+    """load('mnist', 'test') -> Dataset; a path loads the user's .npz file or image folder (data/user.py).
+    Raises DatasetNotFoundError saying where it looked."""
+    from . import user
     _import_loaders()
-    if name not in _LOADERS:
-        raise KeyError(f"unknown data set '{name}'; known: {', '.join(sorted(_LOADERS))}")
-    return _LOADERS[name](split=split, **kwargs)
+    if name in _LOADERS:
+        return _LOADERS[name](split=split, **kwargs)
+    if user.registered(name):
+        return user.load_registered(name, split)
+    if user.is_path_name(name):
+        return user.load_path(name, split)
+    from ..suggest import unknown_name
+    raise unknown_name("data set", name, _LOADERS)
+
+
+def check_name(name: str) -> None:
+    """Raise the one-line error of load() for a name that is neither built in nor a path, without loading."""
+    from . import user
+    _import_loaders()
+    if name not in _LOADERS and not user.registered(name) and not user.is_path_name(name):
+        from ..suggest import unknown_name
+        raise unknown_name("data set", name, _LOADERS)
+    if user.is_path_name(name) and not os.path.exists(name):
+        raise FileNotFoundError(f"data set {name!r}: no such file or folder; give an .npz file or an image folder")
 
 
 def _import_loaders() -> None:

@@ -694,43 +694,47 @@ def _shape(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_arguments(p) -> None:
+    """`sparsenest glue`'s options (the command runs run())."""
     d = GlueConfig()
     from sparsenest import cli_args as arg
-    p = arg.Parser(prog="sparsenest glue", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="sst2, mrpc, rte, stsb or qnli (SST-2, STS-B also accepted)")
     p.add_argument("--method", default="irregular",
                    help=f"one or more (comma-separated) of {', '.join(METHODS)}, or 'all'")
     p.add_argument("--sparsity", type=arg.sparsity, default=d.sparsity, help="fraction of zeros (0.3 = 1.43x)")
     p.add_argument("--levels", type=arg.sparsity_list, default=list(d.levels), help="nested levels, e.g. 0.5,0.3,0.1")
-    p.add_argument("--nested-method", default=d.nested_method, choices=PRUNE_METHODS)
+    p.add_argument("--nested-method", default=d.nested_method, choices=PRUNE_METHODS,
+                   help="pruning method of the nested levels")
     p.add_argument("--block-shape", type=_shape, default=d.block_shape, help="block pruning unit, RxC")
     p.add_argument("--model-path", default=None, help="local BERT checkpoint (default: all-MiniLM-L6-v2)")
-    p.add_argument("--max-len", type=arg.int_range(2, 512, name="max length"), default=d.max_len)
-    p.add_argument("--batch-size", type=arg.batch_size, default=d.batch_size)
-    p.add_argument("--eval-batch-size", type=arg.batch_size, default=d.eval_batch_size)
+    p.add_argument("--max-len", type=arg.int_range(2, 512, name="max length"), default=d.max_len,
+                   help="tokens per example")
+    p.add_argument("--batch-size", type=arg.batch_size, default=d.batch_size, help="training batch size")
+    p.add_argument("--eval-batch-size", type=arg.batch_size, default=d.eval_batch_size, help="evaluation batch size")
     p.add_argument("--lr", type=arg.positive_float, default=d.lr, help="fine-tuning learning rate")
-    p.add_argument("--retrain-lr", type=arg.positive_float, default=d.retrain_lr)
+    p.add_argument("--retrain-lr", type=arg.positive_float, default=d.retrain_lr, help="retraining learning rate")
     p.add_argument("--epochs", type=arg.nonneg_float, default=d.epochs, help="fine-tuning epochs (fractions allowed)")
     p.add_argument("--retrain-epochs", type=arg.nonneg_float, default=d.retrain_epochs,
                    help="at most this many retraining epochs (stops once the loss plateaus)")
-    p.add_argument("--converge-tol", type=arg.nonneg_float, default=d.converge_tol)
+    p.add_argument("--converge-tol", type=arg.nonneg_float, default=d.converge_tol,
+                   help="relative loss change that counts as converged")
     p.add_argument("--train-limit", type=arg.count, default=None, help="subsample the training set to N rows")
-    p.add_argument("--admm-epochs", type=arg.nonneg_float, default=d.admm_epochs)
-    p.add_argument("--admm-rho", type=arg.positive_float, default=d.admm_rho)
+    p.add_argument("--admm-epochs", type=arg.nonneg_float, default=d.admm_epochs,
+                   help="ADMM-regularised epochs before pruning")
+    p.add_argument("--admm-rho", type=arg.positive_float, default=d.admm_rho, help="ADMM penalty weight")
     p.add_argument("--admm-updates", type=arg.count, default=d.admm_updates, help="Z/U updates per ADMM epoch")
-    p.add_argument("--qnli-protocol", default=d.qnli_protocol, choices=["holdout", "transfer"])
-    p.add_argument("--qnli-eval-size", type=arg.count, default=d.qnli_eval_size)
-    p.add_argument("--seed", type=arg.seed, default=d.seed)
-    p.add_argument("--threads", type=arg.int_range(1, 1024, name="threads"), default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--qnli-protocol", default=d.qnli_protocol, choices=["holdout", "transfer"],
+                   help="QNLI: held-out split of train, or transfer to dev")
+    p.add_argument("--qnli-eval-size", type=arg.count, default=d.qnli_eval_size, help="QNLI examples evaluated")
+    p.add_argument("--seed", type=arg.seed, default=d.seed, help="random seed")
+    p.add_argument("--threads", type=arg.int_range(1, 1024, name="threads"), default=None,
+                   help="torch threads (default: torch's choice)")
     p.add_argument("--no-analyze", action="store_true", help="skip the index-overhead analysis")
     p.add_argument("--no-eval-before-retrain", action="store_true",
                    help="skip evaluating each method right after pruning")
     p.add_argument("--no-cache", action="store_true", help="fine-tune even if a cached model exists")
     p.add_argument("--no-verify", action="store_true", help="accept GLUE files with unknown checksums")
-    p.add_argument("-o", "--out", type=arg.output_dir, default=str(PROJECT_ROOT / "build" / "glue"), help="results directory")
-    return p
+    arg.add_output(p, type=arg.output_dir, default=str(PROJECT_ROOT / "build" / "glue"), help="results directory")
 
 
 def config_from_args(a) -> GlueConfig:
@@ -774,35 +778,35 @@ def _json_default(o):
     raise TypeError(f"not JSON-serialisable: {type(o)}")
 
 
+def run(a) -> int:
+    """`sparsenest glue`: fine-tune, prune (each method) and evaluate a BERT on one GLUE task."""
+    methods = parse_methods(a.method)
+    cfg = config_from_args(a)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t0 = time.time()
+    pipe = Pipeline(cfg, out_dir=a.out, cache=not a.no_cache)
+    print(f"[{cfg.task}] {pipe.eval_label}; model {pipe.model_path}; train {len(pipe.train_enc)} rows / "
+          f"{pipe.train_enc.tokens} tokens, eval {len(pipe.eval_enc)} rows / {pipe.eval_enc.tokens} tokens")
+    pipe.finetune()
+    out = Path(a.out) / cfg.task
+    for m in methods:
+        res = pipe.run_method(m)
+        print(result_line(cfg.task, res))
+        if "storage" in res:
+            st = res["storage"]
+            print(f"      storage: dense Q15 {st['totals']['dense_bytes']} B, chosen formats "
+                  f"{st['totals']['union_bytes']} B {st['chosen_formats']}")
+    rep = pipe.report() | {"wall_s": time.time() - t0}
+    tag = "_".join(methods) + (f"_s{cfg.sparsity:g}" if any(m != "dense" for m in methods) else "")
+    path = write_json(out / f"{tag}.json", rep)
+    print(f"results: {path} ({time.time() - t0:.0f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    try:
-        methods = parse_methods(a.method)
-        cfg = config_from_args(a)
-        if a.threads:
-            torch.set_num_threads(a.threads)
-        t0 = time.time()
-        pipe = Pipeline(cfg, out_dir=a.out, cache=not a.no_cache)
-        print(f"[{cfg.task}] {pipe.eval_label}; model {pipe.model_path}; train {len(pipe.train_enc)} rows / "
-              f"{pipe.train_enc.tokens} tokens, eval {len(pipe.eval_enc)} rows / {pipe.eval_enc.tokens} tokens")
-        pipe.finetune()
-        out = Path(a.out) / cfg.task
-        for m in methods:
-            res = pipe.run_method(m)
-            print(result_line(cfg.task, res))
-            if "storage" in res:
-                st = res["storage"]
-                print(f"      storage: dense Q15 {st['totals']['dense_bytes']} B, chosen formats "
-                      f"{st['totals']['union_bytes']} B {st['chosen_formats']}")
-        rep = pipe.report() | {"wall_s": time.time() - t0}
-        tag = "_".join(methods) + (f"_s{cfg.sparsity:g}" if any(m != "dense" for m in methods) else "")
-        path = write_json(out / f"{tag}.json", rep)
-        print(f"results: {path} ({time.time() - t0:.0f} s)")
-        return 0
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        from sparsenest.cli_args import one_line
-        print(f"sparsenest glue: error: {one_line(err)}", file=sys.stderr)
-        return 2
+    from sparsenest.cli import run_command
+    return run_command("glue", argv)
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ def _check_out(out: Path, *, force: bool, resume: bool) -> None:
         return
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise FileExistsError(f"{out} already exists; choose another --out, --resume the sweep there, or "
+            raise FileExistsError(f"{out} already exists; choose another -o, --resume the sweep there, or "
                                   "pass --force to replace it")
         if not (out / MARKER).exists():
             raise FileExistsError(f"{out} is not a sweep output folder (no {MARKER}); refusing to delete it "
@@ -427,7 +427,8 @@ def add_arguments(p) -> None:
     p.add_argument("--space", default=None, help="search space TOML/JSON ([space] and optional [sweep])")
     p.add_argument("--task", default=None, help="task of sparsenest.experiments.tasks (default lenet5)")
     p.add_argument("--model", default=None, help="another zoo model for the task's data set (default: the task's)")
-    p.add_argument("-o", "--out", required=True, help="output folder")
+    from .. import cli_args as arg
+    arg.add_output(p, required=True, help="output folder")
     p.add_argument("--trials", type=int, default=None, help="trial budget (default 8)")
     p.add_argument("--search", choices=SEARCHES, default=None, help="tpe (default), random or grid")
     p.add_argument("--no-asha", action="store_true", help="run every trial to the end")
@@ -448,7 +449,7 @@ def add_arguments(p) -> None:
     p.add_argument("--test-limit", type=int, default=None, help="test samples for the reported accuracies")
     p.add_argument("--samples", action="append", default=None, help="cycle_samples.json to calibrate on")
     p.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray runtime")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="random seed of the search and the trials")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else local)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     p.add_argument("--force", action="store_true", help="replace an earlier sweep in --out")
@@ -498,3 +499,6 @@ def cmd_sweep(a) -> int:
         s.asha = False
     res = run_sweep(a.out, space, s, force=a.force, resume=a.resume)
     return 1 if res["errors"] and not res["results"] else 0
+
+
+run = cmd_sweep  # `sparsenest sweep` (cli.MODULE_COMMANDS)

@@ -3,14 +3,13 @@ for the shipped solar trace; prints the best trial and the Pareto front of each,
 each front against one reference point (the worst energy and accuracy seen by either, so the two are
 comparable).
 
-    python -m sparsenest.experiments.sweep_bench [--trials 10] [--out build/bench/sweep] [--force]
+    sparsenest bench sweep [--trials 10] [-o build/bench/sweep] [--force]
 
 Small training limits keep a trial near a minute on one core, so both searches finish in about 15 minutes
 on 2 cores. Outputs: <out>/{random,tpe}/ (each a complete sweep) and <out>/bench.md, bench.json, fronts.png.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,17 +27,18 @@ SPACE = {"sparsest": {"min": 0.80, "max": 0.98}, "densest": {"min": 0.20, "max":
 SEARCHES = ("random", "tpe")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.experiments.sweep_bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=10, help="trial budget of each search")
-    ap.add_argument("--train-limit", type=int, default=4000)
-    ap.add_argument("--test-limit", type=int, default=500)
-    ap.add_argument("--cpus", type=int, default=None, help="local Ray CPUs (default: this machine's)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="build/bench/sweep")
-    ap.add_argument("--force", action="store_true", help="replace earlier results in --out")
-    a = ap.parse_args(argv)
+def add_arguments(p) -> None:
+    from .. import cli_args as arg
+    p.add_argument("--trials", type=int, default=10, help="trial budget of each search")
+    p.add_argument("--train-limit", type=int, default=4000, help="training images per trial")
+    p.add_argument("--test-limit", type=int, default=500, help="test images for the accuracies")
+    p.add_argument("--cpus", type=int, default=None, help="local Ray CPUs (default: this machine's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of both searches")
+    arg.add_output(p, default="build/bench/sweep", help="output path")
+    p.add_argument("--force", action="store_true", help="replace earlier results in --out")
+
+
+def run(a) -> int:
     out = Path(a.out)
     space = parse_space(SPACE, "sweep_bench.SPACE")
     runs, t0 = {}, time.time()
@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"written {out / 'bench.md'}, bench.json, fronts.png")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ..cli import run_command
+    return run_command("bench sweep", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,10 +8,10 @@ the simulator, compare every result with the golden integer model, check and fla
     fw = firmware.build("build/lenet5")                           # the chip: ELF, HEX, size report
     firmware.flash_check(fw); firmware.flash(fw)
 
-    python -m sparsenest.targets.firmware build  build/lenet5 [--board msp430fr5994] [--kernels mpy32|ref]
-    python -m sparsenest.targets.firmware sim    build/lenet5 [--layers] [--inputs 4]
-    python -m sparsenest.targets.firmware flash-check build/lenet5
-    python -m sparsenest.targets.firmware flash  build/lenet5
+    sparsenest firmware build  build/lenet5 [--board msp430fr5994] [--kernels mpy32|ref]
+    sparsenest firmware sim    build/lenet5 [--layers] [--inputs 4]
+    sparsenest firmware flash-check build/lenet5
+    sparsenest firmware flash  build/lenet5
 
 The firmware is the application in boards/msp430fr5994/app (see sn_app.h) + the generated model.c +
 runtime_c/src + one kernel per format the model uses, from runtime_c/kernels (reference C, ``--kernels
@@ -855,37 +855,45 @@ def format_layers(run: SimRun, model: ModelDir) -> str:
 
 
 def _common_args(p):
+    from .. import cli_args as arg
     p.add_argument("model", help="compiled model directory (sparsenest compile ... -o DIR)")
-    p.add_argument("--board", default="msp430fr5994", choices=BOARDS)
+    p.add_argument("--board", default="msp430fr5994", choices=BOARDS, help="board folder under boards/")
     p.add_argument("--kernels", default="mpy32", choices=sorted(KERNEL_DIRS),
-                   help="MPY32 multiply-accumulate kernels (default) or the reference C kernels")
-    p.add_argument("--inputs", type=int, default=4, help="test images to embed (default 4)")
-    p.add_argument("--out", default=None, help="output directory (default MODEL/firmware/IMAGE[-ref])")
+                   help="MPY32 multiply-accumulate kernels or the reference C kernels")
+    p.add_argument("--inputs", type=arg.count, default=4, help="test images to embed")
+    arg.add_output(p, help="output directory (default MODEL/firmware/IMAGE[-ref])")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.targets.firmware",
-                                 description="MSP430FR5994 firmware for a compiled sparsenest model")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+def add_arguments(ap) -> None:
+    """`sparsenest firmware {build,sim,flash-check,flash,size}`'s options (the command runs run())."""
+    from .. import cli_args as arg
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="ACTION")
     b = sub.add_parser("build", help="ELF + Intel HEX + size report by region (chip image by default)")
     _common_args(b)
-    b.add_argument("--image", default="fr5994", choices=sorted(msp430.IMAGES))
+    b.add_argument("--image", default="fr5994", choices=sorted(msp430.IMAGES),
+                   help="fr5994: the chip image; sim: the 64 KB mspdebug simulator image")
     s = sub.add_parser("sim", help="build the simulator image, run it in mspdebug, compare with golden")
     _common_args(s)
-    s.add_argument("--batches", type=int, default=1,
+    s.add_argument("--batches", type=arg.count, default=1,
                    help="runs with other test images loaded into the same image (load_raw)")
     s.add_argument("--layers", action="store_true", help="per-layer instruction/cycle counts")
     s.add_argument("--bundle", default=None, help="bundle for the golden model (default: the one recorded)")
     s.add_argument("--no-golden", action="store_true", help="skip the golden comparison")
-    s.add_argument("--timeout", type=float, default=300.0)
+    s.add_argument("--timeout", type=arg.positive_float, default=300.0, help="seconds per mspdebug run")
     for name, text in (("flash-check", "pre-flash checks of the chip image (no board needed)"),
                        ("flash", "program a LaunchPad (mspdebug tilib; see the message for the BSL way)"),
                        ("size", "bytes per memory region")):
         p = sub.add_parser(name, help=text)
         _common_args(p)
-    a = ap.parse_args(argv)
+
+
+def run(a) -> int:
+    """`sparsenest firmware ACTION MODEL`: build, simulate in mspdebug, check or flash a compiled model."""
     try:
+        target = load_model_dir(a.model).meta.get("target")
+        if target != "msp430fr5994":  # before a link that would only report overflowing regions
+            raise FirmwareError(f"{a.model} was compiled for target {target!r}; compile the bundle for the chip: "
+                                f"sparsenest compile BUNDLE -o DIR --target msp430fr5994")
         if a.cmd == "build":
             fb = build(a.model, a.out, image=a.image, kernels=a.kernels, board=a.board, n_inputs=a.inputs)
             print(f"ELF {fb.elf}\nHEX {fb.hex}\nsize report {fb.out_dir / 'firmware.size.txt'}")
@@ -908,10 +916,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(msp430.flash(fb.elf))
     except (FirmwareError, msp430.ToolchainError, msp430.BuildError, msp430.SimError, msp430.FlashError,
-            GoldenMismatchError) as e:
-        print(f"error: {e}", file=sys.stderr)
+            GoldenMismatchError) as e:  # a build or run that failed (exit 1), not a bad argument (exit 2)
+        from ..cli_args import one_line
+        print(f"sparsenest firmware {a.cmd}: error: {one_line(e)}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..cli import run_command
+    return run_command("firmware", argv)
 
 
 def _cmd_sim(a) -> int:

@@ -170,39 +170,48 @@ def format_levels(run: FrSimRun, energy_per_level: dict[int, float] | None = Non
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    """python -m sparsenest.targets.fr5994fw MODEL_DIR: build the chip image (default) of a compiled
-    model, run it in our simulator, compare with the golden model, print the per-level figures."""
-    import argparse
+def add_arguments(ap) -> None:
+    """`sparsenest sim`'s options (the command runs run())."""
+    from .. import cli_args as arg
+    ap.add_argument("model_dir", help="a build compiled with --target msp430fr5994")
+    ap.add_argument("--image", choices=("fr5994", "sim"), default="fr5994",
+                    help="fr5994: the chip image; sim: the 64 KB mspdebug image")
+    ap.add_argument("--inputs", type=arg.count, default=2, help="test images embedded")
+    ap.add_argument("--layers", action="store_true", help="also the cycles of every layer")
+
+
+def run(args) -> int:
+    """sparsenest sim MODEL_DIR: build the chip image (default) of a compiled model, run it in our
+    simulator, compare with the golden model, print the per-level figures."""
     import sys
     import tempfile
     from pathlib import Path
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.targets.fr5994fw", description=main.__doc__)
-    ap.add_argument("model_dir")
-    ap.add_argument("--image", choices=("fr5994", "sim"), default="fr5994")
-    ap.add_argument("--inputs", type=int, default=2, help="test images embedded (default 2)")
-    ap.add_argument("--layers", action="store_true", help="also the cycles of every layer")
-    args = ap.parse_args(argv)
     try:
         model = firmware.load_model_dir(args.model_dir)
         with tempfile.TemporaryDirectory(prefix="sn-frsim-") as tmp:
             fb = firmware.build(model.path, Path(tmp), image=args.image, n_inputs=args.inputs)
             dev = Device()
-            run = simulate(fb, layers=args.layers, device=dev)
-            rep = firmware.compare_golden(fb, run)
+            sim_run = simulate(fb, layers=args.layers, device=dev)
+            rep = firmware.compare_golden(fb, sim_run)
     except (firmware.FirmwareError, msp430.BuildError, msp430.ToolchainError, FrSimError) as e:
-        print(f"fr5994fw: {e}", file=sys.stderr)
+        from ..cli_args import one_line
+        print(f"sparsenest sim: error: {one_line(e)}", file=sys.stderr)
         return 1
     energy: dict[int, list[float]] = {}
-    for r, c in zip(run.records, run.infer_counters):
+    for r, c in zip(sim_run.records, sim_run.infer_counters):
         energy.setdefault(r.level, []).append(dev.energy_j(c))
-    print(f"{model.path.name}: {args.image} image in our MSP430FR5994 simulator, {len(run.records)} steps, "
+    print(f"{model.path.name}: {args.image} image in our MSP430FR5994 simulator, {len(sim_run.records)} steps, "
           f"{'bit-identical to the golden model' if rep.ok else 'MISMATCH with the golden model'}")
-    print(format_levels(run, {lv: sum(v) / len(v) for lv, v in energy.items()}, dev.platform.mclk_hz))
+    print(format_levels(sim_run, {lv: sum(v) / len(v) for lv, v in energy.items()}, dev.platform.mclk_hz))
     if args.layers:
-        print(firmware.format_layers(run, fb.model).replace("cycles*", "cycles"))
+        print(firmware.format_layers(sim_run, fb.model).replace("cycles*", "cycles"))
     print(f"({CYCLE_NOTE})")
     return 0 if rep.ok else 1
+
+
+def main(argv=None) -> int:
+    from ..cli import run_command
+    return run_command("sim", argv)
 
 
 if __name__ == "__main__":

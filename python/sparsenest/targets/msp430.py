@@ -985,27 +985,29 @@ def flash(elf: str | os.PathLike, *, mspdebug: str | None = None, check: bool = 
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line: python -m sparsenest.targets.msp430 {size,sim,check,flash} ELF
+# Command line: sparsenest msp430 {size,sim,check,flash} ELF
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.targets.msp430", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
+def add_arguments(ap) -> None:
+    """`sparsenest msp430 {size,sim,check,flash} ELF`'s options (the command runs run())."""
+    from .. import cli_args as arg
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="ACTION")
     for name, text in (("size", "memory used per region"), ("sim", "run a sim image to __halt"),
                        ("check", "pre-flash checks"), ("flash", "program a LaunchPad (mspdebug tilib)")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("elf")
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("elf", help="an ELF built by sparsenest firmware build")
         if name == "sim":
-            p.add_argument("--out", action="append", default=[], metavar="SYMBOL",
+            p.add_argument("--symbol", "--out", dest="symbols", action="append", default=[], metavar="SYMBOL",
                            help="print this symbol's bytes after the run (repeatable)")
-            p.add_argument("--timeout", type=float, default=30.0)
-    a = ap.parse_args(argv)
+            p.add_argument("--timeout", type=arg.positive_float, default=30.0, help="seconds")
+
+
+def run(a) -> int:
+    """Size, run, check or flash one MSP430 ELF."""
     try:
         if a.cmd == "size":
             print(format_size_report(size_report(a.elf)))
         elif a.cmd == "sim":
-            r = simulate(a.elf, outputs=a.out, timeout_s=a.timeout)
+            r = simulate(a.elf, outputs=a.symbols, timeout_s=a.timeout)
             print(f"exit code {r.exit_code}; {r.instructions} instructions, {r.cycles} cycles "
                   f"(over-counted: {CYCLE_NOTE}); stack used {r.stack_used} bytes")
             if r.uart:
@@ -1017,9 +1019,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(flash(a.elf))
     except (ToolchainError, BuildError, SimError, FlashError, OSError, ValueError) as e:
-        print(f"error: {e}")
+        import sys
+        print(f"sparsenest msp430 {a.cmd}: error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..cli import run_command
+    return run_command("msp430", argv)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ command line.
 from .breakeven import LENET5_LAYERS, SEED_CPU_THRESHOLD, SEED_LEA_THRESHOLD, seed_threshold_analysis
 from ..calibration import euler_schedule
 from .calibration_samples import DEFAULT_SAMPLES, SAMPLES_SCHEMA, fit_models, fit_samples, load_samples
-from .cli import main, summary
+from .cli import add_arguments, main, run, summary
 from .collect import Collected, collect
 from .measure import check_report_dir, dense_twin, layer_formats, resolve_input
 from .provenance import SCHEMA_PATH, SOURCES, ReportError, load_schema, validate_report
@@ -67,5 +67,5 @@ _check_out_dir = check_report_dir   # the name tests/test_report.py uses
 __all__ = ["build_report", "collect", "Collected", "validate_report", "load_schema", "SCHEMA_PATH", "SOURCES",
            "resolve_input", "layer_formats", "dense_twin", "load_samples", "fit_samples", "fit_models",
            "DEFAULT_SAMPLES", "SAMPLES_SCHEMA", "euler_schedule", "seed_threshold_analysis", "LENET5_LAYERS",
-           "SEED_CPU_THRESHOLD", "SEED_LEA_THRESHOLD", "render_markdown", "render_html", "main", "summary",
+           "SEED_CPU_THRESHOLD", "SEED_LEA_THRESHOLD", "render_markdown", "render_html", "add_arguments", "run", "main", "summary",
            "ReportError"]

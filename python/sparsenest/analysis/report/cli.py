@@ -1,26 +1,18 @@
 """`sparsenest report`'s command line: options, errors as one line, and the short summary it prints."""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Mapping, Sequence
 
 from .calibration_samples import DEFAULT_SAMPLES
-from .provenance import ReportError
 from .render import pct as _pct, tag as _t
 from .write import build_report
 
-REPORT_DOC = sys.modules[__package__].__doc__
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`sparsenest report`: the energy and latency report of a compiled model."""
+def add_arguments(ap) -> None:
+    """`sparsenest report`'s options (the command runs run())."""
     from sparsenest import cli_args as arg
-    ap = arg.Parser(prog="sparsenest report", description=REPORT_DOC,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", help="build directory (model_meta.json), a directory with host/, or a bundle")
-    ap.add_argument("-o", "--output", type=arg.output_dir, default=None,
-                    help="report directory (default: <build>/report)")
+    arg.add_output(ap, type=arg.output_dir, help="report directory (default: <build>/report)")
     ap.add_argument("--bundle", default=None, help="the bundle, when the build's recorded path is not found")
     ap.add_argument("--samples", action="append", type=arg.input_file, default=None,
                     help="cycle_samples.json to calibrate on (repeatable; default: "
@@ -36,25 +28,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--capacitor", type=arg.positive_float, default=0.047, help="storage capacitor in farads")
     ap.add_argument("--harvest-hours", type=arg.positive_float, default=None, help="simulate only the first N hours")
     ap.add_argument("--format", default="auto", help="format when the target is a bundle")
-    ap.add_argument("--no-html", action="store_true")
+    ap.add_argument("--no-html", action="store_true", help="write report.md and report.json only")
     ap.add_argument("--force", action="store_true", help="replace an earlier report in the output directory")
-    a = ap.parse_args(argv)
+
+
+def run(a) -> int:
+    """`sparsenest report`: the energy and latency report of a compiled model."""
     samples = [] if a.no_samples else a.samples
-    ev = a.eval
     bad = [k for k in a.kernels.split(",") if k and k not in ("mpy32", "ref")]
     if bad:
-        ap.error(f"--kernels: unknown back-end(s) {bad}; choose from mpy32, ref")
-    try:
-        rep = build_report(a.target, a.output, bundle=a.bundle, samples=samples, simulate=not a.no_sim,
-                           kernels=[k for k in a.kernels.split(",") if k], sim_inputs=a.sim_inputs,
-                           eval_images=ev, platform=a.platform, trace=a.trace, capacitor_f=a.capacitor,
-                           harvest_hours=a.harvest_hours, fmt=a.format, html=not a.no_html,
-                           force=a.force)
-    except (ReportError, FileExistsError) as e:
-        print(f"sparsenest report: error: {arg.one_line(e)}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--kernels: unknown back-end(s) {bad}; choose from mpy32, ref")
+    rep = build_report(a.target, a.out, bundle=a.bundle, samples=samples, simulate=not a.no_sim,
+                       kernels=[k for k in a.kernels.split(",") if k], sim_inputs=a.sim_inputs,
+                       eval_images=a.eval, platform=a.platform, trace=a.trace, capacitor_f=a.capacitor,
+                       harvest_hours=a.harvest_hours, fmt=a.format, html=not a.no_html, force=a.force)
     print(summary(rep))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sparsenest.cli import run_command
+    return run_command("report", argv)
 
 
 def _eval_arg(text: str):

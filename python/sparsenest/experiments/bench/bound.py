@@ -20,7 +20,6 @@ there; the masks' per-layer level proportions come from that short training.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -176,14 +175,16 @@ def format_result(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    from ...bundle import Bundle
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.bound", description=__doc__.split("\n\n")[0])
+def add_arguments(ap) -> None:
+    from ... import cli_args as arg
     ap.add_argument("bundles", nargs="*", help="nested bundles (.nest); default: --tasks, trained quickly")
-    ap.add_argument("--tasks", default="lenet5,harnet,okgnet")
-    ap.add_argument("--out", default="build/bench/bound")
-    ap.add_argument("--formats", default=",".join(FORMATS))
-    a = ap.parse_args(argv)
+    ap.add_argument("--tasks", default="lenet5,harnet,okgnet", help="tasks trained quickly when no bundle is given")
+    arg.add_output(ap, default="build/bench/bound", help="output folder")
+    ap.add_argument("--formats", default=",".join(FORMATS), help="formats to compare")
+
+
+def run(a) -> int:
+    from ...bundle import Bundle
     out = Path(a.out)
     paths = list(a.bundles)
     if not paths:
@@ -207,6 +208,11 @@ def main(argv=None) -> int:
     (out / "bound.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out / 'bound.json'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench bound", argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -27,19 +26,22 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ...analysis import harvest_closedloop, harvest_intermittent, harvest_measure
-    from ...compiler.build import compile_bundle
-    from ...energy_store import Capacitor, shipped_trace
-    from .mcu import DEFAULT_BUNDLE, ensure_bundle
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    from .mcu import DEFAULT_BUNDLE
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
-    p.add_argument("--out", default="build/bench/harvest")
-    p.add_argument("--hours", type=float, default=None, help="cut the traces to this many hours")
+    arg.add_output(p, default="build/bench/harvest", help="output folder")
+    p.add_argument("--hours", type=arg.positive_float, default=None, help="cut the traces to this many hours")
     p.add_argument("--loop-seconds", type=float, default=60.0, help="closed-loop trace window (0: skip)")
     p.add_argument("--loop-start", type=float, default=7 * 3600.0,
                    help="closed loop: start of the solar-trace window, seconds (default 7:00, ~2 mW)")
-    a = p.parse_args(argv)
+
+
+def run(a) -> int:
+    from ...analysis import harvest_closedloop, harvest_intermittent, harvest_measure
+    from ...compiler.build import compile_bundle
+    from ...energy_store import Capacitor, shipped_trace
+    from .mcu import ensure_bundle
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     bundle = ensure_bundle(Path(a.bundle))
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         indent=1, default=float) + "\n")
     _log(f"wrote {out / 'bench_harvest.json'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench harvest", argv)
 
 
 if __name__ == "__main__":

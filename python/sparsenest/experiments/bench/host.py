@@ -5,11 +5,10 @@ Per level: weight bytes by part, index overhead, MACs per inference (host-board 
 inferences per second, and the C model's accuracy on the full test set, which must equal the golden
 model's (checked, not assumed). Writes build/bench/host.json.
 
-    python -m sparsenest.experiments.bench.host [BUNDLE]      # default: build/demo/lenet5.nest (make demo makes it)
+    sparsenest bench host [BUNDLE]      # default: build/demo/lenet5.nest (make demo makes it)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -50,12 +49,15 @@ def measure(build_dir: Path, x: np.ndarray, y: np.ndarray, qmodel, levels: list[
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", nargs="?", default="build/demo/lenet5.nest")
-    p.add_argument("--format", default="auto")
-    p.add_argument("--out", default="build/bench/host.json")
-    a = p.parse_args(argv)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    p.add_argument("bundle", nargs="?", default="build/demo/lenet5.nest",
+                   help="the bundle to measure (default: the demo's)")
+    p.add_argument("--format", default="auto", help="compiler format of the nested build")
+    arg.add_output(p, default="build/bench/host.json", help="output path")
+
+
+def run(a) -> int:
     from ... import data
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(nested bytes are all levels stored once) written {a.out}")
     return 0 if all(r["bit_exact"] for r in rows + [base]) else 1
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench host", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,7 @@ resumed and recorded logits must equal the golden model. The simulator moves a D
 "between DMA transfers" fall while the inference is streaming. No cut lands in an LEA call: the LEA
 back-end does not exist yet (#16).
 
-    python -m sparsenest.experiments.bench.intermittent [--bundle build/lenet5-small.nest] [--cuts N]
+    sparsenest bench intermittent [--bundle build/lenet5-small.nest] [--cuts N]
 
 LeNet-5-small is build/lenet5-small.nest (trained first, about a minute, when missing). HAR-Net is
 the zoo model with its initial weights and magnitude-nested masks at the same sparsities: cycles and
@@ -28,7 +28,6 @@ bytes depend on the masks' sizes, not on what the weights learned. Writes build/
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -212,10 +211,9 @@ def format_table(model: str, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ... import data
-    from .mcu import DEFAULT_BUNDLE, ensure_bundle
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    from .mcu import DEFAULT_BUNDLE
     p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
     p.add_argument("--cuts", type=int, default=None,
                    help="sampled power cuts per level (default: every possible cut point)")
@@ -227,8 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the supply cuts in our simulator (no mspdebug cycles, no host-board cuts)")
     p.add_argument("--no-lenet5", action="store_true",
                    help="skip full LeNet-5 (supply cuts only: its chip image streams fc weights by DMA)")
-    p.add_argument("--out", default="build/bench/intermittent")
-    a = p.parse_args(argv)
+    arg.add_output(p, default="build/bench/intermittent", help="output path")
+
+
+def run(a) -> int:
+    from ... import data
+    from .mcu import ensure_bundle
     out = Path(a.out)
     lenet = ensure_bundle(Path(a.bundle))
     sparsities = [lv["sparsity"] for lv in lenet.levels]
@@ -270,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"wrote {out.parent / ('intermittent_device.json' if a.device_only else 'intermittent.json')}")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench intermittent", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,11 +9,10 @@
 3. The anomaly-detection autoencoder: nested levels (no-retrain: no ToyCar data here), which fit the
    FR5994's FRAM, and each level's reconstruction error against the interpreter's dense output.
 
-    python -m sparsenest.experiments.bench.kws [--out build/bench-kws] [--nested BUNDLE] [--epochs 4]
+    sparsenest bench kws [-o build/bench-kws] [--nested BUNDLE] [--epochs 4]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -198,12 +197,14 @@ def autoencoder(out: Path, pcm: np.ndarray) -> dict:
             "levels": rows, "k_device": dev["k_device"], "int8_file_bytes": (MODELS / "ad01_int8.tflite").stat().st_size}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.kws", description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="build/bench-kws")
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    arg.add_output(p, default="build/bench-kws", help="output path")
     p.add_argument("--nested", default=None, help="use this nested KWS bundle instead of training one")
     p.add_argument("--epochs", type=int, default=4, help="joint fine-tuning epochs for the nested KWS levels")
-    a = p.parse_args(argv)
+
+
+def run(a) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res = {"full": kws_full_test_set()}
@@ -261,6 +262,10 @@ def _clips(n: int) -> np.ndarray:
                     break
     return np.stack(out)
 
+
+def main(argv=None) -> int:
+    from ...cli import run_command
+    return run_command("bench kws", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -11,16 +11,15 @@ the cross-check. Every simulated inference is compared with the golden model bit
 cycle samples the cost model is calibrated on (analysis.calibration; per layer and per kernel-harness
 call, core cycles) and a plot.
 
-    python -m sparsenest.experiments.bench.mcu [--bundle build/lenet5-small.nest] [--out build/bench/mcu]
+    sparsenest bench mcu [--bundle build/lenet5-small.nest] [-o build/bench/mcu]
 
 Without --bundle, build/lenet5-small.nest is used, trained first (about a minute, 90/75/50 % like the
 README's LeNet-5) when missing. Everything is simulated; nothing here was measured on a board.
 
-Outputs in --out: mcu.json (everything), cycle_samples.json, mcu.png, firmware builds under models/.
+Outputs in -o: mcu.json (everything), cycle_samples.json, mcu.png, firmware builds under models/.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -44,16 +43,9 @@ def _log(msg: str) -> None:
 
 
 def ensure_bundle(path: Path):
-    from ...bundle import Bundle
-    if path.exists():
-        return Bundle.load(path)
-    from ...train.nested import TrainConfig
-    from ...train.loop import train_to_bundle
-    _log(f"{path} not found: training LeNet-5-small (90/75/50 % nested, 2+2 epochs on 20,000 images)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return train_to_bundle(path, model="lenet5-small", levels=(0.9, 0.75, 0.5),
-                           cfg=TrainConfig(epochs_dense=2, epochs_retrain=2), train_limit=20000,
-                           log=lambda *a, **k: None)
+    """The LeNet-5-small bundle at `path`, trained by the shared recipe (experiments/recipes.py) if missing."""
+    from ..recipes import ensure_bundle as ensure
+    return ensure(path, "lenet5-small", log=_log)
 
 
 def measure_chip(fb, qmodel, *, profile: bool = True) -> tuple[dict[int, dict], dict[str, int]]:
@@ -217,19 +209,21 @@ def lenet5_full(out: Path, sparsities, lenet5_bundle: str | None, fmt: str = "au
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", default=DEFAULT_BUNDLE)
-    ap.add_argument("--out", default="build/bench/mcu")
-    ap.add_argument("--inputs", type=int, default=2, help="test images per level")
-    ap.add_argument("--formats", default=",".join(FORMATS), help="nested builds to measure (first: the main one)")
-    ap.add_argument("--no-kernel-samples", action="store_true", help="skip the kernel harness sweep")
-    ap.add_argument("--lenet5", default="build/lenet5.nest",
-                    help="a trained full LeNet-5 bundle (default: a seeded initialisation with magnitude-nested "
-                         "masks at the bundle's sparsities when the file is missing)")
-    ap.add_argument("--no-lenet5", action="store_true", help="skip full LeNet-5")
-    ap.add_argument("--no-mspdebug", action="store_true", help="skip the mspdebug cross-check")
-    a = ap.parse_args(argv)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    p.add_argument("--bundle", default=DEFAULT_BUNDLE, help="LeNet-5-small bundle (trained when missing)")
+    arg.add_output(p, default="build/bench/mcu", help="output path")
+    p.add_argument("--inputs", type=int, default=2, help="test images per level")
+    p.add_argument("--formats", default=",".join(FORMATS), help="nested builds to measure (first: the main one)")
+    p.add_argument("--no-kernel-samples", action="store_true", help="skip the kernel harness sweep")
+    p.add_argument("--lenet5", default="build/lenet5.nest",
+                   help="a trained full LeNet-5 bundle (default: a seeded initialisation with magnitude-nested "
+                        "masks at the bundle's sparsities when the file is missing)")
+    p.add_argument("--no-lenet5", action="store_true", help="skip full LeNet-5")
+    p.add_argument("--no-mspdebug", action="store_true", help="skip the mspdebug cross-check")
+
+
+def run(a) -> int:
     from ...targets import firmware
     from ...targets.fr5994sim import CYCLE_NOTE
     from ...bundle import Bundle
@@ -435,6 +429,10 @@ def format_report(r: dict) -> str:
     lines += ["", "note: " + r["cycle_note"]]
     return "\n".join(lines)
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench mcu", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

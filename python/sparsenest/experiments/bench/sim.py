@@ -10,7 +10,6 @@ wall time depends on the other jobs).
 """
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import time
@@ -71,11 +70,13 @@ def _best(fn, repeat: int) -> tuple[float, float, object]:
     return best, cpu, out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sparsenest.bench.sim", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=4000, help="workload rounds (about 3,500 instructions each)")
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    p.add_argument("--rounds", type=arg.count, default=4000, help="workload rounds (about 3,500 instructions each)")
+    p.add_argument("--repeat", type=arg.count, default=3, help="runs per simulator; the best counts")
+
+
+def run(args) -> int:
     try:
         msp430.find_toolchain()
         mspdebug = msp430.find_mspdebug()
@@ -126,6 +127,10 @@ def main(argv=None) -> int:
           f"{chip.energy_j(c) * 1e6:.1f} uJ at 16 MHz (simulated)")
     return 0
 
+
+def main(argv=None) -> int:
+    from ...cli import run_command
+    return run_command("bench sim", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -15,7 +15,7 @@ Budgets (training rows are seeded subsamples; dev is never subsampled):
   full  the protocol without shortcuts: full train sets (SST-2 capped at 20,000 rows), 3 fine-tuning
         epochs, retraining until the loss plateaus (at most 2 epochs) - many hours on 2 cores.
 
-    python -m sparsenest.experiments.bench.table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
+    sparsenest bench table1 [--budget hour|full] [--tasks rte,mrpc] [--print-only]
                                                   [--ray]    # tasks as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes build/bench/table1/<task>.json per task (a finished task is not rerun unless --force) and
@@ -23,7 +23,6 @@ build/bench/table1/table1.txt.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -248,22 +247,23 @@ def run_job(t: str, cfg, out: Path, methods, analyze: bool, glue_out: Path, thre
     return run_task(t, cfg, out=out, methods=methods, analyze=analyze, glue_out=glue_out)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparsenest.experiments.bench.table1", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="hour", choices=sorted(BUDGETS))
-    p.add_argument("--tasks", default=",".join(TASK_ORDER))
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--sparsity", type=float, default=0.3)
-    p.add_argument("--model-path", default=None)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
+    p.add_argument("--budget", default="hour", choices=sorted(BUDGETS), help="training budget per task")
+    p.add_argument("--tasks", default=",".join(TASK_ORDER), help="comma-separated GLUE tasks")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated pruning methods")
+    p.add_argument("--sparsity", type=float, default=0.3, help="fraction of zeros")
+    p.add_argument("--model-path", default=None, help="local BERT checkpoint (default: all-MiniLM-L6-v2)")
     p.add_argument("--analyze-task", default="rte", help="task whose masks go through the storage analyzer "
                    "('all' or 'none')")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default=str(PROJECT_ROOT / "build" / "bench" / "table1"))
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    arg.add_output(p, default=str(PROJECT_ROOT / "build" / "bench" / "table1"), help="output folder")
     p.add_argument("--force", action="store_true", help="rerun tasks that already have results")
     p.add_argument("--print-only", action="store_true", help="render the table from existing results")
     p.add_argument("--ray", action="store_true", help="run the tasks as Ray tasks (also when RAY_ADDRESS is set)")
-    a = p.parse_args(argv)
+
+
+def run(a) -> int:
 
     import torch
 
@@ -311,6 +311,10 @@ def main(argv=None) -> int:
     write_json(out / "table1.json", {"budget": a.budget, "seed_table1": SEED_TABLE1, "tasks": reports})
     return 0
 
+
+def main(argv=None) -> int:
+    from ...cli import run_command
+    return run_command("bench table1", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,21 +17,20 @@ Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's spars
      holds, outputs compared with golden bit for bit;
   5. latency and energy per level: simulated where it ran ("S"), otherwise predicted by the cost model
      from the host-board counters, with a cycle model calibrated on the per-layer core cycles of every
-     model simulated (this run and earlier runs in the same --out); predicted levels whose weights stream
+     model simulated (this run and earlier runs in the same -o folder); predicted levels whose weights stream
      from upper FRAM add the DMA cost of the tiles;
   6. switch bytes: FRAM bytes written when the staged build moves up to the level (measured on the host
      board's write log); a resident build writes the 2-byte level selector only.
 
-    python -m sparsenest.experiments.bench.table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
-                                      [--quick] [--out build/table2] [--force] [--format fast] [--threads 1]
+    sparsenest bench table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
+                                      [--quick] [-o build/table2] [--force] [--format fast] [--threads 1]
                                       [--ray]    # variants as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes <out>/<task>/<variant>/result.json per run, and <out>/table2.md + <out>/table2.json with every task
-that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless --out).
+that has a result in <out> (so tasks can be run one at a time; --quick: build/table2-quick unless -o).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -547,12 +546,12 @@ def run_job(t, v: str, out: Path, quick: bool, force: bool, fmt: str, sim: bool,
     return r
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
     p.add_argument("--tasks", default="all", help="comma-separated: " + ",".join(task_mod.ORDER))
     p.add_argument("--variants", default="seed,sparse", help="level sets: seed (the seed's sparsities), sparse")
     p.add_argument("--quick", action="store_true", help="a small slice and 1+1 epochs: checks the plumbing")
-    p.add_argument("--out", default=None, help="default build/table2 (build/table2-quick with --quick)")
+    arg.add_output(p, default=None, help="default build/table2 (build/table2-quick with --quick)")
     p.add_argument("--force", action="store_true", help="retrain even if a bundle exists")
     p.add_argument("--format", default="fast",
                    help="fast (default: csr16 where all levels then fit lower FRAM, else csr16 convolutions "
@@ -560,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: see tasks.py)")
     p.add_argument("--no-sim", action="store_true", help="skip the MSP430 simulator")
     p.add_argument("--ray", action="store_true", help="run the variants as Ray tasks (also when RAY_ADDRESS is set)")
-    a = p.parse_args(argv)
+
+
+def run(a) -> int:
     import torch
     from tqdm.auto import tqdm
 
@@ -574,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     for v in variants:
         if v not in task_mod.VARIANTS:
-            p.error(f"unknown variant {v!r}; known: {', '.join(task_mod.VARIANTS)}")
+            raise ValueError(f"unknown variant {v!r}; known: {', '.join(task_mod.VARIANTS)}")
     results: list[dict] = []
     t_all = time.time()
     on_ray = fanout_wanted(a.ray)
@@ -647,6 +648,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench table2", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

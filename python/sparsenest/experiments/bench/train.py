@@ -3,7 +3,7 @@
 Each run is a fresh subprocess so its wall time and peak memory (ru_maxrss) are its own. Accuracies are
 on the full 10k MNIST test set. Prints a table and writes build/bench/train.json.
 
-    python -m sparsenest.experiments.bench.train [--quick] [--modes joint,progressive] [--levels ...]
+    sparsenest bench train [--quick] [--modes joint,progressive] [--levels ...]
 """
 from __future__ import annotations
 
@@ -64,19 +64,21 @@ def _spawn(mode: str, levels: str, a: argparse.Namespace) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
+    from ... import cli_args as arg
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--mode", default="joint")
-    p.add_argument("--modes", default="no-retrain,progressive,joint")
-    p.add_argument("--levels", default="0.9,0.75,0.5")
-    p.add_argument("--epochs-dense", type=int, default=6)
-    p.add_argument("--epochs-retrain", type=int, default=6)
-    p.add_argument("--scope", default="global")
-    p.add_argument("--train-limit", type=int, default=None)
+    p.add_argument("--mode", default="joint", help=argparse.SUPPRESS)  # the child's one mode
+    p.add_argument("--modes", default="no-retrain,progressive,joint", help="training modes to compare")
+    p.add_argument("--levels", default="0.9,0.75,0.5", help="level sparsities")
+    p.add_argument("--epochs-dense", type=int, default=6, help="epochs of dense training")
+    p.add_argument("--epochs-retrain", type=int, default=6, help="epochs of retraining")
+    p.add_argument("--scope", default="global", choices=["global", "layer"], help="pruning scope")
+    p.add_argument("--train-limit", type=int, default=None, help="training images (default: all)")
     p.add_argument("--quick", action="store_true", help="1 epoch each on 10k images (a smoke run)")
-    p.add_argument("--out", default="build/bench/train.json")
-    a = p.parse_args(argv)
+    arg.add_output(p, default="build/bench/train.json", help="output path")
+
+
+def run(a) -> int:
     if a.child:
         _one_run(a)
         return 0
@@ -103,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"written {a.out}")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    from ...cli import run_command
+    return run_command("bench train", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,57 @@
+"""The default bundles the make targets and benchmarks share, each trained by one recipe stated here.
+
+`make sim`, `make bench-mcu`, `make bench-intermittent` and the demo's calibration all use
+`build/lenet5-small.nest` (or a copy under the demo's folder); whichever runs first trains it, and with
+one recipe the result is the same whoever that is. `sparsenest train --recipe NAME` trains one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: str
+    levels: tuple[float, ...] = (0.9, 0.75, 0.5)
+    method: str = "irregular"
+    mode: str = "joint"
+    epochs_dense: int = 6
+    epochs_retrain: int = 6
+    train_limit: int | None = None   # training images (None: the whole training split less validation)
+
+    def describe(self) -> str:
+        pct = "/".join(f"{100 * s:g}" for s in self.levels)
+        return (f"{self.model}, levels {pct} % sparse ({self.method}, {self.mode}), {self.epochs_dense}+"
+                f"{self.epochs_retrain} epochs on {self.train_limit or 'all'} training images")
+
+
+RECIPES = {
+    # the MSP430 simulators' model: fits the 64 KB mspdebug image; a minute or two on 2 cores
+    "lenet5-small": Recipe("lenet5-small", epochs_dense=2, epochs_retrain=2, train_limit=20000),
+    # the full LeNet-5 of `make firmware` / `make flash` and of `sparsenest demo --full`
+    "lenet5": Recipe("lenet5"),
+    # the demo's LeNet-5: the whole flow in about 5 minutes on 2 cores (fewer epochs and images)
+    "lenet5-demo": Recipe("lenet5", epochs_dense=2, epochs_retrain=2, train_limit=20000),
+}
+
+
+def train_recipe(name: str, out: str | Path, *, force: bool = False, log=print):
+    """Train recipe `name` into the bundle `out` and return the Bundle."""
+    from ..train.loop import train_to_bundle
+    from ..train.nested import TrainConfig
+    r = RECIPES[name]
+    return train_to_bundle(out, model=r.model, levels=r.levels, method=r.method, mode=r.mode,
+                           cfg=TrainConfig(epochs_dense=r.epochs_dense, epochs_retrain=r.epochs_retrain),
+                           train_limit=r.train_limit, force=force, log=log)
+
+
+def ensure_bundle(path: str | Path, name: str = "lenet5-small", log=print):
+    """The bundle at `path`, trained by recipe `name` first when it is missing."""
+    from ..bundle import Bundle
+    path = Path(path)
+    if path.exists():
+        return Bundle.load(path)
+    log(f"{path} not found: training {RECIPES[name].describe()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return train_recipe(name, path, log=lambda *a, **k: None)
