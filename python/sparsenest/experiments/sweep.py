@@ -119,6 +119,7 @@ class Scorer:
         self.trace = harvest.load_trace(s.trace)
         self.cap = harvest.Capacitor(s.capacitor_f, s.v_on, s.v_off, s.v_max)
         self.objective = objective
+        self._runs: dict = {}   # harvest result per cost vector: see score()
 
     def level_costs(self, build: dict, x1) -> list[dict]:
         """Per level: predicted energy (µJ) and time (µs) of one inference from host-board counters."""
@@ -134,16 +135,24 @@ class Scorer:
         return out
 
     def score(self, costs: list[dict], accuracy: list[float], sparsity: list[float]) -> dict:
+        """The harvest simulation of these levels. The policies (analysis.harvest) choose levels from the
+        stored energy and the levels' costs, never from their accuracies, so the simulation runs once per
+        cost vector (a trial's costs are final from its first epoch on) and later calls only re-weight its
+        completed inferences by the new accuracies (test_sweep checks this against a fresh simulation)."""
+        from dataclasses import replace
         from ..analysis import harvest
         from ..analysis.cost import predict_switch
         L = len(costs)
-        sw = predict_switch(SELECTOR_BYTES, self.platform, "cpu")
-        switch = {"energy_uj": [[0.0 if a == b else sw["energy_uj"] for b in range(L)] for a in range(L)],
-                  "time_us": [[0.0 if a == b else sw["time_us"] for b in range(L)] for a in range(L)]}
-        hc = harvest.costs_from_predictions([c["prediction"] for c in costs], accuracy, switch=switch,
-                                            platform=self.platform, sparsities=sparsity)
-        r = harvest.simulate(self.trace, self.cap, hc, harvest.parse_policy(self.s.policy),
-                             t_end=self.s.duration_s, record=False)
+        key = tuple((c["energy_uj"], c["time_us"]) for c in costs)
+        if key not in self._runs:
+            sw = predict_switch(SELECTOR_BYTES, self.platform, "cpu")
+            switch = {"energy_uj": [[0.0 if a == b else sw["energy_uj"] for b in range(L)] for a in range(L)],
+                      "time_us": [[0.0 if a == b else sw["time_us"] for b in range(L)] for a in range(L)]}
+            hc = harvest.costs_from_predictions([c["prediction"] for c in costs], accuracy, switch=switch,
+                                                platform=self.platform, sparsities=sparsity)
+            self._runs[key] = harvest.simulate(self.trace, self.cap, hc, harvest.parse_policy(self.s.policy),
+                                               t_end=self.s.duration_s, record=False)
+        r = replace(self._runs[key], accuracy=[float(a) for a in accuracy])
         value = (self.objective or OBJECTIVES[self.s.objective])(r)
         return {"score": float(value), "expected_accuracy": r.expected_accuracy,
                 "expected_correct": r.expected_correct, "completed": r.total, "completed_per_level": r.completed,
@@ -285,14 +294,25 @@ def _ray_init(s: SweepSettings) -> bool:
     return True
 
 
+def tpe_startup_trials(trials: int) -> int:
+    """Random trials before TPE models the space: a quarter of the budget, 4 to 10. With fewer than 4 its
+    two densities (good / rest trials) rest on one or two points and it exploits whatever the first draws
+    hit; make bench-sweep's 3 start-up trials of 10 did exactly that. Optuna's default is 10."""
+    return max(4, min(10, trials // 4))
+
+
 def _searcher(s: SweepSettings, metric: str = "score"):
+    """Optuna's multivariate TPE (one joint density over all parameters: method and format interact, e.g.
+    row pruning with format auto may not fit the chip) with the constant liar, so trials that run at the
+    same time are not drawn at the same point; or Tune's random / grid generator."""
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.basic_variant import BasicVariantGenerator
     if s.search == "tpe":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.trials // 3)))
+        sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=tpe_startup_trials(s.trials),
+                                             multivariate=True, constant_liar=True)
         alg = OptunaSearch(metric=metric, mode="max", sampler=sampler)
         return ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent or max(1, int(s.cpus or os.cpu_count())))
     return BasicVariantGenerator(random_state=s.seed, max_concurrent=s.max_concurrent or 0)

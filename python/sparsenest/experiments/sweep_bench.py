@@ -1,17 +1,24 @@
-"""`make bench-sweep`: the same trial budget, random search vs Optuna TPE (both with ASHA), on LeNet-5 levels
-for the shipped solar trace; prints the best trial and the Pareto front of each, and the hypervolume of
-each front against one reference point (the worst energy and accuracy seen by either, so the two are
-comparable).
+"""`make bench-sweep`: grid vs random search vs Optuna TPE with the same trial budget (ASHA on all three),
+on LeNet-5 levels for the shipped solar trace, repeated over several seeds; prints per search the mean ±
+standard deviation (and the range) of the best trial's score and of the Pareto front's hypervolume, each
+front measured against one reference point shared by every run (the worst energy and accuracy seen by any),
+so all of them are comparable.
 
-    python -m sparsenest.experiments.sweep_bench [--trials 10] [--out build/bench/sweep] [--force]
+    python -m sparsenest.experiments.sweep_bench [--trials 12] [--seeds 3] [--out build/bench/sweep] [--force]
 
-Small training limits keep a trial near a minute on one core, so both searches finish in about 15 minutes
-on 2 cores. Outputs: <out>/{random,tpe}/ (each a complete sweep) and <out>/bench.md, bench.json, fronts.png.
+A trial is the whole pipeline (train, compile, cost, harvest simulation) on a small budget, about 15 s
+of CPU: 2,000 training images, one dense and one or two joint epochs, Q15 accuracy on 300 test images.
+The seed sets both the search's random state and the training seed. Grid search spends the budget on a
+grid of exactly --trials points (the categorical choices and the sparsest level; the other ranges at their
+middle, the most joint epochs), so its seeds differ only in training. Outputs: <out>/<search>/seed<k>/ (each a complete sweep),
+<out>/bench.md, bench.json and fronts.png (the first seed's fronts).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,64 +27,160 @@ from . import pareto
 from .space import parse_space
 from .sweep import SweepSettings, run_sweep
 
-# LeNet-5 on MNIST: three levels spread between a sparsest and a densest sparsity, three methods, short training.
+# LeNet-5 on MNIST: three levels spread between a sparsest and a densest sparsity, three methods, two formats.
 SPACE = {"sparsest": {"min": 0.80, "max": 0.98}, "densest": {"min": 0.20, "max": 0.70}, "n_levels": 3,
-         "method": ["irregular", "row", "column"], "mode": "joint", "epochs_dense": [1, 2],
-         "epochs_retrain": [1, 2, 3], "batch_size": 32, "lr": {"min": 0.01, "max": 0.2, "log": True},
+         "method": ["irregular", "row", "column"], "mode": "joint", "epochs_dense": 1,
+         "epochs_retrain": [1, 2], "batch_size": 32, "lr": {"min": 0.01, "max": 0.2, "log": True},
          "lr_retrain": {"min": 0.002, "max": 0.05, "log": True}, "format": ["auto", "csr16"]}
-SEARCHES = ("random", "tpe")
+SEARCHES = ("grid", "random", "tpe")
+
+
+def grid_space(space: dict, trials: int) -> dict:
+    """`space` as a grid of `trials` points: every choice of method and format, the sparsest level at
+    trials / (choices) evenly spaced values, every other range at its (geometric, for log) middle and every
+    other list at its largest entry (for epochs: the most training)."""
+    cats = len(space["method"]) * len(space["format"])
+    if trials % cats:
+        raise ValueError(f"grid search: --trials must be a multiple of {cats} (methods x formats), got {trials}")
+    n = trials // cats
+    lo, hi = space["sparsest"]["min"], space["sparsest"]["max"]
+    out = {}
+    for k, v in space.items():
+        if isinstance(v, dict):
+            out[k] = math.sqrt(v["min"] * v["max"]) if v.get("log") else (v["min"] + v["max"]) / 2
+        elif isinstance(v, list) and k not in ("method", "format"):
+            out[k] = max(v)
+        else:
+            out[k] = v
+    out["sparsest"] = [round(lo + (hi - lo) * (i + 0.5) / n, 4) for i in range(n)]
+    return out
+
+
+def best_so_far(results: list[dict], upto: int) -> float:
+    """Best score among the first `upto` trials to start (ASHA-stopped ones count as not finished)."""
+    order = sorted(results, key=lambda r: r["started"])
+    return max((r["score"] for r in order[:upto]), default=0.0)
+
+
+def _started(out: Path, trial: str) -> float:
+    return float((out / "trials" / trial / "starts.log").read_text().split()[0])
+
+
+def spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "values": values}
+
+
+def _fmt(s: dict, scale: float = 1.0) -> str:
+    return (f"{s['mean'] / scale:,.1f} ± {s['std'] / scale:,.1f} "
+            f"({s['min'] / scale:,.1f}..{s['max'] / scale:,.1f})")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sparsenest.experiments.sweep_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=10, help="trial budget of each search")
-    ap.add_argument("--train-limit", type=int, default=4000)
-    ap.add_argument("--test-limit", type=int, default=500)
+    ap.add_argument("--trials", type=int, default=12, help="trial budget of each search (grid: a multiple of 6)")
+    ap.add_argument("--seeds", type=int, default=3, help="repetitions of each search (seeds 0..N-1)")
+    ap.add_argument("--searches", default=",".join(SEARCHES), help="comma-separated subset of grid,random,tpe")
+    ap.add_argument("--train-limit", type=int, default=2000)
+    ap.add_argument("--test-limit", type=int, default=300)
+    ap.add_argument("--samples", action="append", default=None,
+                    help="cycle_samples.json to calibrate on (default: make bench-mcu's, when present)")
     ap.add_argument("--cpus", type=int, default=None, help="local Ray CPUs (default: this machine's)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="build/bench/sweep")
     ap.add_argument("--force", action="store_true", help="replace earlier results in --out")
     a = ap.parse_args(argv)
+    searches = [s.strip() for s in a.searches.split(",") if s.strip()]
+    if not searches or set(searches) - set(SEARCHES) or a.seeds < 1 or a.trials < 2:
+        ap.error(f"--searches takes names from {','.join(SEARCHES)}; --seeds >= 1 and --trials >= 2")
+    if "grid" in searches:
+        try:
+            grid_space(SPACE, a.trials)
+        except ValueError as e:
+            ap.error(str(e))
     out = Path(a.out)
-    space = parse_space(SPACE, "sweep_bench.SPACE")
-    runs, t0 = {}, time.time()
-    for search in SEARCHES:
-        s = SweepSettings(task="lenet5", trials=a.trials, search=search, trace="solar", train_limit=a.train_limit,
-                          test_limit=a.test_limit, cpus=a.cpus, seed=a.seed)
-        print(f"== {search}: {a.trials} trials")
-        runs[search] = run_sweep(out / search, space, s, force=a.force)
-    points = [p for r in runs.values() for p in r["points"]]
+    if (out / "bench.json").exists() and not a.force:
+        ap.error(f"{out} holds an earlier benchmark; pass --force to replace it")
+    import logging
+    import os
+    import ray
+    ray.init(num_cpus=a.cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)   # one runtime for every sweep: its start-up is slow on a busy machine
+    runs: dict[str, list[dict]] = {s: [] for s in searches}
+    t0 = time.time()
+    try:
+        for seed in range(a.seeds):
+            for search in searches:
+                space = parse_space(grid_space(SPACE, a.trials) if search == "grid" else SPACE, "sweep_bench")
+                s = SweepSettings(task="lenet5", trials=a.trials, search=search, trace="solar", seed=seed,
+                                  train_limit=a.train_limit, test_limit=a.test_limit, cpus=a.cpus,
+                                  samples=a.samples or [])
+                print(f"== {search}, seed {seed}: {a.trials} trials", flush=True)
+                d = out / search / f"seed{seed}"
+                r = run_sweep(d, space, s, force=a.force)
+                for res in r["results"]:
+                    res["started"] = _started(d, res["trial"])
+                runs[search].append(r)
+    finally:
+        ray.shutdown()
+    points = [p for rs in runs.values() for r in rs for p in r["points"]]
     if not points:
         print("no trial finished", file=sys.stderr)
         return 1
     ref_e = 1.05 * max(p["energy_uj"] for p in points)
     ref_a = min(p["accuracy"] for p in points) - 0.01
-    lines = [f"# bench-sweep: random vs TPE, {a.trials} trials each (ASHA on both), LeNet-5 / MNIST "
-             f"({a.train_limit} training images, accuracy on {a.test_limit} test images), solar trace, "
-             f"0.047 F, energy-aware policy", "",
-             f"Hypervolume reference: {ref_e:,.0f} µJ, {100 * ref_a:.2f} % (µJ x accuracy dominated; larger "
-             "is better)", "",
-             "| search | finished trials | best score (expected correct) | best trial | front levels | "
-             "hypervolume | wall s |", "|---|---|---|---|---|---|---|"]
-    summary = {"reference": {"energy_uj": ref_e, "accuracy": ref_a}, "searches": {}}
-    for search, r in runs.items():
-        hv = pareto.hypervolume(r["front"], ref_e, ref_a)
-        b = r["best"] or {}
-        lines.append(f"| {search} | {len(r['results'])} | {b.get('score', 0):,.1f} | {b.get('trial', '-')} | "
-                     f"{len(r['front'])} | {hv:,.1f} | {r['wall_s']:.0f} |")
-        summary["searches"][search] = {"hypervolume": hv, "best_score": b.get("score"), "best_trial": b.get("trial"),
-                                       "finished": len(r["results"]), "front": r["front"], "wall_s": r["wall_s"]}
-    for search, r in runs.items():
-        lines += ["", pareto.format_table(r["front"], title=f"## {search}: front")]
-    text = "\n".join(lines) + f"\n\ntotal wall {time.time() - t0:.0f} s\n"
+    half = max(1, a.trials // 2)
+    summary = {"trials": a.trials, "seeds": a.seeds, "train_limit": a.train_limit, "test_limit": a.test_limit,
+               "reference": {"energy_uj": ref_e, "accuracy": ref_a}, "calibration": runs[searches[0]][0]["calibration"],
+               "searches": {}}
+    for search, rs in runs.items():
+        summary["searches"][search] = {
+            "best_score": spread([(r["best"] or {}).get("score", 0.0) for r in rs]),
+            "best_score_half_budget": spread([best_so_far(r["results"], half) for r in rs]),
+            "hypervolume": spread([pareto.hypervolume(r["front"], ref_e, ref_a) for r in rs]),
+            "finished": [len(r["results"]) for r in rs], "wall_s": [r["wall_s"] for r in rs],
+            "best": [{k: (r["best"] or {}).get(k) for k in ("trial", "score", "levels_requested", "config")}
+                     for r in rs]}
+    text = report(summary, searches, half) + f"\n\ntotal wall {time.time() - t0:.0f} s\n"
     print(text)
     (out / "bench.md").write_text(text)
     (out / "bench.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
-    pareto.plot(points, [], out / "fronts.png", title="LeNet-5 on solar: random vs TPE",
-                others={s: r["front"] for s, r in runs.items()})
+    pareto.plot(points, [], out / "fronts.png", title="LeNet-5 on solar, seed 0: fronts per search",
+                others={s: rs[0]["front"] for s, rs in runs.items()})
     print(f"written {out / 'bench.md'}, bench.json, fronts.png")
     return 0
+
+
+def report(summary: dict, searches: list[str], half: int) -> str:
+    n, k = summary["trials"], summary["seeds"]
+    ref = summary["reference"]
+    lines = [f"# bench-sweep: {', '.join(searches)}; {n} trials each, {k} seeds (ASHA on all), LeNet-5 / MNIST "
+             f"({summary['train_limit']} training images, Q15 accuracy on {summary['test_limit']} test images), "
+             "solar trace, 0.047 F, energy-aware policy", "",
+             f"Energy: {summary['calibration']}.",
+             f"Score: expected correct inferences over the trace (thousands). Hypervolume (µJ x accuracy) against "
+             f"{ref['energy_uj']:,.0f} µJ, {100 * ref['accuracy']:.2f} %. mean ± std (min..max) over the seeds.", "",
+             f"| search | best score | best score after {half} trials | hypervolume | finished trials | wall s |",
+             "|---|---|---|---|---|---|"]
+    for search in searches:
+        r = summary["searches"][search]
+        lines.append(f"| {search} | {_fmt(r['best_score'], 1e3)} | {_fmt(r['best_score_half_budget'], 1e3)} | "
+                     f"{_fmt(r['hypervolume'])} | {', '.join(map(str, r['finished']))} | "
+                     f"{', '.join(f'{w:.0f}' for w in r['wall_s'])} |")
+    if "tpe" in searches:
+        tpe = summary["searches"]["tpe"]["best_score"]["values"]
+        for other in (s for s in searches if s != "tpe"):
+            o = summary["searches"][other]["best_score"]["values"]
+            wins = sum(t > v for t, v in zip(tpe, o))
+            lines.append(f"\nTPE's best score beats {other}'s in {wins} of {len(tpe)} seeds.")
+    lines += ["", "Best trial per seed:"]
+    for search in searches:
+        for seed, b in enumerate(summary["searches"][search]["best"]):
+            c = b.get("config") or {}
+            lines.append(f"- {search} seed {seed}: {b.get('trial')} score {(b.get('score') or 0):,.0f}, levels "
+                         f"{b.get('levels_requested')}, {c.get('method')}, {c.get('format')}, "
+                         f"{c.get('epochs_retrain')} joint epochs")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
