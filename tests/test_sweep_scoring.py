@@ -1,0 +1,58 @@
+"""The sweep's scoring shortcut and make bench-sweep's helpers, without Ray."""
+from __future__ import annotations
+
+import pytest
+
+from sparsenest.experiments.space import grid_size, parse_space
+from sparsenest.experiments.sweep import Scorer, SweepSettings, tpe_startup_trials
+from sparsenest.experiments.sweep_bench import SPACE, best_so_far, grid_space, spread
+
+
+def _costs(energies_uj, times_us):
+    return [{"energy_uj": e, "time_us": t, "uncalibrated": False,
+             "prediction": {"total": {"energy_uj": e, "time_us": t}, "uncalibrated": False}}
+            for e, t in zip(energies_uj, times_us)]
+
+
+def test_scorer_reuses_the_harvest_run_exactly():
+    """A trial's later epochs re-weight one harvest run by their accuracies: that equals a fresh simulation
+    only while the policies ignore accuracy, which this checks (on the onoff trace, where the energy-aware
+    policy moves between levels)."""
+    s = SweepSettings(trace="onoff", duration_s=1800.0)
+    costs, sparsity = _costs([400.0, 900.0, 1600.0], [15e3, 30e3, 55e3]), [0.9, 0.7, 0.5]
+    cached = Scorer(s, None)
+    first = cached.score(costs, [0.5, 0.6, 0.7], sparsity)
+    later = cached.score(costs, [0.90, 0.95, 0.99], sparsity)
+    fresh = Scorer(s, None).score(costs, [0.90, 0.95, 0.99], sparsity)
+    assert later == fresh
+    assert sum(c > 0 for c in fresh["completed_per_level"]) >= 2, "the policy should use more than one level"
+    assert first["completed_per_level"] == later["completed_per_level"] and first["score"] < later["score"]
+    assert later["score"] == pytest.approx(sum(a * c for a, c in zip([0.90, 0.95, 0.99],
+                                                                      later["completed_per_level"])))
+    # other costs: a simulation of their own
+    dearer = cached.score(_costs([800.0, 1800.0, 3200.0], [30e3, 60e3, 110e3]), [0.90, 0.95, 0.99], sparsity)
+    assert dearer["completed"] < later["completed"]
+
+
+@pytest.mark.parametrize("trials", [6, 12, 18])
+def test_bench_grid_spends_exactly_the_budget(trials):
+    g = parse_space(grid_space(SPACE, trials))
+    assert grid_size(g) == trials
+    assert len(g["sparsest"]) == trials // 6 and all(0.8 < v < 0.98 for v in g["sparsest"])
+    assert g["epochs_retrain"] == 2 and 0.01 < g["lr"] < 0.2
+
+
+def test_bench_grid_refuses_a_budget_it_cannot_spend():
+    with pytest.raises(ValueError, match="multiple of 6"):
+        grid_space(SPACE, 10)
+
+
+def test_best_so_far_follows_start_order_and_spread():
+    results = [{"score": 5.0, "started": 3.0}, {"score": 9.0, "started": 2.0}, {"score": 1.0, "started": 1.0}]
+    assert [best_so_far(results, k) for k in (1, 2, 3)] == [1.0, 9.0, 9.0]
+    s = spread([1.0, 2.0, 3.0])
+    assert (s["mean"], s["std"], s["min"], s["max"]) == (2.0, 1.0, 1.0, 3.0)
+
+
+def test_tpe_start_up_is_a_quarter_of_the_budget_within_4_to_10():
+    assert [tpe_startup_trials(n) for n in (4, 12, 20, 40, 100)] == [4, 4, 5, 10, 10]
