@@ -1,10 +1,13 @@
 """The sweep's scoring shortcut and make bench-sweep's helpers, without Ray."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sparsenest.experiments.space import grid_size, parse_space
 from sparsenest.experiments.sweep import Scorer, SweepSettings, tpe_startup_trials
+from sparsenest.experiments import sweep_bench
 from sparsenest.experiments.sweep_bench import SPACE, best_so_far, grid_space, spread
 
 
@@ -56,3 +59,35 @@ def test_best_so_far_follows_start_order_and_spread():
 
 def test_tpe_start_up_is_a_quarter_of_the_budget_within_4_to_10():
     assert [tpe_startup_trials(n) for n in (4, 12, 20, 40, 100)] == [4, 4, 5, 10, 10]
+
+
+def _fake_sweep(d, scores: list[float], search: str):
+    """A finished sweep's files as run_sweep leaves them (sweep.json, front.json, trials/*/result.json)."""
+    d.mkdir(parents=True)
+    (d / "sweep.json").write_text(json.dumps({"settings": {"train_limit": 2000, "test_limit": 300, "search": search},
+                                              "calibration": "UNCALIBRATED fallback cycle table"}))
+    (d / "front.json").write_text(json.dumps({"wall_s": 10.0}))
+    for i, sc in enumerate(scores):
+        t = d / "trials" / f"t{i}"
+        (t / "model.nest").mkdir(parents=True)
+        (t / "starts.log").write_text(f"{100.0 + i}\n")
+        lv = {"level": 1, "sparsity": 0.9, "accuracy": 0.5 + sc / 1000, "energy_uj": 1000.0 - sc, "time_us": 1e4}
+        (t / "result.json").write_text(json.dumps({"score": sc, "fits_device": True, "levels": [lv],
+                                                   "config": {"method": "row", "format": "csr16"},
+                                                   "levels_requested": [0.9], "completed": 1,
+                                                   "expected_accuracy": 0.5}))
+
+
+def test_bench_collect_reports_spread_over_seeds(tmp_path, capsys):
+    for seed, (rnd, tpe) in enumerate([([10, 30], [20, 40]), ([50, 20], [45, 10])]):
+        _fake_sweep(tmp_path / "random" / f"seed{seed}", rnd, "random")
+        _fake_sweep(tmp_path / "tpe" / f"seed{seed}", tpe, "tpe")
+    assert sweep_bench.main(["--collect", "--out", str(tmp_path), "--searches", "random,tpe", "--seeds", "3",
+                             "--trials", "2"]) == 0
+    s = json.loads((tmp_path / "bench.json").read_text())
+    assert s["seeds"] == 2
+    assert s["searches"]["random"]["best_score"]["values"] == [30, 50]
+    assert s["searches"]["tpe"]["best_score"]["mean"] == 42.5
+    assert s["searches"]["tpe"]["best_score_half_budget"]["values"] == [20, 45]   # first trial to start
+    assert "TPE's best score beats random's in 1 of 2 seeds" in (tmp_path / "bench.md").read_text()
+    assert sweep_bench.main(["--collect", "--out", str(tmp_path / "none"), "--searches", "tpe"]) == 1

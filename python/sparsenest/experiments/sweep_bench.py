@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import pareto
 from .space import parse_space
-from .sweep import SweepSettings, run_sweep
+from .sweep import SweepSettings, collect, run_sweep
 
 # LeNet-5 on MNIST: three levels spread between a sparsest and a densest sparsity, three methods, two formats.
 SPACE = {"sparsest": {"min": 0.80, "max": 0.98}, "densest": {"min": 0.20, "max": 0.70}, "n_levels": 3,
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=None, help="local Ray CPUs (default: this machine's)")
     ap.add_argument("--out", default="build/bench/sweep")
     ap.add_argument("--force", action="store_true", help="replace earlier results in --out")
+    ap.add_argument("--collect", action="store_true",
+                    help="run nothing: report the sweeps already in --out (e.g. of an interrupted benchmark)")
     a = ap.parse_args(argv)
     searches = [s.strip() for s in a.searches.split(",") if s.strip()]
     if not searches or set(searches) - set(SEARCHES) or a.seeds < 1 or a.trials < 2:
@@ -99,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             ap.error(str(e))
     out = Path(a.out)
+    t0 = time.time()
+    if a.collect:
+        runs = {s: [r for seed in range(a.seeds) if (r := _finished(out / s / f"seed{seed}"))] for s in searches}
+        if not all(runs.values()):
+            print(f"{out}: no finished sweep of {', '.join(s for s, r in runs.items() if not r)}", file=sys.stderr)
+            return 1
+        return _write(out, runs, searches, a, t0)
     if (out / "bench.json").exists() and not a.force:
         ap.error(f"{out} holds an earlier benchmark; pass --force to replace it")
     import logging
@@ -107,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(num_cpus=a.cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)   # one runtime for every sweep: its start-up is slow on a busy machine
     runs: dict[str, list[dict]] = {s: [] for s in searches}
-    t0 = time.time()
     try:
         for seed in range(a.seeds):
             for search in searches:
@@ -117,12 +125,28 @@ def main(argv: list[str] | None = None) -> int:
                                   samples=a.samples or [])
                 print(f"== {search}, seed {seed}: {a.trials} trials", flush=True)
                 d = out / search / f"seed{seed}"
-                r = run_sweep(d, space, s, force=a.force)
-                for res in r["results"]:
-                    res["started"] = _started(d, res["trial"])
-                runs[search].append(r)
+                run_sweep(d, space, s, force=a.force)
+                runs[search].append(_finished(d))
     finally:
         ray.shutdown()
+    return _write(out, runs, searches, a, t0)
+
+
+def _finished(d: Path) -> dict | None:
+    """A finished sweep's results (sweep.collect) with each trial's start time, or None."""
+    if not (d / "front.json").exists():
+        return None
+    r = collect(d)
+    for res in r["results"]:
+        res["started"] = _started(d, res["trial"])
+    r["best"] = max(r["results"], key=lambda x: x["score"], default=None)
+    r["wall_s"] = json.loads((d / "front.json").read_text())["wall_s"]
+    saved = json.loads((d / "sweep.json").read_text())
+    r["calibration"], r["settings"] = saved["calibration"], saved["settings"]
+    return r
+
+
+def _write(out: Path, runs: dict[str, list[dict]], searches: list[str], a, t0: float) -> int:
     points = [p for rs in runs.values() for r in rs for p in r["points"]]
     if not points:
         print("no trial finished", file=sys.stderr)
@@ -130,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     ref_e = 1.05 * max(p["energy_uj"] for p in points)
     ref_a = min(p["accuracy"] for p in points) - 0.01
     half = max(1, a.trials // 2)
-    summary = {"trials": a.trials, "seeds": a.seeds, "train_limit": a.train_limit, "test_limit": a.test_limit,
-               "reference": {"energy_uj": ref_e, "accuracy": ref_a}, "calibration": runs[searches[0]][0]["calibration"],
+    first = runs[searches[0]][0]
+    summary = {"trials": a.trials, "seeds": min(len(rs) for rs in runs.values()),
+               "train_limit": first["settings"]["train_limit"], "test_limit": first["settings"]["test_limit"],
+               "reference": {"energy_uj": ref_e, "accuracy": ref_a}, "calibration": first["calibration"],
                "searches": {}}
     for search, rs in runs.items():
         summary["searches"][search] = {
@@ -141,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             "finished": [len(r["results"]) for r in rs], "wall_s": [r["wall_s"] for r in rs],
             "best": [{k: (r["best"] or {}).get(k) for k in ("trial", "score", "levels_requested", "config")}
                      for r in rs]}
-    text = report(summary, searches, half) + f"\n\ntotal wall {time.time() - t0:.0f} s\n"
+    walls = sum(w for r in summary["searches"].values() for w in r["wall_s"])
+    text = report(summary, searches, half) + (f"\n\nsweeps' wall time {walls:.0f} s in all"
+                                               + ("" if a.collect else f", benchmark {time.time() - t0:.0f} s") + "\n")
     print(text)
     (out / "bench.md").write_text(text)
     (out / "bench.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
