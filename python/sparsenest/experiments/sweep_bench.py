@@ -10,8 +10,10 @@ A trial is the whole pipeline (train, compile, cost, harvest simulation) on a sm
 of CPU: 2,000 training images, one dense and one or two joint epochs, Q15 accuracy on 300 test images.
 The seed sets both the search's random state and the training seed. Grid search spends the budget on a
 grid of exactly --trials points (the categorical choices and the sparsest level; the other ranges at their
-middle, the most joint epochs), so its seeds differ only in training. Outputs: <out>/<search>/seed<k>/ (each a complete sweep),
-<out>/bench.md, bench.json and fronts.png (the first seed's fronts).
+middle, the most joint epochs), so its seeds differ only in training. Outputs: <out>/<search>/seed<k>/
+(each a complete sweep; a rerun without --force reuses those that finished, so an interrupted benchmark
+goes on where it stopped, and --collect only reports them), <out>/bench.md, bench.json and fronts.png (the
+first seed's fronts).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import math
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from . import pareto
@@ -88,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="cycle_samples.json to calibrate on (default: make bench-mcu's, when present)")
     ap.add_argument("--cpus", type=int, default=None, help="local Ray CPUs (default: this machine's)")
     ap.add_argument("--out", default="build/bench/sweep")
-    ap.add_argument("--force", action="store_true", help="replace earlier results in --out")
+    ap.add_argument("--force", action="store_true",
+                    help="run every sweep again (without it, sweeps finished in --out with the same settings "
+                         "are reused, so an interrupted benchmark goes on where it stopped)")
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: report the sweeps already in --out (e.g. of an interrupted benchmark)")
     a = ap.parse_args(argv)
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return _write(out, runs, searches, a, t0)
     if (out / "bench.json").exists() and not a.force:
-        ap.error(f"{out} holds an earlier benchmark; pass --force to replace it")
+        ap.error(f"{out} holds a finished benchmark; pass --force to run it again")
     import logging
     import os
     import ray
@@ -123,10 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                 s = SweepSettings(task="lenet5", trials=a.trials, search=search, trace="solar", seed=seed,
                                   train_limit=a.train_limit, test_limit=a.test_limit, cpus=a.cpus,
                                   samples=a.samples or [])
-                print(f"== {search}, seed {seed}: {a.trials} trials", flush=True)
                 d = out / search / f"seed{seed}"
-                run_sweep(d, space, s, force=a.force)
-                runs[search].append(_finished(d))
+                done = None if a.force else _finished(d)
+                if done and done["settings"] == asdict(s):   # an interrupted benchmark goes on from here
+                    print(f"== {search}, seed {seed}: finished earlier in {d}", flush=True)
+                else:
+                    print(f"== {search}, seed {seed}: {a.trials} trials", flush=True)
+                    run_sweep(d, space, s, force=True)   # replaces only a sweep's folder (sweep.MARKER)
+                    done = _finished(d)
+                runs[search].append(done)
     finally:
         ray.shutdown()
     return _write(out, runs, searches, a, t0)
