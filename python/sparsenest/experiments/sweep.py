@@ -138,7 +138,7 @@ class Scorer:
         """The harvest simulation of these levels. The policies (analysis.harvest) choose levels from the
         stored energy and the levels' costs, never from their accuracies, so the simulation runs once per
         cost vector (a trial's costs are final from its first epoch on) and later calls only re-weight its
-        completed inferences by the new accuracies (test_sweep checks this against a fresh simulation)."""
+        completed inferences by the new accuracies (test_sweep_scoring checks this against a fresh run)."""
         from dataclasses import replace
         from ..analysis import harvest
         from ..analysis.cost import predict_switch
