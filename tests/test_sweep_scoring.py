@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sparsenest.experiments.space import grid_size, parse_space
+from sparsenest.experiments.space import covering_points, grid_size, parse_space
 from sparsenest.experiments.sweep import Scorer, SweepSettings, tpe_startup_trials
 from sparsenest.experiments import sweep_bench
 from sparsenest.experiments.sweep_bench import SPACE, best_so_far, grid_space, spread
@@ -57,8 +57,20 @@ def test_best_so_far_follows_start_order_and_spread():
     assert (s["mean"], s["std"], s["min"], s["max"]) == (2.0, 1.0, 1.0, 3.0)
 
 
-def test_tpe_start_up_is_a_quarter_of_the_budget_within_4_to_10():
+def test_tpe_start_up_is_a_quarter_of_the_budget_within_4_to_10_and_covers_the_longest_choice():
     assert [tpe_startup_trials(n) for n in (4, 12, 20, 40, 100)] == [4, 4, 5, 10, 10]
+    assert tpe_startup_trials(12, longest_choice=6) == 6 and tpe_startup_trials(3, longest_choice=6) == 3
+
+
+def test_covering_points_try_every_choice_and_stay_in_range():
+    space = parse_space(SPACE)
+    pts = covering_points(space, 4, seed=1)
+    assert len(pts) == 4 and all(set(p) == {k for k, d in space.items() if not isinstance(d, (int, float, str))}
+                                  for p in pts)
+    assert {p["method"] for p in pts} == {"irregular", "row", "column"} and {p["format"] for p in pts} == {"auto", "csr16"}
+    for p in pts:
+        assert 0.8 <= p["sparsest"] <= 0.98 and 0.01 <= p["lr"] <= 0.2 and p["epochs_retrain"] in (1, 2)
+    assert covering_points(space, 4, seed=1) == pts and covering_points(space, 4, seed=2) != pts
 
 
 def _fake_sweep(d, scores: list[float], search: str):

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import pareto
-from .space import SpaceError, describe, load_space_file, parse_space, to_tune, trial_levels, with_defaults
+from .space import (SpaceError, covering_points, describe, load_space_file, parse_space, to_tune, trial_levels,
+                    with_defaults)
 
 SEARCHES = ("tpe", "random", "grid")
 # What a trial maximises, from its harvest simulation (analysis.harvest.HarvestResult).
@@ -294,26 +295,31 @@ def _ray_init(s: SweepSettings) -> bool:
     return True
 
 
-def tpe_startup_trials(trials: int) -> int:
-    """Random trials before TPE models the space: a quarter of the budget, 4 to 10. With fewer than 4 its
-    two densities (good / rest trials) rest on one or two points and it exploits whatever the first draws
-    hit; make bench-sweep's 3 start-up trials of 10 did exactly that. Optuna's default is 10."""
-    return max(4, min(10, trials // 4))
+def tpe_startup_trials(trials: int, longest_choice: int = 1) -> int:
+    """Start-up trials before TPE models the space: a quarter of the budget, 4 to 10, and at least one per
+    choice of the longest list (space.covering_points), within the budget. With fewer its two densities
+    (good / other trials) rest on one or two points and it exploits whatever the first draws hit: make
+    bench-sweep's 3 start-up trials of 10 did exactly that. Optuna's default is 10."""
+    return min(trials, max(4, longest_choice, min(10, trials // 4)))
 
 
-def _searcher(s: SweepSettings, metric: str = "score"):
+def _searcher(s: SweepSettings, space: dict, metric: str = "score"):
     """Optuna's multivariate TPE (one joint density over all parameters: method and format interact, e.g.
     row pruning with format auto may not fit the chip) with the constant liar, so trials that run at the
-    same time are not drawn at the same point; or Tune's random / grid generator."""
+    same time are not drawn at the same point, after start-up trials that try every choice of every list
+    (random start-up trials missed the best method in make bench-sweep, and TPE never tried it then); or
+    Tune's random / grid generator."""
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.basic_variant import BasicVariantGenerator
     if s.search == "tpe":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=tpe_startup_trials(s.trials),
-                                             multivariate=True, constant_liar=True)
-        alg = OptunaSearch(metric=metric, mode="max", sampler=sampler)
+        n = tpe_startup_trials(s.trials, max((len(d) for d in space.values() if isinstance(d, list)), default=1))
+        sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=n, multivariate=True, constant_liar=True)
+        start = covering_points(space, n, s.seed)
+        alg = OptunaSearch(metric=metric, mode="max", sampler=sampler,
+                           points_to_evaluate=start if start and start[0] else None)
         return ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent or max(1, int(s.cpus or os.cpu_count())))
     return BasicVariantGenerator(random_state=s.seed, max_concurrent=s.max_concurrent or 0)
 
@@ -339,7 +345,8 @@ def _tuner(s: SweepSettings, space: dict, ctx: dict, out: Path, *, resume: bool,
     callbacks = [TrialLines(grid_size(space) if s.search == "grid" else s.trials)] + list(callbacks or [])
     return tune.Tuner(trainable, param_space=to_tune(space, s.search),
                       # reused trial actors import torch and the data once, not once per trial
-                      tune_config=tune.TuneConfig(search_alg=_searcher(s), scheduler=scheduler, num_samples=samples,
+                      tune_config=tune.TuneConfig(search_alg=_searcher(s, space), scheduler=scheduler,
+                                                  num_samples=samples,
                                                   reuse_actors=True),
                       run_config=tune.RunConfig(name=EXPERIMENT, storage_path=storage, verbose=0,
                                                 failure_config=tune.FailureConfig(max_failures=0),
