@@ -53,7 +53,8 @@ def _pids_using(marker: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """(address, temporary folder, environment to join it) of a one-CPU Ray head started for this module; stopped (its process group) afterwards."""
+    """(address, temporary folder, environment to join it) of a one-CPU Ray head started for this module;
+    stopped (its process group) afterwards."""
     ray_cli = Path(sys.executable).with_name("ray")
     if not ray_cli.exists():
         pytest.skip(f"no `ray` command beside {sys.executable}: install the [sweep] extra")

@@ -67,7 +67,8 @@ def test_covering_points_try_every_choice_and_stay_in_range():
     pts = covering_points(space, 4, seed=1)
     assert len(pts) == 4 and all(set(p) == {k for k, d in space.items() if not isinstance(d, (int, float, str))}
                                   for p in pts)
-    assert {p["method"] for p in pts} == {"irregular", "row", "column"} and {p["format"] for p in pts} == {"auto", "csr16"}
+    assert {p["method"] for p in pts} == {"irregular", "row", "column"}
+    assert {p["format"] for p in pts} == {"auto", "csr16"}
     for p in pts:
         assert 0.8 <= p["sparsest"] <= 0.98 and 0.01 <= p["lr"] <= 0.2 and p["epochs_retrain"] in (1, 2)
     assert covering_points(space, 4, seed=1) == pts and covering_points(space, 4, seed=2) != pts
