@@ -6,7 +6,7 @@ so all of them are comparable.
 
     python -m sparsenest.experiments.sweep_bench [--trials 12] [--seeds 3] [--out build/bench/sweep] [--force]
 
-A trial is the whole pipeline (train, compile, cost, harvest simulation) on a small budget, about 15 s
+A trial is the whole pipeline (train, compile, cost, harvest simulation) on a small budget, about 8 s
 of CPU: 2,000 training images, one dense and one or two joint epochs, Q15 accuracy on 300 test images.
 The seed sets both the search's random state and the training seed. Grid search spends the budget on a
 grid of exactly --trials points (the categorical choices and the sparsest level; the other ranges at their
