@@ -240,3 +240,34 @@ def describe(space: dict[str, Dim]) -> dict:
             return [list(parse_levels(x)) for x in d] if isinstance(d, list) else list(parse_levels(d))
         return d
     return {k: plain(k, d) for k, d in space.items()}
+
+
+def covering_points(space: dict[str, Dim], n: int, seed: int) -> list[dict]:
+    """n start-up points for a model-based search: every choice of every list drawn at least once when n is
+    at least its length (each choice once, the remaining points' choices at random, shuffled per list so
+    lists of one length do not move in step), ranges drawn at random (log-uniform for log ranges),
+    constants left out (the searcher does not vary them). Pure random start-up points can miss a choice
+    altogether, and TPE then seldom tries it again."""
+    import random
+    rng = random.Random(seed)
+    columns = {}
+    for k, d in space.items():
+        if isinstance(d, list):
+            col = rng.sample(d, min(n, len(d))) + [rng.choice(d) for _ in range(n - len(d))]
+            rng.shuffle(col)
+            columns[k] = col
+    points = []
+    for i in range(n):
+        p = {}
+        for k, d in space.items():
+            if isinstance(d, list):
+                p[k] = columns[k][i]
+            elif isinstance(d, Range):
+                if d.integer:
+                    p[k] = rng.randint(int(d.low), int(d.high))
+                elif d.log:
+                    p[k] = min(d.high, max(d.low, math.exp(rng.uniform(math.log(d.low), math.log(d.high)))))
+                else:
+                    p[k] = rng.uniform(d.low, d.high)
+        points.append(p)
+    return points

@@ -1,0 +1,106 @@
+"""The sweep's scoring shortcut and make bench-sweep's helpers, without Ray."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparsenest.experiments.space import covering_points, grid_size, parse_space
+from sparsenest.experiments.sweep import Scorer, SweepSettings, tpe_startup_trials
+from sparsenest.experiments import sweep_bench
+from sparsenest.experiments.sweep_bench import SPACE, best_so_far, grid_space, spread
+
+
+def _costs(energies_uj, times_us):
+    return [{"energy_uj": e, "time_us": t, "uncalibrated": False,
+             "prediction": {"total": {"energy_uj": e, "time_us": t}, "uncalibrated": False}}
+            for e, t in zip(energies_uj, times_us)]
+
+
+def test_scorer_reuses_the_harvest_run_exactly():
+    """A trial's later epochs re-weight one harvest run by their accuracies: that equals a fresh simulation
+    only while the policies ignore accuracy, which this checks (on the onoff trace, where the energy-aware
+    policy moves between levels)."""
+    s = SweepSettings(trace="onoff", duration_s=1800.0)
+    costs, sparsity = _costs([400.0, 900.0, 1600.0], [15e3, 30e3, 55e3]), [0.9, 0.7, 0.5]
+    cached = Scorer(s, None)
+    first = cached.score(costs, [0.5, 0.6, 0.7], sparsity)
+    later = cached.score(costs, [0.90, 0.95, 0.99], sparsity)
+    fresh = Scorer(s, None).score(costs, [0.90, 0.95, 0.99], sparsity)
+    assert later == fresh
+    assert sum(c > 0 for c in fresh["completed_per_level"]) >= 2, "the policy should use more than one level"
+    assert first["completed_per_level"] == later["completed_per_level"] and first["score"] < later["score"]
+    assert later["score"] == pytest.approx(sum(a * c for a, c in zip([0.90, 0.95, 0.99],
+                                                                      later["completed_per_level"])))
+    # other costs: a simulation of their own
+    dearer = cached.score(_costs([800.0, 1800.0, 3200.0], [30e3, 60e3, 110e3]), [0.90, 0.95, 0.99], sparsity)
+    assert dearer["completed"] < later["completed"]
+
+
+@pytest.mark.parametrize("trials", [6, 12, 18])
+def test_bench_grid_spends_exactly_the_budget(trials):
+    g = parse_space(grid_space(SPACE, trials))
+    assert grid_size(g) == trials
+    assert len(g["sparsest"]) == trials // 6 and all(0.8 < v < 0.98 for v in g["sparsest"])
+    assert g["epochs_retrain"] == 2 and 0.01 < g["lr"] < 0.2
+
+
+def test_bench_grid_refuses_a_budget_it_cannot_spend():
+    with pytest.raises(ValueError, match="multiple of 6"):
+        grid_space(SPACE, 10)
+
+
+def test_best_so_far_follows_start_order_and_spread():
+    results = [{"score": 5.0, "started": 3.0}, {"score": 9.0, "started": 2.0}, {"score": 1.0, "started": 1.0}]
+    assert [best_so_far(results, k) for k in (1, 2, 3)] == [1.0, 9.0, 9.0]
+    s = spread([1.0, 2.0, 3.0])
+    assert (s["mean"], s["std"], s["min"], s["max"]) == (2.0, 1.0, 1.0, 3.0)
+
+
+def test_tpe_start_up_is_a_quarter_of_the_budget_within_4_to_10_and_covers_the_longest_choice():
+    assert [tpe_startup_trials(n) for n in (4, 12, 20, 40, 100)] == [4, 4, 5, 10, 10]
+    assert tpe_startup_trials(12, longest_choice=6) == 6 and tpe_startup_trials(3, longest_choice=6) == 3
+
+
+def test_covering_points_try_every_choice_and_stay_in_range():
+    space = parse_space(SPACE)
+    pts = covering_points(space, 4, seed=1)
+    assert len(pts) == 4 and all(set(p) == {k for k, d in space.items() if not isinstance(d, (int, float, str))}
+                                  for p in pts)
+    assert {p["method"] for p in pts} == {"irregular", "row", "column"}
+    assert {p["format"] for p in pts} == {"auto", "csr16"}
+    for p in pts:
+        assert 0.8 <= p["sparsest"] <= 0.98 and 0.01 <= p["lr"] <= 0.2 and p["epochs_retrain"] in (1, 2)
+    assert covering_points(space, 4, seed=1) == pts and covering_points(space, 4, seed=2) != pts
+
+
+def _fake_sweep(d, scores: list[float], search: str):
+    """A finished sweep's files as run_sweep leaves them (sweep.json, front.json, trials/*/result.json)."""
+    d.mkdir(parents=True)
+    (d / "sweep.json").write_text(json.dumps({"settings": {"train_limit": 2000, "test_limit": 300, "search": search},
+                                              "calibration": "UNCALIBRATED fallback cycle table"}))
+    (d / "front.json").write_text(json.dumps({"wall_s": 10.0}))
+    for i, sc in enumerate(scores):
+        t = d / "trials" / f"t{i}"
+        (t / "model.nest").mkdir(parents=True)
+        (t / "starts.log").write_text(f"{100.0 + i}\n")
+        lv = {"level": 1, "sparsity": 0.9, "accuracy": 0.5 + sc / 1000, "energy_uj": 1000.0 - sc, "time_us": 1e4}
+        (t / "result.json").write_text(json.dumps({"score": sc, "fits_device": True, "levels": [lv],
+                                                   "config": {"method": "row", "format": "csr16"},
+                                                   "levels_requested": [0.9], "completed": 1,
+                                                   "expected_accuracy": 0.5}))
+
+
+def test_bench_collect_reports_spread_over_seeds(tmp_path, capsys):
+    for seed, (rnd, tpe) in enumerate([([10, 30], [20, 40]), ([50, 20], [45, 10])]):
+        _fake_sweep(tmp_path / "random" / f"seed{seed}", rnd, "random")
+        _fake_sweep(tmp_path / "tpe" / f"seed{seed}", tpe, "tpe")
+    assert sweep_bench.main(["--collect", "--out", str(tmp_path), "--searches", "random,tpe", "--seeds", "3",
+                             "--trials", "2"]) == 0
+    s = json.loads((tmp_path / "bench.json").read_text())
+    assert s["seeds"] == 2
+    assert s["searches"]["random"]["best_score"]["values"] == [30, 50]
+    assert s["searches"]["tpe"]["best_score"]["mean"] == 42.5
+    assert s["searches"]["tpe"]["best_score_half_budget"]["values"] == [20, 45]   # first trial to start
+    assert "TPE's best score beats random's in 1 of 2 seeds" in (tmp_path / "bench.md").read_text()
+    assert sweep_bench.main(["--collect", "--out", str(tmp_path / "none"), "--searches", "tpe"]) == 1
