@@ -102,7 +102,7 @@ def _one_line_error(r):
     (["report", "nowhere"], "nowhere"),
     (["sim", "nowhere"], "nowhere"),
     (["firmware", "build", "nowhere"], "nowhere"),
-    (["harvest-intermittent", "--bench", "nowhere.json"], "nowhere.json"),
+    (["harvest-intermittent", "--continuous", "nowhere.json", "--intermittent", "nowhere.json"], "nowhere.json"),
     (["bench", "table2", "--variants", "nope", "-o", "t2"], "unknown variant 'nope'"),
     (["train", "--model", "missing.py:Net"], "missing.py is not a file"),
     (["train", "--dataset", "missing.npz"], "missing.npz"),

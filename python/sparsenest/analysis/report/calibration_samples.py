@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ...paths import PROJECT_ROOT
-from .provenance import ReportError, log_line as _log
+from .provenance import ReportError
 
 #: make bench-mcu's output, used when present (absolute: the checkout's build/, or the working directory of
 #: an installed copy, as paths.PROJECT_ROOT says).

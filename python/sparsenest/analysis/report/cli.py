@@ -1,7 +1,6 @@
 """`sparsenest report`'s command line: options, errors as one line, and the short summary it prints."""
 from __future__ import annotations
 
-import sys
 from typing import Mapping, Sequence
 
 from .calibration_samples import DEFAULT_SAMPLES

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .mcu import seeded_bundle
+
 VARIANTS = {"continuous": {}, "layer": {"intermittent": True, "checkpoint": "layer"},
             "row": {"intermittent": True, "checkpoint": "row"},
             "auto": {"intermittent": True, "checkpoint": "auto"}}
@@ -44,22 +46,7 @@ def _log(msg: str) -> None:
 
 
 def harnet_bundle(sparsities):
-    import torch
-
-    from ...bundle import Bundle
-    from ...models.harnet import HARNet
-    from ...train.graph import extract_graph, prunable_weight_keys
-    from .mcu import _magnitude_intro
-    torch.manual_seed(0)
-    net = HARNet().eval()
-    graph = extract_graph(net, (9, 128))
-    sd = net.state_dict()
-    intro = {k: _magnitude_intro(sd[k].numpy(), sparsities) for k in prunable_weight_keys(graph)}
-    levels = [{"level": i + 1, "target_sparsity": s, "sparsity": s, "float_accuracy": None}
-              for i, s in enumerate(sparsities)]
-    return Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
-                             dataset={"name": "har"}, train_config={},
-                             model_spec={"name": "harnet", "kwargs": {}})
+    return seeded_bundle("harnet", (9, 128), "har", sparsities)
 
 
 def measure_variant(b, out: Path, name: str, opts: dict, x: np.ndarray, calib) -> dict:
@@ -177,21 +164,7 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
 def lenet5_bundle(sparsities):
     """Full LeNet-5 (fc1 alone is 48,000 weights: the chip image streams the fully connected weights
     from upper FRAM by DMA) with seeded initial weights and magnitude-nested masks."""
-    import torch
-
-    from ... import models
-    from ...bundle import Bundle
-    from ...train.graph import extract_graph, prunable_weight_keys
-    from .mcu import _magnitude_intro
-    torch.manual_seed(0)
-    net = models.create("lenet5").eval()
-    graph = extract_graph(net, (1, 28, 28))
-    sd = net.state_dict()
-    intro = {k: _magnitude_intro(sd[k].numpy(), sparsities) for k in prunable_weight_keys(graph)}
-    levels = [{"level": i + 1, "target_sparsity": s, "sparsity": s, "float_accuracy": None}
-              for i, s in enumerate(sparsities)]
-    return Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
-                             dataset={"name": "mnist"}, train_config={}, model_spec={"name": "lenet5", "kwargs": {}})
+    return seeded_bundle("lenet5", (1, 28, 28), "mnist", sparsities)
 
 
 def format_table(model: str, rows: list[dict]) -> str:

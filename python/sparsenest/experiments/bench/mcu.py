@@ -165,31 +165,38 @@ def _magnitude_intro(w: np.ndarray, sparsities) -> np.ndarray:
     return intro.reshape(w.shape)
 
 
+def seeded_bundle(name: str, input_shape, dataset: str, sparsities):
+    """A zoo model with seeded initial weights and magnitude-nested masks at `sparsities`: enough for
+    cycle, byte and power-cut measurements, whose results depend on the masks' sizes, not the values."""
+    import torch
+
+    from ... import models
+    from ...bundle import Bundle
+    from ...train.graph import extract_graph, prunable_weight_keys
+    torch.manual_seed(0)
+    net = models.create(name).eval()
+    graph = extract_graph(net, tuple(input_shape))
+    sd = net.state_dict()
+    intro = {k: _magnitude_intro(sd[k].numpy(), sparsities) for k in prunable_weight_keys(graph)}
+    levels = [{"level": i + 1, "target_sparsity": sp, "sparsity": sp, "float_accuracy": None}
+              for i, sp in enumerate(sparsities)]
+    return Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
+                             dataset={"name": dataset}, train_config={}, model_spec={"name": name, "kwargs": {}})
+
+
 def lenet5_full(out: Path, sparsities, lenet5_bundle: str | None, fmt: str = "auto", log=_log) -> dict:
     """Full LeNet-5 at the same sparsities on the chip image: its fully connected weights live in upper
     FRAM and stream through DMA tiles; every level simulated (mspdebug cannot run it: no upper FRAM).
     The weights are a trained bundle's when --lenet5 exists, else a seeded initialisation with
     magnitude-nested masks (costs depend on the masks' sizes, not on the values)."""
-    import torch
-
-    from ... import models
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
     from ...targets import firmware
-    from ...train.graph import extract_graph, prunable_weight_keys
 
     if lenet5_bundle and Path(lenet5_bundle).exists():
         b, how = Bundle.load(lenet5_bundle), f"trained bundle {lenet5_bundle}"
     else:
-        torch.manual_seed(0)
-        net = models.create("lenet5").eval()
-        graph = extract_graph(net, (1, 28, 28))
-        sd = net.state_dict()
-        intro = {k: _magnitude_intro(sd[k].numpy(), sparsities) for k in prunable_weight_keys(graph)}
-        levels = [{"level": i + 1, "target_sparsity": sp, "sparsity": sp, "float_accuracy": None}
-                  for i, sp in enumerate(sparsities)]
-        b = Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "magnitude"},
-                              dataset={"name": "mnist"}, train_config={}, model_spec={"name": "lenet5", "kwargs": {}})
+        b = seeded_bundle("lenet5", (1, 28, 28), "mnist", sparsities)
         how = "seeded initialisation, magnitude-nested masks"
     L = int(b.n_levels)
     wdir = out / "models" / f"lenet5-{fmt}"
@@ -425,7 +432,7 @@ def format_report(r: dict) -> str:
                       f"{', '.join(le['far_layers'])} from upper FRAM by DMA tiles; chip image, == golden):"]
         lines += _level_lines(le["per_level"], mclk)
         lines += _layer_lines(le["per_level"], mclk)
-        lines += [f"  seed report's LeNet-5: " + ", ".join(f"L{lv} {t} s" for lv, t in SEED_LATENCY_S.items())]
+        lines += ["  seed report's LeNet-5: " + ", ".join(f"L{lv} {t} s" for lv, t in SEED_LATENCY_S.items())]
     lines += ["", "note: " + r["cycle_note"]]
     return "\n".join(lines)
 
