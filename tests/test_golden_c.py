@@ -7,6 +7,7 @@ from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
 from sparsenest import data
 from sparsenest.compiler import codegen, golden, quantize
 from sparsenest.compiler.build import compile_bundle
+from sparsenest.data.calibration import evaluation_set
 from sparsenest.targets.host import HostSim
 
 N_IMAGES = 500
@@ -135,7 +136,8 @@ def test_random_graphs(kind, fmt, tmp_path, monkeypatch):
 
 
 def test_meta_records_float_and_q15_accuracy(bundle, tmp_path):
-    info = compile_bundle(bundle, tmp_path / "eval", calib=calib_images(), evaluate_on=1000, build=False)
+    info = compile_bundle(bundle, tmp_path / "eval", calib=calib_images(),
+                          evaluate=evaluation_set(bundle, 1000), build=False)
     levels = info["meta"]["levels"]
     assert [lv["level"] for lv in levels] == [1, 2, 3]
     for lv in levels:

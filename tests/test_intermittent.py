@@ -208,4 +208,4 @@ def test_cli_flags_and_bad_checkpoint(tmp_path):
     assert meta["intermittent"]["checkpoint"] == "layer" and meta["intermittent"]["row_layers"] == []
     assert meta["intermittent"]["units"] == meta["n_steps"]
     with pytest.raises(codegen.CodegenError, match="checkpoint"):
-        compile_bundle(saved, tmp_path / "x", calib=50, intermittent=True, checkpoint="tile", build=False)
+        compile_bundle(saved, tmp_path / "x", calib=calib_images()[:50], intermittent=True, checkpoint="tile", build=False)

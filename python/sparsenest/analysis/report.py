@@ -738,14 +738,17 @@ def _compile_builds(c: _Ctx, fmt, eval_images, simulate: bool) -> None:
     from ..compiler.build import compile_bundle
     from ..compiler.codegen import CodegenError
     from ..compiler.planner import PlanError
+    from ..data.calibration import calibration_inputs, evaluation_set
+    c.calib = calibration_inputs(c.b) if c.calib is None else c.calib
     if c.meta_in is None:
-        info = compile_bundle(c.b, c.work / "host", fmt=fmt, calib=c.calib, evaluate_on=eval_images)
+        info = compile_bundle(c.b, c.work / "host", fmt=fmt, calib=c.calib,
+                              evaluate=evaluation_set(c.b, eval_images))
         c.build, c.meta_in = info["out_dir"], info["meta"]
     c.formats = layer_formats(c.meta_in)
     c.levels_in = c.meta_in["levels"]
     need_eval = any(lv.get("q15_accuracy") is None for lv in c.levels_in)
     c.res = compile_bundle(c.b, c.work / "resident", fmt=c.formats, calib=c.calib, switching="resident",
-                           evaluate_on=eval_images if need_eval else None)
+                           evaluate=evaluation_set(c.b, eval_images) if need_eval else None)
     if need_eval:
         c.levels_in = c.res["meta"]["levels"]
         c.notes.append(f"{c.build} records no Q15 accuracy: evaluated here on {c.levels_in[0].get('n_eval')} "

@@ -31,9 +31,8 @@ from ..paths import TEMPLATES_DIR
 from . import formats
 from .c_text import c_comment, c_ident, c_string
 from . import intermittent as imt
-from .golden import add_shift, avg_params
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
-from .quantize import MATMUL_OPS, QModel
+from .quantize import MATMUL_OPS, QModel, add_shift, avg_params
 
 GENERATOR = "sparsenest.compiler.codegen v1"
 FAR_TILE_BYTES = 1024     # default SRAM tile for weights streamed from far memory

@@ -203,6 +203,7 @@ def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: 
     from ... import models
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
+    from ...data.calibration import calibration_inputs
     from ...train.graph import extract_graph
 
     torch.manual_seed(0)
@@ -234,7 +235,8 @@ def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: 
                           dataset={"name": "mnist"}, train_config={},
                           model_spec={"name": "lenet5-front", "kwargs": {}})
     mdir = out / "models" / f"lenet5-front-{fmt}"
-    info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, build=False, force=True)  # the bench's own
+    info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, build=False, force=True,
+                          calib=calibration_inputs)  # the bench's own folder
     model = firmware.load_model_dir(mdir)
     L = len(levels)
     fb = firmware.build(model, mdir / "sim-mpy32", image="sim", n_inputs=1,
@@ -272,7 +274,8 @@ def lenet5_estimate(out: Path, sparsities, lenet5_bundle: str | None, fc_rates: 
                               dataset={"name": "mnist"}, train_config={},
                               model_spec={"name": "lenet5", "kwargs": {}})
     wdir = out / "models" / f"lenet5-{fmt}"
-    winfo = compile_bundle(whole, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True)
+    winfo = compile_bundle(whole, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True,
+                          calib=calibration_inputs)
     chip = firmware.build(wdir, wdir / "chip", image="fr5994", n_inputs=1,
                           schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
     far = winfo["meta"].get("far", {})
@@ -312,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
     from ...compiler.golden import accuracy
+    from ...data.calibration import calibration_inputs
     from .host import dense_twin
 
     t0 = time.time()
@@ -333,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal x_all, y_all
         mdir = out / "models" / name
         info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, switching="resident", build=False,
+                              calib=calibration_inputs,
                               target_overrides={"fram_bytes": memory_map().lower_fram_bytes}, force=True)
         meta = info["meta"]
         model = firmware.load_model_dir(mdir)
