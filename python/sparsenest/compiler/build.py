@@ -136,6 +136,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
                      what="build folder", kind="sparsenest build")
     b = _load_bundle(bundle)
     tgt = get_target(target, **(target_overrides or {}))
+    codegen.check_options(switching=switching, conv=conv, checkpoint=checkpoint)
     qm = quantize.quantize(b, calibration_array(b, calib))
     extra = {"bundle": {"path": str(getattr(b, "path", "") or ""), "model": b.manifest.get("model"),
                         "dataset": b.dataset}}
