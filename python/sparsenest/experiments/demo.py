@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..targets.host import simulate_accuracy
     t = _stage("4. compile to Q15 C (staged switching) and run every level on the host board")
     calib = calibration_inputs(bundle)
+    # build/demo is the demo's own: a rerun replaces its builds
     info = compile_bundle(bundle, out / "host", target="host", switching="staged", calib=calib,
-                          evaluate=evaluation_set, force=True)  # build/demo is the demo's own: a rerun replaces its builds
+                          evaluate=evaluation_set, force=True)
     sim = simulate_accuracy(out / "host", dataset=bundle.dataset["name"])
     print("level  float acc  Q15 golden  C on host board")
     for lv in info["meta"]["levels"]:

@@ -226,7 +226,7 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     val_acc = [hist[lv] for lv in range(1, len(levels) + 1)]
     # Q15 test accuracy; the host library is built (gcc) only when no epoch has costed the levels yet.
     build = compile_bundle(bundle, tdir / "build", fmt=fmt, calib=calib,
-                           evaluate=evaluation_set(bundle, s.test_limit), build=not costs)
+                           evaluate=evaluation_set(bundle, s.test_limit or None), build=not costs)
     if not costs:
         costs = scorer.level_costs(build, calib[:1])
         fit.append(_device_fit(bundle, fmt, tdir / "mcu", calib))
