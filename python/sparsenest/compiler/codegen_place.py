@@ -78,7 +78,6 @@ class CArray:
                           for i in range(0, v.size, per))
 
 
-
 @dataclass
 class Buffer:
     """A named view of an arena: an activation or a layer's scratch."""
@@ -115,7 +114,6 @@ class Matrix:
         return self.cname[: -len("_matrix")]
 
 
-
 @dataclass
 class Placed:
     """Everything the C and model_meta.json say, placed."""
@@ -148,8 +146,6 @@ def _work_initial(master: np.ndarray, seg: np.ndarray, level: int) -> np.ndarray
         keep[seg[r, 0]:seg[r, level]] = True
     raw[~keep] = 0
     return raw.view(master.dtype)
-
-
 
 
 def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dict, dict, list[Buffer]]:

@@ -188,7 +188,6 @@ def _check_schedule(sched: Sequence[Step], L: int, n_inputs: int) -> None:
             raise FirmwareError(f"schedule step {k}: an energy step needs an energy reading")
 
 
-
 def load_build(path: str | os.PathLike) -> FirmwareBuild:
     """A FirmwareBuild from a firmware output directory (firmware.json + firmware.elf)."""
     out = Path(path)

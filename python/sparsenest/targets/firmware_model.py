@@ -39,7 +39,6 @@ class GoldenMismatchError(AssertionError):
     """The firmware's outputs differ from the golden integer model."""
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Compiled model directory
 

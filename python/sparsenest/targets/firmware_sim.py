@@ -231,7 +231,6 @@ def _diff(b: msp430.SimCounts, a: msp430.SimCounts) -> msp430.SimCounts:
     return msp430.SimCounts(b.instructions - a.instructions, b.cycles - a.cycles)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Golden comparison
 

@@ -79,7 +79,6 @@ class Firmware:
         return format_size_report(self.regions)
 
 
-
 # mspdebug reads its commands as text: it splits them at spaces and interprets quotes and backslashes.
 # Paths in those commands are therefore only ever our own temporary files with plain names; a user's
 
@@ -262,7 +261,6 @@ def build(sources: Iterable, build_dir: str | os.PathLike, *, image: str = "fr59
     (out / f"{name}.size.txt").write_text(format_size_report(report) + "\n")
     check_regions(report)
     return Firmware(elf, hexf, mapf, image, report, tc, notes)
-
 
 
 # ----------------------------------------------------------------------------------------------

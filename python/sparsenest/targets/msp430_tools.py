@@ -139,7 +139,6 @@ def find_mspdebug(path: str | None = None) -> str:
     return p
 
 
-
 # ELF is copied there first (mspdebug_image), so an output path with spaces or `$(...)` is just a path.
 _MSPDEBUG_SAFE = re.compile(r"[A-Za-z0-9_./+-]+\Z")
 
