@@ -37,3 +37,14 @@ def test_calibration_of_the_wrong_shape_is_one_line_error(tmp_path, bad):
     with pytest.raises(BuildError, match=r"calib: expected float inputs of shape \[N, 8\]") as e:
         compile_bundle(b, tmp_path / "out", calib=bad, build=False)
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_calibration_defaults_are_a_fixed_slice_of_the_bundles_data_set(tmp_path):
+    from pathlib import Path
+    from sparsenest.data.calibration import calibration_inputs, evaluation_set
+    a, b = calibration_inputs("mnist", 8), calibration_inputs("mnist", 8)
+    assert a.shape == (8, 1, 28, 28) and np.array_equal(a, b)
+    x, y = evaluation_set("mnist", 5)
+    assert x.shape == (5, 1, 28, 28) and y.shape == (5,)
+    with pytest.raises(TypeError, match="loaded Bundle"):
+        evaluation_set(Path(tmp_path / "b.nest"))

@@ -59,7 +59,7 @@ def report_b(tmp_path_factory, bundle_b, report_a):
     """Model B: a staged host build, reported through the CLI, calibrated on A's simulator samples."""
     d = tmp_path_factory.mktemp("rep_b")
     info = compile_bundle(bundle_b, d / "build", calib=calib_images(), switching="staged",
-                          evaluate=evaluation_set(bundle_b, N_EVAL), fmt=FORMAT)
+                          evaluate=lambda b: evaluation_set(b, N_EVAL), fmt=FORMAT)
     samples = report_a[0] / "cycle_samples.json"
     argv = [str(info["out_dir"]), "-o", str(d / "report"), "--sim-inputs", "1"]
     argv += ["--samples", str(samples)] if samples.exists() else ["--no-samples"]

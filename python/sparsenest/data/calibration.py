@@ -15,7 +15,13 @@ EVAL_SEED = 0
 
 
 def _dataset_name(bundle_or_name) -> str:
-    return bundle_or_name if isinstance(bundle_or_name, str) else bundle_or_name.dataset["name"]
+    """A data set name, or the one a loaded Bundle records (a bundle's path is not enough: load it)."""
+    if isinstance(bundle_or_name, str):
+        return bundle_or_name
+    if not hasattr(bundle_or_name, "dataset"):
+        raise TypeError(f"expected a data set name or a loaded Bundle, not {bundle_or_name!r}; pass "
+                        "Bundle.load(path), or these functions themselves to compile_bundle")
+    return bundle_or_name.dataset["name"]
 
 
 def calibration_inputs(bundle_or_name, n: int | None = None) -> np.ndarray:
