@@ -66,9 +66,9 @@ def trained_net(model_name: str = "lenet5-small", steps: int = 600) -> nn.Module
 
 @functools.lru_cache(maxsize=None)
 def calib_images(n: int = 256) -> np.ndarray:
-    """Calibration slice of MNIST training images (what compile_bundle uses by default)."""
-    from sparsenest.compiler.build import CALIB_SEED
-    return data.load("mnist", "train").subset(n, seed=CALIB_SEED).x
+    """Calibration slice of MNIST training images (data.calibration.calibration_inputs, fewer of them)."""
+    from sparsenest.data.calibration import calibration_inputs
+    return calibration_inputs("mnist", n)
 
 
 def lenet_bundle(model_name: str = "lenet5-small", dense_keys=()) -> Bundle:

@@ -146,7 +146,7 @@ def test_refuses_foreign_non_empty_out_dir(saved_bundle, tmp_path):
     (d / "notes.txt").write_text("keep me")
     for force in (False, True):
         with pytest.raises(FileExistsError, match="not a sparsenest build"):
-            compile_bundle(saved_bundle, d, build=False, force=force)
+            compile_bundle(saved_bundle, d, calib=calib_images(), build=False, force=force)
     assert (d / "notes.txt").read_text() == "keep me"
 
 

@@ -29,9 +29,9 @@ def test_corrupt_bundle_surfaces_bundle_error(bundle, tmp_path):
     manifest["arrays"]["fc1.weight"]["sha256"] = "0" * 64
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="fc1.weight"):
-        compile_bundle(path, tmp_path / "out", build=False)
+        compile_bundle(path, tmp_path / "out", calib=calib_images(), build=False)
     with pytest.raises(BundleError):
-        compile_bundle(tmp_path / "missing.nest", tmp_path / "out2", build=False)
+        compile_bundle(tmp_path / "missing.nest", tmp_path / "out2", calib=calib_images(), build=False)
 
 
 def test_unsupported_layer(bundle, tmp_path):

@@ -5,8 +5,9 @@ import pytest
 
 from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
 from sparsenest import data
-from sparsenest.compiler import codegen, golden, quantize
+from sparsenest.compiler import codegen_lower, golden, quantize
 from sparsenest.compiler.build import compile_bundle
+from sparsenest.data.calibration import evaluation_set
 from sparsenest.targets.host import HostSim
 
 N_IMAGES = 500
@@ -112,7 +113,7 @@ def test_random_graphs(kind, fmt, tmp_path, monkeypatch):
     golden tracks the float network. csr16: every convolution runs direct (padded copies, strides,
     dilation, groups, chunks shorter than an output row)."""
     b, x = random_bundle(kind)
-    monkeypatch.setattr(codegen, "DIRECT_ACC_BYTES", 96)  # 3-4 positions per call: partial chunks
+    monkeypatch.setattr(codegen_lower, "DIRECT_ACC_BYTES", 96)  # 3-4 positions per call: partial chunks
     info = compile_bundle(b, tmp_path / kind, calib=x[:200], switching="staged", fmt=fmt)
     convs = {n: lm for n, lm in info["meta"]["layers"].items() if lm["op"] == "conv"}
     adds = [lm for lm in info["meta"]["layers"].values() if lm["op"] == "add"]
@@ -135,7 +136,8 @@ def test_random_graphs(kind, fmt, tmp_path, monkeypatch):
 
 
 def test_meta_records_float_and_q15_accuracy(bundle, tmp_path):
-    info = compile_bundle(bundle, tmp_path / "eval", calib=calib_images(), evaluate_on=1000, build=False)
+    info = compile_bundle(bundle, tmp_path / "eval", calib=calib_images(),
+                          evaluate=evaluation_set(bundle, 1000), build=False)
     levels = info["meta"]["levels"]
     assert [lv["level"] for lv in levels] == [1, 2, 3]
     for lv in levels:

@@ -9,7 +9,7 @@ import pytest
 
 from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
 from sparsenest import data
-from sparsenest.compiler import codegen, golden
+from sparsenest.compiler import codegen_lower, golden
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.targets import powercut
 from sparsenest.targets.host import SN_ERR_POWER, SN_ERR_STATE, SN_OK, HostSim
@@ -111,7 +111,7 @@ def test_random_graph_add_is_not_in_place(tmp_path, monkeypatch):
     """The residual add and the grouped, padded direct conv of a conv1d graph (chunks shorter than
     the row): outputs equal golden at every level, with power cuts; the add writes its own buffer."""
     b, x = random_bundle("conv1d")
-    monkeypatch.setattr(codegen, "DIRECT_ACC_BYTES", 96)
+    monkeypatch.setattr(codegen_lower, "DIRECT_ACC_BYTES", 96)
     info = compile_bundle(b, tmp_path / "c1d", calib=x[:200], intermittent=True, checkpoint="row",
                           fmt="csr16")
     add = [lm for lm in info["meta"]["layers"].values() if lm["op"] == "add"]
@@ -207,5 +207,5 @@ def test_cli_flags_and_bad_checkpoint(tmp_path):
     meta = json.loads((tmp_path / "l" / "model_meta.json").read_text())
     assert meta["intermittent"]["checkpoint"] == "layer" and meta["intermittent"]["row_layers"] == []
     assert meta["intermittent"]["units"] == meta["n_steps"]
-    with pytest.raises(codegen.CodegenError, match="checkpoint"):
-        compile_bundle(saved, tmp_path / "x", calib=50, intermittent=True, checkpoint="tile", build=False)
+    with pytest.raises(codegen_lower.CodegenError, match="checkpoint"):
+        compile_bundle(saved, tmp_path / "x", calib=calib_images()[:50], intermittent=True, checkpoint="tile", build=False)

@@ -13,6 +13,7 @@ from sn_compile_helpers import bundle_from, calib_images, lenet_bundle, trained_
 from sparsenest.targets import msp430
 from sparsenest.analysis import report
 from sparsenest.compiler.build import compile_bundle
+from sparsenest.data.calibration import evaluation_set
 from sparsenest.analysis.cost import CycleModel, load_platform
 from sparsenest.targets.host import HostSim
 
@@ -46,7 +47,8 @@ def report_a(tmp_path_factory):
     """Model A: a resident host build, reported with its own simulation only (no other samples)."""
     d = tmp_path_factory.mktemp("rep_a")
     path = lenet_bundle().save(d / "a.nest")
-    info = compile_bundle(path, d / "build", calib=calib_images(), evaluate_on=N_EVAL, fmt=FORMAT)
+    info = compile_bundle(path, d / "build", calib=calib_images(), evaluate=lambda b: evaluation_set(b, N_EVAL),
+                          fmt=FORMAT)
     rep = report.build_report(info["out_dir"], d / "report", samples=[], sim_inputs=1, calib=calib_images(),
                               log=lambda *a: None)
     return d / "report", rep
@@ -56,8 +58,8 @@ def report_a(tmp_path_factory):
 def report_b(tmp_path_factory, bundle_b, report_a):
     """Model B: a staged host build, reported through the CLI, calibrated on A's simulator samples."""
     d = tmp_path_factory.mktemp("rep_b")
-    info = compile_bundle(bundle_b, d / "build", calib=calib_images(), evaluate_on=N_EVAL, switching="staged",
-                          fmt=FORMAT)
+    info = compile_bundle(bundle_b, d / "build", calib=calib_images(), switching="staged",
+                          evaluate=lambda b: evaluation_set(b, N_EVAL), fmt=FORMAT)
     samples = report_a[0] / "cycle_samples.json"
     argv = [str(info["out_dir"]), "-o", str(d / "report"), "--sim-inputs", "1"]
     argv += ["--samples", str(samples)] if samples.exists() else ["--no-samples"]

@@ -1,7 +1,8 @@
 """sparsenest: nested shared-weight sparse models for energy-harvesting MCUs.
 
 The Python API in one import (each name is loaded on first use, so `import sparsenest` stays light):
-`train_to_bundle`, `TrainConfig`, `Bundle`, `compile_bundle`, `HostSim`, `build_report`, `data`, `models`.
+`train_to_bundle`, `TrainConfig`, `Bundle`, `compile_bundle` (with `calibration_inputs`,
+`evaluation_set`), `HostSim`, `build_report`, `data`, `models`.
 """
 __version__ = "0.1.0"
 
@@ -10,6 +11,8 @@ _API = {
     "TrainConfig": "sparsenest.train.nested",
     "Bundle": "sparsenest.bundle",
     "compile_bundle": "sparsenest.compiler.build",
+    "calibration_inputs": "sparsenest.data.calibration",
+    "evaluation_set": "sparsenest.data.calibration",
     "HostSim": "sparsenest.targets.host",
     "build_report": "sparsenest.analysis.report",
 }

@@ -98,8 +98,8 @@ def cmd_export_tflite(a) -> int:
     out = Path(a.output)
     calib = None
     if a.int8:  # post-training quantisation on training inputs of the bundle's data set
-        from .compiler.build import calibration_images
-        calib = calibration_images(b, a.calib)
+        from .data.calibration import calibration_inputs
+        calib = calibration_inputs(b, a.calib)
     for lv in ([a.level] if a.level else range(1, b.n_levels + 1)):
         path = out / f"level{lv}{'_int8' if a.int8 else ''}.tflite"
         if path.exists() and not a.force:
@@ -160,12 +160,13 @@ def _check_format(fmt, bundle) -> None:
 def cmd_compile(a) -> int:
     from .bundle import Bundle
     from .compiler.build import compile_bundle
+    from .data.calibration import calibration_inputs, evaluation_set
     arg.check_output(a.output, kind="dir", what="-o")
     b = Bundle.load(a.bundle)
     _check_format(a.format, b)
     info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
-                          switching=a.switching, evaluate_on=("test" if a.evaluate else None),
-                          calib=a.calib, conv=a.conv, intermittent=a.intermittent,
+                          switching=a.switching, evaluate=evaluation_set if a.evaluate else None,
+                          calib=calibration_inputs(b, a.calib), conv=a.conv, intermittent=a.intermittent,
                           checkpoint=a.checkpoint, force=a.force)
     meta = info["meta"]
     for lv in meta.get("levels", []):

@@ -1,7 +1,9 @@
 """compile_bundle: bundle -> quantized model -> C sources (+ host library), in one call.
 
     from sparsenest.compiler.build import compile_bundle
-    info = compile_bundle("lenet.nest", "build/lenet", target="host", fmt="auto", switching="staged")
+    from sparsenest.data.calibration import calibration_inputs, evaluation_set
+    info = compile_bundle("lenet.nest", "build/lenet", calib=calibration_inputs, evaluate=evaluation_set,
+                          target="host", fmt="auto", switching="staged")
     info["meta"]["levels"]      # per level: float and Q15 accuracy (when evaluated)
     info["library"]             # build/lenet/libsnmodel.so (host target)
 """
@@ -25,8 +27,6 @@ BUILD_FORMAT = "sparsenest-build"   # model_meta.json's "format": what marks a f
 HOST_LIBRARY = "libsnmodel.so"
 HOST_DEFS = ["-DSN_COUNTERS", "-DSN_LAYER_HOOK", "-DSN_WRITE_TRACKING"]
 HOST_WARN = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-CALIB_IMAGES = 512
-CALIB_SEED = 0
 
 
 class BuildError(RuntimeError):
@@ -40,18 +40,23 @@ def _load_bundle(bundle):
     return bundle
 
 
-def calibration_images(bundle, calib=None) -> np.ndarray:
-    """calib: None (CALIB_IMAGES training images of the bundle's data set, fixed seed), an int (that
-    many), or an array of float inputs."""
-    if calib is not None and not isinstance(calib, (int, np.integer)):
-        return np.asarray(calib, np.float32)
-    from sparsenest import data
-    n = CALIB_IMAGES if calib is None else int(calib)
-    ds = data.load(bundle.dataset["name"], "train")
-    return ds.subset(n, seed=CALIB_SEED).x
+def _given(arg, bundle):
+    """An argument that is the data itself or a callable that makes it from the bundle."""
+    return arg(bundle) if callable(arg) else arg
 
 
-def evaluate(qm: quantize.QModel, bundle, x: np.ndarray, y: np.ndarray) -> list[dict]:
+def calibration_array(bundle, calib) -> np.ndarray:
+    """The calibration inputs as float32 [N, *input_shape], N >= 1 (else a one-line BuildError)."""
+    x = np.asarray(_given(calib, bundle), np.float32)
+    shape = tuple(bundle.graph["input"]["shape"])
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or len(x) == 0:
+        raise BuildError(f"calib: expected float inputs of shape [N, {', '.join(map(str, shape))}] with N >= 1 "
+                         f"for {getattr(bundle, 'path', None) or 'the bundle'}, got shape {list(x.shape)}; pass "
+                         "the bundle's training inputs (sparsenest.data.calibration.calibration_inputs)")
+    return x
+
+
+def evaluate_levels(qm: quantize.QModel, bundle, x: np.ndarray, y: np.ndarray) -> list[dict]:
     """Float and Q15 (golden) accuracy per level on (x, y)."""
     graph, weights, intro, L = quantize._bundle_parts(bundle)
     out = []
@@ -104,9 +109,9 @@ def build_host(out_dir: str | Path, kernels: list[str] | None = None, *, cc: str
     return lib
 
 
-def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host", fmt="auto",
-                   format_opts: dict | None = None, switching: str = "resident", calib=None,
-                   evaluate_on: str | int | None = None, initial_level: int | None = None,
+def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target = "host", fmt="auto",
+                   format_opts: dict | None = None, switching: str = "resident",
+                   evaluate=None, initial_level: int | None = None,
                    build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto",
                    intermittent: bool = False, checkpoint: str = "auto", force: bool = False) -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
@@ -115,11 +120,12 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
     (e.g. {"fram_bytes": 65536}). fmt: "auto", a format name, or {layer: format, "*": default};
     format_opts: {layer: {"block_shape": (2, 2)}}. switching: "resident" | "staged". conv: "auto" (direct
     convolutions where the format has a direct kernel) | "im2col" (codegen module docstring).
-    calib: calibration inputs (None: 512 training images, an int: that many, or an array).
-    evaluate_on: None (no evaluation), "test" (the whole test split) or an int (that many test images):
-    per-level float and Q15 accuracy go into model_meta.json. intermittent: progress kept in FRAM per
-    unit of work (checkpoint "auto" | "layer" | "row"; compiler/intermittent.py). build: build the host library (default:
-    True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
+    calib: the calibration inputs (float array [N, *input_shape]) or a callable bundle -> that array
+    (sparsenest.data.calibration.calibration_inputs: the bundle's training images). evaluate: None (no
+    evaluation), (x, y) or a callable bundle -> (x, y) (data.calibration.evaluation_set): per-level float
+    and Q15 accuracy on it go into model_meta.json. This module loads no data set itself.
+    intermittent: progress kept in FRAM per unit of work (checkpoint "auto" | "layer" | "row";
+    compiler/intermittent.py). build: build the host library (default: True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
     An existing non-empty out_dir is replaced only with force=True and only when it is a previous build
     (safe_output.check_output_dir). Everything is written to a temporary sibling folder first, so a failing
     compile leaves an earlier build untouched."""
@@ -130,16 +136,14 @@ def compile_bundle(bundle, out_dir: str | Path, *, target: str | Target = "host"
                      what="build folder", kind="sparsenest build")
     b = _load_bundle(bundle)
     tgt = get_target(target, **(target_overrides or {}))
-    qm = quantize.quantize(b, calibration_images(b, calib))
+    codegen.check_options(switching=switching, conv=conv, checkpoint=checkpoint)
+    qm = quantize.quantize(b, calibration_array(b, calib))
     extra = {"bundle": {"path": str(getattr(b, "path", "") or ""), "model": b.manifest.get("model"),
                         "dataset": b.dataset}}
     levels = [dict(lv) for lv in b.levels]
-    if evaluate_on is not None:
-        from sparsenest import data
-        ds = data.load(b.dataset["name"], "test")
-        if isinstance(evaluate_on, (int, np.integer)):
-            ds = ds.subset(int(evaluate_on), seed=0)
-        for lv, ev in zip(levels, evaluate(qm, b, ds.x, ds.y)):
+    if evaluate is not None:
+        x, y = _given(evaluate, b)
+        for lv, ev in zip(levels, evaluate_levels(qm, b, np.asarray(x, np.float32), np.asarray(y))):
             lv.update(ev)
     extra["levels"] = levels
     if build is None:

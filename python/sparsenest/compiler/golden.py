@@ -26,9 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .quantize import MATMUL_OPS, QModel, _last_use
-
-AVG_RECIP_SHIFT = 15
+# avg_params and add_shift are the Q15 scheme's (quantize.py): this model and the generated C share them.
+from .quantize import MATMUL_OPS, QModel, _last_use, add_shift, avg_params  # noqa: F401
 
 
 def rshift_round(v: np.ndarray, s: int) -> np.ndarray:
@@ -53,19 +52,6 @@ def requantize(acc: np.ndarray, s: int, relu: bool = False) -> np.ndarray:
         y = np.clip(acc, -32768, 32767) << min(-s, 16)
     y = sat16(y)
     return np.maximum(y, 0).astype(np.int16) if relu else y
-
-
-def avg_params(n: int) -> tuple[int, int]:
-    """(mul, sh) for dividing a window sum of n values."""
-    if n & (n - 1) == 0:
-        return 1, n.bit_length() - 1
-    return int(np.floor(2.0 ** AVG_RECIP_SHIFT / n + 0.5)), AVG_RECIP_SHIFT
-
-
-def add_shift(e_in: int, e_out: int) -> int:
-    """Alignment shift of an add input, clamped to [-15, 17]: a left shift of at most 15 keeps the int32
-    sum of two aligned int16 values exact, and any right shift >= 17 of an int16 value rounds to 0."""
-    return max(min(e_in - e_out, 17), -15)
 
 
 def _exact(t: torch.Tensor) -> np.ndarray:

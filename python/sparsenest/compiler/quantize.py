@@ -36,6 +36,20 @@ PERCENTILE = 99.99
 MATMUL_OPS = ("conv1d", "conv2d", "linear")
 SAME_EXP_OPS = ("relu", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool", "flatten")
 SUPPORTED_OPS = MATMUL_OPS + SAME_EXP_OPS + ("add",)
+AVG_RECIP_SHIFT = 15    # avg pools divide by a Q15 reciprocal when the window is not a power of two
+
+
+def avg_params(n: int) -> tuple[int, int]:
+    """(mul, sh) for dividing a window sum of n values: the golden model and the generated C use these."""
+    if n & (n - 1) == 0:
+        return 1, n.bit_length() - 1
+    return int(np.floor(2.0 ** AVG_RECIP_SHIFT / n + 0.5)), AVG_RECIP_SHIFT
+
+
+def add_shift(e_in: int, e_out: int) -> int:
+    """Alignment shift of an add input, clamped to [-15, 17]: a left shift of at most 15 keeps the int32
+    sum of two aligned int16 values exact, and any right shift >= 17 of an int16 value rounds to 0."""
+    return max(min(e_in - e_out, 17), -15)
 
 
 class QuantizationError(ValueError):

@@ -114,10 +114,13 @@ def run(a) -> int:
     print(table)
 
     from ..compiler.build import compile_bundle
+    from ..data.calibration import calibration_inputs, evaluation_set
     from ..targets.host import simulate_accuracy
     st.start("compile to Q15 C (staged switching) and run every level on the host board")
-    info = compile_bundle(bundle, out / "host", target="host", switching="staged", evaluate_on="test",
-                          force=True)  # build/demo is the demo's own: a rerun replaces its builds
+    calib = calibration_inputs(bundle)
+    # build/demo is the demo's own: a rerun replaces its builds
+    info = compile_bundle(bundle, out / "host", target="host", switching="staged", calib=calib,
+                          evaluate=evaluation_set, force=True)
     sim = simulate_accuracy(out / "host", dataset=bundle.dataset["name"])
     print("level  float acc  Q15 golden  C on host board")
     for lv in info["meta"]["levels"]:
@@ -127,7 +130,7 @@ def run(a) -> int:
     from ..targets import firmware, msp430
     st.start("MSP430FR5994 firmware: compile for the chip, link, size by region, pre-flash checks")
     chip = out / "msp430fr5994"
-    compile_bundle(bundle, chip, target="msp430fr5994", switching="resident", force=True)
+    compile_bundle(bundle, chip, target="msp430fr5994", switching="resident", calib=calib, force=True)
     fw = firmware.build(chip)
     print(fw.size_text)
     check = msp430.flash_check(fw.elf, raise_on_error=False)

@@ -192,9 +192,9 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     """Train, compile, cost and score one point of the space; `report(metrics)` gets every intermediate
     result and the final one (returned too). Writes <out>/trials/<trial>/result.json last."""
     import torch
-    from .. import data
     from . import tasks
-    from ..compiler.build import CALIB_SEED, compile_bundle
+    from ..compiler.build import compile_bundle
+    from ..data.calibration import calibration_inputs, evaluation_set
     from ..train.nested import TrainConfig
     from ..train.loop import train_to_bundle
     torch.set_num_threads(1)   # one core per trial: two threads on a shared core run far slower
@@ -211,7 +211,7 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     fmt = config["format"]
     scorer = Scorer(s, ctx.get("cycle_model"), ctx.get("objective"))
     # One load for every compile's calibration; operation counts (hence costs) do not depend on the image.
-    calib = data.load(task.dataset, "train").subset(s.calib, seed=CALIB_SEED).x
+    calib = calibration_inputs(task.dataset, s.calib)
     costs: list[dict] = []
     fit: list[str | None] = []
 
@@ -235,8 +235,8 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
             if h.get("phase") == "final"}
     val_acc = [hist[lv] for lv in range(1, len(levels) + 1)]
     # Q15 test accuracy; the host library is built (gcc) only when no epoch has costed the levels yet.
-    build = compile_bundle(bundle, tdir / "build", fmt=fmt, calib=calib, evaluate_on=s.test_limit or "test",
-                           build=not costs)
+    build = compile_bundle(bundle, tdir / "build", fmt=fmt, calib=calib,
+                           evaluate=evaluation_set(bundle, s.test_limit or None), build=not costs)
     if not costs:
         costs = scorer.level_costs(build, calib[:1])
         fit.append(_device_fit(bundle, fmt, tdir / "mcu", calib))

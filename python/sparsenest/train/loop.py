@@ -45,7 +45,7 @@ def train_to_bundle(out: str | Path, *, model="lenet5", dataset=None, test_data=
     dataset: a built-in name, an .npz file or image folder (data/user.py), a Dataset, (x, y) arrays or
     tensors, or a DataLoader; test_data: the same kinds for the test split when `dataset` is arrays or a
     loader (default: 20 % of them, held out). Arrays and loaders are registered under their Dataset name
-    ("user-data") so compile_bundle(evaluate_on=...) and the report find them in this process.
+    ("user-data") so compile_bundle(calib=..., evaluate=...) and the report find them in this process.
     on_epoch(epoch, val_accuracies, bundle_now) is called after each joint retraining epoch (nested.
     train_nested) with each level's validation accuracy; bundle_now() builds the Bundle of the model as it is
     then (its masks are final), e.g. to compile and cost the levels while training goes on."""

@@ -208,14 +208,17 @@ def compile_builds(c: Ctx, fmt, eval_images, simulate: bool) -> None:
     from ...compiler.build import compile_bundle
     from ...compiler.codegen import CodegenError
     from ...compiler.planner import PlanError
+    from ...data.calibration import calibration_inputs, evaluation_set
+    c.calib = calibration_inputs(c.b) if c.calib is None else c.calib
     if c.meta_in is None:
-        info = compile_bundle(c.b, c.work / "host", fmt=fmt, calib=c.calib, evaluate_on=eval_images)
+        info = compile_bundle(c.b, c.work / "host", fmt=fmt, calib=c.calib,
+                              evaluate=evaluation_set(c.b, eval_images))
         c.build, c.meta_in = info["out_dir"], info["meta"]
     c.formats = layer_formats(c.meta_in)
     c.levels_in = c.meta_in["levels"]
     need_eval = any(lv.get("q15_accuracy") is None for lv in c.levels_in)
     c.res = compile_bundle(c.b, c.work / "resident", fmt=c.formats, calib=c.calib, switching="resident",
-                           evaluate_on=eval_images if need_eval else None)
+                           evaluate=evaluation_set(c.b, eval_images) if need_eval else None)
     if need_eval:
         c.levels_in = c.res["meta"]["levels"]
         c.notes.append(f"{c.build} records no Q15 accuracy: evaluated here on {c.levels_in[0].get('n_eval')} "
@@ -267,10 +270,11 @@ def dense_build(c: Ctx, eval_images) -> None:
     """The dense twin compiled in the dense format (resident, host board): its Q15 accuracy on as many test
     images as the levels' accuracies used, and one inference's counters for the cost model."""
     from ...compiler.build import compile_bundle
+    from ...data.calibration import evaluation_set
     from ...targets.host import HostSim
     n = c.levels_in[0].get("n_eval") or eval_images
     c.dense = compile_bundle(dense_twin(c.b), c.work / "dense", fmt="dense", calib=c.calib, switching="resident",
-                             evaluate_on=n)
+                             evaluate=evaluation_set(c.b, n))
     c.dense_eval_n = c.dense["meta"]["levels"][0].get("n_eval")
     sim = HostSim(c.dense["out_dir"])
     c.dense_layers = host_layers(sim, c.dense["meta"], None, c.test.x[:1], 1)

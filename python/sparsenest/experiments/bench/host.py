@@ -61,6 +61,7 @@ def run(a) -> int:
     from ... import data
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
+    from ...data.calibration import calibration_inputs
     if not Path(a.bundle).exists():
         print(f"{a.bundle} not found: run `make demo` first (it trains the default LeNet-5 bundle), or "
               "pass a bundle path", file=sys.stderr)
@@ -68,8 +69,10 @@ def run(a) -> int:
     bundle = Bundle.load(a.bundle)
     test = data.load(bundle.dataset["name"], "test")
     with tempfile.TemporaryDirectory() as tmp:
-        nested = compile_bundle(bundle, Path(tmp) / "nested", fmt=a.format, switching="resident")
-        dense = compile_bundle(dense_twin(bundle), Path(tmp) / "dense", fmt="dense", switching="resident")
+        nested = compile_bundle(bundle, Path(tmp) / "nested", fmt=a.format, switching="resident",
+                                calib=calibration_inputs)
+        dense = compile_bundle(dense_twin(bundle), Path(tmp) / "dense", fmt="dense", switching="resident",
+                               calib=calibration_inputs)
         rows = measure(Path(tmp) / "nested", test.x, test.y, nested["qmodel"], list(range(1, bundle.n_levels + 1)))
         base = measure(Path(tmp) / "dense", test.x, test.y, dense["qmodel"], [1])[0]
     print(f"{bundle.manifest['model']['name']} on {bundle.dataset['name']} ({len(test)} test images), "

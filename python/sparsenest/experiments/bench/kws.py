@@ -107,7 +107,7 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
     from ... import data
     from ...bundle import Bundle
     from ...compiler import golden, quantize
-    from ...compiler.build import calibration_images
+    from ...data.calibration import calibration_inputs
     from ...train.nested import TrainConfig
     from ...interop.train_from import train_from_bundle
     if nested is None:
@@ -120,7 +120,7 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
         train_from_bundle(src, nested, levels=KWS_LEVELS, method="irregular", mode="joint", cfg=cfg, force=True)
     b = Bundle.load(nested)
     test = data.load("speech_commands_mlperf", "test")
-    calib = calibration_images(b)
+    calib = calibration_inputs(b)
     qm = quantize.quantize(b, calib)
     levels = []
     for lv in b.levels:

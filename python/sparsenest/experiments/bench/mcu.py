@@ -191,6 +191,7 @@ def lenet5_full(out: Path, sparsities, lenet5_bundle: str | None, fmt: str = "au
     magnitude-nested masks (costs depend on the masks' sizes, not on the values)."""
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
+    from ...data.calibration import calibration_inputs
     from ...targets import firmware
 
     if lenet5_bundle and Path(lenet5_bundle).exists():
@@ -200,7 +201,8 @@ def lenet5_full(out: Path, sparsities, lenet5_bundle: str | None, fmt: str = "au
         how = "seeded initialisation, magnitude-nested masks"
     L = int(b.n_levels)
     wdir = out / "models" / f"lenet5-{fmt}"
-    info = compile_bundle(b, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True)  # the bench's own
+    info = compile_bundle(b, wdir, target="msp430fr5994", fmt=fmt, build=False, force=True,
+                          calib=calibration_inputs)  # the bench's own folder
     chip = firmware.build(wdir, wdir / "chip", image="fr5994", n_inputs=1,
                           schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
     per, prof = measure_chip(chip, info["qmodel"])
@@ -236,6 +238,7 @@ def run(a) -> int:
     from ...bundle import Bundle
     from ...compiler.build import compile_bundle
     from ...compiler.golden import accuracy
+    from ...data.calibration import calibration_inputs
     from .host import dense_twin
 
     t0 = time.time()
@@ -255,6 +258,7 @@ def run(a) -> int:
     def measure(name: str, b, fmt: str, levels: list[int], kernels_list=("mpy32", "ref"), n_inputs=a.inputs):
         mdir = out / "models" / name
         info = compile_bundle(b, mdir, target="msp430fr5994", fmt=fmt, switching="resident", build=False,
+                              calib=calibration_inputs,
                               target_overrides={"fram_bytes": memory_map().lower_fram_bytes}, force=True)
         meta, qm = info["meta"], info["qmodel"]
         model = firmware.load_model_dir(mdir)

@@ -235,7 +235,8 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     from ... import data
     from ...bundle import Bundle
     from ...compiler import golden
-    from ...compiler.build import calibration_images, compile_bundle
+    from ...compiler.build import compile_bundle
+    from ...data.calibration import calibration_inputs, evaluation_set
     from ...targets.host import HostSim
     mode = "quick" if quick else "full"
     vdir = root / task.key / variant
@@ -259,7 +260,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     test = data.load(bundle.dataset["name"], "test")
     res["data_note"] = task.data_note(test.note)
     n_eval = task.quick_test if quick else None
-    calib = calibration_images(bundle)
+    calib = calibration_inputs(bundle)
 
     # 2. host build, all levels
     t0 = time.time()
@@ -267,7 +268,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     fmt, res["format_trials"] = choose_format(bundle, calib, vdir / "format", fmt)
     shutil.rmtree(vdir / "format", ignore_errors=True)
     host = compile_bundle(bundle, _fresh(vdir / "host"), target="host", fmt=fmt, calib=calib,
-                          evaluate_on=n_eval if quick else "test")
+                          evaluate=evaluation_set(bundle, n_eval if quick else None))
     meta = host["meta"]
     formats = layer_formats(meta)
     res["formats"] = formats

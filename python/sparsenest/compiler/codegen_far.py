@@ -1,0 +1,154 @@
+"""Codegen, placement of weights in far memory: matrices streamed tile by tile from upper FRAM.
+
+A far matrix's arrays live in upper FRAM (SN_FRAM_FAR); the generated code copies one tile of
+consecutive rows at a time into an SRAM buffer with sn_far_read (DMA on the MSP430FR5994) and runs the
+format kernel on it. `place_far` picks the matrices: "auto" moves the heaviest-per-call matrices out
+until lower FRAM fits, a list names them, "none" keeps all in lower FRAM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import formats
+from .codegen_lower import CodegenError
+from .planner import PlanError, Target
+
+FAR_TILE_BYTES = 1024     # default SRAM tile for weights streamed from far memory
+
+
+@dataclass
+class FarTile:
+    r0: int                   # first matrix row of the tile (acc offset)
+    rows: int                 # matrix rows in the tile
+    pieces: list[tuple[int, int, int]]   # per streamed array: (byte offset in the array, bytes, tile offset)
+
+
+@dataclass
+class FarPlan:
+    arrays: list[str]         # streamed arrays (format array names), in tile-piece order
+    tiles: list[FarTile]
+    tile_bytes: int           # largest tile
+
+    @property
+    def bytes(self) -> int:
+        return sum(p[1] for t in self.tiles for p in t.pieces)
+
+
+def far_rows(enc: formats.EncodedLayer) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Per array, the byte range [start[r], end[r]) of each segment row, for the arrays a row tile
+    must carry; arrays absent from the result are global (read whole by every row: pattern tables).
+    None when the format cannot be cut into row tiles (rows, cols: one segment row)."""
+    if not enc.segments:
+        return None
+    L = enc.n_levels
+    seg_rows = next(iter(enc.segments.values())).shape[0]
+    if seg_rows < 2:
+        return None
+    out = {}
+    idx = np.arange(seg_rows, dtype=np.int64)
+    for name, a in enc.arrays.items():
+        isz = a.dtype.itemsize
+        if name in enc.segments:
+            sg = enc.segments[name]
+            start, end = sg[:, 0].astype(np.int64), sg[:, L].astype(np.int64)
+        elif a.size == seg_rows * L:
+            start, end = idx * L * isz, (idx + 1) * L * isz
+        elif a.size == seg_rows:
+            start, end = idx * isz, (idx + 1) * isz
+        else:
+            continue
+        if start[0] != 0 or end[-1] != a.nbytes or np.any(start[1:] != end[:-1]):
+            return None
+        out[name] = (start, end)
+    return out
+
+
+def far_tiles(enc: formats.EncodedLayer, tile_bytes: int) -> FarPlan | None:
+    """Cut a matrix into tiles of consecutive segment rows whose streamed bytes (each array's piece
+    2-aligned in the tile buffer) fit tile_bytes; a single row larger than that gets a tile of its own
+    (the plan's tile_bytes says how large the buffer must be)."""
+    rows = far_rows(enc)
+    if rows is None:
+        return None
+    names = list(rows)
+    seg_rows = len(next(iter(rows.values()))[0])
+    br = int(dict(enc.c_fields).get("block_rows", 1)) if enc.format == "block" else 1
+
+    def size(s0: int, s1: int) -> int:  # tile bytes of segment rows [s0, s1)
+        return sum((int(rows[n][1][s1 - 1] - rows[n][0][s0]) + 1) // 2 * 2 for n in names)
+
+    tiles, s0, biggest = [], 0, 0
+    while s0 < seg_rows:
+        s1 = s0 + 1
+        while s1 < seg_rows and size(s0, s1 + 1) <= tile_bytes:
+            s1 += 1
+        pieces, off = [], 0
+        for n in names:
+            a, b = int(rows[n][0][s0]), int(rows[n][1][s1 - 1])
+            pieces.append((a, b - a, off))
+            off += (b - a + 1) // 2 * 2
+        r0 = s0 * br
+        tiles.append(FarTile(r0, min(enc.rows, s1 * br) - r0, pieces))
+        biggest = max(biggest, off)
+        s0 = s1
+    return FarPlan(names, tiles, biggest)
+
+
+def place_far(target: Target, far, tile_bytes: int, matrices: list,
+               layer_fram: list[tuple[str, int]], fixed: int, fram_arena: int) -> dict[int, FarPlan]:
+    """Matrix id -> tile plan for the matrices placed in far memory (see generate's `far`)."""
+    if far is None:
+        far = "auto" if target.upper_fram_bytes > 0 else "none"
+    plans: dict[int, FarPlan] = {}
+
+    def plan_for(m, why: list | None = None) -> FarPlan | None:
+        if m.staged:
+            if why is not None:
+                why.append(f"layer '{m.layer}' has staged working copies (staged switching keeps weights "
+                           f"in lower FRAM; use resident switching to stream weights from upper FRAM)")
+            return None
+        p = far_tiles(m.enc, tile_bytes)
+        if p is None and why is not None:
+            why.append(f"layer '{m.layer}': format {m.enc.format} has no row tiles (one list for the whole "
+                       f"matrix); choose a row format (csr16, rel8, rel4, bitmap, block, pattern, dense)")
+        return p
+
+    def nbytes(m, p: FarPlan) -> int:
+        return sum(m.arrays[a].nbytes for a in p.arrays)
+
+    if isinstance(far, str) and far == "none":
+        return plans
+    if isinstance(far, str) and far == "auto":
+        total = fixed + sum(b for _, b in layer_fram) + fram_arena
+        if total <= target.fram_bytes:
+            return plans
+        cands = [(m, p) for m in matrices if (p := plan_for(m)) is not None]
+        # most bytes moved per tile-streaming call first (fully connected layers before convolutions)
+        cands.sort(key=lambda mp: (-nbytes(*mp) / mp[0].positions, mp[0].mid))
+        for m, p in cands:
+            if total <= target.fram_bytes:
+                break
+            plans[m.mid] = p
+            total -= nbytes(m, p)
+    elif isinstance(far, (list, tuple, set)):
+        known = {m.layer for m in matrices}
+        for name in far:
+            if name not in known:
+                raise CodegenError(f"far: no conv/linear layer named {name!r} (layers: {', '.join(sorted(known))})")
+        for m in matrices:
+            if m.layer in far:
+                why: list = []
+                p = plan_for(m, why)
+                if p is None:
+                    raise CodegenError("cannot place in far memory: " + why[0])
+                plans[m.mid] = p
+    else:
+        raise CodegenError(f"far must be 'auto', 'none' or a list of layer names, not {far!r}")
+    used = sum(nbytes(m, plans[m.mid]) for m in matrices if m.mid in plans)
+    if target.upper_fram_bytes and used > target.upper_fram_bytes:
+        raise PlanError(f"model does not fit the {target.name} upper FRAM either: {used} bytes of weights "
+                        f"streamed from it, {used - target.upper_fram_bytes} bytes over its "
+                        f"{target.upper_fram_bytes} bytes")
+    return plans
