@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..board import mclk_hz as board_mclk_hz
 from . import firmware, msp430
 from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 
@@ -148,9 +149,11 @@ def run_kernel_harness(fb, cases, *, device: Device | None = None, max_cycles: i
     return runs
 
 
-def format_levels(run: FrSimRun, energy_per_level: dict[int, float] | None = None, mclk_hz: float = 16e6) -> str:
+def format_levels(run: FrSimRun, energy_per_level: dict[int, float] | None = None,
+                  mclk_hz: float | None = None) -> str:
     """Per level (mean over its inferences): cycles, instructions, time and energy at the clock, FRAM
     reads/writes, cache hit rate, DMA transfers; all simulated."""
+    mclk_hz = mclk_hz or board_mclk_hz()
     by: dict[int, list[dict]] = {}
     for r, c in zip(run.records, run.infer_counters):
         by.setdefault(r.level, []).append(c)

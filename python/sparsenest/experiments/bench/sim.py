@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ...board import mclk_hz
 from ...targets import fr5994sim, msp430
 
 WORKLOAD_C = r"""
@@ -123,8 +124,8 @@ def run(args) -> int:
     print(f"ratio ours (run only) / mspdebug: {(n_o / t_o) / (r_m.instructions / t_m):.2f}x wall, "
           f"{(n_o / c_o) / (r_m.instructions / c_m):.2f}x CPU time")
     print(f"chip image: {c.cycles} cycles ({c.cpu_cycles} CPU + {c.wait_cycles} FRAM wait), cache hit rate "
-          f"{c.cache_hits / max(c.fram_reads, 1):.1%}, {c.cycles / 16e6 * 1e3:.1f} ms and "
-          f"{chip.energy_j(c) * 1e6:.1f} uJ at 16 MHz (simulated)")
+          f"{c.cache_hits / max(c.fram_reads, 1):.1%}, {c.cycles / mclk_hz() * 1e3:.1f} ms and "
+          f"{chip.energy_j(c) * 1e6:.1f} uJ at {mclk_hz() / 1e6:g} MHz (simulated)")
     return 0
 
 
