@@ -15,11 +15,10 @@ import struct
 from pathlib import Path
 
 from ..energy_store import Capacitor, Trace
+from ..targets.firmware_model import MARK_DONE
 from .harvest_costs import Costs
 from .harvest_policy import FixedPolicy
 from .harvest_sim import simulate
-
-MARK_DONE = 3      # SN_APP_MARK_DONE (boards/msp430fr5994/app/sn_app.h)
 
 
 def device_firmware(model_dir, out_dir, level: int, steps: int = 255):

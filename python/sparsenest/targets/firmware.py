@@ -6,7 +6,7 @@ the simulator, compare every result with the golden integer model, check and fla
     run = firmware.simulate(fw)                                   # every scheduled step, with counts
     firmware.compare_golden(fw, run).raise_on_mismatch()          # bit-exact against golden.predict
     fw = firmware.build("build/lenet5")                           # the chip: ELF, HEX, size report
-    firmware.flash_check(fw); firmware.flash(fw)
+    msp430.flash_check(fw.elf); msp430.flash(fw.elf)
 
     sparsenest firmware build  build/lenet5 [--board msp430fr5994] [--kernels mpy32|ref]
     sparsenest firmware sim    build/lenet5 [--layers] [--inputs 4]

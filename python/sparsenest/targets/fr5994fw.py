@@ -15,6 +15,7 @@ import numpy as np
 
 from ..board import mclk_hz as board_mclk_hz
 from . import firmware, msp430
+from .firmware_model import MARK_DONE, MARK_INFER
 from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 
 
@@ -102,12 +103,12 @@ def _layer_counters(stops, snaps, mark_pc: int, hook_pc: int, n_layers: int) -> 
     hook to hook (the order firmware._attach_counts checks)."""
     out, cur, prev = [], None, None
     for (pc, what, _), snap in zip(stops, snaps):
-        if pc == mark_pc and what == firmware.MARK_INFER:
+        if pc == mark_pc and what == MARK_INFER:
             cur, prev = [], snap
         elif pc == hook_pc and cur is not None:
             cur.append(_minus(snap, prev))
             prev = snap
-        elif pc == mark_pc and what == firmware.MARK_DONE and cur is not None:
+        elif pc == mark_pc and what == MARK_DONE and cur is not None:
             out.append(cur if len(cur) == n_layers else [])
             cur = None
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .firmware_model import MARK_DONE, MARK_INFER
 from .host import SN_ERR_POWER, SN_OK, HostSim, HostSimError
 
 
@@ -135,7 +136,7 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
         stop = dev.run(["sn_app_mark", "__halt"])
         if stop.reason != "break" or stop.pc != mark:
             raise FrSimError(f"{fb.elf}: no inference {step} ({stop.reason})")
-        infers += dev.regs[12] == 2      # SN_APP_MARK_INFER
+        infers += dev.regs[12] == MARK_INFER
     e0, out, seen = dev.energy_j(), [], None
     while True:
         stop = dev.run(["sn_app_mark"], max_cycles=poll_cycles)
@@ -151,7 +152,7 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
             break
         if stop.reason != "budget":
             raise FrSimError(f"{fb.elf}: {stop.reason} during inference {step}: {stop.message}")
-    if dev.regs[12] != 3:               # SN_APP_MARK_DONE
+    if dev.regs[12] != MARK_DONE:
         raise FrSimError(f"{fb.elf}: inference {step} did not end at its DONE mark")
     c = dev.counters
     return out + [{"done": None, "cycle": int(c.cycles), "energy_j": dev.energy_j() - e0,
