@@ -39,11 +39,22 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import data
 from ...analysis import calibration
-from ...analysis.cost import CycleModel
+from ...analysis.cost import CycleModel, far_dma, layers_from_build, load_platform, predict_inference
 from ...analysis.report import layer_formats
+from ...bundle import Bundle, INTRO_PREFIX
+from ...compiler import golden
+from ...compiler.build import compile_bundle
+from ...compiler.codegen import CodegenError
+from ...compiler.formats import FormatError
+from ...compiler.planner import PlanError, get_target
+from ...data.calibration import calibration_inputs, evaluation_set
+from ...targets import firmware, msp430
 from ...targets.fr5994sim import CYCLE_NOTE
+from ...targets.host import HostSim
 from .. import tasks as task_mod
+from ..fanout import run_jobs, wanted as fanout_wanted
 
 SIM_INPUTS = {"full": 2, "quick": 1}          # test inputs run per level in the simulator
 CHECK_INPUTS = {"full": 200, "quick": 24}     # test inputs per level compared C vs golden on the host
@@ -60,7 +71,6 @@ def _log(msg: str) -> None:
 
 def truncated(bundle, k: int):
     """The nested bundle holding levels 1..k only (denser levels' extra weights dropped)."""
-    from ...bundle import INTRO_PREFIX, Bundle
     arrays = dict(bundle.arrays)
     for key, intro in bundle.intro.items():
         it = np.where(intro > k, 0, intro).astype(np.uint8)
@@ -97,7 +107,6 @@ def _act_in_fram(meta: dict, name: str) -> bool:
 
 def host_layers(sim, meta: dict, x1: np.ndarray, level: int) -> list[dict]:
     """Cost-model layer list (sparsenest.analysis.cost.layers_from_build) from one inference's host counters."""
-    from ...analysis.cost import layers_from_build
     sim.set_level(level)
     sim.reset_counters()
     sim.infer(x1)
@@ -123,10 +132,6 @@ def choose_format(bundle, calib, out: Path, policy: str) -> tuple[object, dict]:
     levels fits the FR5994's lower FRAM (so the simulator can run every level), else the last candidate
     (weights streamed from upper FRAM). Any other policy is passed to the compiler as it is ("auto" =
     smallest storage per layer)."""
-    from ...compiler.build import compile_bundle
-    from ...compiler.codegen import CodegenError
-    from ...compiler.formats import FormatError
-    from ...compiler.planner import PlanError
     if policy != "fast":
         return policy, {}
     tried = {}
@@ -149,9 +154,6 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
     """Compile levels 1..k for the MSP430FR5994 for k = L..1 (codegen only). Returns per k whether it fits,
     the bytes in lower/upper FRAM and the far (streamed) layers, the compiler's message where it does not,
     the largest k that fits (`k_device`) and the largest that needs no upper FRAM (`k_lower`)."""
-    from ...compiler.build import compile_bundle
-    from ...compiler.codegen import CodegenError
-    from ...compiler.planner import PlanError, get_target
     tgt = get_target("msp430fr5994")
     rows = []
     for k in range(bundle.n_levels, 0, -1):
@@ -183,8 +185,6 @@ def refit_lower_fram(bundle, fmt, calib, out: Path, bytes_over: int) -> tuple[Pa
     """Compile for the MSP430FR5994 again with `bytes_over` (+1 KB) less lower FRAM for model data, so
     the planner moves more weights to upper FRAM (a many-layer model's code can exceed the planner's
     code reserve). Returns the model folder and its far layers."""
-    from ...compiler.build import compile_bundle
-    from ...compiler.planner import get_target
     budget = get_target("msp430fr5994").fram_bytes - int(bytes_over) - 1024
     info = compile_bundle(bundle, _fresh(out), target="msp430fr5994", fmt=fmt, calib=calib, build=False,
                           target_overrides={"fram_bytes": budget})
@@ -198,7 +198,6 @@ def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, level
     """Run levels 1..`levels` of a compiled model's chip image in our simulator on the inputs x (every
     input at every level), per-layer counters included; outputs checked against golden bit for bit
     (analysis.calibration.simulate_firmware)."""
-    from ...targets import firmware
     sched = [firmware.Step(i, lv) for lv in range(1, levels + 1) for i in range(len(x))]
     fb = firmware.build(model_dir, image="fr5994", inputs=x, labels=y, schedule=sched)
     run, per_level = calibration.simulate_firmware(fb, qmodel)
@@ -232,12 +231,6 @@ def calibration_samples(variant_result: dict) -> list[dict]:
 # ------------------------------------------------------------------------------------------ one variant
 
 def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt: str, sim: bool) -> dict:
-    from ... import data
-    from ...bundle import Bundle
-    from ...compiler import golden
-    from ...compiler.build import compile_bundle
-    from ...data.calibration import calibration_inputs, evaluation_set
-    from ...targets.host import HostSim
     mode = "quick" if quick else "full"
     vdir = root / task.key / variant
     bpath = root / task.key / f"{variant}.nest"
@@ -338,9 +331,6 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
     if sim and fit["k_device"] >= 1:
         t0 = time.time()
         xs = test.subset(SIM_INPUTS[mode], seed=11)
-        from ...compiler.codegen import CodegenError
-        from ...compiler.planner import PlanError
-        from ...targets import firmware, msp430
         for k in range(fit["k_device"], 0, -1):
             row = fit["levels"][k - 1]
             if not row["fits"]:
@@ -383,7 +373,6 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
 def add_latency(res: dict, cm, platform) -> None:
     """Per level: latency/energy measured (simulator) or predicted (cost model), flagged."""
-    from ...analysis.cost import far_dma, predict_inference
     sim = res.get("sim") or {}
     per_level = sim.get("per_level") or {}
     fit = res["device"]
@@ -566,9 +555,6 @@ def run(a) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ...analysis.cost import load_platform
-    from ..fanout import run_jobs
-    from ..fanout import wanted as fanout_wanted
     torch.set_num_threads(a.threads)
     out = Path(a.out or ("build/table2-quick" if a.quick else "build/table2"))
     out.mkdir(parents=True, exist_ok=True)
