@@ -67,26 +67,18 @@ def test_tight_budget_never_overflows(small):
     assert ch.over_bytes == 1 and "smallest layout" in ch.fallbacks[-1]
 
 
-def _without_input_copy(counters, layers, x):
-    """sn_graph.c counts the copy of the model input as the first step's writes: not the layer's work."""
-    counters[layers[0].name]["act_bytes_written"] -= 2 * x[0].size
-    return counters
-
-
-def test_compile_within_budget_and_counts_match_host(small, tmp_path):
-    """compile --format auto --objective time under a tight budget: the build fits, the table lists every
-    layer, and the counts the chooser predicts are the host board's counters at every level."""
-    from sparsenest.targets.host import HostSim
+def test_compile_within_budget(small, tmp_path):
+    """compile --format auto --objective time under a tight budget: the build fits, its formats and conv
+    methods are the choice's, and the table lists every layer."""
     b, x, qm, layers = small
     host = get_target("host")
-    tiny = choose.choose(layers, "bytes")
-    fast = choose.choose(layers, "time")
     need = lambda ch: choose.planner_fits(qm, replace(host, fram_bytes=0))(ch.formats(), ch.conv_methods())  # noqa
-    budget = (need(tiny) + need(fast)) // 2
-    info = compile_bundle(b, tmp_path / "m", calib=x, target=replace(host, fram_bytes=budget), objective="time")
+    budget = (need(choose.choose(layers, "bytes")) + need(choose.choose(layers, "time"))) // 2
+    info = compile_bundle(b, tmp_path / "m", calib=x, target=replace(host, fram_bytes=budget), objective="time",
+                          build=False)
     assert info["meta"]["memory"]["fram_total_estimate"] <= budget
     ch = info["choice"]
-    assert info["meta"]["choice"]["layers"].keys() == {ly.name for ly in layers}
+    assert ch.fallbacks and info["meta"]["choice"]["layers"].keys() == {ly.name for ly in layers}
     text = choose.format_choice(ch)
     for ly in layers:
         assert ly.name in text
@@ -95,34 +87,32 @@ def test_compile_within_budget_and_counts_match_host(small, tmp_path):
         if "conv" in lm:
             assert lm["conv"] == ch.layers[ly.name]["chosen"].method
     with pytest.raises(PlanError):
-        compile_bundle(b, tmp_path / "n", calib=x, target=replace(host, fram_bytes=need(tiny) - 64),
-                       objective="time", build=False)
+        compile_bundle(b, tmp_path / "n", calib=x, objective="time", build=False,
+                       target=replace(host, fram_bytes=need(choose.choose(layers, "bytes")) - 64))
+
+
+def test_predicted_counts_are_the_host_counters(small, tmp_path):
+    """What the chooser costs is what the C does: its counts equal the host board's counters at every
+    level, for a direct convolution, an im2col one and linear layers."""
+    from sparsenest.targets.host import HostSim
+    b, x, qm, layers = small
+    fmt = {"conv1": "csr16", "conv2": "rel4", "fc1": "bitmap", "*": "csr16"}
+    conv = {"conv1": "direct", "conv2": "im2col"}
+    info = compile_bundle(b, tmp_path / "m", calib=x, fmt=fmt, conv=conv)
+    assert info["meta"]["layers"]["conv1"]["conv"] == "direct" and info["meta"]["layers"]["conv2"]["conv"] == "im2col"
     sim = HostSim(info["out_dir"])
     for lv in (1, 2, 3):
         sim.set_level(lv)
         sim.reset_counters()
         sim.infer(x[:1])
-        got = _without_input_copy(sim.layer_counters(), layers, x)
+        got = sim.layer_counters()
+        # sn_graph.c counts the copy of the model input as the first step's writes: not the layer's work
+        got[layers[0].name]["act_bytes_written"] -= 2 * x[0].size
         for ly in layers:
-            o = ch.layers[ly.name]["chosen"]
-            pred = choose.ENGINES["cpu"].counts(ly, ly.encode(o.format), o.method, lv)
+            f = fmt.get(ly.name, fmt["*"])
+            pred = choose.ENGINES["cpu"].counts(ly, ly.encode(f), conv.get(ly.name, "-"), lv)
             assert {k: got[ly.name][k] for k in pred if k != "calls"} == \
-                {k: v for k, v in pred.items() if k != "calls"}, (ly.name, o.label(), lv)
-
-
-def test_im2col_counts_match_host(small, tmp_path):
-    from sparsenest.targets.host import HostSim
-    b, x, qm, layers = small
-    info = compile_bundle(b, tmp_path / "m", calib=x, fmt="rel4", conv="im2col")
-    sim = HostSim(info["out_dir"])
-    sim.set_level(2)
-    sim.reset_counters()
-    sim.infer(x[:1])
-    got = _without_input_copy(sim.layer_counters(), layers, x)
-    for ly in layers:
-        pred = choose.ENGINES["cpu"].counts(ly, ly.encode("rel4"), "im2col" if ly.is_conv else "-", 2)
-        assert {k: got[ly.name][k] for k in pred if k != "calls"} == \
-            {k: v for k, v in pred.items() if k != "calls"}, ly.name
+                {k: v for k, v in pred.items() if k != "calls"}, (ly.name, f, lv)
 
 
 def test_engine_registry_and_errors(small):
