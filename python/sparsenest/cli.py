@@ -122,7 +122,9 @@ def cmd_analyze(a) -> int:
     print(analyze.format_table(report))
     layers = choose.layers_from_bundle(b)
     if layers:
-        ch = choose.choose(layers, a.objective, fits=choose.estimate_fits(layers, get_target(a.target)))
+        tgt = get_target(a.target)
+        ch = choose.choose(layers, a.objective, fits=choose.estimate_fits(layers, tgt),
+                           fits_far=choose.estimate_fits(layers, tgt, far=True) if tgt.upper_fram_bytes else None)
         print(f"\nlayouts `compile --format auto --objective {a.objective} --target {a.target}` would choose "
               f"(budget estimated from weights, biases and descriptors):")
         print(choose.format_choice(ch))

@@ -18,11 +18,13 @@ differs most. `choose(..., level_weights=[...])` takes other weights (e.g. a har
 Memory: the per-layer best choices must fit the target's FRAM for model data (`Target.fram_bytes`:
 lower FRAM less the code reserve on the MSP430FR5994, so weights stay directly addressable instead of
 being streamed from upper FRAM) together with everything else the planner places there. `fits`
-(the caller's check: compile runs the real planner) says how many bytes are over. While over, the
-chooser falls back greedily: of all moves of one layer to a smaller layout it takes the one with the
-least objective increase per byte saved, and records each move. When even the smallest layout of every
-layer is over, the smallest layouts are returned (`Choice.over_bytes` > 0): the planner then streams
-weights from upper FRAM where the target has it, or refuses with its usual message.
+(the caller's check: compile runs the real planner, `planner_fits`) says how many bytes are over. While
+over, the chooser falls back greedily: of all moves of one layer to a smaller layout it takes the one
+with the least objective increase per byte saved, and records each move (`Choice.fallbacks`). When even
+the smallest layouts are over and the target has upper FRAM (`fits_far`), it starts again from the best
+layouts among the formats with row tiles (what codegen_far can stream) and falls back the same way
+until the compiler's far placement succeeds; the DMA time of streaming is not in the prediction. What is
+still over after that is `Choice.over_bytes`, and the planner refuses the build with its usual message.
 
 Engines: "cpu" (the format kernels on the CPU/MPY32, direct or im2col convolutions). Another engine
 (e.g. the LEA) slots in with `register_engine(Engine(...))`: its `layouts` and `counts` say what it
@@ -346,10 +348,13 @@ def _ranked(opts: list[Option], objective: str, weights: Sequence[float]) -> lis
 
 
 def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callable[[dict, dict], int] | None = None,
+           fits_far: Callable[[dict, dict], int] | None = None,
            cycle_model: CycleModel | None = None, platform=None, level_weights: Sequence[float] | None = None,
            engines: Iterable[str] | None = None) -> Choice:
     """Per layer the layout minimising `objective` (module docstring). fits(formats, conv_methods) ->
-    bytes over the memory budget (0: fits); None: no budget check."""
+    bytes over the memory budget with every weight in lower FRAM (0: fits); None: no budget check.
+    fits_far: the same with weights streamed from upper FRAM allowed, tried when even the smallest
+    layouts are over `fits`."""
     if objective not in OBJECTIVES:
         raise ChooseError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     cm = cycle_model or default_cycle_model()
@@ -374,31 +379,55 @@ def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callab
     ch = Choice(objective, level_weights, table, [], 0, calibration)
     if fits is None:
         return ch
+    over = _fall_back(ch, fits, lambda o: True)
+    if over > 0 and fits_far is not None:
+        del ch.fallbacks[:]   # the lower-FRAM-only moves led nowhere
+        # lower FRAM cannot hold even the smallest layouts: some weights must stream from upper FRAM, which
+        # needs formats cut into row tiles (codegen_far); start again from the best of those
+        for d in table.values():
+            ok = [o for o in d["options"] if o.format not in NO_ROW_TILES]
+            d["chosen"], d["runner_up"] = ok[0], (ok[1] if len(ok) > 1 else None)
+        ch.fallbacks.append(f"lower FRAM cannot hold even the smallest layouts ({over} bytes over): weights "
+                            "stream from upper FRAM "
+                            f"(formats limited to those with row tiles, not {', '.join(NO_ROW_TILES)}; the DMA "
+                            "cost of streaming is not in the prediction)")
+        over = _fall_back(ch, fits_far, lambda o: o.format not in NO_ROW_TILES)
+    ch.over_bytes = over
+    if over > 0:
+        ch.fallbacks.append(f"even the smallest layouts are {over} bytes over the memory budget")
+    return ch
+
+
+#: formats codegen_far cannot cut into row tiles (one segment row, or the whole-matrix hbitmap stages)
+NO_ROW_TILES = ("hbitmap", "rows", "cols")
+
+
+def _fall_back(ch: Choice, fits: Callable[[dict, dict], int], allowed: Callable[[Option], bool]) -> int:
+    """While `fits` says over: move the one layer whose next smaller allowed layout costs the least
+    objective per byte saved. Returns the bytes still over (0: fits)."""
+    objective, weights = ch.objective, ch.level_weights
     over = fits(ch.formats(), ch.conv_methods())
     while over > 0:
         best = None   # (objective increase per byte saved, layer, option)
-        for name, d in table.items():
+        for name, d in ch.layers.items():
             cur = d["chosen"]
             for o in d["options"]:
                 saved = cur.bytes - o.bytes
-                if saved <= 0:
+                if saved <= 0 or not allowed(o):
                     continue
-                rate = (o.score(objective, level_weights) - cur.score(objective, level_weights)) / saved
+                rate = (o.score(objective, weights) - cur.score(objective, weights)) / saved
                 if best is None or rate < best[0]:
                     best = (rate, name, o)
         if best is None:
-            ch.over_bytes = over
-            ch.fallbacks.append(f"even the smallest layout of every layer is {over} bytes over the memory "
-                                "budget: the planner streams weights from upper FRAM where it can")
-            break
+            return over
         rate, name, o = best
-        cur = table[name]["chosen"]
+        cur = ch.layers[name]["chosen"]
         ch.fallbacks.append(f"{name}: {cur.label()} -> {o.label()} ({cur.bytes - o.bytes} bytes less, "
                             f"{rate:+.3g} {_unit(objective)} per byte saved): {over} bytes over the budget")
-        table[name]["runner_up"] = cur
-        table[name]["chosen"] = o
+        ch.layers[name]["runner_up"] = cur
+        ch.layers[name]["chosen"] = o
         over = fits(ch.formats(), ch.conv_methods())
-    return ch
+    return 0
 
 
 def _unit(objective: str) -> str:
@@ -435,10 +464,13 @@ def save_choice(ch: Choice, path: Path) -> None:
 
 
 def planner_fits(qm, target, *, format_opts: Mapping | None = None, switching: str = "resident",
-                 intermittent: bool = False, checkpoint: str = "auto", conv_default: str = "auto"
-                 ) -> Callable[[dict, dict], int]:
-    """A `fits` for `choose` that runs the compiler's own lowering, memory plan and placement (far
-    placement off) and returns the bytes over `target.fram_bytes`: the exact check compile makes."""
+                 intermittent: bool = False, checkpoint: str = "auto", conv_default: str = "auto",
+                 far: bool = False) -> Callable[[dict, dict], int]:
+    """A `fits` for `choose` that runs the compiler's own lowering, memory plan and placement and returns
+    the bytes over `target.fram_bytes`: the exact check compile makes. far=False: every weight in lower
+    FRAM; far=True: the compiler's far placement (upper FRAM) as compile runs it, 0 when it succeeds,
+    else the bytes over with every weight in lower FRAM (which shrink as layouts do)."""
+    from .planner import PlanError
     from dataclasses import replace
 
     from .codegen_lower import lower_layers
@@ -450,16 +482,24 @@ def planner_fits(qm, target, *, format_opts: Mapping | None = None, switching: s
         low, lps = lower_layers(qm, fmt={**fmts, "*": "auto"}, format_opts=format_opts,
                                 conv={**convs, "*": conv_default}, in_place=not intermittent)
         plan = plan_memory(low, target, tensors_in_fram=intermittent)
-        placed = place(qm, low, lps, plan, roomy, staged=switching == "staged", initial_level=1, far="none",
-                       far_tile_bytes=1024, intermittent=intermittent, checkpoint=checkpoint)
-        return max(0, placed.total_fram - target.fram_bytes)
+        opts = dict(staged=switching == "staged", initial_level=1, far_tile_bytes=1024, intermittent=intermittent,
+                    checkpoint=checkpoint)
+        total = place(qm, low, lps, plan, roomy, far="none", **opts).total_fram
+        if far and total > target.fram_bytes:
+            try:
+                place(qm, low, lps, plan, target, far="auto", **opts)
+                return 0
+            except PlanError:
+                pass
+        return max(0, total - target.fram_bytes)
     return fits
 
 
-def estimate_fits(layers: Sequence[LayerInfo], target) -> Callable[[dict, dict], int]:
+def estimate_fits(layers: Sequence[LayerInfo], target, far: bool = False) -> Callable[[dict, dict], int]:
     """A `fits` without a quantized model (the analyzer): weights + int32 biases + layer descriptors of
-    the conv/linear layers against `target.fram_bytes`. It leaves out what the planner adds (activations
-    spilled to FRAM, other layers' descriptors, level tables), so compile's check is the stricter one."""
+    the conv/linear layers against `target.fram_bytes` (far=True: plus upper FRAM). It leaves out what
+    the planner adds (activations spilled to FRAM, other layers' descriptors, level tables), so compile's
+    check is the stricter one."""
     from .planner import LAYER_DESCRIPTOR_BYTES
     fixed = sum(4 * ly.w.shape[0] + LAYER_DESCRIPTOR_BYTES for ly in layers)
     by_layer = {ly.name: ly for ly in layers}
@@ -471,5 +511,6 @@ def estimate_fits(layers: Sequence[LayerInfo], target) -> Callable[[dict, dict],
         return sizes[(name, fmt)]
 
     def fits(fmts: dict, convs: dict) -> int:
-        return max(0, fixed + sum(size(n, f) for n, f in fmts.items()) - target.fram_bytes)
+        budget = target.fram_bytes + (target.upper_fram_bytes if far else 0)
+        return max(0, fixed + sum(size(n, f) for n, f in fmts.items()) - budget)
     return fits

@@ -28,11 +28,12 @@ import numpy as np
 
 from ...analysis import calibration
 from ...compiler import choose
+from ...compiler.codegen_lower import DIRECT_FORMATS
 
 #: the builds compared: name -> (fmt, objective); "auto-smallest" is the pre-chooser default
 BUILDS = {"auto-smallest": ("auto", None), "time": ("auto", "time"), "energy": ("auto", "energy"),
           "bytes": ("auto", "bytes")}
-CALIBRATION_FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "hbitmap", "pattern")
+CALIBRATION_FORMATS = ("csr16", "rel8", "rel4", "bitmap", "hbitmap", "pattern")  # dense cannot nest
 
 
 def _log(msg: str) -> None:
@@ -152,7 +153,7 @@ def calibrate(out: Path, log=_log):
     samples = []
     for mname, b in calibration_bundles().items():
         for fmt in CALIBRATION_FORMATS:
-            for conv in ("auto", "im2col"):
+            for conv in ("auto", "im2col") if fmt in DIRECT_FORMATS else ("auto",):
                 t0 = time.time()
                 try:
                     r = measure_build(b, out / mname / f"{fmt}-{conv}", fmt, None, conv=conv)
