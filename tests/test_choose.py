@@ -134,3 +134,19 @@ def test_engine_registry_and_errors(small):
         assert any(o.engine == "half" for d in ch.layers.values() for o in d["options"])
     finally:
         del choose.ENGINES["half"]
+
+
+def test_analyze_prints_and_stores_the_table(small, tmp_path, capsys):
+    import json
+
+    from sparsenest import cli
+    b, _, _, layers = small
+    path = b.save(tmp_path / "s.nest")
+    assert cli.main(["analyze", str(path), "--objective", "bytes", "--json", str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("objective bytes"):]
+    for ly in layers:
+        assert f"\n{ly.name} " in table
+    rep = json.loads((tmp_path / "a.json").read_text())["choice"]
+    assert rep["objective"] == "bytes" and set(rep["layers"]) == {ly.name for ly in layers}
+    assert all(d["chosen"]["bytes"] <= d["runner_up"]["bytes"] for d in rep["layers"].values())

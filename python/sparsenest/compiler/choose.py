@@ -14,6 +14,8 @@ Levels are weighted equally (the mean): the device moves between levels as its s
 and the compiler does not know how long it stays at each, so the uniform mean is the unbiased guess;
 the densest level alone would ignore the sparse levels, where index overheads dominate and the choice
 differs most. `choose(..., level_weights=[...])` takes other weights (e.g. a harvest trace's occupancy).
+For time and energy, layouts the calibrated cycle model covers rank before those only the fallback
+table costs (flagged `*` in the table).
 
 Memory: the per-layer best choices must fit the target's FRAM for model data (`Target.fram_bytes`:
 lower FRAM less the code reserve on the MSP430FR5994, so weights stay directly addressable instead of
@@ -343,8 +345,11 @@ def default_cycle_model() -> CycleModel:
 
 
 def _ranked(opts: list[Option], objective: str, weights: Sequence[float]) -> list[Option]:
-    # ties: fewer bytes, then the earlier layout (engine order, FORMATS order, direct before im2col)
-    return sorted(opts, key=lambda o: (o.score(objective, weights), o.bytes))
+    """Best first. For time and energy a layout whose cycles come from the calibrated model ranks before
+    one costed by the fallback table (an unmeasured guess does not beat a measurement); ties: fewer bytes,
+    then the earlier layout (engine order, FORMATS order, direct before im2col)."""
+    guess = (lambda o: not o.calibrated) if objective != "bytes" else (lambda o: False)
+    return sorted(opts, key=lambda o: (guess(o), o.score(objective, weights), o.bytes))
 
 
 def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callable[[dict, dict], int] | None = None,
