@@ -152,12 +152,9 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     extra["levels"] = levels
     choice = None
     if objective is not None and fmt == "auto":
-        from . import choose
-        opts = dict(format_opts=format_opts, switching=switching, intermittent=intermittent, checkpoint=checkpoint,
-                    conv_default=conv)
-        choice = choose.choose(choose.layers_from_qmodel(qm, format_opts), objective, cycle_model=cycle_model,
-                               fits=choose.planner_fits(qm, tgt, **opts),
-                               fits_far=choose.planner_fits(qm, tgt, far=True, **opts) if tgt.upper_fram_bytes else None)
+        from .choose import choose_for_compile
+        choice = choose_for_compile(qm, tgt, objective, cycle_model=cycle_model, format_opts=format_opts,
+                                    switching=switching, intermittent=intermittent, checkpoint=checkpoint, conv=conv)
         fmt = {**choice.formats(), "*": "auto"}
         conv = {**choice.conv_methods(), "*": conv}
         extra["choice"] = choice.to_dict()

@@ -355,11 +355,11 @@ def _ranked(opts: list[Option], objective: str, weights: Sequence[float]) -> lis
 def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callable[[dict, dict], int] | None = None,
            fits_far: Callable[[dict, dict], int] | None = None,
            cycle_model: CycleModel | None = None, platform=None, level_weights: Sequence[float] | None = None,
-           engines: Iterable[str] | None = None) -> Choice:
+           engines: Iterable[str] | None = None, conv: str = "auto") -> Choice:
     """Per layer the layout minimising `objective` (module docstring). fits(formats, conv_methods) ->
     bytes over the memory budget with every weight in lower FRAM (0: fits); None: no budget check.
     fits_far: the same with weights streamed from upper FRAM allowed, tried when even the smallest
-    layouts are over `fits`."""
+    layouts are over `fits`. conv "im2col": no direct convolutions (compile --conv im2col)."""
     if objective not in OBJECTIVES:
         raise ChooseError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     cm = cycle_model or default_cycle_model()
@@ -372,7 +372,7 @@ def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callab
         raise ChooseError(f"level_weights: {L} non-negative numbers with a positive sum, got {level_weights}")
     table: dict[str, dict] = {}
     for ly in layers:
-        opts = layer_options(ly, cm, platform, engines)
+        opts = [o for o in layer_options(ly, cm, platform, engines) if conv != "im2col" or o.method != "direct"]
         if not opts:
             raise ChooseError(f"layer '{ly.name}': no engine can run it in any format")
         ranked = _ranked(opts, objective, level_weights)
@@ -498,6 +498,18 @@ def planner_fits(qm, target, *, format_opts: Mapping | None = None, switching: s
                 pass
         return max(0, total - target.fram_bytes)
     return fits
+
+
+def choose_for_compile(qm, target, objective: str, *, cycle_model=None, format_opts: Mapping | None = None,
+                       switching: str = "resident", intermittent: bool = False, checkpoint: str = "auto",
+                       conv: str = "auto") -> Choice:
+    """compile_bundle's choice: the quantized model's layers within the real planner's budget (lower FRAM
+    first, then with far placement where the target has upper FRAM)."""
+    opts = dict(format_opts=format_opts, switching=switching, intermittent=intermittent, checkpoint=checkpoint,
+                conv_default=conv)
+    return choose(layers_from_qmodel(qm, format_opts), objective, cycle_model=cycle_model, conv=conv,
+                  fits=planner_fits(qm, target, **opts),
+                  fits_far=planner_fits(qm, target, far=True, **opts) if target.upper_fram_bytes else None)
 
 
 def estimate_fits(layers: Sequence[LayerInfo], target, far: bool = False) -> Callable[[dict, dict], int]:

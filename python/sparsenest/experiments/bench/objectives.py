@@ -71,7 +71,7 @@ def measure_build(bundle, out: Path, fmt, objective, *, conv="auto", n_inputs: i
             "lower_fram_bytes": meta["memory"]["fram_total_estimate"],
             "cycles": {lv: d["cycles"] for lv, d in per.items()},
             "cycles_total": {lv: d["cycles_total"] for lv, d in per.items()},
-            "matmul_cycles": {lv: sum(d["layers"][n] for n in matmul) for lv, d in per.items()},
+            "matmul_cycles": {lv: sum(d["layer_counters"][n]["cycles"] for n in matmul) for lv, d in per.items()},
             "choice": info["choice"].to_dict() if info["choice"] else None,
             "golden_ok": True,
             "samples": calibration.layer_samples(per, meta, shapes, counters, model=str(meta.get("name")),
@@ -89,6 +89,9 @@ def compare(bundle, out: Path, log=_log) -> dict:
         r.pop("samples")
         r["index_meta_vs_bound"] = (r["bytes_by_part"]["indices"] + r["bytes_by_part"]["metadata"]) / bound \
             if bound else None
+        if r["choice"]:   # the chooser's prediction of its conv/linear layers against the simulator
+            pred = r["choice"]["totals"]["cycles"]
+            r["prediction_error"] = {lv: pred[lv - 1] / r["matmul_cycles"][lv] - 1 for lv in r["matmul_cycles"]}
         res["builds"][name] = r
         log(f"  {name}: {r['weight_bytes']} B, " + ", ".join(f"L{lv} {c / 1e3:.0f}k" for lv, c in r["cycles_total"].items())
             + f" cycles ({time.time() - t0:.0f} s, == golden)")
@@ -104,19 +107,23 @@ def format_compare(res: dict, title: str = "") -> str:
     L = len(next(iter(b.values()))["cycles_total"])
     lines = [f"layout choice by objective{(' -- ' + title) if title else ''}: chip image in our FR5994 simulator, "
              f"cycles with FRAM wait states per inference; level-map entropy bound {res['bound_bytes']:.0f} B",
-             f"{'build':<14} {'values':>7} {'indices':>7} {'meta':>6} {'total':>7} {'idx+meta/bound':>14} "
+             f"{'build':<24} {'values':>7} {'indices':>7} {'meta':>6} {'total':>7} {'idx+meta/bound':>14} "
              + " ".join(f"{'L' + str(lv) + ' cycles':>12}" for lv in range(1, L + 1))
              + "  " + " ".join(f"{'L' + str(lv) + ' x old':>8}" for lv in range(1, L + 1)) + f" {'bytes x old':>11}"]
     for name, r in b.items():
         p = r["bytes_by_part"]
         label = name + (" (default)" if name == "time" else " (old auto)" if name == "auto-smallest" else "")
-        lines.append(f"{label:<14} {p['values']:>7} {p['indices']:>7} {p['metadata']:>6} {r['weight_bytes']:>7} "
+        lines.append(f"{label:<24} {p['values']:>7} {p['indices']:>7} {p['metadata']:>6} {r['weight_bytes']:>7} "
                      f"{r['index_meta_vs_bound'] or 0:>13.2f}x "
                      + " ".join(f"{r['cycles_total'][lv]:>12.0f}" for lv in sorted(r["cycles_total"]))
                      + "  " + " ".join(f"{r['cycles_ratio'][lv]:>8.2f}" for lv in sorted(r["cycles_ratio"]))
                      + f" {r['bytes_ratio']:>11.2f}")
         if r["upper_fram_bytes"]:
             lines[-1] += f"  ({r['upper_fram_bytes']} B streamed from upper FRAM)"
+    for name, r in b.items():
+        if "prediction_error" in r:
+            lines.append(f"  {name}: predicted vs simulated cycles of the conv/linear layers (with FRAM wait states): "
+                         + ", ".join(f"L{lv} {100 * e:+.1f} %" for lv, e in sorted(r["prediction_error"].items())))
     for name, r in b.items():
         fm = ", ".join(f"{n} {f}" + (f"/{r['conv'][n]}" if n in r["conv"] else "") for n, f in r["formats"].items())
         lines.append(f"  {name}: {fm}")
