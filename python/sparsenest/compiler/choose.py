@@ -34,7 +34,6 @@ can run and what that costs; `Choice.engines()` tells codegen which layers run o
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -462,10 +461,6 @@ def format_choice(ch: Choice) -> str:
     if any(not d["chosen"].calibrated for d in ch.layers.values()):
         lines.append("* uncalibrated: fallback cycle table (sparsenest.analysis.cost.FALLBACK_TABLE)")
     return "\n".join(lines)
-
-
-def save_choice(ch: Choice, path: Path) -> None:
-    path.write_text(json.dumps(ch.to_dict(), indent=1) + "\n")
 
 
 def planner_fits(qm, target, *, format_opts: Mapping | None = None, switching: str = "resident",

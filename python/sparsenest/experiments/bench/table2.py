@@ -47,7 +47,6 @@ from ...bundle import Bundle, INTRO_PREFIX
 from ...compiler import golden
 from ...compiler.build import compile_bundle
 from ...compiler.codegen import CodegenError
-from ...compiler.formats import FormatError
 from ...compiler.planner import PlanError, get_target
 from ...data.calibration import calibration_inputs, evaluation_set
 from ...targets import firmware, msp430
