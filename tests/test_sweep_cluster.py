@@ -137,7 +137,7 @@ def where():
 
 out = Path(sys.argv[1])
 (pid, gcs), = fanout.run_jobs(where, [()], use_ray=fanout.wanted())
-[r] = fanout.run_jobs(run_job, [(tasks.get("lenet5"), "sparse", out, True, False, "fast", False, 1)],
+[r] = fanout.run_jobs(run_job, [(tasks.get("lenet5"), "sparse", out, True, False, "auto", False, 1)],
                       use_ray=fanout.wanted())
 print(json.dumps({"wanted": fanout.wanted(), "pid": pid, "my_pid": os.getpid(), "gcs": gcs, "task": r["task"]}))
 """

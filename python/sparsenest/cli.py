@@ -115,8 +115,20 @@ def cmd_analyze(a) -> int:
     from .safe_output import check_output_file
     if a.json:
         check_output_file(a.json, inputs=[a.bundle], force=a.force)
-    report = analyze.analyze_bundle(Bundle.load(a.bundle))
+    from .compiler import choose
+    from .compiler.planner import get_target
+    b = Bundle.load(a.bundle)
+    report = analyze.analyze_bundle(b)
     print(analyze.format_table(report))
+    layers = choose.layers_from_bundle(b)
+    if layers:
+        tgt = get_target(a.target)
+        ch = choose.choose(layers, a.objective, fits=choose.estimate_fits(layers, tgt),
+                           fits_far=choose.estimate_fits(layers, tgt, far=True) if tgt.upper_fram_bytes else None)
+        print(f"\nlayouts `compile --format auto --objective {a.objective} --target {a.target}` would choose "
+              f"(budget estimated from weights, biases and descriptors):")
+        print(choose.format_choice(ch))
+        report["choice"] = ch.to_dict()
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1, default=_jsonable))
         print(f"written {a.json}")
@@ -167,8 +179,11 @@ def cmd_compile(a) -> int:
     info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
                           switching=a.switching, evaluate=evaluation_set if a.evaluate else None,
                           calib=calibration_inputs(b, a.calib), conv=a.conv, intermittent=a.intermittent,
-                          checkpoint=a.checkpoint, force=a.force)
+                          checkpoint=a.checkpoint, force=a.force, objective=a.objective)
     meta = info["meta"]
+    if info.get("choice") is not None:
+        from .compiler.choose import format_choice
+        print(format_choice(info["choice"]))
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
             print(f"level {lv['level']}: float {lv['float_accuracy']:.2%}  Q15 {lv['q15_accuracy']:.2%}")
@@ -241,6 +256,8 @@ BENCH_COMMANDS = {
     "sweep": ("sparsenest.experiments.sweep_bench", "random search vs Optuna TPE on the same trial budget"),
     "bound": ("sparsenest.experiments.bench.bound",
               "nested index bytes vs the level-map entropy bound, kernel cycles per level in our simulator"),
+    "objectives": ("sparsenest.experiments.bench.objectives",
+                   "layout choice per objective vs the smallest-format auto, simulated; cycle-model calibration"),
     "harvest": ("sparsenest.experiments.bench.harvest",
                 "per-level costs measured in our simulator, inferences across power cycles, closed loop"),
 }
@@ -368,6 +385,10 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     an.add_argument("bundle", help="a bundle folder (NAME.nest)")
     an.add_argument("--json", type=arg.output_file, default=None, help="also write the full analysis as JSON")
     an.add_argument("--force", action="store_true", help="replace an existing --json file")
+    an.add_argument("--objective", default="time", choices=["time", "energy", "bytes"],
+                    help="the per-layer layout table: what `compile --format auto` minimises")
+    an.add_argument("--target", default="msp430fr5994", choices=["host", "msp430fr5994"],
+                    help="whose FRAM budget the layout table respects")
     an.set_defaults(fn=cmd_analyze)
 
     c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
@@ -377,7 +398,11 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="host: C + a host library for `simulate`; msp430fr5994: C for `firmware` and `sim`")
     c.add_argument("--format", type=_format_arg, default="auto",
                    help="auto, a format (csr16, rel8, rel4, bitmap, block, "
-                   "rows, cols, pattern, dense) or per layer: fc1=rel8,*=auto")
+                   "rows, cols, pattern, dense, hbitmap) or per layer: fc1=rel8,*=auto")
+    c.add_argument("--objective", default="time", choices=["time", "energy", "bytes"],
+                   help="with --format auto: per layer the format and conv method with the least predicted "
+                        "time (cycles averaged over the levels), energy or weight bytes, within the target's "
+                        "FRAM budget (compiler/choose.py)")
     c.add_argument("--switching", default="resident", choices=["resident", "staged"],
                    help="resident: every level in FRAM; staged: a working copy that gets the added weights")
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],

@@ -113,7 +113,8 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
                    format_opts: dict | None = None, switching: str = "resident",
                    evaluate=None, initial_level: int | None = None,
                    build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto",
-                   intermittent: bool = False, checkpoint: str = "auto", force: bool = False) -> dict:
+                   intermittent: bool = False, checkpoint: str = "auto", force: bool = False,
+                   objective: str | None = None, cycle_model=None) -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
 
     target: "host" | "msp430fr5994" | a planner.Target; target_overrides: Target fields to change
@@ -125,7 +126,10 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     evaluation), (x, y) or a callable bundle -> (x, y) (data.calibration.evaluation_set): per-level float
     and Q15 accuracy on it go into model_meta.json. This module loads no data set itself.
     intermittent: progress kept in FRAM per unit of work (checkpoint "auto" | "layer" | "row";
-    compiler/intermittent.py). build: build the host library (default: True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
+    compiler/intermittent.py). objective: with fmt "auto", "time" | "energy" | "bytes" picks each layer's
+    format and conv method by the cost model within the target's FRAM budget (compiler/choose.py; the
+    choice lands in meta["choice"] and the result's "choice"); None keeps `auto` = smallest per layer.
+    cycle_model: a CycleModel for that choice (default: choose.default_cycle_model()). build: build the host library (default: True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
     An existing non-empty out_dir is replaced only with force=True and only when it is a previous build
     (safe_output.check_output_dir). Everything is written to a temporary sibling folder first, so a failing
     compile leaves an earlier build untouched."""
@@ -146,6 +150,14 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
         for lv, ev in zip(levels, evaluate_levels(qm, b, np.asarray(x, np.float32), np.asarray(y))):
             lv.update(ev)
     extra["levels"] = levels
+    choice = None
+    if objective is not None and fmt == "auto":
+        from .choose import choose_for_compile
+        choice = choose_for_compile(qm, tgt, objective, cycle_model=cycle_model, format_opts=format_opts,
+                                    switching=switching, intermittent=intermittent, checkpoint=checkpoint, conv=conv)
+        fmt = {**choice.formats(), "*": "auto"}
+        conv = {**choice.conv_methods(), "*": conv}
+        extra["choice"] = choice.to_dict()
     if build is None:
         build = tgt.name == "host"
     if build and shutil.which("gcc") is None:
@@ -164,4 +176,4 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
         if tmp.exists():
             shutil.rmtree(tmp)
     lib = out_dir / HOST_LIBRARY if build else None
-    return {"out_dir": out_dir, "meta": meta, "library": lib, "qmodel": qm}
+    return {"out_dir": out_dir, "meta": meta, "library": lib, "qmodel": qm, "choice": choice}

@@ -90,8 +90,9 @@ def check_options(*, switching: str, conv: str, checkpoint: str) -> None:
     """CodegenError for an option value generate cannot honour (compile_bundle asks before quantizing)."""
     if switching not in SWITCHING:
         raise CodegenError(f"switching must be one of {SWITCHING}, not {switching!r}")
-    if conv not in CONV_MODES:
-        raise CodegenError(f"conv must be one of {CONV_MODES}, not {conv!r}")
+    modes = conv.values() if isinstance(conv, dict) else [conv]
+    if any(m not in (*CONV_MODES, "direct") for m in modes):
+        raise CodegenError(f"conv must be one of {CONV_MODES} (or per layer), not {conv!r}")
     if checkpoint not in imt.CHECKPOINTS:
         raise CodegenError(f"checkpoint must be one of {imt.CHECKPOINTS}, not {checkpoint!r}")
 

@@ -19,7 +19,7 @@ from .quantize import QModel, add_shift, avg_params
 
 DIRECT_ACC_BYTES = 1024   # a direct conv's accumulator: rows x chunk int32 (chunk >= 1 position)
 DIRECT_FORMATS = ("csr16",)  # formats with a direct conv kernel (absolute indices: sn_conv_<format>)
-CONV_MODES = ("auto", "im2col")
+CONV_MODES = ("auto", "im2col")  # or per layer {name: "auto"|"direct"|"im2col", "*": default} (direct = auto)
 
 
 class CodegenError(ValueError):
@@ -157,7 +157,8 @@ def lower_layers(qm: QModel, *, fmt="auto", format_opts: dict | None = None, con
                if st.op in ("conv", "linear")}
     directs = {}
     for st in low.steps:
-        dc = None if st.op != "conv" or conv == "im2col" else \
+        mode = conv.get(st.name, conv.get("*", "auto")) if isinstance(conv, dict) else conv  # per layer: choose.py
+        dc = None if st.op != "conv" or mode == "im2col" else \
             direct_conv(st.node, encoded[st.name], low.shapes[st.inputs[0]], low.shapes[st.output])
         if dc is not None:
             directs[st.name] = dc

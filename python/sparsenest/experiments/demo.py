@@ -145,7 +145,7 @@ def run(a) -> int:
         st.start("calibrate the cycle model: LeNet-5-small's chip image in our FR5994 simulator")
         ensure_bundle(small, "lenet5-small")
         _run(["bench", "mcu", "--bundle", str(small), "-o", str(out / "bench-mcu"), "--formats", "auto",
-              "--no-lenet5", "--no-mspdebug"])
+              "--no-lenet5", "--no-mspdebug", "--no-objectives"])
 
     st.start("energy and latency report")
     _run(["report", str(out), "-o", str(out / "report"), "--samples", str(samples), "--force"])

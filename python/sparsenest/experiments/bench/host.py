@@ -54,6 +54,10 @@ def add_arguments(p) -> None:
     p.add_argument("bundle", nargs="?", default="build/demo/lenet5.nest",
                    help="the bundle to measure (default: the demo's)")
     p.add_argument("--format", default="auto", help="compiler format of the nested build")
+    p.add_argument("--objective", default="time", choices=["time", "energy", "bytes"],
+                   help="with --format auto: what the per-layer layout choice minimises (compile's default)")
+    p.add_argument("--no-objectives", action="store_true",
+                   help="skip the per-objective builds simulated in our FR5994 simulator (bench objectives)")
     arg.add_output(p, default="build/bench/host.json", help="output path")
 
 
@@ -70,13 +74,14 @@ def run(a) -> int:
     test = data.load(bundle.dataset["name"], "test")
     with tempfile.TemporaryDirectory() as tmp:
         nested = compile_bundle(bundle, Path(tmp) / "nested", fmt=a.format, switching="resident",
-                                calib=calibration_inputs)
+                                calib=calibration_inputs, objective=a.objective)
         dense = compile_bundle(dense_twin(bundle), Path(tmp) / "dense", fmt="dense", switching="resident",
                                calib=calibration_inputs)
         rows = measure(Path(tmp) / "nested", test.x, test.y, nested["qmodel"], list(range(1, bundle.n_levels + 1)))
         base = measure(Path(tmp) / "dense", test.x, test.y, dense["qmodel"], [1])[0]
     print(f"{bundle.manifest['model']['name']} on {bundle.dataset['name']} ({len(test)} test images), "
-          f"format={a.format}; dense = the same network stored and computed densely in Q15")
+          f"format={a.format}" + (f", objective {a.objective}" if a.format == "auto" else "")
+          + "; dense = the same network stored and computed densely in Q15")
     hdr = (f"{'build':<10} {'values':>7} {'indices':>7} {'meta':>6} {'bytes':>7} {'x dense':>7} {'idx %':>6} "
            f"{'MACs':>7} {'x dense':>7} {'inf/s':>7} {'x dense':>7} {'acc C':>7} {'=golden':>7}")
     print(hdr)
@@ -91,6 +96,9 @@ def run(a) -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"bundle": str(a.bundle), "dense": base, "levels": rows}, indent=1))
     print(f"(nested bytes are all levels stored once) written {a.out}")
+    if not a.no_objectives:
+        from .objectives import report_objectives
+        report_objectives(bundle, Path(a.out).parent / "objectives-host", title=str(a.bundle))
     return 0 if all(r["bit_exact"] for r in rows + [base]) else 1
 
 

@@ -230,6 +230,8 @@ def add_arguments(p) -> None:
                         "masks at the bundle's sparsities when the file is missing)")
     p.add_argument("--no-lenet5", action="store_true", help="skip full LeNet-5")
     p.add_argument("--no-mspdebug", action="store_true", help="skip the mspdebug cross-check")
+    p.add_argument("--no-objectives", action="store_true",
+                   help="skip the layout choice per objective vs the smallest-format auto (bench objectives)")
 
 
 def run(a) -> int:
@@ -310,6 +312,10 @@ def run(a) -> int:
     print(format_report(report))
     print(f"\nwrote {out / 'mcu.json'}, {out / 'cycle_samples.json'} ({len(samples)} samples)"
           + (f", {plot}" if plot else "") + f" in {report['elapsed_s']:.0f} s")
+    if not a.no_objectives:
+        from .objectives import report_objectives
+        print()
+        report_objectives(bundle, out / "objectives", title=f"{model_name} ({a.bundle})")
     return 0
 
 

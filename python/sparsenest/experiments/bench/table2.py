@@ -4,9 +4,9 @@ reproduced with our training, compiler and MCU runtime, with the seed's numbers 
 Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's sparsities, "sparse" = ours, higher):
 
   1. train the nested model (cached: <out>/<task>/<variant>.nest is reused unless --force);
-  2. compile for the host board (one format per layer for all levels; --format fast: csr16 where every
-     level then fits lower FRAM, else csr16 convolutions (direct) and the smallest format for the
-     fully connected layers; see fast_candidates): float and Q15
+  2. compile for the host board (one format per layer for all levels; --format auto with --objective
+     time (default): each layer's format and conv method chosen by the cost model within the FR5994's
+     lower FRAM, compiler/choose.py, see choose_format): float and Q15
      accuracy on the whole test split (--quick: a slice), weight bytes by part, host-board counters per
      level, C == golden on real test inputs at every level (checked);
   3. compile levels 1..k for the MSP430FR5994 for every k: which levels fit (lower FRAM, plus upper FRAM
@@ -23,7 +23,7 @@ Per task (sparsenest.experiments.tasks) and level set ("seed" = the seed's spars
      board's write log); a resident build writes the 2-byte level selector only.
 
     sparsenest bench table2 [--tasks lenet5,harnet,okgnet,squeezenext] [--variants seed,sparse]
-                                      [--quick] [-o build/table2] [--force] [--format fast] [--threads 1]
+                                      [--quick] [-o build/table2] [--force] [--objective time] [--threads 1]
                                       [--ray]    # variants as Ray tasks (also when RAY_ADDRESS is set)
 
 Writes <out>/<task>/<variant>/result.json per run, and <out>/table2.md + <out>/table2.json with every task
@@ -47,7 +47,6 @@ from ...bundle import Bundle, INTRO_PREFIX
 from ...compiler import golden
 from ...compiler.build import compile_bundle
 from ...compiler.codegen import CodegenError
-from ...compiler.formats import FormatError
 from ...compiler.planner import PlanError, get_target
 from ...data.calibration import calibration_inputs, evaluation_set
 from ...targets import firmware, msp430
@@ -118,39 +117,23 @@ def host_layers(sim, meta: dict, x1: np.ndarray, level: int) -> list[dict]:
 
 # --------------------------------------------------------------------------------------- device fitting
 
-def fast_candidates(bundle) -> list[tuple[str, object]]:
-    """Format choices of the "fast" policy, fastest first: csr16 everywhere (convolutions run direct,
-    fully connected layers take no index decoding), then csr16 convolutions with the smallest format
-    for the fully connected layers (their weights dominate the bytes, and a matrix-vector product
-    reads each weight once, so the format costs little time there)."""
-    convs = [n["name"] for n in bundle.graph["nodes"] if n["op"] in ("conv1d", "conv2d")]
-    return [("csr16", "csr16"), ("csr16-conv", {**{c: "csr16" for c in convs}, "*": "auto"})]
-
-
-def choose_format(bundle, calib, out: Path, policy: str) -> tuple[object, dict]:
-    """The compiler format for every layer. policy "fast": the first of fast_candidates whose build of all
-    levels fits the FR5994's lower FRAM (so the simulator can run every level), else the last candidate
-    (weights streamed from upper FRAM). Any other policy is passed to the compiler as it is ("auto" =
-    smallest storage per layer)."""
-    if policy != "fast":
-        return policy, {}
-    tried = {}
-    cands = fast_candidates(bundle)
-    for name, fmt in cands:
-        d = _fresh(out / name)
-        try:
-            mem = compile_bundle(bundle, d, target="msp430fr5994", fmt=fmt, calib=calib, build=False)["meta"]["memory"]
-            tried[name] = {"lower_bytes": mem["fram_total_estimate"], "upper_bytes": mem.get("upper_fram_bytes", 0)}
-            ok = not tried[name]["upper_bytes"]
-        except (PlanError, CodegenError, FormatError) as e:
-            tried[name], ok = {"error": str(e)}, False
+def choose_format(bundle, calib, out: Path, policy: str, objective: str | None) -> tuple[object, object, dict]:
+    """(format spec, conv spec, the choice as a dict) for every build of a variant. With policy "auto" and an
+    objective, the cost-driven chooser (compiler/choose.py) picks each layer's format and conv method for
+    the FR5994's budget (lower FRAM, so the simulator can run every level when some layout fits), and the
+    host and device builds all use that choice. Any other policy is passed to the compiler as it is."""
+    if policy != "auto" or objective is None:
+        return policy, "auto", {}
+    d = _fresh(out)
+    try:
+        ch = compile_bundle(bundle, d, target="msp430fr5994", fmt="auto", objective=objective, calib=calib,
+                            build=False)["choice"]
+    finally:
         shutil.rmtree(d, ignore_errors=True)
-        if ok:
-            return fmt, tried
-    return cands[-1][1], tried
+    return ch.formats(), {**ch.conv_methods(), "*": "auto"}, ch.to_dict()
 
 
-def device_fit(bundle, fmt, out: Path, calib) -> dict:
+def device_fit(bundle, fmt, out: Path, calib, conv="auto") -> dict:
     """Compile levels 1..k for the MSP430FR5994 for k = L..1 (codegen only). Returns per k whether it fits,
     the bytes in lower/upper FRAM and the far (streamed) layers, the compiler's message where it does not,
     the largest k that fits (`k_device`) and the largest that needs no upper FRAM (`k_lower`)."""
@@ -161,7 +144,7 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
         d = _fresh(out / f"L{k}")
         row = {"k": k, "lower_budget": tgt.fram_bytes, "upper_budget": tgt.upper_fram_bytes}
         try:
-            info = compile_bundle(b, d, target="msp430fr5994", fmt=fmt, calib=calib, build=False)
+            info = compile_bundle(b, d, target="msp430fr5994", fmt=fmt, calib=calib, build=False, conv=conv)
             mem = info["meta"]["memory"]
             row |= {"fits": True, "lower_bytes": mem["fram_total_estimate"],
                     "upper_bytes": mem.get("upper_fram_bytes", 0), "sram_arena_bytes": mem["sram_arena_bytes"],
@@ -181,13 +164,13 @@ def device_fit(bundle, fmt, out: Path, calib) -> dict:
                        "sram_bytes": tgt.sram_bytes}}
 
 
-def refit_lower_fram(bundle, fmt, calib, out: Path, bytes_over: int) -> tuple[Path, dict]:
+def refit_lower_fram(bundle, fmt, calib, out: Path, bytes_over: int, conv="auto") -> tuple[Path, dict]:
     """Compile for the MSP430FR5994 again with `bytes_over` (+1 KB) less lower FRAM for model data, so
     the planner moves more weights to upper FRAM (a many-layer model's code can exceed the planner's
     code reserve). Returns the model folder and its far layers."""
     budget = get_target("msp430fr5994").fram_bytes - int(bytes_over) - 1024
     info = compile_bundle(bundle, _fresh(out), target="msp430fr5994", fmt=fmt, calib=calib, build=False,
-                          target_overrides={"fram_bytes": budget})
+                          target_overrides={"fram_bytes": budget}, conv=conv)
     return Path(info["out_dir"]), {v["layer"]: {"bytes_per_call": v["bytes_per_call"], "tiles": v["tiles"]}
                                    for v in info["meta"].get("far", {}).values()}
 
@@ -230,7 +213,8 @@ def calibration_samples(variant_result: dict) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ one variant
 
-def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt: str, sim: bool) -> dict:
+def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt: str, sim: bool,
+                objective: str | None = "time") -> dict:
     mode = "quick" if quick else "full"
     vdir = root / task.key / variant
     bpath = root / task.key / f"{variant}.nest"
@@ -257,10 +241,9 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
     # 2. host build, all levels
     t0 = time.time()
-    res["format_policy"] = fmt
-    fmt, res["format_trials"] = choose_format(bundle, calib, vdir / "format", fmt)
-    shutil.rmtree(vdir / "format", ignore_errors=True)
-    host = compile_bundle(bundle, _fresh(vdir / "host"), target="host", fmt=fmt, calib=calib,
+    res["format_policy"] = fmt if fmt != "auto" or objective is None else f"auto, objective {objective}"
+    fmt, conv, res["choice"] = choose_format(bundle, calib, vdir / "format", fmt, objective)
+    host = compile_bundle(bundle, _fresh(vdir / "host"), target="host", fmt=fmt, conv=conv, calib=calib,
                           evaluate=evaluation_set(bundle, n_eval if quick else None))
     meta = host["meta"]
     formats = layer_formats(meta)
@@ -322,7 +305,7 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
 
     # 3. device fit per level
     t0 = time.time()
-    fit = device_fit(bundle, formats, vdir / "mcu", calib)
+    fit = device_fit(bundle, formats, vdir / "mcu", calib, conv)
     res["device"] = {k: v for k, v in fit.items()}
     res["timings_s"]["device_fit"] = round(time.time() - t0, 1)
 
@@ -343,7 +326,8 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
                 except msp430.RegionOverflowError as e:
                     if e.region != "LOWER_FRAM":
                         raise
-                    mdir, far = refit_lower_fram(bk, formats, calib, vdir / "mcu" / f"L{k}-refit", e.bytes_over)
+                    mdir, far = refit_lower_fram(bk, formats, calib, vdir / "mcu" / f"L{k}-refit", e.bytes_over,
+                                                 conv)
                     r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
                     r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code "
                                   f"is larger than the planner's reserve): compiled again with that much less "
@@ -523,13 +507,14 @@ def _jsonable(o):
     return o
 
 
-def run_job(t, v: str, out: Path, quick: bool, force: bool, fmt: str, sim: bool, threads: int) -> dict:
+def run_job(t, v: str, out: Path, quick: bool, force: bool, fmt: str, sim: bool, threads: int,
+            objective: str | None = "time") -> dict:
     """One task's variant, its result.json written: a Ray task with --ray / RAY_ADDRESS."""
     import torch
     torch.set_num_threads(threads)
     _log(f"== {t.title}: {v} levels {list(t.levels(v))}{' (quick)' if quick else ''}")
     t0 = time.time()
-    r = run_variant(t, v, out, quick=quick, force=force, fmt=fmt, sim=sim)
+    r = run_variant(t, v, out, quick=quick, force=force, fmt=fmt, sim=sim, objective=objective)
     r["wall_s"] = round(time.time() - t0, 1)
     r["finished_at"] = time.strftime("%Y-%m-%d %H:%M")
     (out / t.key / v / "result.json").write_text(json.dumps(_jsonable(r), indent=1) + "\n")
@@ -543,9 +528,10 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="a small slice and 1+1 epochs: checks the plumbing")
     arg.add_output(p, default=None, help="default build/table2 (build/table2-quick with --quick)")
     p.add_argument("--force", action="store_true", help="retrain even if a bundle exists")
-    p.add_argument("--format", default="fast",
-                   help="fast (default: csr16 where all levels then fit lower FRAM, else csr16 convolutions "
-                        "(direct) and the smallest format elsewhere), auto (smallest per layer) or a format name")
+    p.add_argument("--format", default="auto", help="auto (default: chosen per layer by --objective) or a format name")
+    p.add_argument("--objective", default="time", choices=["time", "energy", "bytes", "smallest"],
+                   help="with --format auto: what the per-layer choice minimises within the FR5994's lower FRAM "
+                        "(compiler/choose.py); smallest: the smallest format per layer (the old auto)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: see tasks.py)")
     p.add_argument("--no-sim", action="store_true", help="skip the MSP430 simulator")
     p.add_argument("--ray", action="store_true", help="run the variants as Ray tasks (also when RAY_ADDRESS is set)")
@@ -567,7 +553,9 @@ def run(a) -> int:
     t_all = time.time()
     on_ray = fanout_wanted(a.ray)
     job_out = out.resolve() if on_ray else out   # Ray workers need not share this working directory
-    jobs = [(t, v, job_out, a.quick, a.force, a.format, not a.no_sim, a.threads) for t in chosen for v in variants]
+    objective = None if a.objective == "smallest" else a.objective
+    jobs = [(t, v, job_out, a.quick, a.force, a.format, not a.no_sim, a.threads, objective)
+            for t in chosen for v in variants]
     results += run_jobs(run_job, jobs, use_ray=on_ray, progress=lambda js: tqdm(js, desc="table2", unit="variant"))
     # earlier results in the same --out (tasks run one at a time) join the table and the calibration
     mode = "quick" if a.quick else "full"
