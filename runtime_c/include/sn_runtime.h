@@ -182,7 +182,7 @@ typedef struct {
     /* LEA engine layers (SN_OP_LEA_*; compile --engine): layout words, indices, weights, LEA RAM scratch */
     const uint16_t *lea_meta;
     const uint16_t *lea_idx;
-    const int16_t *lea_w;
+    const sn_far_addr_t *lea_w;   /* far address of the weights (upper FRAM on the FR5994): sn_far_read */
     int16_t *lea_ram;
 } sn_layer;
 

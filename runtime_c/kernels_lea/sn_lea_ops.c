@@ -11,7 +11,7 @@
  *  - linear (SN_OP_LEA_LINEAR): lea_meta = {1, groups, bw, L, maxn, then per group: row0, rows, segments,
  *    kept segments at level 1..L}; lea_idx = the groups' segment start columns in level order; lea_w = per
  *    group, per row, the row's weights segment after segment. Per group the kept segments of x are
- *    gathered once, then per row its weight prefix is copied in and one msp_mac_q15 gives 2*sum.
+ *    gathered once, then per row its weight prefix is read in (sn_far_read: DMA from upper FRAM) and one msp_mac_q15 gives 2*sum.
  *  - convolution (SN_OP_LEA_CONV, stride 1): lea_meta = {2, in_c, in_h, in_w, k_h, k_w, p_h, p_w, taps,
  *    band, L, then per output channel: first entry, kept entries at level 1..L}; lea_idx = entries
  *    (ic * k_h + ky) in level order; lea_w = per entry its kernel row reversed, zero-padded to `taps`.
@@ -64,7 +64,7 @@ void sn_op_lea_linear(const sn_layer *l, uint8_t level) {
     const uint16_t n_groups = m[1], bw = m[2], n_levels = m[3], maxn = m[4];
     const uint16_t *g = m + 5;
     const uint16_t *segs = l->lea_idx;
-    const int16_t *w = l->lea_w;
+    sn_far_addr_t w = *l->lea_w; /* weights stream from (upper) FRAM by sn_far_read: DMA on the chip */
     _q15 *xl = l->lea_ram;
     _q15 *wl = xl + maxn;
     _iq31 *res = (_iq31 *)(void *)(wl + maxn);
@@ -85,10 +85,10 @@ void sn_op_lea_linear(const sn_layer *l, uint8_t level) {
             wl[used] = 0;
         }
         SN_COUNT(act_bytes_read, 2u * used);
-        for (r = 0; r < rows; r++, w += stride) {
+        for (r = 0; r < rows; r++, w += 2u * (uint32_t)stride) {
             int32_t acc = 0;
             if (kept) {
-                memcpy(wl, w, 2u * used);
+                sn_far_read(wl, w, (uint16_t)(2u * used));
                 SN_LEA_TRY(msp_mac_q15(&mp, xl, wl, res));
                 acc = *res >> 1; /* exact 2*sum unless it saturated */
                 SN_COUNT(macs, used);
@@ -155,7 +155,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
             for (j = 0; j < kept; j++) {
                 const uint16_t e = l->lea_idx[first + j];
                 const uint16_t ic = (uint16_t)(e / k_h), ky = (uint16_t)(e - ic * k_h);
-                memcpy(coef, l->lea_w + (uint32_t)(first + j) * taps, 2u * taps);
+                sn_far_read(coef, *l->lea_w + 2u * (uint32_t)(first + j) * taps, (uint16_t)(2u * taps));
                 SN_LEA_TRY(msp_fir_q15(&fp, xin + (ic * rin + ky) * wp, j ? part : acc));
                 if (j) {
                     SN_LEA_TRY(msp_add_q15(&ap, acc, part, acc));

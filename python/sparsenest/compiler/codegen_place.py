@@ -171,8 +171,11 @@ def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dic
     return tensors, scratch, ordered
 
 
-def _lea_array(lp, suffix: str, values: np.ndarray, comment: str, out: list) -> str:
-    a = CArray(f"{lp.ident}_{suffix}", values, "SN_FRAM", True, lp.name, "lea", comment=comment)
+def _lea_array(lp, target: Target, suffix: str, values: np.ndarray, comment: str, out: list, far=False) -> str:
+    """A LEA layer's array; far ones (read by address) go to upper FRAM where the target has it."""
+    section = "SN_FRAM_FAR" if far and target.upper_fram_bytes else "SN_FRAM"
+    a = CArray(f"{lp.ident}_{suffix}", values, section, True, lp.name, "lea", "far" if far else "",
+               comment=comment + (", upper FRAM" if section == "SN_FRAM_FAR" else ""))
     out.append(a)
     return a.cname
 
@@ -221,7 +224,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
             block_arrays.append(bias)
             values["bias"] = bias.cname
             if getattr(lp, "lea", None) is not None:   # LEA engine: its own arrays, no sparse matrix
-                values.update(lea_codegen.arrays(lp, lambda sfx, v, c: _lea_array(lp, sfx, v, c, block_arrays)))
+                values.update(lea_codegen.arrays(lp, lambda sfx, v, c, far=False: _lea_array(lp, target, sfx, v, c, block_arrays, far)))
                 values["lea_ram"] = scratch_buf[(lp.index, "lea")].name
             for g, enc in enumerate(lp.encs if getattr(lp, "lea", None) is None else []):
                 mat = _place_matrix(lp, g, enc, len(matrices), staged, initial_level, L, block_arrays,
@@ -229,7 +232,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                 matrices.append(mat)
                 block_mats.append(mat)
             level_nnz += np.array(lp.meta["nnz"])
-            fram_bytes += sum(a.nbytes for a in block_arrays)
+            fram_bytes += sum(a.nbytes for a in block_arrays if a.section != "SN_FRAM_FAR")
         fields = lea_codegen.LEA_FIELDS if getattr(lp, "lea", None) is not None else OP_FIELDS[st.op]
         missing = [f for line in fields for f in line if f not in values and f not in OPTIONAL_FIELDS]
         assert not missing, (st.name, missing)

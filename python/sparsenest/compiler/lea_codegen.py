@@ -64,7 +64,9 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
 
 
 def arrays(lp, make_array) -> dict:
-    """The layer's LEA arrays through make_array(suffix, values, comment) -> C name; the descriptor values."""
+    """The layer's LEA arrays through make_array(suffix, values, comment, far=False) -> C name; the descriptor
+    values. The weights are read with sn_far_read through their far address (<name>_far), so they may
+    live in upper FRAM."""
     lay = lp.lea
     if lay.kind == "linear":
         meta, idx, w = lay.meta_words(), lay.seg_words(), lay.weights
@@ -76,7 +78,7 @@ def arrays(lp, make_array) -> dict:
     return {"op": C_OPS[lay.kind],
             "lea_meta": make_array("lea_meta", meta, f"LEA layout ({what}): runtime_c/kernels_lea/sn_lea_ops.c"),
             "lea_idx": make_array("lea_idx", idx, "segment starts / kernel rows, level order"),
-            "lea_w": make_array("lea_w", w.astype(np.int16), "weights in LEA order")}
+            "lea_w": "&" + make_array("lea_w", w.astype(np.int16), "weights in LEA order", far=True) + "_far"}
 
 
 def describe(meta_layers: dict, n_levels: int) -> list[str]:
