@@ -184,6 +184,7 @@ typedef struct {
     const uint16_t *lea_idx;
     const sn_far_addr_t *lea_w;   /* far address of the weights (upper FRAM on the FR5994): sn_far_read */
     int16_t *lea_ram;
+    const int32_t *lea_k;         /* LEA conv: requantisation constant per output channel (lea_plan.py) */
 } sn_layer;
 
 /* Staged switching: one array whose rows are copied from master to work by level segments. */

@@ -233,7 +233,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                 block_mats.append(mat)
             level_nnz += np.array(lp.meta["nnz"])
             fram_bytes += sum(a.nbytes for a in block_arrays if a.section != "SN_FRAM_FAR")
-        fields = lea_codegen.LEA_FIELDS if getattr(lp, "lea", None) is not None else OP_FIELDS[st.op]
+        fields = lea_codegen.LEA_FIELDS[st.op] if getattr(lp, "lea", None) is not None else OP_FIELDS[st.op]
         missing = [f for line in fields for f in line if f not in values and f not in OPTIONAL_FIELDS]
         assert not missing, (st.name, missing)
         lines = [", ".join(f".{f} = {values[f]}" for f in line

@@ -9,8 +9,12 @@ from . import lea_plan
 from .lea_plan import ENGINES, LeaError
 
 #: sn_layer fields the LEA ops read (codegen_place.OP_FIELDS rows)
-LEA_FIELDS = (("op", "relu", "out_fram"), ("in0", "out", "bias", "lea_ram"), ("lea_meta", "lea_idx", "lea_w"),
-              ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"), ("shift0",))
+LEA_FIELDS = {"linear": (("op", "relu", "out_fram"), ("in0", "out", "bias", "lea_ram"),
+                         ("lea_meta", "lea_idx", "lea_w"), ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"),
+                         ("shift0",)),
+              "conv": (("op", "relu", "out_fram"), ("in0", "out", "lea_k", "lea_ram"),
+                       ("lea_meta", "lea_idx", "lea_w"), ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"),
+                       ("shift0",))}
 C_OPS = {"linear": "SN_OP_LEA_LINEAR", "conv": "SN_OP_LEA_CONV"}
 
 
@@ -51,7 +55,7 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
         if staged or intermittent:
             raise LeaError(f"layer '{lp.name}': the LEA engine supports resident, continuous builds only; "
                            "drop --switching staged / --intermittent or use --engine cpu")
-        lp.lea, chosen[lp.name] = lay, lay
+        lp.lea, lp.qlayer, chosen[lp.name] = lay, qm.layers[lp.name], lay
         lp.direct = None
         st.scratch.clear()
         st.scratch["lea"] = lay.scratch_bytes
@@ -75,7 +79,12 @@ def arrays(lp, make_array) -> dict:
         meta, idx, w = lay.meta_words(), lay.entry_words(), lay.coeffs.reshape(-1)
         what = "kernel rows as FIR filters"
     w = w if w.size else np.zeros(1, np.int16)
-    return {"op": C_OPS[lay.kind],
+    extra = {}
+    if lay.kind == "conv":
+        q = lp.qlayer
+        extra["lea_k"] = make_array("lea_k", lea_plan.conv_requant(q.bias_q, q.shift),
+                                    f"requantisation constants for shift {q.shift} (lea_plan.conv_requant)")
+    return {**extra, "op": C_OPS[lay.kind],
             "lea_meta": make_array("lea_meta", meta, f"LEA layout ({what}): runtime_c/kernels_lea/sn_lea_ops.c"),
             "lea_idx": make_array("lea_idx", idx, "segment starts / kernel rows, level order"),
             "lea_w": "&" + make_array("lea_w", w.astype(np.int16), "weights in LEA order", far=True) + "_far"}

@@ -37,6 +37,9 @@ CYC_COPY_WORD, CYC_SEGMENT, CYC_REQUANT, CYC_CALL_SETUP = 3, 30, 40, 40
 #: The CPU/MPY32 kernels' cycles per executed MAC (issue #16: about 14 on MPY32), for --engine auto.
 CPU_CYCLES_PER_MAC = 14.0
 _SEG_SIZES = (16, 8, 4, 2, 1)
+#: |bias| of a LEA layer stays below this, so sum + bias (|sum| <= 2^30 after msp_mac_q15, and
+#: acc16 * 2^15 for the FIR path) never leaves int32 and golden's int32 saturation is never reached.
+MAX_BIAS = 2 ** 30
 
 
 class LeaError(ValueError):
@@ -283,9 +286,27 @@ def cpu_layer_cycles(macs: int) -> float:
     return CPU_CYCLES_PER_MAC * macs
 
 
+def conv_requant(bias: np.ndarray, shift: int) -> np.ndarray:
+    """Per output channel k such that the C kernel's y = sat16((acc16 + k) >> (shift - 15)) (shift >= 15)
+    or sat16(acc16 * 2^(15 - shift) + k) (1 <= shift < 15) equals golden's
+    requantize(acc16 * 2^15 + bias, shift) exactly (|bias| < MAX_BIAS):
+    floor((A * 2^15 + b_hi * 2^15 + b_lo + 2^(s-1)) / 2^s) = floor((A + b_hi + floor((b_lo + 2^(s-1)) / 2^15))
+    / 2^(s-15)), and for s < 15 the term A * 2^15 is a multiple of 2^s."""
+    b = np.asarray(bias, np.int64)
+    if shift >= 15:
+        k = (b >> 15) + (((b & 0x7FFF) + (1 << (shift - 1))) >> 15)
+    else:
+        k = (b + (1 << (shift - 1))) >> shift
+    return k.astype(np.int32)
+
+
 def plan_layer(qm, name: str, node: dict, in_shape, out_shape):
     """(layout, "") when the layer can run on LEA, else (None, reason)."""
     q = qm.layers[name]
+    if q.bias_q.size and int(np.abs(q.bias_q.astype(np.int64)).max()) >= MAX_BIAS:
+        return None, "|bias| >= 2^30 (int32 headroom of the LEA path)"
+    if node["op"] != "linear" and q.shift < 1:
+        return None, f"requantisation shift {q.shift} < 1"
     w, intro = q.matrix()
     if node["op"] == "linear":
         return linear_layout(name, w, intro, qm.n_levels), ""
