@@ -22,6 +22,11 @@
 
 #if SN_MODEL_LEA_LAYERS
 #include "DSPLib.h"
+#ifdef __MSP430__
+#include "sn_mac.h" /* sn_mul_q15: 16 x 16 -> 32 on MPY32 (a variable int32 shift is a helper loop) */
+#else
+static int32_t sn_mul_q15(int16_t a, int16_t b) { return (int32_t)a * b; }
+#endif
 
 static uint16_t sn_even(uint16_t n) { return (uint16_t)(n + (n & 1u)); }
 
@@ -135,6 +140,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
     const uint16_t wp = sn_even((uint16_t)(m[3] + 2u * m[7])); /* even: FIR sources 32-bit aligned */
     const uint16_t out_c = l->out_c, out_h = l->out_h, out_w = l->out_w;
     const uint8_t up = l->shift0 < 15, down = (uint8_t)(up ? 0 : l->shift0 - 15);
+    const int16_t mul = (int16_t)(up ? 1 << (15 - l->shift0) : 1); /* shift0 >= 1: at most 2^14 */
     const uint16_t in_max = sn_a4((uint16_t)(in_c * (band + k_h - 1u) * wp + taps + 2u));
     const uint16_t out_max = sn_a4(sn_even((uint16_t)(band * wp)));
     _q15 *xin = l->lea_ram, *part = xin + in_max, *acc = part + out_max, *coef = acc + out_max;
@@ -177,7 +183,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                     int32_t t = (kept ? a[ox] : 0);
                     int16_t y;
                     if (up) {
-                        t = (int32_t)((uint32_t)t << (15 - l->shift0)) + k;
+                        t = sn_mul_q15((int16_t)t, mul) + k;
                     } else {
                         t = (t + k) >> down;
                     }
