@@ -235,6 +235,7 @@ BENCH_COMMANDS = {
     "train": ("sparsenest.experiments.bench.train", "LeNet-5 in every training mode vs a dense baseline"),
     "host": ("sparsenest.experiments.bench.host", "a compiled model on the host board vs a dense Q15 build"),
     "mcu": ("sparsenest.experiments.bench.mcu", "instructions and cycles per level and layer in the simulators"),
+    "lea": ("sparsenest.experiments.bench.lea", "LeNet-5 on the LEA engine vs CPU/MPY32 and dense LEA, chip image"),
     "sim": ("sparsenest.experiments.bench.sim", "instructions/s of our FR5994 simulator vs mspdebug"),
     "intermittent": ("sparsenest.experiments.bench.intermittent",
                      "intermittent vs continuous builds, and a power cut after every FRAM byte count"),
