@@ -14,7 +14,7 @@
  *    gathered once, then per row its weight prefix is read in (sn_far_read: DMA from upper FRAM) and one msp_mac_q15 gives 2*sum.
  *  - convolution (SN_OP_LEA_CONV, stride 1): lea_meta = {2, in_c, in_h, in_w, k_h, k_w, p_h, p_w, taps,
  *    band, L, then per output channel: first entry, kept entries at level 1..L}; lea_idx = entries
- *    (ic * k_h + ky) in level order; lea_w = per entry its kernel row reversed, zero-padded to `taps`.
+ *    (ic << 8 | ky) in level order; lea_w = per entry its kernel row reversed, zero-padded to `taps`.
  *    Per band of output rows the padded input planes (row stride even) are copied in once; per output channel one
  *    msp_fir_q15 per kept kernel row over the flattened plane (no im2col) and msp_add_q15 to sum them. */
 #include "model.h" /* SN_MODEL_LEA_LAYERS: only built when a layer runs on LEA */
@@ -23,7 +23,7 @@
 #if SN_MODEL_LEA_LAYERS
 #include "DSPLib.h"
 #ifdef __MSP430__
-#include "sn_mac.h" /* sn_mul_q15: 16 x 16 -> 32 on MPY32 (a variable int32 shift is a helper loop) */
+#include "sn_mac.h" /* sn_mul_q15: 16 x 16 -> 32 bits on MPY32 */
 #else
 static int32_t sn_mul_q15(int16_t a, int16_t b) { return (int32_t)a * b; }
 #endif
@@ -139,8 +139,10 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
     const uint16_t in_c = m[1], k_h = m[4], taps = m[8], band = m[9], n_levels = m[10];
     const uint16_t wp = sn_even((uint16_t)(m[3] + 2u * m[7])); /* even: FIR sources 32-bit aligned */
     const uint16_t out_c = l->out_c, out_h = l->out_h, out_w = l->out_w;
-    const uint8_t up = l->shift0 < 15, down = (uint8_t)(up ? 0 : l->shift0 - 15);
-    const int16_t mul = (int16_t)(up ? 1 << (15 - l->shift0) : 1); /* shift0 >= 1: at most 2^14 */
+    /* shift0 >= 1 (lea_plan): up = 15 - shift0 doublings, or down = shift0 - 15 */
+    const uint8_t up = (uint8_t)(l->shift0 < 15 ? 15 - l->shift0 : 0);
+    const uint8_t down = (uint8_t)(l->shift0 < 15 ? 0 : l->shift0 - 15);
+    const int16_t mul = (int16_t)(1 << up); /* up <= 14 */
     const uint16_t in_max = sn_a4((uint16_t)(in_c * (band + k_h - 1u) * wp + taps + 2u));
     const uint16_t out_max = sn_a4(sn_even((uint16_t)(band * wp)));
     _q15 *xin = l->lea_ram, *part = xin + in_max, *acc = part + out_max, *coef = acc + out_max;
@@ -167,7 +169,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
             int16_t *out = l->out + ((uint32_t)oc * out_h + y0) * out_w;
             for (j = 0; j < kept; j++) {
                 const uint16_t e = l->lea_idx[first + j];
-                const uint16_t ic = (uint16_t)(e / k_h), ky = (uint16_t)(e - ic * k_h);
+                const uint16_t ic = (uint16_t)(e >> 8), ky = (uint16_t)(e & 0xFFu); /* no divide helper */
                 sn_far_read(coef, *l->lea_w + 2u * (uint32_t)(first + j) * taps, (uint16_t)(2u * taps));
                 SN_LEA_TRY(msp_fir_q15(&fp, xin + (ic * rin + ky) * wp, j ? part : acc));
                 if (j) {
@@ -180,10 +182,10 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
             for (oy = 0; oy < rows; oy++) {
                 const _q15 *a = acc + oy * wp;
                 for (ox = 0; ox < out_w; ox++) {
-                    int32_t t = (kept ? a[ox] : 0);
+                    int32_t t = kept ? a[ox] : 0;
                     int16_t y;
                     if (up) {
-                        t = sn_mul_q15((int16_t)t, mul) + k;
+                        t = sn_mul_q15((int16_t)t, mul) + k; /* MPY32: a variable int32 shift is a helper loop */
                     } else {
                         t = (t + k) >> down;
                     }

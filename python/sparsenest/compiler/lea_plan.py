@@ -141,7 +141,9 @@ class LeaConv:
         return np.array(words, np.uint16)
 
     def entry_words(self) -> np.ndarray:
-        return np.array([e for ents in self.entries for e in ents] or [0], np.uint16)
+        """Entries as ic << 8 | ky (the kernel splits them without a divide)."""
+        return np.array([(e // self.kh) << 8 | (e % self.kh) for ents in self.entries for e in ents] or [0],
+                        np.uint16)
 
 
 def _counts(intro_sorted: np.ndarray, L: int) -> list[int]:
@@ -205,6 +207,8 @@ def conv_layout(name: str, node: dict, w: np.ndarray, intro: np.ndarray, L: int,
         ph, pw = pad if len(pad) == 2 else (pad[0], pad[0])
         cin, in_h, in_w = in_shape
         out_c, out_h, out_w = out_shape
+    if cin > 255 or kh > 255:
+        return None, "more than 255 input channels or kernel rows"
     rows_i = intro.reshape(out_c, cin * kh, kw)
     lo, hi = rows_i.min(axis=2), rows_i.max(axis=2)
     if np.any(lo != hi):
