@@ -123,11 +123,30 @@ def measure(b, out: Path, name: str, engine: str, log=_log) -> dict:
                       "energy_uj": d["energy_uj"], "lea_cycles": d["lea_cycles"], "dma_cycles": d["dma_cycles"],
                       "lea_calls": calls, "lea_ops": ops, "lea_bound_cycles": bound,
                       "ratio_to_bound": d["cycles_total"] / bound if bound else None, "layers": where}
-    res = {"engine": engine, "per_level": levels, "layer_engines": describe(meta["layers"], L),
+    density = {n: [nz / (lm["rows"] * lm["cols"]) for nz in lm["nnz"]] for n, lm in meta["layers"].items()
+               if "nnz" in lm}
+    res = {"engine": engine, "per_level": levels, "layer_engines": describe(meta["layers"], L), "density": density,
            "sparsities": [lv.get("sparsity") for lv in b.levels]}
     log(f"  {name} ({engine}): " + ", ".join(f"L{lv} {v['ms']:.1f} ms {v['energy_uj']:.0f} uJ"
                                              for lv, v in levels.items()) + "; == golden")
     return res
+
+
+def break_even(sparse: dict, dense: dict) -> dict:
+    """Per conv/linear layer, the sparsity above which the nested sparse build's layer takes fewer simulated
+    cycles than the dense build's: a line through the sparse build's (density, cycles) at its levels, solved
+    for the dense build's cycles. None where the sparse layer never wins (or has one level only)."""
+    out = {}
+    for name, dens in sparse["density"].items():
+        ys = [sparse["per_level"][lv]["layers"][name]["cycles"] for lv in sorted(sparse["per_level"], key=int)]
+        dense_c = next(iter(dense["per_level"].values()))["layers"][name]["cycles"]
+        if len(set(dens)) < 2:
+            out[name] = None
+            continue
+        b, a = np.polyfit(dens, ys, 1)                     # cycles = a + b * density
+        d = (dense_c - a) / b if b > 0 else None
+        out[name] = None if d is None else round(float(1 - min(max(d, 0.0), 1.0)), 3)
+    return out
 
 
 def format_report(r: dict) -> str:
@@ -141,7 +160,7 @@ def format_report(r: dict) -> str:
         for lv, v in res["per_level"].items():
             lvi = int(lv)
             sp = res["sparsities"][lvi - 1]
-            seed = SEED.latency_s[lvi - 1] if name != "lea-dense" and lvi <= len(SEED.latency_s) else None
+            seed = SEED.latency_s[lvi - 1] if "dense" not in name and lvi <= len(SEED.latency_s) else None
             lines.append(f"{name:<10} {lvi:>5} {100 * (sp or 0):>7.1f}% {v['ms']:>8.1f} {v['energy_uj']:>8.0f} "
                          f"{1e3 * v['lea_cycles'] / MCLK_HZ:>8.1f} {1e3 * v['dma_cycles'] / MCLK_HZ:>8.1f} "
                          f"{v['lea_calls']:>6.0f} {1e3 * v['lea_bound_cycles'] / MCLK_HZ:>9.1f} "
@@ -158,6 +177,13 @@ def format_report(r: dict) -> str:
         for lname, c in top["layers"].items():
             lines.append(f"  {lname:<8} {c['kind']:<12} {c['cycles']:>10,.0f} {c['lea_cycles']:>10,.0f} "
                          f"{c['dma_cycles']:>9,.0f} {c['wait_cycles']:>9,.0f} {c['cpu_cycles']:>10,.0f}")
+    be = r.get("break_even", {})
+    if be:
+        lines += ["", "LEA column (simulated): sparsity above which the nested sparse layer beats the dense one",
+                  f"  {'layer':<8} {'LEA vs dense LEA':>18} {'CPU vs dense CPU':>18}"]
+        for name in be.get("lea", {}):
+            f = [be[k].get(name) for k in ("lea", "cpu")]
+            lines.append(f"  {name:<8} " + " ".join(f"{'never' if v is None else f'{100 * v:.1f} %':>18}" for v in f))
     lines += ["", "engine per layer, predicted cycles per level (compile's model):"]
     lines += r["builds"].get("lea", {}).get("layer_engines", [])
     return "\n".join(lines)
@@ -186,7 +212,11 @@ def run(a) -> int:
     _log(f"bench lea: LeNet-5, {how}")
     r["builds"]["cpu"] = measure(b, out, "cpu", "cpu")
     r["builds"]["lea"] = measure(b, out, "lea", "lea")
-    r["builds"]["lea-dense"] = measure(dense_twin(b), out, "lea-dense", "lea")
+    dense = dense_twin(b)
+    r["builds"]["lea-dense"] = measure(dense, out, "lea-dense", "lea")
+    r["builds"]["cpu-dense"] = measure(dense, out, "cpu-dense", "cpu")
+    r["break_even"] = {"lea": break_even(r["builds"]["lea"], r["builds"]["lea-dense"]),
+                       "cpu": break_even(r["builds"]["cpu"], r["builds"]["cpu-dense"])}
     r["wall_s"] = time.time() - t0
     (out / "lea.json").write_text(json.dumps(r, indent=1, sort_keys=True, default=float) + "\n")
     _log(format_report(r))
