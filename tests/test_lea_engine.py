@@ -114,20 +114,38 @@ def test_lea_conv1d_padded_bit_exact(tmp_path):
     _check_every_level(info, x)
 
 
-def test_conv_with_mixed_kernel_rows_stays_on_cpu_and_auto_is_exact(tmp_path):
+def test_conv_with_mixed_kernel_rows_stays_on_cpu_and_auto_follows_the_model(tmp_path):
     b, x = _bundle(LeaNet, (2, 10, 10), {"c1.weight": "irregular", "c2.weight": (1, 3), "fc1.weight": (4, 2),
-                                       "fc2.weight": (2, 2), "fc3.weight": "dense"}, seed=2)
+                                         "fc2.weight": (2, 2), "fc3.weight": "dense"}, seed=2)
     info = compile_bundle(b, tmp_path / "mixed", calib=x, engine="lea")
     layers = info["meta"]["layers"]
     assert layers["c1"]["engine"] == "cpu" and "kernel rows" in layers["c1"]["lea_unsupported"]
     assert layers["c2"]["engine"] == "lea"
-    _check_every_level(info, x)
-    auto = compile_bundle(b, tmp_path / "auto", calib=x, engine="auto")
-    for m in auto["meta"]["layers"].values():
-        if "predicted_cycles" in m and "lea" in m["predicted_cycles"]:
+    _check_every_level(info, x)   # CPU and LEA layers mixed in one build
+    from sparsenest.compiler import codegen, quantize
+    from sparsenest.compiler.planner import get_target
+    qm = quantize.quantize(b, x)
+    meta = codegen.generate(qm, tmp_path / "auto", target=get_target("host"), engine="auto")
+    for m in meta["layers"].values():
+        if "lea" in m.get("predicted_cycles", {}):
             pc = m["predicted_cycles"]
             assert m["engine"] == ("lea" if pc["lea"][-1] < pc["cpu"][-1] else "cpu")
-    _check_every_level(auto, x)
+    assert set(qm.lea_layouts) == {n for n, m in meta["layers"].items() if m.get("engine") == "lea"}
+
+
+@pytest.mark.parametrize("shift", [1, 7, 14, 15, 16, 22])
+def test_conv_requant_constants_equal_golden_requantize(shift):
+    """The C kernel's per-channel constant path equals golden's requantize(acc16 * 2^15 + bias, shift)."""
+    rng = np.random.default_rng(shift)
+    acc = rng.integers(-32768, 32768, size=4000).astype(np.int64)
+    bias = rng.integers(-(2 ** 29), 2 ** 29, size=4000).astype(np.int64)
+    bias[:8] = [0, 1, -1, 2 ** 15 - 1, -(2 ** 15), 2 ** 30 - 1, -(2 ** 30) + 1, 12345]
+    k = lea_plan.conv_requant(bias, shift).astype(np.int64)
+    if shift >= 15:
+        c = np.clip((acc + k) >> (shift - 15), -32768, 32767)
+    else:
+        c = np.clip(acc * 2 ** (15 - shift) + k, -32768, 32767)
+    assert np.array_equal(c, golden.requantize(acc * 2 ** 15 + bias, shift))
 
 
 def test_golden_lea_linear_saturates_like_mac_q15():
@@ -165,3 +183,32 @@ def test_kernels_and_shims_compile_for_the_chip_with_werror(tmp_path):
         r = subprocess.run([*flags, str(src), "-o", str(tmp_path / (src.stem + ".o"))], capture_output=True,
                            text=True)
         assert r.returncode == 0, f"{src.name}: {r.stderr}"
+
+
+def test_lea_chip_image_in_our_simulator_equals_golden(tmp_path):
+    """The chip image (DSPLib shims -> the simulator's LEA model, lea.c) at every level equals the golden
+    model bit for bit, and the simulator counted LEA calls in the LEA layers."""
+    from sparsenest.analysis import calibration
+    from sparsenest.targets import firmware
+    b, x = _bundle(LeaNet, (2, 10, 10), {"c1.weight": (1, 3), "c2.weight": (1, 3), "fc1.weight": (4, 2),
+                                         "fc2.weight": "irregular", "fc3.weight": "dense"}, seed=3)
+    info = compile_bundle(b, tmp_path / "chip", calib=x, engine="lea", target="msp430fr5994", build=False)
+    fb = firmware.build(tmp_path / "chip", tmp_path / "fw", image="fr5994", inputs=x[:2],
+                        schedule=[firmware.Step(i, lv) for lv in range(1, L + 1) for i in range(2)])
+    _, per = calibration.simulate_firmware(fb, info["qmodel"])   # raises on any golden mismatch
+    assert sorted(per) == [1, 2, 3]
+    for d in per.values():
+        lc = d["layer_counters"]
+        assert all(lc[n]["lea_calls"] > 0 for n in ("c1", "c2", "fc1", "fc3")) and d["lea_cycles"] > 0
+
+
+def test_rebuilt_qmodel_follows_the_lea_layers(tmp_path):
+    """load_qmodel (what `sparsenest sim` compares against) restores the LEA layouts from model_meta.json."""
+    from sparsenest.targets.firmware_model import load_qmodel
+    b, x = _bundle(Lea1d, (3, 16), {"c1.weight": (1, 5), "fc.weight": (1, 4)}, seed=4)
+    bpath = b.save(tmp_path / "b.nest")
+    info = compile_bundle(bpath, tmp_path / "m", calib=x, engine="lea", build=False)
+    qm = load_qmodel(tmp_path / "m")
+    assert set(qm.lea_layouts) == set(info["qmodel"].lea_layouts) == {"c1", "fc"}
+    for lv in range(1, L + 1):
+        assert np.array_equal(golden.predict(qm, x, lv), golden.predict(info["qmodel"], x, lv))

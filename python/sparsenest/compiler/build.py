@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import RUNTIME_DIR, board_dir
-from . import codegen, golden, quantize
+from . import codegen, golden, lea_codegen, quantize
 from .planner import Target, get_target
 
 HOST_DIR = board_dir("host")
@@ -145,6 +145,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     extra = {"bundle": {"path": str(getattr(b, "path", "") or ""), "model": b.manifest.get("model"),
                         "dataset": b.dataset}}
     levels = [dict(lv) for lv in b.levels]
+    lea_codegen.prepare(qm, engine, fmt=fmt, format_opts=format_opts, conv=conv)   # golden follows LEA layers
     if evaluate is not None:
         x, y = _given(evaluate, b)
         for lv, ev in zip(levels, evaluate_levels(qm, b, np.asarray(x, np.float32), np.asarray(y))):

@@ -104,3 +104,32 @@ def describe(meta_layers: dict, n_levels: int) -> list[str]:
         why = f" (LEA: {m['lea_unsupported']})" if m.get("lea_unsupported") else ""
         lines.append(f"  {name}: {eng}, predicted cycles per level {cyc}{alt}{why}")
     return lines
+
+
+def restore(qm, meta: dict) -> dict:
+    """qm.lea_layouts of a build from its model_meta.json (the layers it ran on LEA), for a QModel rebuilt
+    from the bundle (targets.firmware_model.load_qmodel): the golden model then follows the build."""
+    g = qm.graph
+    shapes = {g["input"]["name"]: list(g["input"]["shape"])}
+    shapes.update({n["name"]: list(n["shape"]) for n in g["nodes"] if "shape" in n})
+    chosen = {}
+    for n in g["nodes"]:
+        if (meta.get("layers", {}).get(n["name"]) or {}).get("engine") != "lea":
+            continue
+        lay, why = lea_plan.plan_layer(qm, n["name"], n, shapes.get(n["inputs"][0]), shapes.get(n["name"]))
+        if lay is None:
+            raise LeaError(f"layer '{n['name']}' ran on LEA in this build but cannot now ({why}); recompile")
+        chosen[n["name"]] = lay
+    qm.lea_layouts = chosen
+    return chosen
+
+
+def prepare(qm, engine: str, *, fmt="auto", format_opts=None, conv: str = "auto") -> dict:
+    """The engine choice generate() will make, without writing anything: sets qm.lea_layouts so that an
+    evaluation of the golden model before code generation already follows the LEA arithmetic."""
+    from .codegen_lower import lower_layers
+    if engine == "cpu":
+        qm.lea_layouts = {}
+        return {}
+    low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv)
+    return choose(qm, low, layers, engine)
