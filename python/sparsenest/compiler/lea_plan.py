@@ -315,3 +315,12 @@ def plan_layer(qm, name: str, node: dict, in_shape, out_shape):
     if node["op"] == "linear":
         return linear_layout(name, w, intro, qm.n_levels), ""
     return conv_layout(name, node, q.w_q, q.intro, qm.n_levels, in_shape, out_shape)
+
+
+def layer_cycles(qm, name: str, node: dict, in_shape, out_shape) -> tuple[list[int] | None, str]:
+    """The one entry point for a per-layer chooser: (modelled LEA cycles per level, "") or (None, why
+    the layer cannot run on LEA)."""
+    lay, why = plan_layer(qm, name, node, in_shape, out_shape)
+    if lay is None:
+        return None, why
+    return [lea_layer_cost(lay, lv)["cycles"] for lv in range(1, qm.n_levels + 1)], ""
