@@ -169,9 +169,10 @@ def cmd_compile(a) -> int:
                           calib=calibration_inputs(b, a.calib), conv=a.conv, intermittent=a.intermittent,
                           checkpoint=a.checkpoint, force=a.force, engine=a.engine)
     meta = info["meta"]
-    from .compiler.lea_codegen import describe
-    for line in describe(meta.get("layers", {}), meta.get("n_levels", 1)):
-        print(line)
+    if a.engine != "cpu":   # per layer: the engine and its predicted cycles
+        from .compiler.lea_codegen import describe
+        for line in describe(meta.get("layers", {}), meta.get("n_levels", 1)):
+            print(line)
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
             print(f"level {lv['level']}: float {lv['float_accuracy']:.2%}  Q15 {lv['q15_accuracy']:.2%}")

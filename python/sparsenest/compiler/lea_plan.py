@@ -31,9 +31,11 @@ from . import lea_ref
 ENGINES = ("cpu", "lea", "auto")
 #: LEA RAM a convolution's band may take (bytes of the 4 KB; the rest stays for activations).
 CONV_BAND_BYTES = 3072
-#: CPU glue per unit (assumption until the simulator measures the layer): copy of one word into LEA RAM,
-#: one gathered segment, one requantised output, one DSPLib call's argument set-up on the CPU.
-CYC_COPY_WORD, CYC_SEGMENT, CYC_REQUANT, CYC_CALL_SETUP = 3, 30, 40, 40
+#: CPU glue per unit: copy of one word into LEA RAM (DMA), one gathered segment (a DMA set-up), one
+#: requantised output (with its FRAM store), one DSPLib call's set-up on the CPU. Rounded from `make
+#: bench-lea`'s simulated LeNet-5 layers (2026-12-07: ~100 cycles a segment, ~120 an output); the
+#: simulator's per-layer cycles are the measurement, these only rank engines before it runs.
+CYC_COPY_WORD, CYC_SEGMENT, CYC_REQUANT, CYC_CALL_SETUP = 3, 100, 120, 80
 #: The CPU/MPY32 kernels' cycles per executed MAC (issue #16: about 14 on MPY32), for --engine auto.
 CPU_CYCLES_PER_MAC = 14.0
 _SEG_SIZES = (16, 8, 4, 2, 1)
@@ -276,13 +278,6 @@ def lea_layer_cost(lay, level: int, costs: lea_ref.LeaCosts | None = None) -> di
                         call("add_q15", length=flen)
     out["cycles"] = sum(out[x] for x in ("lea_cycles", "copy_cycles", "requant_cycles", "glue_cycles"))
     return out
-
-
-def lea_bound(lay, level: int, costs: lea_ref.LeaCosts | None = None) -> float:
-    """The issue's LEA bound of a layer: 1.5 cycles per executed MAC + the per-call cost of its calls."""
-    k = costs or lea_ref.lea_costs()
-    c = lea_layer_cost(lay, level, k)
-    return c["lea_macs"] * k.cycles_per_mac + c["lea_calls"] * k.cycles_per_call
 
 
 def cpu_layer_cycles(macs: int) -> float:
