@@ -223,17 +223,19 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                           comment=f"int32, exponent e_w + e_x = {q.e_w + qm.exps[st.node['inputs'][0]]}")
             block_arrays.append(bias)
             values["bias"] = bias.cname
-            if getattr(lp, "lea", None) is not None:   # LEA engine: its own arrays, no sparse matrix
-                values.update(lea_codegen.arrays(lp, lambda sfx, v, c, far=False: _lea_array(lp, target, sfx, v, c, block_arrays, far)))
+            if lp.lea is not None:   # LEA engine: its own arrays, no sparse matrix
+                def lea_array(sfx, v, c, far=False):
+                    return _lea_array(lp, target, sfx, v, c, block_arrays, far)
+                values.update(lea_codegen.arrays(lp, q, lea_array))
                 values["lea_ram"] = scratch_buf[(lp.index, "lea")].name
-            for g, enc in enumerate(lp.encs if getattr(lp, "lea", None) is None else []):
+            for g, enc in enumerate(lp.encs if lp.lea is None else []):
                 mat = _place_matrix(lp, g, enc, len(matrices), staged, initial_level, L, block_arrays,
                                     staged_list)
                 matrices.append(mat)
                 block_mats.append(mat)
             level_nnz += np.array(lp.meta["nnz"])
             fram_bytes += sum(a.nbytes for a in block_arrays if a.section != "SN_FRAM_FAR")
-        fields = lea_codegen.LEA_FIELDS[st.op] if getattr(lp, "lea", None) is not None else OP_FIELDS[st.op]
+        fields = lea_codegen.LEA_FIELDS[st.op] if lp.lea is not None else OP_FIELDS[st.op]
         missing = [f for line in fields for f in line if f not in values and f not in OPTIONAL_FIELDS]
         assert not missing, (st.name, missing)
         lines = [", ".join(f".{f} = {values[f]}" for f in line

@@ -36,7 +36,6 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
     L = qm.n_levels
     chosen = {}
     for lp in layers:
-        lp.lea = None
         if lp.op not in ("conv", "linear"):
             continue
         cpu = [lea_plan.cpu_layer_cycles(_cpu_macs(lp, lv)) for lv in range(1, L + 1)]
@@ -55,11 +54,13 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
         if staged or intermittent:
             raise LeaError(f"layer '{lp.name}': the LEA engine supports resident, continuous builds only; "
                            "drop --switching staged / --intermittent or use --engine cpu")
-        lp.lea, lp.qlayer, chosen[lp.name] = lay, qm.layers[lp.name], lay
+        lp.lea, chosen[lp.name] = lay, lay
         lp.direct = None
         st.scratch.clear()
         st.scratch["lea"] = lay.scratch_bytes
-        lp.meta.update(engine="lea", conv="lea" if lp.op == "conv" else None,
+        if lp.op == "conv":
+            lp.meta["conv"] = "lea"
+        lp.meta.update(engine="lea",
                        lea={"layout": lay.kind, "lea_ram_bytes": lay.scratch_bytes,
                             **({"block": [lay.bh, lay.bw]} if lay.kind == "linear" else {"band_rows": lay.band})})
         lp.summary += f"; LEA engine ({lay.kind} layout, {lay.scratch_bytes} bytes of LEA RAM)"
@@ -67,7 +68,7 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
     return chosen
 
 
-def arrays(lp, make_array) -> dict:
+def arrays(lp, q, make_array) -> dict:
     """The layer's LEA arrays through make_array(suffix, values, comment, far=False) -> C name; the descriptor
     values. The weights are read with sn_far_read through their far address (<name>_far), so they may
     live in upper FRAM."""
@@ -81,7 +82,6 @@ def arrays(lp, make_array) -> dict:
     w = w if w.size else np.zeros(1, np.int16)
     extra = {}
     if lay.kind == "conv":
-        q = lp.qlayer
         extra["lea_k"] = make_array("lea_k", lea_plan.conv_requant(q.bias_q, q.shift),
                                     f"requantisation constants for shift {q.shift} (lea_plan.conv_requant)")
     return {**extra, "op": C_OPS[lay.kind],

@@ -154,8 +154,6 @@ def _counts(intro_sorted: np.ndarray, L: int) -> list[int]:
 
 def _linear_layout(name: str, w: np.ndarray, intro: np.ndarray, L: int, bh: int, bw: int) -> LeaLinear | None:
     rows, cols = w.shape
-    if cols % bw:
-        return None
     lay = LeaLinear(name, rows, cols, bh, bw)
     parts = []
     for r0 in range(0, rows, bh):
@@ -176,7 +174,8 @@ def _linear_layout(name: str, w: np.ndarray, intro: np.ndarray, L: int, bh: int,
 def linear_layout(name: str, w: np.ndarray, intro: np.ndarray, L: int) -> LeaLinear:
     """The cheapest uniform (bh, bw) layout of a linear layer (bh = bw = 1 always qualifies)."""
     rows, cols = w.shape
-    cands = [(rows, cols)] + [(bh, bw) for bh in _SEG_SIZES for bw in _SEG_SIZES]
+    widths = [bw for bw in range(16, 0, -1) if cols % bw == 0]   # e.g. 5: blocks of a 1 x 5 pruning
+    cands = [(rows, cols)] + [(bh, bw) for bh in _SEG_SIZES for bw in widths]
     best, best_cost = None, None
     for bh, bw in cands:
         lay = _linear_layout(name, w, intro, L, bh, bw)
