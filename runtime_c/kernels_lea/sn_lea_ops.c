@@ -58,8 +58,8 @@ static int16_t sn_lea_requant(int32_t acc, int8_t s, uint8_t relu) {
     return relu && y < 0 ? 0 : y;
 }
 
-/* A DSPLib error here is a compiler bug (the planner checked every size and address): stop loudly where
- * the board can (the simulator stops on the negative codes itself), else leave the output unwritten. */
+/* A DSPLib error here is a compiler bug (the planner checked every size and address): it is counted in
+ * sn_lea_errors (the tests require 0) and the rest of the layer is skipped. */
 #define SN_LEA_TRY(call)            \
     do {                            \
         if ((call) != MSP_SUCCESS) { \
@@ -139,7 +139,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
     const uint16_t in_c = m[1], k_h = m[4], taps = m[8], band = m[9], n_levels = m[10];
     const uint16_t wp = sn_even((uint16_t)(m[3] + 2u * m[7])); /* even: FIR sources 32-bit aligned */
     const uint16_t out_c = l->out_c, out_h = l->out_h, out_w = l->out_w;
-    /* shift0 >= 1 (lea_plan): up = 15 - shift0 doublings, or down = shift0 - 15 */
+    /* shift0 >= 1 (lea_plan): y = acc * 2^up + k (shift0 < 15) or (acc + k) >> down */
     const uint8_t up = (uint8_t)(l->shift0 < 15 ? 15 - l->shift0 : 0);
     const uint8_t down = (uint8_t)(l->shift0 < 15 ? 0 : l->shift0 - 15);
     const int16_t mul = (int16_t)(1 << up); /* up <= 14 */
