@@ -114,6 +114,25 @@ def test_lea_conv1d_padded_bit_exact(tmp_path):
     _check_every_level(info, x)
 
 
+class Lea1dPositive(Lea1d):
+    """Non-negative weights on non-negative inputs add up coherently: the conv's shift is >= 15, the CPU
+    requantisation branch of the LEA conv (shift < 15 is the LEA one, as in the other nets)."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.no_grad():
+            self.c1.weight.abs_()
+            self.c1.bias.zero_()
+
+
+def test_lea_conv_requantised_on_the_cpu_branch_bit_exact(tmp_path):
+    b, x = _bundle(Lea1dPositive, (3, 16), {"c1.weight": (1, 5), "fc.weight": (1, 4)}, seed=1)
+    x = np.abs(x)
+    info = compile_bundle(b, tmp_path / "pos", calib=x, engine="lea")
+    assert info["qmodel"].layers["c1"].shift >= 15 and info["meta"]["layers"]["c1"]["engine"] == "lea"
+    _check_every_level(info, x)
+
+
 def test_conv_with_mixed_kernel_rows_stays_on_cpu_and_auto_follows_the_model(tmp_path):
     b, x = _bundle(LeaNet, (2, 10, 10), {"c1.weight": "irregular", "c2.weight": (1, 3), "fc1.weight": (4, 2),
                                          "fc2.weight": (2, 2), "fc3.weight": "dense"}, seed=2)

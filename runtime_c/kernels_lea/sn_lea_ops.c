@@ -22,11 +22,6 @@
 
 #if SN_MODEL_LEA_LAYERS
 #include "DSPLib.h"
-#ifdef __MSP430__
-#include "sn_mac.h" /* sn_mul_q15: 16 x 16 -> 32 bits on MPY32 */
-#else
-static int32_t sn_mul_q15(int16_t a, int16_t b) { return (int32_t)a * b; }
-#endif
 
 static uint16_t sn_even(uint16_t n) { return (uint16_t)(n + (n & 1u)); }
 
@@ -139,10 +134,9 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
     const uint16_t in_c = m[1], k_h = m[4], taps = m[8], band = m[9], n_levels = m[10];
     const uint16_t wp = sn_even((uint16_t)(m[3] + 2u * m[7])); /* even: FIR sources 32-bit aligned */
     const uint16_t out_c = l->out_c, out_h = l->out_h, out_w = l->out_w;
-    /* shift0 >= 1 (lea_plan): y = acc * 2^up + k (shift0 < 15) or (acc + k) >> down */
+    /* shift0 >= 1 (lea_plan): up = 15 - shift0 doublings on LEA, or a right shift by down on the CPU */
     const uint8_t up = (uint8_t)(l->shift0 < 15 ? 15 - l->shift0 : 0);
     const uint8_t down = (uint8_t)(l->shift0 < 15 ? 0 : l->shift0 - 15);
-    const int16_t mul = (int16_t)(1 << up); /* up <= 14 */
     const uint16_t in_max = sn_a4((uint16_t)(in_c * (band + k_h - 1u) * wp + taps + 2u));
     const uint16_t out_max = sn_a4(sn_even((uint16_t)(band * wp)));
     _q15 *xin = l->lea_ram, *part = xin + in_max, *acc = part + out_max, *coef = acc + out_max;
@@ -178,19 +172,33 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                 SN_COUNT(macs, (uint32_t)rows * out_w * m[5]); /* k_w: the padding tap is no MAC */
                 SN_COUNT(weight_bytes_read, 2u * taps);
             }
-            /* y = requantize(acc * 2^15 + bias, shift) as acc + k[oc] shifted (lea_plan.conv_requant) */
-            for (oy = 0; oy < rows; oy++) {
-                const _q15 *a = acc + oy * wp;
-                for (ox = 0; ox < out_w; ox++) {
-                    int32_t t = kept ? a[ox] : 0;
-                    int16_t y;
-                    if (up) {
-                        t = sn_mul_q15((int16_t)t, mul) + k; /* MPY32: a variable int32 shift is a helper loop */
-                    } else {
-                        t = (t + k) >> down;
+            if (up) {
+                /* shift < 15, on LEA: up saturating doublings, then + k (lea_golden.conv); the CPU only
+                 * copies the valid columns out (with the fused ReLU) */
+                if (kept) {
+                    msp_offset_q15_params op;
+                    op.length = flen;
+                    op.offset = (_q15)k;
+                    for (j = 0; j < up; j++) {
+                        SN_LEA_TRY(msp_add_q15(&ap, acc, acc, acc));
                     }
-                    y = sn_sat16(t);
-                    sn_put(&put, out++, l->relu && y < 0 ? 0 : y);
+                    SN_LEA_TRY(msp_offset_q15(&op, acc, acc));
+                }
+                for (oy = 0; oy < rows; oy++) {
+                    const _q15 *a = acc + oy * wp;
+                    for (ox = 0; ox < out_w; ox++) {
+                        int16_t y = kept ? a[ox] : (int16_t)k;
+                        sn_put(&put, out++, l->relu && y < 0 ? 0 : y);
+                    }
+                }
+            } else {
+                /* shift >= 15, on the CPU: y = (acc + k) >> down == requantize(acc * 2^15 + bias, shift) */
+                for (oy = 0; oy < rows; oy++) {
+                    const _q15 *a = acc + oy * wp;
+                    for (ox = 0; ox < out_w; ox++) {
+                        int16_t y = sn_sat16(((int32_t)(kept ? a[ox] : 0) + k) >> down);
+                        sn_put(&put, out++, l->relu && y < 0 ? 0 : y);
+                    }
                 }
             }
             SN_COUNT(act_bytes_written, 2u * rows * out_w);

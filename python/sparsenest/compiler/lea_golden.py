@@ -6,15 +6,19 @@ sn_lea_ops.c performs with DSPLib's rules (lea_ref.py), from the layer's LEA lay
   CPU path unless |sum| >= 2^30 (the CPU path's int32 accumulator allows 2^31).
 * conv: per output channel and kept kernel row e (in layout order) p_e = sat16(floor(sum_kx x * w / 2^15))
   at every output position (msp_fir_q15), acc = p_0, acc = sat16(acc + p_e) (msp_add_q15, in order);
-  no kept row: acc = 0. Then y = requantize(sat32(acc * 2^15 + bias), shift). The floor to Q15 per kernel
-  row is the precision LEA gives up against the CPU path's single rounding: with shift < 15 the low
-  bits of the output are zero.
+  no kept row: acc = 0. Requantisation: shift >= 15 (on the CPU): y = requantize(acc * 2^15 + bias,
+  shift); shift < 15 (on LEA): 15 - shift saturating doublings of acc (msp_add_q15 acc + acc), then
+  y = sat16(acc + k) (msp_offset_q15) with k = round(bias / 2^shift) (lea_plan.conv_requant; |k| < 2^15).
+  This equals requantize(acc * 2^15 + bias, shift) unless acc * 2^(15 - shift) leaves int16 before k
+  brings it back. The floor to Q15 per kernel row is the precision LEA gives up against the CPU path's
+  single rounding: with shift < 15 the low 15 - shift bits of the output are zero.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .golden import requantize
+from .lea_plan import conv_requant
 
 _I32 = (-(2 ** 31), 2 ** 31 - 1)
 
@@ -50,6 +54,7 @@ def conv(lay, x: np.ndarray, level: int, bias: np.ndarray, shift: int) -> np.nda
     xp = np.zeros((n, lay.cin, lay.hp, lay.wp), np.int64)
     xp[:, :, lay.ph:lay.ph + lay.in_h, lay.pw:lay.pw + lay.in_w] = x
     y = np.zeros((n, lay.out_c, lay.out_h, lay.out_w), np.int64)
+    k = conv_requant(bias, shift)
     e0 = 0
     for oc in range(lay.out_c):
         kept = lay.counts[oc][level - 1]
@@ -62,8 +67,13 @@ def conv(lay, x: np.ndarray, level: int, bias: np.ndarray, shift: int) -> np.nda
             p = _sat16(s >> 15)                                        # msp_fir_q15
             acc = p if j == 0 else _sat16(acc + p)                     # msp_add_q15
         e0 += len(lay.entries[oc])
-        y[:, oc] = _sat32(acc * 32768 + int(bias[oc]))
-    out = requantize(y, shift)
+        if shift < 15:      # on LEA: 15 - shift saturating doublings (msp_add_q15), then + k (msp_offset_q15)
+            for _ in range(15 - shift):
+                acc = _sat16(2 * acc)
+            y[:, oc] = _sat16(acc + int(k[oc]))
+        else:
+            y[:, oc] = _sat32(acc * 32768 + int(bias[oc]))
+    out = y.astype(np.int16) if shift < 15 else requantize(y, shift)
     return out.reshape(n, lay.out_c, lay.out_w) if lay.conv1d else out
 
 

@@ -36,6 +36,7 @@ CONV_BAND_BYTES = 3072
 #: bench-lea`'s simulated LeNet-5 layers (2026-12-07: ~100 cycles a segment, ~120 an output); the
 #: simulator's per-layer cycles are the measurement, these only rank engines before it runs.
 CYC_COPY_WORD, CYC_SEGMENT, CYC_REQUANT, CYC_CALL_SETUP = 3, 100, 120, 80
+CYC_COPY_OUT = 40   # one output copied out of LEA RAM (ReLU, FRAM store) when LEA requantised it
 #: The CPU/MPY32 kernels' cycles per executed MAC (issue #16: about 14 on MPY32), for --engine auto.
 CPU_CYCLES_PER_MAC = 14.0
 _SEG_SIZES = (16, 8, 4, 2, 1)
@@ -103,6 +104,7 @@ class LeaConv:
     counts: list = field(default_factory=list)    # per oc: kept entries per level
     coeffs: np.ndarray = None                     # int16 [n_entries, taps]: reversed kernel row, 0-padded
     conv1d: bool = False
+    shift: int = 15                               # requantisation shift (< 15: on LEA, see lea_golden)
     kind: str = "conv"
 
     @property
@@ -269,7 +271,10 @@ def lea_layer_cost(lay, level: int, costs: lea_ref.LeaCosts | None = None) -> di
             out["copy_cycles"] += CYC_COPY_WORD * inp
             for oc in range(lay.out_c):
                 kept = lay.counts[oc][level - 1]
-                out["requant_cycles"] += CYC_REQUANT * rows * lay.out_w
+                up = 15 - lay.shift if lay.shift < 15 else 0
+                out["requant_cycles"] += (CYC_COPY_OUT if up else CYC_REQUANT) * rows * lay.out_w
+                for _ in range(up + 1 if up and kept else 0):    # doublings + offset on LEA
+                    call("add_q15", length=flen)
                 for j in range(kept):
                     out["copy_cycles"] += CYC_COPY_WORD * lay.taps
                     call("fir_q15", length=flen, taps=lay.taps)
@@ -285,9 +290,9 @@ def cpu_layer_cycles(macs: int) -> float:
 
 
 def conv_requant(bias: np.ndarray, shift: int) -> np.ndarray:
-    """Per output channel k such that the C kernel's y = sat16((acc16 + k) >> (shift - 15)) (shift >= 15)
-    or sat16(acc16 * 2^(15 - shift) + k) (1 <= shift < 15) equals golden's
-    requantize(acc16 * 2^15 + bias, shift) exactly (|bias| < MAX_BIAS):
+    """Per output channel k such that y = sat16((acc16 + k) >> (shift - 15)) (shift >= 15, the C kernel's
+    CPU path) or sat16(acc16 * 2^(15 - shift) + k) (1 <= shift < 15; on LEA as saturating doublings, see
+    lea_golden) equals golden's requantize(acc16 * 2^15 + bias, shift) exactly (|bias| < MAX_BIAS):
     floor((A * 2^15 + b_hi * 2^15 + b_lo + 2^(s-1)) / 2^s) = floor((A + b_hi + floor((b_lo + 2^(s-1)) / 2^15))
     / 2^(s-15)), and for s < 15 the term A * 2^15 is a multiple of 2^s."""
     b = np.asarray(bias, np.int64)
@@ -305,10 +310,15 @@ def plan_layer(qm, name: str, node: dict, in_shape, out_shape):
         return None, "|bias| >= 2^30 (int32 headroom of the LEA path)"
     if node["op"] != "linear" and q.shift < 1:
         return None, f"requantisation shift {q.shift} < 1"
+    if node["op"] != "linear" and q.shift < 15 and int(np.abs(conv_requant(q.bias_q, q.shift)).max(initial=0)) > 32767:
+        return None, "bias beyond the output's int16 range (msp_offset_q15 takes an int16)"
     w, intro = q.matrix()
     if node["op"] == "linear":
         return linear_layout(name, w, intro, qm.n_levels), ""
-    return conv_layout(name, node, q.w_q, q.intro, qm.n_levels, in_shape, out_shape)
+    lay, why = conv_layout(name, node, q.w_q, q.intro, qm.n_levels, in_shape, out_shape)
+    if lay is not None:
+        lay.shift = q.shift
+    return lay, why
 
 
 def layer_cycles(qm, name: str, node: dict, in_shape, out_shape) -> tuple[list[int] | None, str]:

@@ -68,3 +68,17 @@ msp_status msp_add_q15(const msp_add_q15_params *params, const _q15 *srcA, const
     }
     return MSP_SUCCESS;
 }
+
+msp_status msp_offset_q15(const msp_offset_q15_params *params, const _q15 *src, _q15 *dst) {
+    uint16_t n = params->length, i;
+    if (n == 0 || (n & 1u)) {
+        return MSP_SIZE_ERROR;
+    }
+    if (misaligned(src) || misaligned(dst)) {
+        return MSP_LEA_INVALID_ADDRESS;
+    }
+    for (i = 0; i < n; i++) {
+        dst[i] = sat16((int32_t)src[i] + params->offset);
+    }
+    return MSP_SUCCESS;
+}
