@@ -186,6 +186,12 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                 }
                 for (oy = 0; oy < rows; oy++) {
                     const _q15 *a = acc + oy * wp;
+                    if (kept && !put.fram && l->relu) { /* the common case, a tight loop */
+                        for (ox = out_w; ox; ox--, a++) {
+                            *out++ = *a < 0 ? 0 : *a;
+                        }
+                        continue;
+                    }
                     for (ox = 0; ox < out_w; ox++) {
                         int16_t y = kept ? a[ox] : (int16_t)k;
                         sn_put(&put, out++, l->relu && y < 0 ? 0 : y);
