@@ -18,7 +18,7 @@ REPORT_MODEL ?= build/demo
 REPORT_ARGS ?= $(if $(wildcard build/demo/bench-mcu/cycle_samples.json),--samples build/demo/bench-mcu/cycle_samples.json)
 BOARD ?= msp430fr5994
 
-.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-objectives bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-objectives bench-lea bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -92,6 +92,11 @@ bench-mcu: setup
 # Layout choice per objective (time, energy, bytes) vs the smallest-format auto, simulated on LeNet-5-small.
 bench-objectives: setup
 	$(SN) bench objectives
+
+# LeNet-5 at the seed report's sparsities on the LEA engine vs CPU/MPY32 and a dense LEA build, chip image in
+# our FR5994 simulator (LEA_ARGS: --bundle a nested block bundle). LEA timing: a model until a board confirms it.
+bench-lea: setup
+	$(SN) bench lea $(LEA_ARGS)
 
 # Nested index bytes vs the level-map entropy bound, and kernel cycles per level in our FR5994 simulator,
 # for csr16 / rel4 / bitmap / hbitmap on LeNet-5, HAR-Net, OKG-Net (BOUND_ARGS: bundles, --tasks, --formats).

@@ -179,11 +179,15 @@ def cmd_compile(a) -> int:
     info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
                           switching=a.switching, evaluate=evaluation_set if a.evaluate else None,
                           calib=calibration_inputs(b, a.calib), conv=a.conv, intermittent=a.intermittent,
-                          checkpoint=a.checkpoint, force=a.force, objective=a.objective)
+                          checkpoint=a.checkpoint, force=a.force, objective=a.objective, engine=a.engine)
     meta = info["meta"]
     if info.get("choice") is not None:
         from .compiler.choose import format_choice
         print(format_choice(info["choice"]))
+    if a.engine != "cpu":   # per layer: the engine and its predicted cycles
+        from .compiler.lea_codegen import describe
+        for line in describe(meta.get("layers", {}), meta.get("n_levels", 1)):
+            print(line)
     for lv in meta.get("levels", []):
         if lv.get("q15_accuracy") is not None:
             print(f"level {lv['level']}: float {lv['float_accuracy']:.2%}  Q15 {lv['q15_accuracy']:.2%}")
@@ -247,6 +251,7 @@ BENCH_COMMANDS = {
     "train": ("sparsenest.experiments.bench.train", "LeNet-5 in every training mode vs a dense baseline"),
     "host": ("sparsenest.experiments.bench.host", "a compiled model on the host board vs a dense Q15 build"),
     "mcu": ("sparsenest.experiments.bench.mcu", "instructions and cycles per level and layer in the simulators"),
+    "lea": ("sparsenest.experiments.bench.lea", "LeNet-5 on the LEA engine vs CPU/MPY32 and dense LEA, chip image"),
     "sim": ("sparsenest.experiments.bench.sim", "instructions/s of our FR5994 simulator vs mspdebug"),
     "intermittent": ("sparsenest.experiments.bench.intermittent",
                      "intermittent vs continuous builds, and a power cut after every FRAM byte count"),
@@ -407,6 +412,10 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="resident: every level in FRAM; staged: a working copy that gets the added weights")
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
                    help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
+    c.add_argument("--engine", default="cpu", choices=["cpu", "lea", "auto"],
+                   help="cpu: CPU/MPY32 kernels; lea: conv/linear layers the LEA engine supports run on the "
+                        "FR5994's LEA accelerator; auto: LEA where its modelled cost is lower (the LEA timing is "
+                        "a model with cited constants until a board measures it)")
     c.add_argument("--intermittent", action="store_true",
                    help="keep the inference's progress in FRAM so it resumes after a power failure")
     c.add_argument("--checkpoint", default="auto", choices=["auto", "layer", "row"],

@@ -151,7 +151,9 @@ enum {
     SN_OP_AVGPOOL = 4,
     SN_OP_GAVGPOOL = 5, /* global average pool to [C] */
     SN_OP_ADD = 6,
-    SN_OP_RELU = 7     /* stand-alone ReLU (usually fused into conv/linear instead) */
+    SN_OP_RELU = 7,    /* stand-alone ReLU (usually fused into conv/linear instead) */
+    SN_OP_LEA_LINEAR = 8, /* linear on the LEA engine (runtime_c/kernels_lea/sn_lea_ops.c) */
+    SN_OP_LEA_CONV = 9    /* stride-1 convolution on the LEA engine */
 };
 
 /* One executed step. Tensors are int16, channel-major ([C][H][W]; 1-D: [C][W] with H = 1). */
@@ -177,6 +179,12 @@ typedef struct {
     uint16_t chunk;        /* conv: 0 = im2col; else direct, up to `chunk` output positions per call */
     int16_t *pad;          /* direct conv with padding: zero-padded copy of one group's input
                             * [in_c/groups][in_h + 2 p_h][in_w + 2 p_w]; 0 without padding */
+    /* LEA engine layers (SN_OP_LEA_*; compile --engine): layout words, indices, weights, LEA RAM scratch */
+    const uint16_t *lea_meta;
+    const uint16_t *lea_idx;
+    const sn_far_addr_t *lea_w;   /* far address of the weights (upper FRAM on the FR5994): sn_far_read */
+    int16_t *lea_ram;
+    const int32_t *lea_k;         /* LEA conv: requantisation constant per output channel (lea_plan.py) */
 } sn_layer;
 
 /* Staged switching: one array whose rows are copied from master to work by level segments. */
@@ -232,6 +240,9 @@ void sn_op_avgpool(const sn_layer *l, uint8_t level);
 void sn_op_global_avgpool(const sn_layer *l, uint8_t level);
 void sn_op_add(const sn_layer *l, uint8_t level);
 void sn_op_relu(const sn_layer *l, uint8_t level);
+void sn_op_lea_linear(const sn_layer *l, uint8_t level); /* runtime_c/kernels_lea/sn_lea_ops.c */
+void sn_op_lea_conv(const sn_layer *l, uint8_t level);
+extern uint16_t sn_lea_errors; /* DSPLib calls that failed (a compiler bug: 0 in every correct build) */
 /* One unit of a convolution (intermittent builds): group g's output positions [unit*unit_pos mod plane
  * ...) (see sn_op_conv.c); fresh: the layer's padded copy must be (re)made first. */
 void sn_op_conv_unit(const sn_layer *l, uint8_t level, uint16_t unit, uint16_t unit_pos, uint8_t fresh);

@@ -1,5 +1,6 @@
 /* Graph execution: copy the input into its planned buffer, run the layer table in order, copy the
  * output out. Every buffer address is fixed at compile time (compiler/planner.py). */
+#include "model.h" /* SN_MODEL_LEA_LAYERS */
 #include "sn_runtime.h"
 
 sn_op_fn sn_op_for(uint8_t op) {
@@ -11,6 +12,10 @@ sn_op_fn sn_op_for(uint8_t op) {
     case SN_OP_GAVGPOOL: return sn_op_global_avgpool;
     case SN_OP_ADD: return sn_op_add;
     case SN_OP_RELU: return sn_op_relu;
+#if SN_MODEL_LEA_LAYERS
+    case SN_OP_LEA_LINEAR: return sn_op_lea_linear;
+    case SN_OP_LEA_CONV: return sn_op_lea_conv;
+#endif
     default: return 0;
     }
 }

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import RUNTIME_DIR, board_dir
-from . import codegen, golden, quantize
+from . import codegen, golden, lea_codegen, quantize
 from .planner import Target, get_target
 
 HOST_DIR = board_dir("host")
@@ -92,8 +92,10 @@ def build_host(out_dir: str | Path, kernels: list[str] | None = None, *, cc: str
         raise BuildError(f"{meta_path}: unknown kernel {unknown[0]!r} (known: {', '.join(formats.FORMATS)})")
     srcs = sorted(str(p) for p in (RUNTIME_DIR / "src").glob("*.c")) + [str(HOST_DIR / "sn_host.c"), "model.c"]
     srcs += [str(RUNTIME_DIR / "kernels" / f"sn_spmv_{k}.c") for k in kernels]
+    # the LEA engine's ops (empty unless a layer runs on LEA) and our functional model of DSPLib
+    srcs += [str(RUNTIME_DIR / "kernels_lea" / "sn_lea_ops.c"), str(RUNTIME_DIR / "kernels_lea" / "dsplib" / "dsplib_host.c")]
     base = [cc, *cflags.split(), *HOST_WARN, *HOST_DEFS, "-I", str(HOST_DIR), "-I", str(RUNTIME_DIR / "include"),
-            "-I", "."]
+            "-I", str(RUNTIME_DIR / "kernels_lea" / "dsplib"), "-I", "."]
     cmds = [base + ["-shared", "-fPIC", "-o", HOST_LIBRARY, *srcs],
             base + ["-o", "sn_cli", *srcs, str(HOST_DIR / "main.c")]]
     # Both links at once: two cores halve the wait.
@@ -114,7 +116,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
                    evaluate=None, initial_level: int | None = None,
                    build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto",
                    intermittent: bool = False, checkpoint: str = "auto", force: bool = False,
-                   objective: str | None = None, cycle_model=None) -> dict:
+                   objective: str | None = None, cycle_model=None, engine: str = "cpu") -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
 
     target: "host" | "msp430fr5994" | a planner.Target; target_overrides: Target fields to change
@@ -125,6 +127,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     (sparsenest.data.calibration.calibration_inputs: the bundle's training images). evaluate: None (no
     evaluation), (x, y) or a callable bundle -> (x, y) (data.calibration.evaluation_set): per-level float
     and Q15 accuracy on it go into model_meta.json. This module loads no data set itself.
+    engine: "cpu" | "lea" | "auto" (compiler/lea_codegen.py: conv/linear layers on the LEA accelerator).
     intermittent: progress kept in FRAM per unit of work (checkpoint "auto" | "layer" | "row";
     compiler/intermittent.py). objective: with fmt "auto", "time" | "energy" | "bytes" picks each layer's
     format and conv method by the cost model within the target's FRAM budget (compiler/choose.py; the
@@ -145,6 +148,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     extra = {"bundle": {"path": str(getattr(b, "path", "") or ""), "model": b.manifest.get("model"),
                         "dataset": b.dataset}}
     levels = [dict(lv) for lv in b.levels]
+    lea_codegen.prepare(qm, engine, fmt=fmt, format_opts=format_opts, conv=conv)   # golden follows LEA layers
     if evaluate is not None:
         x, y = _given(evaluate, b)
         for lv, ev in zip(levels, evaluate_levels(qm, b, np.asarray(x, np.float32), np.asarray(y))):
@@ -166,7 +170,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     try:
         meta = codegen.generate(qm, tmp, target=tgt, fmt=fmt, format_opts=format_opts,
                                 switching=switching, initial_level=initial_level, conv=conv,
-                                intermittent=intermittent, checkpoint=checkpoint,
+                                intermittent=intermittent, checkpoint=checkpoint, engine=engine,
                                 name=(b.manifest.get("model") or {}).get("name", "model"), extra_meta=extra)
         if build:
             build_host(tmp, meta["kernels"])

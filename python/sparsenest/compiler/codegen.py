@@ -33,6 +33,7 @@ import jinja2
 
 from ..paths import TEMPLATES_DIR
 from . import intermittent as imt
+from . import lea_codegen
 from .c_text import c_comment, c_string
 from .codegen_far import FAR_TILE_BYTES
 from .codegen_lower import CONV_MODES, CodegenError, lower_layers
@@ -49,7 +50,8 @@ __all__ = ["CodegenError", "C_TYPES", "FAR_TILE_BYTES", "GENERATOR", "SWITCHING"
 def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
              switching: str = "resident", initial_level: int | None = None, name: str = "model",
              extra_meta: dict | None = None, far=None, far_tile_bytes: int = FAR_TILE_BYTES,
-             conv: str = "auto", intermittent: bool = False, checkpoint: str = "auto") -> dict:
+             conv: str = "auto", intermittent: bool = False, checkpoint: str = "auto",
+             engine: str = "cpu") -> dict:
     """Write model.c, model.h and model_meta.json into out_dir; return the meta dict.
 
     intermittent: keep the input and all activations in FRAM, no in-place steps, and a progress
@@ -67,6 +69,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
     if not 1 <= initial_level <= L:
         raise CodegenError(f"initial_level must be in 1..{L}")
     low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv, in_place=not intermittent)
+    lea_codegen.choose(qm, low, layers, engine, staged=switching == "staged", intermittent=intermittent)
     plan = plan_memory(low, target, tensors_in_fram=intermittent)
     placed = place(qm, low, layers, plan, target, staged=switching == "staged", initial_level=initial_level,
                    far=far, far_tile_bytes=far_tile_bytes, intermittent=intermittent, checkpoint=checkpoint)
@@ -132,6 +135,7 @@ def _context(qm: QModel, low, plan: Plan, p: Placed, target: Target, *, name: st
         "arrays": p.arrays, "level_word": f"0x{(initial_level | ((~initial_level & 0xFF) << 8)):04x}",
         "far_tile_bytes": p.tile_buffer, "upper_bytes": p.upper_bytes,
         "direct_convs": sum(lp_meta.get("conv") == "direct" for lp_meta in p.layers_meta.values()),
+        "lea_layers": sum(m.get("engine") == "lea" for m in p.layers_meta.values()),
         "im2col_convs": sum(lp_meta.get("conv") == "im2col" for lp_meta in p.layers_meta.values()),
         "input_fram": int(plan.tensors[low.input].tier == "fram"), "intermittent": units is not None,
         "unit_base": imt.unit_base(units) if units else [], "unit_pos": [u["unit_pos"] for u in units or []],
@@ -148,7 +152,8 @@ def _meta(qm: QModel, low, plan: Plan, p: Placed, target: Target, *, name: str, 
     meta = {
         "format": "sparsenest-build", "version": 1, "generator": GENERATOR, "name": name,
         "target": target.name, "switching": switching, "initial_level": initial_level, "n_levels": qm.n_levels,
-        "kernels": _kernels(p), "input_shape": qm.graph["input"]["shape"], "input_len": low.tensors[low.input],
+        "kernels": _kernels(p), "engine": sorted({m.get("engine", "cpu") for m in p.layers_meta.values()
+                                                   if "engine" in m}), "input_shape": qm.graph["input"]["shape"], "input_len": low.tensors[low.input],
         "output_len": low.tensors[low.output], "n_steps": len(low.steps), "steps": [s.name for s in low.steps],
         "quantization": qm.summary(), "layers": p.layers_meta, "level_nnz": p.level_nnz,
         "arrays": {a.cname: {"layer": a.layer, "kind": a.kind, "part": a.part, "bytes": a.nbytes,

@@ -43,6 +43,7 @@ class LayerPlan:
     direct: dict | None = None       # direct conv: offsets, chunk, pad_bytes (direct_conv)
     summary: str = ""                # what the step does, for the C comment ("; " parts: one line each)
     meta: dict = field(default_factory=dict)   # model_meta.json's layers[name]
+    lea: object = None               # LEA engine: the layer's layout (compiler/lea_codegen.choose), else None
 
     @property
     def name(self) -> str:

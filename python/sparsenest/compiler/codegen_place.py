@@ -14,6 +14,7 @@ import numpy as np
 
 from . import formats
 from . import intermittent as imt
+from . import lea_codegen
 from .c_text import c_ident
 from .codegen_far import FarPlan, place_far
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
@@ -157,9 +158,10 @@ def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dic
         tensors[t] = Buffer(c_ident(f"act_{t}", taken), "int16_t", p.tier, p.offset, p.nbytes,
                             f"{role} {low.shapes[t]}")
     scratch = {}
-    what = {"acc": "int32 accumulator", "patch": "im2col patch", "pad": "zero-padded input copy"}
+    what = {"acc": "int32 accumulator", "patch": "im2col patch", "pad": "zero-padded input copy",
+            "lea": "LEA RAM operands"}
     for lp in layers:
-        for kind in ("patch", "acc", "pad"):
+        for kind in ("patch", "acc", "pad", "lea"):
             p = plan.scratch.get((lp.index, kind))
             if p is not None:
                 scratch[(lp.index, kind)] = Buffer(c_ident(f"{kind}_{lp.ident}", taken),
@@ -167,6 +169,15 @@ def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dic
                                                    p.offset, p.nbytes, f"{lp.name}: {what[kind]}")
     ordered = sorted([*tensors.values(), *scratch.values()], key=lambda b: (b.tier != "sram", b.offset, b.name))
     return tensors, scratch, ordered
+
+
+def _lea_array(lp, target: Target, suffix: str, values: np.ndarray, comment: str, out: list, far=False) -> str:
+    """A LEA layer's array; far ones (read by address) go to upper FRAM where the target has it."""
+    section = "SN_FRAM_FAR" if far and target.upper_fram_bytes else "SN_FRAM"
+    a = CArray(f"{lp.ident}_{suffix}", values, section, True, lp.name, "lea", "far" if far else "",
+               comment=comment + (", upper FRAM" if section == "SN_FRAM_FAR" else ""))
+    out.append(a)
+    return a.cname
 
 
 def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target: Target, *, staged: bool,
@@ -194,7 +205,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                   **dict(zip(SHAPE_FIELDS, (*lp.in_chw, *lp.out_chw))), **lp.window}
         if len(st.inputs) > 1:
             values["in1"] = tensor_buf[st.inputs[1]].name
-        for kind in ("patch", "acc", "pad"):
+        for kind in ("patch", "acc", "pad", "lea"):
             if (lp.index, kind) in scratch_buf:
                 values[kind] = scratch_buf[(lp.index, kind)].name
         if lp.direct:
@@ -212,17 +223,23 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                           comment=f"int32, exponent e_w + e_x = {q.e_w + qm.exps[st.node['inputs'][0]]}")
             block_arrays.append(bias)
             values["bias"] = bias.cname
-            for g, enc in enumerate(lp.encs):
+            if lp.lea is not None:   # LEA engine: its own arrays, no sparse matrix
+                def lea_array(sfx, v, c, far=False):
+                    return _lea_array(lp, target, sfx, v, c, block_arrays, far)
+                values.update(lea_codegen.arrays(lp, q, lea_array))
+                values["lea_ram"] = scratch_buf[(lp.index, "lea")].name
+            for g, enc in enumerate(lp.encs if lp.lea is None else []):
                 mat = _place_matrix(lp, g, enc, len(matrices), staged, initial_level, L, block_arrays,
                                     staged_list)
                 matrices.append(mat)
                 block_mats.append(mat)
             level_nnz += np.array(lp.meta["nnz"])
-            fram_bytes += sum(a.nbytes for a in block_arrays)
-        missing = [f for line in OP_FIELDS[st.op] for f in line if f not in values and f not in OPTIONAL_FIELDS]
+            fram_bytes += sum(a.nbytes for a in block_arrays if a.section != "SN_FRAM_FAR")
+        fields = lea_codegen.LEA_FIELDS[st.op] if lp.lea is not None else OP_FIELDS[st.op]
+        missing = [f for line in fields for f in line if f not in values and f not in OPTIONAL_FIELDS]
         assert not missing, (st.name, missing)
         lines = [", ".join(f".{f} = {values[f]}" for f in line
-                           if f in values and not (f == "out_fram" and not values[f])) for line in OP_FIELDS[st.op]]
+                           if f in values and not (f == "out_fram" and not values[f])) for line in fields]
         descriptors.append({"comment": comment, "lines": [ln + "," for ln in lines if ln]})
         arrays += block_arrays
         layer_blocks.append({"comment": comment, "arrays": block_arrays, "matrices": block_mats})

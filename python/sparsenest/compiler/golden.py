@@ -17,6 +17,7 @@ Arithmetic (the contract of docs/architecture.md; the generated model.h repeats 
 * avg-pool / global avg-pool over a window of n values: `sum` in int32, then
   `y = rshift_round(sum * mul, sh)` with (mul, sh) = (1, log2 n) when n is a power of two, else
   (round(2^15 / n), 15): a Q15 reciprocal. The exponent is kept.
+* conv / linear compiled for the LEA engine (qm.lea_layouts, compile --engine): compiler/lea_golden.py.
 * add: each input is aligned to the output exponent, `a' = rshift_round(a, clamp(e_a - e_y, -15, 17))`
   (a left shift when negative, on int32), then `y = sat16(a' + b')`.
 """
@@ -64,6 +65,10 @@ def _exact(t: torch.Tensor) -> np.ndarray:
 
 def _matmul_layer(qm: QModel, n: dict, x: np.ndarray, level: int) -> np.ndarray:
     q = qm.layers[n["name"]]
+    lea = getattr(qm, "lea_layouts", {}).get(n["name"])   # the layer runs on LEA: its arithmetic
+    if lea is not None:
+        from . import lea_golden
+        return lea_golden.layer(lea, x, level, q.bias_q, q.shift)
     w = torch.as_tensor(np.where(q.mask(level), q.w_q, 0).astype(np.float64))
     xt = torch.as_tensor(x.astype(np.float64))
     if n["op"] == "linear":

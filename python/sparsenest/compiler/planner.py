@@ -270,11 +270,16 @@ def plan_memory(low: Lowered, target: Target, tensors_in_fram: bool = False) -> 
     fram: list[Placement] = []
     scratch: dict[tuple[int, str], Placement] = {}
     for i, st in enumerate(low.steps, 1):
-        for kind in ("acc", "patch"):
+        for kind in ("acc", "patch", "lea"):
             if kind not in st.scratch:
                 continue
             size = _align(st.scratch[kind])
             off = _first_fit(sram, size, i, i)
+            if kind == "lea" and off + size > min(budget, target.lea_bytes):   # LEA operands: LEA RAM only
+                raise PlanError(f"layer '{st.name}': its LEA operands need {size} bytes of LEA RAM but the "
+                                f"{target.name} has {min(budget, target.lea_bytes)} for them: "
+                                f"{off + size - min(budget, target.lea_bytes)} bytes over; run the layer on "
+                                f"the CPU (--engine cpu) or make it narrower.")
             if off + size > budget:
                 need = sum(_align(v) for v in st.scratch.values())
                 raise PlanError(

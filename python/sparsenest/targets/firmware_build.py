@@ -80,6 +80,10 @@ def _write_app_sources(out: Path, model: ModelDir, inputs_q: np.ndarray, schedul
     return [cfg, data]
 
 
+LEA_DIR = RUNTIME_DIR / "kernels_lea"
+SIM_DIR = APP_DIR.parent / "sim"   # boards/msp430fr5994/sim: lea.h, the DSPLib shims
+
+
 def firmware_sources(model: ModelDir, kernels: str, app_data: Path) -> list[Path]:
     kdir = KERNEL_DIRS[kernels]
     srcs = [model.path / "model.c", APP_DIR / "app.c", app_data]
@@ -89,6 +93,11 @@ def firmware_sources(model: ModelDir, kernels: str, app_data: Path) -> list[Path
         if not f.exists():
             raise FirmwareError(f"no {kernels} kernel for format {k!r} ({f})")
         srcs.append(f)
+    # The LEA engine's ops (empty without LEA layers); a model with LEA layers links the DSPLib shims of our
+    # simulator's LEA port (a board build links TI's DSPLib instead: boards/msp430fr5994/sim/dsplib_shim.c).
+    srcs.append(LEA_DIR / "sn_lea_ops.c")
+    if "lea" in model.meta.get("engine", []):
+        srcs += [LEA_DIR / "dsplib" / "dsplib_cpu.c", SIM_DIR / "dsplib_shim.c"]
     return srcs
 
 
@@ -144,7 +153,7 @@ def build(model_dir, out_dir=None, *, image: str = "fr5994", kernels: str = "mpy
         "labels": None if labels is None else [int(v) for v in np.asarray(labels)]}, indent=1) + "\n")
     if not link:
         return fb
-    include = [RUNTIME_DIR / "include", model.path, out, APP_DIR, KERNEL_DIRS[kernels]]
+    include = [RUNTIME_DIR / "include", model.path, out, APP_DIR, KERNEL_DIRS[kernels], LEA_DIR / "dsplib", SIM_DIR]
     try:
         fb.fw = msp430.build(firmware_sources(model, kernels, data), out, image=image,
                              include_dirs=include, defines=defs, stack_size=stack_size)

@@ -139,6 +139,9 @@ def load_qmodel(model: ModelDir | str | os.PathLike, bundle=None):
     if nnz != list(m.meta["level_nnz"]):
         raise FirmwareError(f"the bundle does not match {m.path}: weights per level {nnz} vs "
                             f"{m.meta['level_nnz']} in model_meta.json")
+    if "lea" in m.meta.get("engine", []):   # layers on the LEA engine: the golden model follows them
+        from ..compiler import lea_codegen
+        lea_codegen.restore(qm, m.meta)
     return qm
 
 
