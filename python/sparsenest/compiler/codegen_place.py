@@ -119,6 +119,7 @@ class Placed:
     """Everything the C and model_meta.json say, placed."""
     buffers: list[Buffer]
     tensor_buf: dict[str, Buffer]
+    work_buf: dict[str, Buffer]       # SRAM working copies (intermittent builds)
     descriptors: list[dict]           # {"comment", "lines": [".field = C expression, ...,", ...]}
     layer_blocks: list[dict]          # per step: {"comment", "arrays", "matrices"} for the template
     arrays: list[CArray]
@@ -148,14 +149,19 @@ def _work_initial(master: np.ndarray, seg: np.ndarray, level: int) -> np.ndarray
     return raw.view(master.dtype)
 
 
-def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dict, dict, list[Buffer]]:
-    """act_<tensor> for every tensor, <kind>_<layer> for every scratch area, in arena order."""
+def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dict, dict, list[Buffer], dict]:
+    """act_<tensor> for every tensor, <kind>_<layer> for every scratch area, in arena order, and
+    work_<tensor> for the SRAM working copy of a tensor (intermittent builds: act_ is its FRAM home)."""
     taken: set[str] = set()
-    tensors = {}
+    tensors, working = {}, {}
     for t, p in plan.tensors.items():
         role = "the input" if t == low.input else f"output of {t}"
         tensors[t] = Buffer(c_ident(f"act_{t}", taken), "int16_t", p.tier, p.offset, p.nbytes,
                             f"{role} {low.shapes[t]}")
+        if t in plan.working:
+            w = plan.working[t]
+            working[t] = Buffer(c_ident(f"work_{t}", taken), "int16_t", w.tier, w.offset, w.nbytes,
+                                f"SRAM working copy of {tensors[t].name}")
     scratch = {}
     what = {"acc": "int32 accumulator", "patch": "im2col patch", "pad": "zero-padded input copy"}
     for lp in layers:
@@ -165,14 +171,16 @@ def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dic
                 scratch[(lp.index, kind)] = Buffer(c_ident(f"{kind}_{lp.ident}", taken),
                                                    "int32_t" if kind == "acc" else "int16_t", p.tier,
                                                    p.offset, p.nbytes, f"{lp.name}: {what[kind]}")
-    ordered = sorted([*tensors.values(), *scratch.values()], key=lambda b: (b.tier != "sram", b.offset, b.name))
-    return tensors, scratch, ordered
+    ordered = sorted([*tensors.values(), *scratch.values(), *working.values()],
+                     key=lambda b: (b.tier != "sram", b.offset, b.name))
+    return tensors, scratch, ordered, working
 
 
 def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target: Target, *, staged: bool,
           initial_level: int, far, far_tile_bytes: int, intermittent: bool, checkpoint: str) -> Placed:
     L = qm.n_levels
-    tensor_buf, scratch_buf, buffers = name_buffers(low, plan, layers)
+    tensor_buf, scratch_buf, buffers, work_buf = name_buffers(low, plan, layers)
+    run_buf = {**tensor_buf, **work_buf}      # what the layers read and write
     arrays: list[CArray] = []
     matrices: list[Matrix] = []
     staged_list: list[dict] = []
@@ -186,14 +194,14 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     for lp in layers:
         st = lp.step
         pad = scratch_buf.get((lp.index, "pad"))
-        out = tensor_buf[st.output]
+        out = run_buf[st.output]
         values = {"op": C_OP[st.op], "relu": int(st.relu), "groups": lp.groups,
                   "out_fram": hook_fram_outputs * (int(out.tier == "fram") | (2 if pad and pad.tier == "fram" else 0)),
-                  "in0": tensor_buf[st.inputs[0]].name, "out": out.name,
+                  "in0": run_buf[st.inputs[0]].name, "out": out.name,
                   "shift0": lp.shift0, "shift1": lp.shift1, "mul": lp.mul,
                   **dict(zip(SHAPE_FIELDS, (*lp.in_chw, *lp.out_chw))), **lp.window}
         if len(st.inputs) > 1:
-            values["in1"] = tensor_buf[st.inputs[1]].name
+            values["in1"] = run_buf[st.inputs[1]].name
         for kind in ("patch", "acc", "pad"):
             if (lp.index, kind) in scratch_buf:
                 values[kind] = scratch_buf[(lp.index, kind)].name
@@ -258,7 +266,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                             f"resident switching can stream weights from upper FRAM.") from None
         raise
     const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
-    return Placed(buffers, tensor_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
+    return Placed(buffers, tensor_buf, work_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
                   [int(v) for v in level_nnz], units, total_fram, sum(far_bytes.values()),
                   max((m.far.tile_bytes for m in matrices if m.far), default=0), const_bytes,
                   sum(a.nbytes for a in arrays if a.kind == "work"))
