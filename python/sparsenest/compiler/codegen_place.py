@@ -188,9 +188,12 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     level_nnz = np.zeros(L, np.int64)
     descriptors, layer_blocks = [], []
     # FRAM outputs go through the board's write hook (sn_put batches) where something needs to see every
-    # byte: the host board's write log and power-loss injection, and intermittent builds (a failed write
-    # stops the unit). A continuous chip build stores them directly: the hook costs ~28 cycles a byte.
-    hook_fram_outputs = target.name == "host" or intermittent
+    # byte: the host board's write log and power-loss injection. A chip build stores them directly: the
+    # hook costs ~28 cycles a byte (one call per element where a convolution's outputs are not
+    # consecutive), and on the chip it is a plain copy that cannot report a failure (a power failure
+    # stops the CPU). Intermittent builds too: a unit is committed only after all its stores, so a
+    # failure mid-unit re-runs it either way (the host board's power-cut proof covers every byte).
+    hook_fram_outputs = target.name == "host"
     for lp in layers:
         st = lp.step
         pad = scratch_buf.get((lp.index, "pad"))
