@@ -15,7 +15,7 @@ import numpy as np
 from . import formats
 from . import intermittent as imt
 from .c_text import c_ident
-from .codegen_far import FarPlan, place_far
+from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, place_far
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import QModel
@@ -246,6 +246,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     if units is not None:
         fixed += imt.table_bytes(len(low.steps))
     far_plans = place_far(target, far, far_tile_bytes, matrices, layer_fram, fixed, plan.fram_bytes)
+    fixed += FAR_MATRIX_CODE_BYTES * len(far_plans)   # their tile code, beyond the planner's code reserve
     far_bytes: dict[str, int] = {}
     for m in matrices:
         m.far = far_plans.get(m.mid)

@@ -215,13 +215,14 @@ def add_arguments(p) -> None:
 
 def run(a) -> int:
     from ... import data
+    from ...data.calibration import calibration_inputs
     from .mcu import ensure_bundle
     out = Path(a.out)
     lenet = ensure_bundle(Path(a.bundle))
     sparsities = [lv["sparsity"] for lv in lenet.levels]
     mnist = data.load("mnist", "test").subset(1, seed=0).x
     har = data.load("har", "test").subset(1, seed=0).x
-    models = {"lenet5-small": (lenet, mnist, None),
+    models = {"lenet5-small": (lenet, mnist, calibration_inputs),
               "harnet": (harnet_bundle(sparsities), har, data.load("har", "train").subset(256, seed=0).x)}
     report: dict = {"models": {}, "cycle_note": "our FR5994 simulator, chip image: CPUXv2 cycles, FRAM wait "
                                                 "states and cache, DMA"}
