@@ -292,11 +292,12 @@ def _dma_reference(mem: bytearray, ctl, src, dst, size, triggers):
     return n
 
 
-def test_dma_against_memcpy_over_the_map(tmp_path):
-    fw = _build(tmp_path, "dma", progs.DMA_C, image="fr5994", suffix=".c")
+def _dma_device(fw):
+    """The DMA program (fw) loaded with random jobs (every mode, byte/word, increments, regions) and
+    random memory: (device, jobs, memory before)."""
     rng = random.Random(3)
     dev = fr5994sim.Device(fw.elf)
-    jobs, n_transfers = [], 0
+    jobs = []
     names = list(REGIONS)
     for k in range(progs.DMA_MAX):
         sbyte, dbyte = rng.random() < 0.3, rng.random() < 0.3
@@ -320,6 +321,12 @@ def test_dma_against_memcpy_over_the_map(tmp_path):
         dev.write(a, rnd.randbytes(b - a))
     before = bytearray(dev.snapshot())
     dev.clear_counters()
+    return dev, jobs, before
+
+
+def test_dma_against_memcpy_over_the_map(tmp_path):
+    dev, jobs, before = _dma_device(_build(tmp_path, "dma", progs.DMA_C, image="fr5994", suffix=".c"))
+    n_transfers = 0
     assert dev.run("__halt").reason == "break"
     after = dev.snapshot()
     expected = bytearray(before)
@@ -340,6 +347,30 @@ def test_dma_against_memcpy_over_the_map(tmp_path):
         en = bool(after_regs[3 * k] & 0x10)
         assert en == (not done or (ctl >> 12) >= 4), f"job {k}: DMAEN after"
         assert after_regs[3 * k + 1] == (n if done else n - t), f"job {k}: DMAxSZ after"
+
+
+def test_dma_block_stops_between_transfers_with_the_same_totals(tmp_path):
+    """A cycle budget (a power cut) can end a run inside a DMA block: the next run finishes the
+    block before the next instruction, and memory and every counter equal one uninterrupted run."""
+    fw = _build(tmp_path, "dma", progs.DMA_C, image="fr5994", suffix=".c")
+    whole, _, _ = _dma_device(fw)
+    assert whole.run().reason == "halt"        # to the end (CPUOFF), so no breakpoint is skipped
+    sliced, _, _ = _dma_device(fw)
+    inside = 0
+    while True:
+        c0 = sliced.counters
+        i0, t0 = int(c0.instructions), int(c0.dma_transfers)
+        stop = sliced.run(max_cycles=5)
+        c1 = sliced.counters
+        # a stop that moved data without executing an instruction lay inside a block
+        inside += stop.reason == "budget" and int(c1.instructions) == i0 and int(c1.dma_transfers) > t0
+        if stop.reason != "budget":
+            break
+    assert stop.reason == "halt" and inside > 50
+    assert sliced.snapshot() == whole.snapshot()
+    a, b = whole.counters, sliced.counters
+    for f in ("cycles", "instructions", "dma_cycles", "dma_transfers", "wait_cycles", "fram_writes"):
+        assert getattr(a, f) == getattr(b, f), f
 
 
 # ---- power ---------------------------------------------------------------------------------------

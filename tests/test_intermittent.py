@@ -93,6 +93,9 @@ def test_planner_keeps_everything_in_fram_without_in_place_steps(lenet_int, har)
     for info in (lenet_int, har[0]):
         meta = info["meta"]
         assert all(t["tier"] == "fram" for t in meta["memory"]["tensors"].values())
+        # ... their homes; the layers run on SRAM working copies where the arena has room
+        assert set(meta["memory"]["working_copies"]) < set(meta["memory"]["tensors"])
+        assert meta["memory"]["working_copies"]
         for lm in meta["layers"].values():
             assert lm["output"] not in lm["inputs"]
         im = meta["intermittent"]

@@ -196,6 +196,15 @@ typedef struct {
     uint16_t rows;
 } sn_staged_array;
 
+/* Intermittent builds: an activation's SRAM working copy, which the layers read and write, and its
+ * FRAM home, which survives a power failure (runtime_c/src/sn_intermittent.c). */
+typedef struct {
+    int16_t *work;
+    int16_t *home;
+    uint16_t len;          /* int16 elements */
+    uint16_t from, to;     /* layers it is live across: its writer (0 for the input) .. its last reader */
+} sn_mirror;
+
 typedef struct {
     uint8_t n_levels;
     uint8_t switching;     /* SN_SWITCH_RESIDENT / SN_SWITCH_STAGED */
@@ -216,6 +225,9 @@ typedef struct {
                                   * level, 0 = none started), units committed */
     const uint16_t *unit_base;   /* [n_layers + 1]: layer i runs units unit_base[i] .. unit_base[i+1]-1 */
     const uint16_t *unit_pos;    /* [n_layers]: output positions per unit (0: the whole layer is one) */
+    const sn_mirror *mirrors;    /* [n_mirrors] SRAM working copies */
+    uint16_t n_mirrors;
+    const uint16_t *out_mirror;  /* [n_layers]: 1 + index of the layer output's mirror, 0: written home */
 } sn_model;
 
 /* Generated (model.c). */
@@ -246,6 +258,17 @@ extern uint16_t sn_lea_errors; /* DSPLib calls that failed (a compiler bug: 0 in
 /* One unit of a convolution (intermittent builds): group g's output positions [unit*unit_pos mod plane
  * ...) (see sn_op_conv.c); fresh: the layer's padded copy must be (re)made first. */
 void sn_op_conv_unit(const sn_layer *l, uint8_t level, uint16_t unit, uint16_t unit_pos, uint8_t fresh);
+
+/* Units of unit_pos consecutive output positions, group-major: unit u covers group *g's positions
+ * [*p0, *p1) (sn_op_conv_unit runs them, sn_infer_resume commits them). */
+static inline void sn_conv_unit_range(const sn_layer *l, uint16_t unit, uint16_t unit_pos, uint16_t *g,
+                                      uint16_t *p0, uint16_t *p1) {
+    const uint16_t plane = (uint16_t)(l->out_h * l->out_w);
+    const uint16_t per_group = (uint16_t)((plane + unit_pos - 1u) / unit_pos);
+    *g = (uint16_t)(unit / per_group);
+    *p0 = (uint16_t)((uint16_t)(unit - (uint16_t)(*g * per_group)) * unit_pos);
+    *p1 = (uint16_t)(plane - *p0) < unit_pos ? plane : (uint16_t)(*p0 + unit_pos);
+}
 
 /* Arithmetic helpers shared by the ops (documented in compiler/golden.py). */
 static inline int16_t sn_sat16(int32_t v) {

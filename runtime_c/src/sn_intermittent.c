@@ -14,7 +14,14 @@
  *   done   units committed (the commit of unit u writes u + 1)
  * sn_infer_start: state = 0, input copied, done = 0, state = level (the commit). A failure before
  * the last write leaves "none started"; after it, sn_infer_resume finishes the inference at the level
- * stored in the record, whatever sn_set_level committed meanwhile (that applies to the next one). */
+ * stored in the record, whatever sn_set_level committed meanwhile (that applies to the next one).
+ *
+ * Every activation's home is in FRAM; where the planner found room, the layers run on an SRAM
+ * working copy instead (no FRAM wait states, no write hook per element). A unit's outputs are copied
+ * home just before its commit (a failure during the copy leaves the unit uncommitted: it runs again
+ * and copies the same bytes), and sn_infer_resume first reloads every working copy live at the layer
+ * it starts with from its home: after a reboot SRAM holds garbage, and the committed units' outputs
+ * are exactly what the homes hold. */
 #include "sn_runtime.h"
 
 static uint16_t sn_total_units(const sn_model *m) {
@@ -61,6 +68,43 @@ int sn_infer_pending(void) {
     return m->progress[1] < sn_total_units(m);
 }
 
+/* Unit `unit` of layer i (per: positions per unit, 0 = the whole layer): its outputs, from the working
+ * copy to the home (for a row unit one run of positions per output channel). Non-zero: power failing. */
+static int sn_commit_outputs(const sn_model *m, uint16_t i, uint16_t unit, uint16_t per) {
+    const sn_layer *l = &m->layers[i];
+    const uint16_t k = m->out_mirror[i];
+    const sn_mirror *w;
+    uint16_t g, p0, p1, r, rows, plane, off;
+    if (!k) {
+        return 0;
+    }
+    w = &m->mirrors[k - 1u];
+    if (!per) {
+        return sn_fram_store(w->home, w->work, 2u * w->len);
+    }
+    sn_conv_unit_range(l, unit, per, &g, &p0, &p1);
+    rows = (uint16_t)(l->out_c / l->groups);
+    plane = (uint16_t)(l->out_h * l->out_w);
+    off = (uint16_t)((uint16_t)(g * (uint16_t)(rows * plane)) + p0);
+    for (r = 0; r < rows; r++, off = (uint16_t)(off + plane)) {
+        if (sn_fram_store(w->home + off, w->work + off, 2u * (uint16_t)(p1 - p0))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The working copies live at layer i, reloaded from their homes (SRAM is not kept across a reboot). */
+static void sn_reload_working(const sn_model *m, uint16_t i) {
+    uint16_t k;
+    for (k = 0; k < m->n_mirrors; k++) {
+        const sn_mirror *w = &m->mirrors[k];
+        if (w->from <= i && i <= w->to) {
+            memcpy(w->work, w->home, 2u * w->len);
+        }
+    }
+}
+
 int sn_infer_resume(void) {
     const sn_model *m = &sn_the_model;
     uint8_t level;
@@ -73,7 +117,10 @@ int sn_infer_resume(void) {
         return SN_ERR_STATE;
     }
     sn_power_lost = 0;
-    for (i = 0; i < m->n_layers; i++) {
+    for (i = 0; i < m->n_layers && done >= m->unit_base[i + 1]; i++) {
+    }
+    sn_reload_working(m, i);
+    for (; i < m->n_layers; i++) {
         const sn_layer *l = &m->layers[i];
         const uint16_t first = m->unit_base[i], end = m->unit_base[i + 1];
         const uint16_t per = m->unit_pos[i];
@@ -93,7 +140,8 @@ int sn_infer_resume(void) {
             } else {
                 fn(l, level);
             }
-            if (sn_power_lost || sn_put_word(&m->progress[1], (uint16_t)(u + 1u)) != SN_OK) {
+            if (sn_power_lost || sn_commit_outputs(m, i, (uint16_t)(u - first), per) ||
+                sn_put_word(&m->progress[1], (uint16_t)(u + 1u)) != SN_OK) {
                 return SN_ERR_POWER;
             }
         }

@@ -425,13 +425,10 @@ void sn_op_conv(const sn_layer *l, uint8_t level) {
     }
 }
 
-/* Units of unit_pos consecutive output positions, group-major: unit u is group u / units_per_group. */
+/* Units of unit_pos consecutive output positions, group-major (sn_conv_unit_range). */
 void sn_op_conv_unit(const sn_layer *l, uint8_t level, uint16_t unit, uint16_t unit_pos, uint8_t fresh) {
-    const uint16_t plane = (uint16_t)(l->out_h * l->out_w);
-    const uint16_t per_group = (uint16_t)((plane + unit_pos - 1u) / unit_pos);
-    const uint16_t g = (uint16_t)(unit / per_group);
-    const uint16_t p0 = (uint16_t)((uint16_t)(unit - (uint16_t)(g * per_group)) * unit_pos);
-    const uint16_t p1 = (uint16_t)(plane - p0) < unit_pos ? plane : (uint16_t)(p0 + unit_pos);
+    uint16_t g, p0, p1;
+    sn_conv_unit_range(l, unit, unit_pos, &g, &p0, &p1);
     sn_conv_part(l, level, g, p0, p1, fresh);
 }
 

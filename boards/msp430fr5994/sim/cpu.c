@@ -453,11 +453,33 @@ static inline int step(frsim *s)
     return -1;
 }
 
+/* Move the active DMA block one transfer at a time until it ends (0) or the cycle budget is spent
+ * (1: the run stops inside the block and the next run continues it). */
+static int dma_continue(frsim *s, uint64_t cycle_limit)
+{
+    while (s->dma_active >= 0 && !s->error) {
+        if (s->c.cycles >= cycle_limit)
+            return 1;
+        uint64_t before = s->c.cycles;
+        frsim_dma_step(s);
+        if (s->profile)
+            s->profile[s->dma_pc >> 1] += (uint32_t)(s->c.cycles - before);
+    }
+    return 0;
+}
+
 int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
 {
     int first = 1;
     if (s->error)
         return FRSIM_ERROR;
+    if (s->dma_active >= 0) {       /* the last run stopped inside a DMA block: the CPU is still held */
+        if (dma_continue(s, cycle_limit))
+            return FRSIM_BUDGET;
+        if (s->error)
+            return FRSIM_ERROR;
+        first = 0;                  /* the next instruction is reached as if in one run */
+    }
     for (;;) {
         if (s->c.cycles >= cycle_limit || s->c.instructions >= insn_limit)
             return FRSIM_BUDGET;
@@ -473,8 +495,6 @@ int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
             s->r[0] = (uint16_t)s->pc_of_insn;    /* the stopping instruction is not counted */
             return FRSIM_ERROR;
         }
-        if (s->dma_pending)
-            frsim_dma_run(s);
         unsigned cyc = s->cyc_cpux[key];
         s->hist[key]++;             /* legacy_cycles is derived from the histogram */
         s->c.instructions++;
@@ -482,6 +502,11 @@ int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
         s->c.cycles += cyc;         /* wait, DMA and LEA cycles are added where they happen */
         if (s->profile)
             s->profile[pc >> 1] += (uint32_t)(s->c.cycles - before);
+        if (s->dma_pending) {       /* a software DMA request: the CPU is held until it is served */
+            frsim_dma_start(s);
+            if (dma_continue(s, cycle_limit))
+                return FRSIM_BUDGET;
+        }
         if (s->error)
             return FRSIM_ERROR;
     }

@@ -13,7 +13,9 @@
  * run like block transfers (the CPU's interleaved cycles are not modelled). Hardware triggers
  * (timers, eUSCI, ...) never fire and DMA interrupts are not delivered.
  * Timing: the CPU is held for sync_cycles per trigger plus cycles_per_transfer per transfer, plus
- * the FRAM wait states of the transfers' FRAM reads (through the FRAM cache). */
+ * the FRAM wait states of the transfers' FRAM reads (through the FRAM cache).
+ * A block is moved one transfer per step (frsim_dma_step, driven by frsim_run), so a run that ends
+ * on its cycle budget (a power cut) can stop inside a block, and the next run finishes it first. */
 #include <string.h>
 
 #include "sim.h"
@@ -32,6 +34,7 @@ void frsim_dma_reset(frsim *s)
     memset(s->dma, 0, sizeof s->dma);
     memset(s->dmactl, 0, sizeof s->dmactl);
     s->dma_pending = 0;
+    s->dma_active = -1;
 }
 
 static int trigger_select(const frsim *s, int ch)
@@ -127,9 +130,12 @@ static uint32_t step_addr(uint32_t addr, int incr, int byte)
     return addr;
 }
 
+/* One transfer of the active channel; the FRAM wait states of its accesses count as DMA cycles
+ * (the CPU is held), moved out of wait_cycles where frsim_bus_read/write put them. */
 static void transfer(frsim *s, frsim_dma_ch *d)
 {
     int sbyte = (d->ctl >> 6) & 1, dbyte = (d->ctl >> 7) & 1;
+    uint64_t before = s->c.wait_cycles;
     uint16_t v = frsim_bus_read(s, d->tsa, sbyte);
     if (sbyte && !dbyte)
         v &= 0xFF;
@@ -137,44 +143,64 @@ static void transfer(frsim *s, frsim_dma_ch *d)
     d->tsa = step_addr(d->tsa, (d->ctl >> 8) & 3, sbyte);
     d->tda = step_addr(d->tda, (d->ctl >> 10) & 3, dbyte);
     s->c.dma_transfers++;
-    s->c.dma_cycles += (uint64_t)s->dma_per_transfer;
+    s->c.dma_cycles += (uint64_t)s->dma_per_transfer + (s->c.wait_cycles - before);
+    s->c.wait_cycles = before;                 /* already in cycles */
     s->c.cycles += (uint64_t)s->dma_per_transfer;
 }
 
-/* Serve the pending software requests (channel 0 has the highest priority). */
-void frsim_dma_run(frsim *s)
+/* Start serving the highest-priority pending software request (channel 0 first): the sync cycles,
+ * then the channel is active until its transfers are done (frsim_dma_step). */
+static void start_next(frsim *s)
 {
-    s->dma_pending = 0;
-    for (int ch = 0; ch < FRSIM_DMA_CH && !s->error; ch++) {
+    s->dma_active = -1;
+    for (int ch = 0; ch < FRSIM_DMA_CH; ch++) {
         frsim_dma_ch *d = &s->dma[ch];
         if (!(d->ctl & 0x8000u))
             continue;
         d->ctl &= (uint16_t)~0x8000u;
-        int dt = (d->ctl >> 12) & 7, repeated = dt >= 4, block = (dt & 3) != 0;
-        uint64_t before = s->c.wait_cycles;
         s->c.dma_cycles += (uint64_t)s->dma_sync;
         s->c.cycles += (uint64_t)s->dma_sync;
         if (d->tsz == 0) {
             frsim_fault(s, "DMA channel %d triggered with DMA%dSZ = 0 (PC 0x%04X)", ch, ch, s->pc_of_insn);
             return;
         }
-        do {
-            transfer(s, d);
-            d->tsz--;
-        } while (block && d->tsz && !s->error);
-        uint64_t waits = s->c.wait_cycles - before;   /* FRAM waits while the CPU is held */
-        s->c.dma_cycles += waits;        /* already in cycles: moved from wait_cycles */
-        s->c.wait_cycles = before;
-        d->sz = d->tsz;
-        if (d->tsz == 0) {
-            d->ctl |= 0x0008;                          /* DMAIFG */
-            d->tsz = d->sz = d->sz_init;
-            if (repeated) {
-                d->tsa = d->sa;
-                d->tda = d->da;
-            } else {
-                d->ctl &= (uint16_t)~0x0010;           /* DMAEN clears itself */
-            }
+        s->dma_active = ch;
+        return;
+    }
+}
+
+int frsim_dma_busy(const frsim *s)
+{
+    return s->dma_active >= 0;
+}
+
+void frsim_dma_start(frsim *s)
+{
+    s->dma_pending = 0;
+    s->dma_pc = s->pc_of_insn;
+    start_next(s);
+}
+
+/* One transfer of the active channel: a block transfer is a run of these, so a power cut (a cycle
+ * budget) can fall between any two of them; the totals are those of the whole block at once. */
+void frsim_dma_step(frsim *s)
+{
+    frsim_dma_ch *d = &s->dma[s->dma_active];
+    int dt = (d->ctl >> 12) & 7, repeated = dt >= 4, block = (dt & 3) != 0;
+    transfer(s, d);
+    d->tsz--;
+    d->sz = d->tsz;
+    if (s->error || (block && d->tsz))
+        return;
+    if (d->tsz == 0) {
+        d->ctl |= 0x0008;                          /* DMAIFG */
+        d->tsz = d->sz = d->sz_init;
+        if (repeated) {
+            d->tsa = d->sa;
+            d->tda = d->da;
+        } else {
+            d->ctl &= (uint16_t)~0x0010;           /* DMAEN clears itself */
         }
     }
+    start_next(s);
 }

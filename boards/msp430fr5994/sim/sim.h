@@ -106,6 +106,8 @@ typedef struct frsim {
     frsim_dma_ch dma[FRSIM_DMA_CH];
     uint16_t dmactl[5];
     int dma_pending;
+    int dma_active;                 /* channel moving a block now (the CPU held), -1 none */
+    uint32_t dma_pc;                /* the instruction that triggered it (profile) */
     int dma_sync, dma_per_transfer;     /* CPU cycles held per trigger / per transfer */
 
     uint16_t lea_port[3];
@@ -125,6 +127,7 @@ int frsim_read_mem(frsim *s, uint32_t addr, uint8_t *dst, uint32_t n);
 void frsim_reset(frsim *s);
 void frsim_power_off(frsim *s, uint32_t seed);
 int frsim_dma_timing(frsim *s, int sync, int per_transfer);
+int frsim_dma_busy(const frsim *s);     /* a run stopped inside a DMA block (the CPU is held) */
 int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit);
 void frsim_set_break(frsim *s, uint32_t addr, int on);
 const char *frsim_message(const frsim *s);
@@ -153,7 +156,8 @@ int frsim_mpy_write(frsim *s, uint32_t off, uint16_t v, int byte);
 void frsim_dma_reset(frsim *s);
 int frsim_dma_read(frsim *s, uint32_t addr, uint16_t *v);
 int frsim_dma_write(frsim *s, uint32_t addr, uint16_t v);
-void frsim_dma_run(frsim *s);
+void frsim_dma_start(frsim *s);
+void frsim_dma_step(frsim *s);
 void frsim_lea_trigger(frsim *s, uint16_t fn);
 void frsim_init_tables(frsim *s);
 

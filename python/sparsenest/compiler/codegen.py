@@ -139,7 +139,21 @@ def _context(qm: QModel, low, plan: Plan, p: Placed, target: Target, *, name: st
         "im2col_convs": sum(lp_meta.get("conv") == "im2col" for lp_meta in p.layers_meta.values()),
         "input_fram": int(plan.tensors[low.input].tier == "fram"), "intermittent": units is not None,
         "unit_base": imt.unit_base(units) if units else [], "unit_pos": [u["unit_pos"] for u in units or []],
+        **_mirrors(low, plan, p),
     }
+
+
+def _mirrors(low, plan: Plan, p: Placed) -> dict:
+    """Intermittent builds: per tensor with an SRAM working copy, the copy, its FRAM home and the
+    layers (0-based) it is live across: from its writer (0 for the input) to its last reader; per
+    layer, 1 + the index of its output's mirror (0: the output has none)."""
+    n = len(low.steps)
+    names = [t for t in plan.tensors if t in p.work_buf]
+    mirrors = [{"work": p.work_buf[t].name, "home": p.tensor_buf[t].name, "len": low.tensors[t],
+                "first": max(plan.tensors[t].start - 1, 0), "last": min(plan.tensors[t].end, n) - 1}
+               for t in names]
+    out = [names.index(st.output) + 1 if st.output in names else 0 for st in low.steps]
+    return {"mirrors": mirrors, "out_mirror": out}
 
 
 def _kernels(p: Placed) -> list[str]:

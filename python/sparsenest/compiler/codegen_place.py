@@ -16,7 +16,7 @@ from . import formats
 from . import intermittent as imt
 from . import lea_codegen
 from .c_text import c_ident
-from .codegen_far import FarPlan, place_far
+from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, place_far
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import QModel
@@ -120,6 +120,7 @@ class Placed:
     """Everything the C and model_meta.json say, placed."""
     buffers: list[Buffer]
     tensor_buf: dict[str, Buffer]
+    work_buf: dict[str, Buffer]       # SRAM working copies (intermittent builds)
     descriptors: list[dict]           # {"comment", "lines": [".field = C expression, ...,", ...]}
     layer_blocks: list[dict]          # per step: {"comment", "arrays", "matrices"} for the template
     arrays: list[CArray]
@@ -149,14 +150,19 @@ def _work_initial(master: np.ndarray, seg: np.ndarray, level: int) -> np.ndarray
     return raw.view(master.dtype)
 
 
-def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dict, dict, list[Buffer]]:
-    """act_<tensor> for every tensor, <kind>_<layer> for every scratch area, in arena order."""
+def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dict, dict, list[Buffer], dict]:
+    """act_<tensor> for every tensor, <kind>_<layer> for every scratch area, in arena order, and
+    work_<tensor> for the SRAM working copy of a tensor (intermittent builds: act_ is its FRAM home)."""
     taken: set[str] = set()
-    tensors = {}
+    tensors, working = {}, {}
     for t, p in plan.tensors.items():
         role = "the input" if t == low.input else f"output of {t}"
         tensors[t] = Buffer(c_ident(f"act_{t}", taken), "int16_t", p.tier, p.offset, p.nbytes,
                             f"{role} {low.shapes[t]}")
+        if t in plan.working:
+            w = plan.working[t]
+            working[t] = Buffer(c_ident(f"work_{t}", taken), "int16_t", w.tier, w.offset, w.nbytes,
+                                f"SRAM working copy of {tensors[t].name}")
     scratch = {}
     what = {"acc": "int32 accumulator", "patch": "im2col patch", "pad": "zero-padded input copy",
             "lea": "LEA RAM operands"}
@@ -167,8 +173,9 @@ def name_buffers(low: Lowered, plan: Plan, layers: list[LayerPlan]) -> tuple[dic
                 scratch[(lp.index, kind)] = Buffer(c_ident(f"{kind}_{lp.ident}", taken),
                                                    "int32_t" if kind == "acc" else "int16_t", p.tier,
                                                    p.offset, p.nbytes, f"{lp.name}: {what[kind]}")
-    ordered = sorted([*tensors.values(), *scratch.values()], key=lambda b: (b.tier != "sram", b.offset, b.name))
-    return tensors, scratch, ordered
+    ordered = sorted([*tensors.values(), *scratch.values(), *working.values()],
+                     key=lambda b: (b.tier != "sram", b.offset, b.name))
+    return tensors, scratch, ordered, working
 
 
 def _lea_array(lp, target: Target, suffix: str, values: np.ndarray, comment: str, out: list, far=False) -> str:
@@ -183,7 +190,8 @@ def _lea_array(lp, target: Target, suffix: str, values: np.ndarray, comment: str
 def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target: Target, *, staged: bool,
           initial_level: int, far, far_tile_bytes: int, intermittent: bool, checkpoint: str) -> Placed:
     L = qm.n_levels
-    tensor_buf, scratch_buf, buffers = name_buffers(low, plan, layers)
+    tensor_buf, scratch_buf, buffers, work_buf = name_buffers(low, plan, layers)
+    run_buf = {**tensor_buf, **work_buf}      # what the layers read and write
     arrays: list[CArray] = []
     matrices: list[Matrix] = []
     staged_list: list[dict] = []
@@ -191,20 +199,23 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     level_nnz = np.zeros(L, np.int64)
     descriptors, layer_blocks = [], []
     # FRAM outputs go through the board's write hook (sn_put batches) where something needs to see every
-    # byte: the host board's write log and power-loss injection, and intermittent builds (a failed write
-    # stops the unit). A continuous chip build stores them directly: the hook costs ~28 cycles a byte.
-    hook_fram_outputs = target.name == "host" or intermittent
+    # byte: the host board's write log and power-loss injection. A chip build stores them directly: the
+    # hook costs ~28 cycles a byte (one call per element where a convolution's outputs are not
+    # consecutive), and on the chip it is a plain copy that cannot report a failure (a power failure
+    # stops the CPU). Intermittent builds too: a unit is committed only after all its stores, so a
+    # failure mid-unit re-runs it either way (the host board's power-cut proof covers every byte).
+    hook_fram_outputs = target.name == "host"
     for lp in layers:
         st = lp.step
         pad = scratch_buf.get((lp.index, "pad"))
-        out = tensor_buf[st.output]
+        out = run_buf[st.output]
         values = {"op": C_OP[st.op], "relu": int(st.relu), "groups": lp.groups,
                   "out_fram": hook_fram_outputs * (int(out.tier == "fram") | (2 if pad and pad.tier == "fram" else 0)),
-                  "in0": tensor_buf[st.inputs[0]].name, "out": out.name,
+                  "in0": run_buf[st.inputs[0]].name, "out": out.name,
                   "shift0": lp.shift0, "shift1": lp.shift1, "mul": lp.mul,
                   **dict(zip(SHAPE_FIELDS, (*lp.in_chw, *lp.out_chw))), **lp.window}
         if len(st.inputs) > 1:
-            values["in1"] = tensor_buf[st.inputs[1]].name
+            values["in1"] = run_buf[st.inputs[1]].name
         for kind in ("patch", "acc", "pad", "lea"):
             if (lp.index, kind) in scratch_buf:
                 values[kind] = scratch_buf[(lp.index, kind)].name
@@ -252,6 +263,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     if units is not None:
         fixed += imt.table_bytes(len(low.steps))
     far_plans = place_far(target, far, far_tile_bytes, matrices, layer_fram, fixed, plan.fram_bytes)
+    fixed += FAR_MATRIX_CODE_BYTES * len(far_plans)   # their tile code, beyond the planner's code reserve
     far_bytes: dict[str, int] = {}
     for m in matrices:
         m.far = far_plans.get(m.mid)
@@ -275,7 +287,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                             f"resident switching can stream weights from upper FRAM.") from None
         raise
     const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
-    return Placed(buffers, tensor_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
+    return Placed(buffers, tensor_buf, work_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
                   [int(v) for v in level_nnz], units, total_fram, sum(far_bytes.values()),
                   max((m.far.tile_bytes for m in matrices if m.far), default=0), const_bytes,
                   sum(a.nbytes for a in arrays if a.kind == "work"))

@@ -225,6 +225,8 @@ class Plan:
     scratch: dict[tuple[int, str], Placement]    # (step index, "patch"/"acc"/"pad")
     sram_bytes: int
     fram_bytes: int
+    # intermittent builds: SRAM working copies of FRAM-resident tensors (tensor -> SRAM placement)
+    working: dict[str, Placement] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"target": self.target.name, "sram_arena_bytes": self.sram_bytes,
@@ -233,7 +235,8 @@ class Plan:
                 "scratch_fits_lea": max([p.offset + p.nbytes for p in self.scratch.values()
                                          if p.tier == "sram"], default=0) <= self.target.lea_bytes,
                 "tensors": {k: {"tier": p.tier, "offset": p.offset, "bytes": p.nbytes,
-                                "live": [p.start, p.end]} for k, p in self.tensors.items()}}
+                                "live": [p.start, p.end]} for k, p in self.tensors.items()},
+                "working_copies": {k: {"offset": p.offset, "bytes": p.nbytes} for k, p in self.working.items()}}
 
 
 def _align(n: int) -> int:
@@ -251,9 +254,12 @@ def _first_fit(placed: list[Placement], size: int, start: int, end: int) -> int:
 
 
 def plan_memory(low: Lowered, target: Target, tensors_in_fram: bool = False) -> Plan:
-    """tensors_in_fram (intermittent builds): the input and every activation go to the FRAM arena,
-    so they survive a power failure; scratch (patch, accumulator, padded copies) stays in SRAM when
-    it fits, since a unit of work rebuilds it."""
+    """tensors_in_fram (intermittent builds): the input and every activation have their home in the
+    FRAM arena, so they survive a power failure, and where it fits (placed as the continuous plan
+    places tensors) an SRAM working copy that the layers read and write: the runtime copies each
+    unit's outputs home at its commit and reloads the working copies after a reboot
+    (sn_intermittent.c). Scratch (patch, accumulator, padded copies) stays in SRAM when it fits,
+    since a unit of work rebuilds it."""
     check_lowered(low)
     n = len(low.steps)
     # step 0 copies the input in; steps 1..n run the layers; n+1 copies the output out
@@ -295,9 +301,13 @@ def plan_memory(low: Lowered, target: Target, tensors_in_fram: bool = False) -> 
             scratch[(i, kind)] = p
     order = sorted(low.tensors, key=lambda t: (-low.tensors[t], start[t], t))
     tensors: dict[str, Placement] = {}
+    working: dict[str, Placement] = {}
     for t in order:
         size = _align(2 * low.tensors[t])
         off = _first_fit(sram, size, start[t], end[t])
+        if off + size <= budget and tensors_in_fram:
+            working[t] = Placement("sram", off, size, start[t], end[t])
+            sram.append(working[t])
         if off + size <= budget and not tensors_in_fram:
             p = Placement("sram", off, size, start[t], end[t])
             sram.append(p)
@@ -322,7 +332,7 @@ def plan_memory(low: Lowered, target: Target, tensors_in_fram: bool = False) -> 
             placed.append(p)
             scratch[(i, "pad")] = p
     top = lambda ps: max((p.offset + p.nbytes for p in ps), default=0)  # noqa: E731
-    plan = Plan(target, tensors, scratch, top(sram), top(fram))
+    plan = Plan(target, tensors, scratch, top(sram), top(fram), working)
     check_plan(low, plan)
     return plan
 
@@ -333,6 +343,7 @@ def check_plan(low: Lowered, plan: Plan) -> None:
     items = [(f"tensor '{t}'", p, _align(2 * low.tensors[t])) for t, p in plan.tensors.items()]
     items += [(f"step {i} {kind}", p, _align(low.steps[i - 1].scratch[kind]))
               for (i, kind), p in plan.scratch.items()]
+    items += [(f"working copy of '{t}'", p, _align(2 * low.tensors[t])) for t, p in plan.working.items()]
     missing = set(low.tensors) - set(plan.tensors)
     if missing:
         raise PlanBoundsError(f"tensors {sorted(missing)} have no placement")

@@ -114,6 +114,7 @@ def load_library() -> ctypes.CDLL:
     sigs = {
         "frsim_new": (P, []), "frsim_free": (None, [P]),
         "frsim_configure": (I, [P, U32, I, I, I, I, I]), "frsim_dma_timing": (I, [P, I, I]),
+        "frsim_dma_busy": (I, [P]),
         "frsim_write_mem": (I, [P, U32, ctypes.c_char_p, U32]), "frsim_read_mem": (I, [P, U32, buf, U32]),
         "frsim_reset": (None, [P]), "frsim_power_off": (None, [P, U32]),
         "frsim_run": (I, [P, U64, U64]), "frsim_set_break": (None, [P, U32, I]),
@@ -260,6 +261,11 @@ class Device:
 
     def clear_counters(self):
         self.lib.frsim_clear_counters(self._h)
+
+    @property
+    def dma_busy(self) -> bool:
+        """The last run stopped inside a DMA block (the next run finishes it first)."""
+        return bool(self.lib.frsim_dma_busy(self._h))
 
     # ---- memory -------------------------------------------------------------------------------
     def address(self, target) -> tuple[int, int | None]:

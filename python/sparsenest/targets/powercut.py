@@ -159,12 +159,42 @@ def progress_changes(fb, step: int = 0, poll_cycles: int = 64) -> list[dict]:
                    "dma_transfers": int(c.dma_transfers)}]
 
 
+def dma_blocks(fb, limit: int = 16, symbol: str = "sn_far_read") -> list[tuple[int, int]]:
+    """[first, end) cycles of the first `limit` DMA blocks of an uninterrupted run (the CPU held while
+    the block moves): from each entry to `symbol` (the board's DMA copy), one instruction at a time
+    until the block starts, then one transfer at a time until it ends. Cuts in these windows land
+    inside a block (our simulator moves a block one transfer per step)."""
+    from .fr5994sim import Device, FrSimError
+    dev = Device()
+    dev.load(fb.elf)
+    out: list[tuple[int, int]] = []
+    if symbol not in dev.elf.symbols:       # the image streams nothing
+        return out
+    entry = dev.elf.symbols[symbol].value
+    while len(out) < limit:
+        st = dev.run([symbol, "__halt"])
+        if st.reason != "break" or st.pc != entry:
+            return out
+        for _ in range(400):            # the register set-up before the request
+            st = dev.run(max_cycles=1)
+            if dev.dma_busy or st.reason != "budget":
+                break
+        if not dev.dma_busy:
+            raise FrSimError(f"{fb.elf}: {symbol} started no DMA block")
+        first = int(dev.counters.cycles)
+        while dev.dma_busy:
+            dev.run(max_cycles=1)
+        out.append((first, int(dev.counters.cycles)))
+    return out
+
+
 def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:
     """device_cut at every cycle of cut_cycles, in one pass: one device runs the image without
     interruption and stops at each cut; a second one takes its memory there (what a power cut keeps:
     the FRAM; power_off then scrambles SRAM and resets registers and peripherals), reboots and runs to
     the end. The same result as device_cut per cut, at the cost of the rest of the run instead of all
-    of it. Per cut also "dma_transfers" and "in_switch": where the uninterrupted run was."""
+    of it. Per cut also "dma_transfers", "in_switch" and "in_dma_block" (inside a DMA block): where the
+    uninterrupted run was."""
     from .fr5994sim import Device, FrSimError
     main, probe = Device(), Device()
     main.load(fb.elf)
@@ -183,7 +213,8 @@ def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:
                 raise FrSimError(f"the image halted before cycle {cut}")
         probe.restore(main.snapshot())
         r = _reboot_and_finish(probe, meta, seed + k)
-        r.update(cycle=int(cut), dma_transfers=int(main.counters.dma_transfers), in_switch=last_mark == 1)
+        r.update(cycle=int(cut), dma_transfers=int(main.counters.dma_transfers), in_switch=last_mark == 1,
+                 in_dma_block=main.dma_busy)
         out.append(r)
     return out
 

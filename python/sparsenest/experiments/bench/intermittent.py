@@ -3,10 +3,10 @@ exhaustive power-cut proof on the host board.
 
 For LeNet-5-small and HAR-Net, the continuous build and intermittent builds at each checkpoint
 granularity (layer, row, auto) are measured in the same run:
-  - cycles and instructions per inference at every level: the firmware (MPY32 kernels) in
-    mspdebug's simulator, every inference checked bit for bit against the golden model;
+  - cycles, energy and FRAM word writes per inference at every level: the chip image (MPY32
+    kernels) in our FR5994 simulator, every inference checked bit for bit against the golden model;
   - FRAM bytes written per inference: host-board counters (every runtime FRAM write goes through the
-    board's write hook), and the image's lower-FRAM / SRAM bytes (linker map of the simulator image);
+    board's write hook), and the image's lower-FRAM / SRAM bytes (linker map of the chip image);
   - ratios against the continuous build.
 Then, for the auto granularity, at every level: a power cut after every possible number of FRAM
 bytes written during one inference (every even count: the board writes 16-bit words), reboot,
@@ -15,10 +15,10 @@ per level instead). And in our FR5994 simulator, the chip image with the supply 
 random cycles per level inside the level switch and the inference, plus `--commit-cuts` around every
 progress commit (powercut.device_cut_sweep), on LeNet-5-small, HAR-Net and full LeNet-5 (whose chip
 image streams the fully connected weights from upper FRAM by DMA): the start-up code resumes, and the
-resumed and recorded logits must equal the golden model. The simulator moves a DMA block in one step
-(frsim_dma_run), so a cut lands before or after a block, never inside one; the cuts counted as
-"between DMA transfers" fall while the inference is streaming. No cut lands in an LEA call: the LEA
-back-end does not exist yet (#16).
+resumed and recorded logits must equal the golden model. The simulator moves a DMA block one
+transfer per step, so cuts land inside blocks too: 2 x commit_cuts in each of the first 8 x
+commit_cuts DMA blocks of the run (powercut.dma_blocks), counted as "inside a DMA block"; those
+counted as "between DMA transfers" fall while the inference is streaming.
 
     sparsenest bench intermittent [--bundle build/lenet5-small.nest] [--cuts N]
 
@@ -50,9 +50,10 @@ def harnet_bundle(sparsities):
 
 
 def measure_variant(b, out: Path, name: str, opts: dict, x: np.ndarray, calib) -> dict:
-    """MSP430 simulator cycles per level (golden-checked) and host FRAM bytes written per level."""
+    """Per level, one inference of the chip image in our FR5994 simulator (golden-checked): cycles,
+    energy and FRAM word writes; and FRAM bytes written on the host board."""
     from ...compiler.build import compile_bundle
-    from ...targets import firmware
+    from ...targets import firmware, fr5994fw
     from ...targets.host import HostSim
     from ...targets.powercut import bytes_per_inference
     mdir = out / "mcu"
@@ -61,9 +62,13 @@ def measure_variant(b, out: Path, name: str, opts: dict, x: np.ndarray, calib) -
     L = info["qmodel"].n_levels
     model = firmware.load_model_dir(mdir)
     sched = [firmware.Step(0, lv) for lv in range(1, L + 1)]
-    fb = firmware.build(model, mdir / "sim-mpy32", image="sim", inputs=x[:1], schedule=sched)
-    run = firmware.simulate(fb, schedule=sched, layers=False, timeout_s=600)
+    fb = firmware.build(model, mdir / "fr5994", image="fr5994", inputs=x[:1], schedule=sched)
+    run = fr5994fw.simulate(fb, schedule=sched)
     firmware.compare_golden(fb, run, info["qmodel"]).raise_on_mismatch()
+    sim_levels = {}
+    for step, c, e in zip(sched, run.infer_counters, run.infer_energy_j):
+        sim_levels[step.level] = {"cycles": c["cycles"], "energy_uj": e * 1e6,
+                                  "fram_words_written": c["fram_writes"], "wait_cycles": c["wait_cycles"]}
     host = compile_bundle(b, out / "host", calib=calib, **opts)
     sim = HostSim(host["out_dir"])
     fram_written = {}
@@ -77,7 +82,7 @@ def measure_variant(b, out: Path, name: str, opts: dict, x: np.ndarray, calib) -
             fram_written[lv] = sim.counters()["fram_bytes_written"]
     meta = host["meta"]
     return {"variant": name, "per_level": {lv: {**d, "fram_bytes_written": fram_written[lv]}
-                                           for lv, d in run.per_level().items()},
+                                           for lv, d in sim_levels.items()},
             "regions": fb.regions, "intermittent": meta.get("intermittent"),
             "host_dir": str(host["out_dir"]), "qmodel": host["qmodel"]}
 
@@ -137,6 +142,8 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
                 span = b_["cycle"] - a_["cycle"]
                 targeted += [a_["cycle"] + (span * (2 * i + 1)) // (16 * commit_cuts) for i in range(8 * commit_cuts)]
         targeted += [start + 1 + ((infer - start - 1) * i) // (4 * commit_cuts) for i in range(4 * commit_cuts)]
+        for lo, hi in powercut.dma_blocks(fb, limit=8 * commit_cuts):     # inside DMA blocks
+            targeted += [lo + 1 + ((hi - lo - 1) * i) // (2 * commit_cuts) for i in range(2 * commit_cuts)]
         cuts = sorted(set([start + c for c in random_cuts(n_cuts, end - start, seed=seed + lv)] + targeted))
         bad, resumed = [], 0
         rs = powercut.device_cut_sweep(fb, info["meta"], cuts, seed=1)
@@ -148,14 +155,17 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
             if not ok:
                 bad.append(r["cycle"])
         in_dma = sum(dma0 < r["dma_transfers"] < dma1 for r in rs)
+        in_block = sum(r["in_dma_block"] for r in rs)
         res[lv] = {"cuts": len(rs), "random": n_cuts, "targeted": len(rs) - n_cuts, "commits": len(commits),
                    "in_switch": sum(r["in_switch"] for r in rs), "between_dma_transfers": in_dma,
+                   "inside_dma_blocks": in_block,
                    "dma_transfers": dma1 - dma0, "cycles": end - start, "resumed": resumed,
                    "mismatches": bad[:20], "ok": not bad, "seconds": time.perf_counter() - t0}
         _log(f"    {name} L{lv}: {len(rs)} supply cuts ({n_cuts} at random cycles of {end - start:,}, "
              f"{len(rs) - n_cuts} at {len(commits)} progress commits and the switch; {res[lv]['in_switch']} in the "
              f"level switch, "
-             f"{in_dma} between the inference's first and last of {dma1 - dma0} DMA transfers), {resumed} resumed "
+             f"{in_dma} between the inference's first and last of {dma1 - dma0} DMA transfers, {in_block} inside a "
+             f"DMA block), {resumed} resumed "
              f"by the start-up code: " + ("all equal golden" if not bad else f"{len(bad)} MISMATCHES")
              + f" ({res[lv]['seconds']:.0f} s)")
     return res
@@ -169,14 +179,16 @@ def lenet5_bundle(sparsities):
 
 def format_table(model: str, rows: list[dict]) -> str:
     base = next(r for r in rows if r["variant"] == "continuous")
-    lines = [f"{model}: per inference (mspdebug cycles*, MPY32 kernels; FRAM bytes written: host board)",
-             f"{'variant':<11}{'lvl':>4}{'units':>6}{'cycles':>12}{'x cont':>8}{'FRAM written':>14}"
-             f"{'+ bytes':>9}{'lower FRAM':>12}{'+ bytes':>9}{'LEA SRAM':>10}"]
+    lines = [f"{model}: per inference (our FR5994 simulator, chip image at 16 MHz, MPY32 kernels: cycles, energy; "
+             f"FRAM bytes written: host board)",
+             f"{'variant':<11}{'lvl':>4}{'units':>6}{'cycles':>12}{'x cont':>8}{'energy uJ':>10}{'x cont':>8}"
+             f"{'FRAM written':>14}{'+ bytes':>9}{'lower FRAM':>12}{'+ bytes':>9}{'LEA SRAM':>10}"]
     for r in rows:
         units = (r["intermittent"] or {}).get("units", 0)
         for lv, d in r["per_level"].items():
             b = base["per_level"][lv]
             lines.append(f"{r['variant']:<11}{lv:>4}{units:>6}{d['cycles']:>12,.0f}{d['cycles'] / b['cycles']:>8.3f}"
+                         f"{d['energy_uj']:>10,.1f}{d['energy_uj'] / b['energy_uj']:>8.3f}"
                          f"{d['fram_bytes_written']:>14,}{d['fram_bytes_written'] - b['fram_bytes_written']:>9,}"
                          f"{r['regions'].get('LOWER_FRAM', 0):>12,}"
                          f"{r['regions'].get('LOWER_FRAM', 0) - base['regions'].get('LOWER_FRAM', 0):>9,}"
@@ -203,16 +215,17 @@ def add_arguments(p) -> None:
 
 def run(a) -> int:
     from ... import data
+    from ...data.calibration import calibration_inputs
     from .mcu import ensure_bundle
     out = Path(a.out)
     lenet = ensure_bundle(Path(a.bundle))
     sparsities = [lv["sparsity"] for lv in lenet.levels]
     mnist = data.load("mnist", "test").subset(1, seed=0).x
     har = data.load("har", "test").subset(1, seed=0).x
-    models = {"lenet5-small": (lenet, mnist, None),
+    models = {"lenet5-small": (lenet, mnist, calibration_inputs),
               "harnet": (harnet_bundle(sparsities), har, data.load("har", "train").subset(256, seed=0).x)}
-    report: dict = {"models": {}, "cycle_note": "mspdebug 0.22 MCLK counts: no FRAM wait states, "
-                                                "constant-generator operands over-counted"}
+    report: dict = {"models": {}, "cycle_note": "our FR5994 simulator, chip image: CPUXv2 cycles, FRAM wait "
+                                                "states and cache, DMA"}
     if not a.no_lenet5 and a.device_cuts:
         models["lenet5"] = (lenet5_bundle(sparsities), mnist, data.load("mnist", "train").subset(256, seed=0).x)
     for mname, (b, x, calib) in models.items():
