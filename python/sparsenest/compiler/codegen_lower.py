@@ -18,7 +18,6 @@ from .planner import Lowered, Step, lower
 from .quantize import QModel, add_shift, avg_params
 
 DIRECT_ACC_BYTES = 1024   # a direct conv's accumulator: rows x chunk int32 (chunk >= 1 position)
-DIRECT_FORMATS = ("csr16",)  # formats with a direct conv kernel (absolute indices: sn_conv_<format>)
 CONV_MODES = ("auto", "im2col")
 
 
@@ -120,7 +119,7 @@ def direct_conv(node: dict, encs: list, in_shape: list[int], out_shape: list[int
     """How a conv layer runs direct, or None (im2col): `offsets` (column -> element offset of the
     input sample in the window read, uint16), `chunk` (output positions per kernel call) and
     `pad_bytes` (the zero-padded copy of one group's input; 0 when the layer does not pad)."""
-    if not node["op"].startswith("conv") or any(e.format not in DIRECT_FORMATS for e in encs):
+    if not node["op"].startswith("conv") or not all(formats.supports_direct(e.format) for e in encs):
         return None
     w = _window(node)
     groups = int(node.get("groups", 1) or 1)

@@ -105,6 +105,7 @@ class Matrix:
     staged: bool = False      # some array has a staged working copy
     positions: int = 1        # kernel calls per inference (conv: output positions; direct: chunks)
     direct: bool = False      # direct conv: col_idx holds input offsets, dispatched by sn_model_conv
+    conv_off: str = ""        # direct conv of a reconstructing format: its column -> byte offset table
     far: FarPlan | None = None
     far_fields: list[tuple[str, int]] = field(default_factory=list)  # struct field -> streamed array index
     near_fields: list[tuple[str, str]] = field(default_factory=list) # the other fields (far matrices)
@@ -293,6 +294,11 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
             staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname,
                                 "seg_u32": int(segdt == np.uint32), "rows": int(seg.shape[0]), "layer": lp.name,
                                 "array": an, "segments": seg.tolist()})
+    if lp.direct and formats.direct_needs_offset_table(enc.format):
+        off = CArray(f"{prefix}_conv_off", (2 * lp.direct["offsets"]).astype(np.uint16), "SN_FRAM", True, lp.name,
+                     "conv_offsets", comment="direct conv: byte offset of each column's input sample in the window")
+        block_arrays.append(off)
+        mat.conv_off = off.cname
     for fname, v in enc.c_fields:
         mat.fields.append((fname, f"(const void *){names[v]}" if isinstance(v, str) else str(int(v))))
     return mat
