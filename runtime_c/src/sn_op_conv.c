@@ -175,6 +175,15 @@ static inline __attribute__((always_inline)) int16_t sn_shr_fit16_masked(uint32_
 #endif
 
 #if SN_MODEL_DIRECT_CONVS
+/* Shifts outside 1..15 (rare): out of line, so the fast row stays small. */
+static __attribute__((noinline)) void sn_requant_row_slow(const sn_requant_t *q, const int32_t *a, int16_t *o,
+                                                          uint16_t n) {
+    uint16_t p;
+    for (p = 0; p < n; p++) {
+        o[p] = sn_requant(a[p], q);
+    }
+}
+
 /* o[p] = sn_requant(a[p], q), p < n: the same values, with the layer constants in locals and the
  * ReLU as a lower clamp (the direct conv's per-output cost is mostly this and the products). */
 static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, uint16_t n) {
@@ -183,9 +192,7 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
     const int8_t s = q->shift;
     uint16_t p;
     if (!q->fast) {
-        for (p = 0; p < n; p++) {
-            o[p] = sn_requant(a[p], q);
-        }
+        sn_requant_row_slow(q, a, o, n);
         return;
     }
 #ifdef SN_REQUANT_ROW_MASKED

@@ -1,7 +1,17 @@
 /* Max, average and global average pooling (1-D as H = 1). The exponent is kept; average pools
  * divide the int32 window sum by a rounding shift, through a Q15 reciprocal when the window is not a
  * power of two (compiler/golden.py documents the rule). Max-pool padding taps are skipped. */
+#include "model.h" /* SN_MODEL_AVGPOOLS, SN_MODEL_GENERIC_MAXPOOLS: only the loops used are built */
 #include "sn_runtime.h"
+
+#ifndef SN_MODEL_AVGPOOLS /* a model.h from before these switches: build every loop */
+#define SN_MODEL_AVGPOOLS 1
+#endif
+#ifndef SN_MODEL_GENERIC_MAXPOOLS
+#define SN_MODEL_GENERIC_MAXPOOLS 1
+#endif
+
+#if SN_MODEL_AVGPOOLS || SN_MODEL_GENERIC_MAXPOOLS
 
 /* Inlined once per op with is_max constant, so max-pool carries no int32 sum. Layer fields are copied
  * into locals (the output stores could alias them) and only pointer/index increments run inside the
@@ -83,6 +93,7 @@ static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int
     SN_COUNT(act_bytes_written, 2u * n);
     (void)n;
 }
+#endif
 
 /* 2x2 max-pool, stride 2, no padding, output in SRAM (LeNet's pools): two row pointers, four loads
  * and three compares per output, no bounds tests (the generic loop spends about 160 cycles on one). */
@@ -124,9 +135,12 @@ void sn_op_maxpool(const sn_layer *l, uint8_t level) {
         sn_maxpool_2x2(l);
         return;
     }
+#if SN_MODEL_GENERIC_MAXPOOLS
     sn_pool(l, 1);
+#endif
 }
 
+#if SN_MODEL_AVGPOOLS
 void sn_op_avgpool(const sn_layer *l, uint8_t level) {
     (void)level;
     sn_pool(l, 0);
@@ -150,3 +164,15 @@ void sn_op_global_avgpool(const sn_layer *l, uint8_t level) {
     SN_COUNT(act_bytes_read, 2u * (uint32_t)l->out_c * plane);
     SN_COUNT(act_bytes_written, 2u * l->out_c);
 }
+#else
+/* The model has no average pool (sn_op_for still names these). */
+void sn_op_avgpool(const sn_layer *l, uint8_t level) {
+    (void)l;
+    (void)level;
+}
+
+void sn_op_global_avgpool(const sn_layer *l, uint8_t level) {
+    (void)l;
+    (void)level;
+}
+#endif

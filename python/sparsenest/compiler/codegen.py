@@ -35,8 +35,8 @@ from ..paths import TEMPLATES_DIR
 from . import intermittent as imt
 from .c_text import c_comment, c_string
 from .codegen_far import FAR_TILE_BYTES
-from .codegen_lower import CONV_MODES, CodegenError, lower_layers
-from .codegen_place import C_TYPES, Placed, intermittent_meta, place  # noqa: F401 (C_TYPES: firmware's)
+from .codegen_lower import CONV_MODES, CodegenError, lower_layers, pool_paths
+from .codegen_place import C_TYPES, Placed, hooks_fram_outputs, intermittent_meta, place  # noqa: F401 (C_TYPES: firmware's)
 from .planner import Plan, Target, plan_memory
 from .quantize import QModel
 
@@ -72,6 +72,8 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                    far=far, far_tile_bytes=far_tile_bytes, intermittent=intermittent, checkpoint=checkpoint)
     _check_symbols(placed)
     ctx = _context(qm, low, plan, placed, target, name=name, switching=switching, initial_level=initial_level)
+    hooked = hooks_fram_outputs(target, intermittent)
+    ctx.update(pool_paths(layers, lambda lp: hooked and plan.tensors[lp.step.output].tier == "fram"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _environment()

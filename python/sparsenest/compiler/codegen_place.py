@@ -180,10 +180,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     layer_fram: list[tuple[str, int]] = []
     level_nnz = np.zeros(L, np.int64)
     descriptors, layer_blocks = [], []
-    # FRAM outputs go through the board's write hook (sn_put batches) where something needs to see every
-    # byte: the host board's write log and power-loss injection, and intermittent builds (a failed write
-    # stops the unit). A continuous chip build stores them directly: the hook costs ~28 cycles a byte.
-    hook_fram_outputs = target.name == "host" or intermittent
+    hook_fram_outputs = hooks_fram_outputs(target, intermittent)
     for lp in layers:
         st = lp.step
         pad = scratch_buf.get((lp.index, "pad"))
@@ -263,6 +260,13 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                   [int(v) for v in level_nnz], units, total_fram, sum(far_bytes.values()),
                   max((m.far.tile_bytes for m in matrices if m.far), default=0), const_bytes,
                   sum(a.nbytes for a in arrays if a.kind == "work"))
+
+
+def hooks_fram_outputs(target: Target, intermittent: bool) -> bool:
+    """Whether ops write FRAM outputs through the board's hook (sn_layer.out_fram set): the host board's
+    write log and power-loss injection, and intermittent builds, need every byte; a continuous chip
+    build stores directly (the hook costs ~28 cycles a byte)."""
+    return target.name == "host" or intermittent
 
 
 def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, staged: bool, initial_level: int,
