@@ -80,11 +80,12 @@ SRC = ["Rn", "@Rn", "@Rn+", "#N", "x(Rn)", "&abs", "#1", "#2/#4", "#-1/#8"]   # 
 DST = ["Rm", "PC", "x(Rm)", "&abs"]
 F2 = ["RRC", "SWPB", "RRA", "SXT", "PUSH", "CALL", "RETI"]
 
-# SLAU367P, CPUX chapter, Format I cycles of MSP430 instructions: rows = source, columns Rm, PC, memory;
-# MOV/BIT/CMP take one cycle fewer to memory. Constants from the constant generators count as Rn.
-CPUX_F1 = {"Rn": (1, 3, 4), "@Rn": (2, 3, 5), "@Rn+": (2, 3, 5), "#N": (2, 3, 5), "x(Rn)": (3, 4, 6),
-           "&abs": (3, 4, 6)}
-# SLAU367P, CPUX chapter, Format II cycles: RRA/RRC/SWPB/SXT, PUSH, CALL
+# CPUXv2 (SLAU445I section 4.5.1.5, the same CPU as SLAU367P's), Table 4-10, Format I cycles of MSP430
+# instructions: rows = source, columns Rm, PC, memory; MOV/BIT/CMP take one cycle fewer to memory.
+# Constants from the constant generators count as Rn.
+CPUX_F1 = {"Rn": (1, 3, 4), "@Rn": (2, 4, 5), "@Rn+": (2, 4, 5), "#N": (2, 3, 5), "x(Rn)": (3, 5, 6),
+           "&abs": (3, 5, 6)}
+# Table 4-9, Format II cycles: RRA/RRC/SWPB/SXT, PUSH, CALL
 CPUX_F2 = {"Rn": (1, 3, 4), "@Rn": (3, 3, 4), "@Rn+": (3, 3, 4), "#N": (3, 3, 4), "x(Rn)": (4, 4, 5),
            "&abs": (4, 4, 6)}
 # mspdebug 0.22 (drivers/sim.c at v0.22): by the raw As bits. Format I: to PC 2 (As 0, 2) or 3;

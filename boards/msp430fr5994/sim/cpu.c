@@ -2,15 +2,15 @@
  * --target=msp430: formats I, II and III, byte and word forms, all seven addressing modes, the
  * constant generators), with two cycle tables:
  *
- * CPUXv2, the FR5xx/FR6xx CPU: the cycle tables of the CPUX chapter of the MSP430FR58xx/FR59xx/FR6xx
- * family user's guide (SLAU367P, section "MSP430 Instruction Cycles and Lengths": the Format II and
- * Format I tables for MSP430 instructions executed by the CPUX; the MSP430X-instruction tables that
- * follow, e.g. Table 4-17, are for extended instructions). Values as recalled in this project and
- * located with the search tool, not re-read from the PDF (a 2026-12 search found SLAU367P section 4.5
- * "MSP430 and MSP430X Instructions" but not the cycle tables themselves): a board measurement should
- * confirm them.
+ * CPUXv2, the FR5xx/FR6xx CPU: the cycle tables of section 4.5.1.5 "MSP430 Instruction Execution" of
+ * the CPUX chapter, read from a transcription of the MSP430FR2xx/FR4xx family user's guide (SLAU445I,
+ * whose CPU is the same CPUXv2): Table 4-8 (RETI 5, RET 4), Table 4-9 (Format II), Table 4-10 (Format
+ * I), jumps 2 cycles taken or not. SLAU367P (FR58xx/FR59xx/FR6xx) has the same section; its tables were
+ * not found in a searchable copy. A board measurement should still confirm them.
  * Constant-generator operands (#0 #1 #2 #4 #8 #-1) count as register operands; MOV, BIT and CMP with
- * a memory destination take one cycle fewer than the other Format I instructions.
+ * a memory destination take one cycle fewer than the other Format I instructions (Table 4-10 note 1).
+ * With PC as destination: Rn and #N 3, @Rn and @Rn+ 4 (RET = MOV @SP+,PC: Table 4-8's 4), x(Rn),
+ * EDE and &EDE 5.
  *
  * mspdebug 0.22, the old MSP430 table (SLAU144 "Instruction Cycles and Lengths") as Debian's mspdebug
  * 0.22 `sim` applies it (drivers/sim.c at tag v0.22), kept so that our counts can be checked against
@@ -20,7 +20,7 @@
  *
  * Where CPUXv2 differs from the old table: memory destinations of MOV/BIT/CMP (-1), PUSH @Rn/@Rn+/#N
  * (3, old 4), PUSH x(Rn) (4, old 5), CALL @Rn+/#N (4, old 5), CALL &abs (6, old 5), Format I with PC
- * as destination (Rn/@Rn 3, old 2; x(Rn)/&abs 4, old 3). Upstream mspdebug's `simx` (CPUX timing
+ * as destination (Rn 3, old 2; @Rn/@Rn+ 4, old 2/3; x(Rn)/&abs 5, old 3). Upstream mspdebug's `simx` (CPUX timing
  * fitted to an FR5739) charges BR Rn / BR #N two cycles where the table says three.
  *
  * MSP430X instructions (extension words 0x1800-0x1FFF, address instructions 0x0000-0x0FFF,
@@ -55,7 +55,7 @@ static int cpux_f1(int op, int src, int dst)
     if (dst == D_REG)
         return 1 + kind;
     if (dst == D_PC)
-        return kind == 2 ? 4 : 3;
+        return kind == 0 || src == S_IMM ? 3 : kind == 1 ? 4 : 5;
     return 4 + kind - (op != OP_OTHER);
 }
 
