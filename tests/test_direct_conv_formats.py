@@ -8,7 +8,7 @@ import pytest
 from sn_compile_helpers import calib_images, lenet_bundle, random_bundle
 from sparsenest.compiler import codegen_lower, formats, golden
 from sparsenest.compiler.build import compile_bundle
-from sparsenest.targets import firmware
+from sparsenest.targets import firmware, fr5994fw
 from sparsenest.targets.host import HostSim
 
 RECONSTRUCTING = ("bitmap", "rel8", "rel4")
@@ -37,9 +37,42 @@ def test_random_conv_graph_direct_equals_golden_on_host(fmt, tmp_path, monkeypat
         assert np.array_equal(c, g), f"{fmt} level {level}: {int((c != g).sum())} values differ"
 
 
+def _conv_cases(rng):
+    """Random nested 3-level matrices over a 2 x 3 x 3 window of a 2 x 5 x 9 input (offset table in
+    bytes), 5 windows one column apart; a sparse and a dense-ish case per format, 33+ entries per row
+    in the dense one (more than one decoded piece)."""
+    from sparsenest.experiments.bench.mcu import _levels
+    c, ky, kx = np.unravel_index(np.arange(18), (2, 3, 3))
+    off = (2 * (c * 45 + ky * 9 + kx)).astype(np.uint16)
+    wide = (np.arange(36) // 18 * 90 + 2 * (np.arange(36) % 18 // 9 * 9 + np.arange(36) % 9)).astype(np.uint16)
+    cases = []
+    for fmt in RECONSTRUCTING:
+        for rows, o, dens in ((5, off, (0.2, 0.4, 0.7)), (3, wide, (0.6, 0.9, 1.0))):
+            cols = len(o)
+            w = rng.integers(-3000, 3000, (rows, cols)).astype(np.int16)
+            intro = _levels(rng.random((rows, cols)), dens)
+            x = rng.integers(-9000, 9000, 2 * 45 + 10).astype(np.int16)
+            cases.append(firmware.KernelCase(f"{fmt}-{rows}x{cols}", formats.encode(fmt, w, intro, 3), x,
+                                             rng.integers(-10 ** 6, 10 ** 6, rows * 5).astype(np.int32),
+                                             conv=(o, 5, 1)))
+    return cases
+
+
+def test_conv_kernels_bit_exact_in_harness_on_our_simulator(tmp_path):
+    """sn_conv_<format> of the MPY32 back-end on random nested matrices, every level 0..3, chip image in
+    our simulator: accumulators equal numpy's (window gather through the offset table)."""
+    cases = _conv_cases(np.random.default_rng(7))
+    fb = firmware.build_kernel_harness(cases, tmp_path / "chip", image="fr5994")
+    runs = fr5994fw.run_kernel_harness(fb, cases)
+    by = {c.name: c for c in cases}
+    assert len(runs) == 4 * len(cases)
+    for r in runs:
+        assert np.array_equal(r.acc, by[r.case].expected(r.level)), (r.case, r.level)
+
+
 def test_direct_conv_formats_mpy32_in_simulator(tmp_path):
     """conv1 bitmap, conv2 rel4 (rel8 on the host above): the MPY32 run (byte offsets, computed loop
-    entry) equals golden at every level in the simulator image (mspdebug); the bytes equal the im2col build's."""
+    entry) equals golden at every level on the chip image in our simulator; the bytes equal the im2col build's."""
     fmt = {"conv1": "bitmap", "conv2": "rel4", "*": "auto"}
     info = compile_bundle(lenet_bundle(), tmp_path / "m", target="msp430fr5994", fmt=fmt, calib=calib_images(),
                           build=False)
@@ -51,6 +84,6 @@ def test_direct_conv_formats_mpy32_in_simulator(tmp_path):
     for n, lm in convs.items():
         assert ref["meta"]["layers"][n]["conv"] == "im2col"
         assert ref["meta"]["layers"][n]["bytes_by_part"] == lm["bytes_by_part"]
-    fb = firmware.build(info["out_dir"], tmp_path / "sim", image="sim", n_inputs=2,
+    fb = firmware.build(info["out_dir"], tmp_path / "chip", image="fr5994", n_inputs=2,
                         schedule=[firmware.Step(0, 1), firmware.Step(1, 3), firmware.Step(0, 2)])
-    firmware.compare_golden(fb, firmware.simulate(fb), info["qmodel"]).raise_on_mismatch()
+    firmware.compare_golden(fb, fr5994fw.simulate(fb), info["qmodel"]).raise_on_mismatch()

@@ -10,10 +10,12 @@ buffers (views of the arenas at the offsets planner.py fixed), the weights in th
 format (formats.py) in FRAM, and dispatch functions that call each matrix's format kernel by name.
 Output is deterministic: the same quantized model and options give byte-identical files.
 
-Convolutions (conv="auto"): a conv layer whose matrices are csr16 runs direct (no im2col): its column
-indices are emitted as offsets into the layer's input (zero-padded once per call into a scratch copy
-when the layer pads), and the runtime calls sn_conv_csr16 on up to `chunk` output positions at a
-time. Same bytes as the im2col build (uint16 either way). conv="im2col" keeps the per-position patch.
+Convolutions (conv="auto"): a conv layer whose matrices' format has a direct kernel
+(formats.supports_direct: csr16, bitmap, rel8, rel4) runs direct (no im2col): the kernel reads the
+layer's input (zero-padded once per call into a scratch copy when the layer pads) on up to `chunk`
+output positions at a time. csr16's column indices are emitted as input offsets (same bytes); the
+others get a per-layer column -> byte offset table (`<layer>_conv_off`). conv="im2col" keeps the
+per-position patch.
 
 Switching modes:
   resident  kernels read the master arrays; a switch writes the level selector word only.
