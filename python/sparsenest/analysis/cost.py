@@ -94,7 +94,7 @@ _FALLBACK_FORMATS = {
 #: same (mac, meta_byte, why). The counters count a row's weight bytes once per window, but the row is
 #: decoded once per call (chunk of windows), so metadata is cheap per counted byte.
 _FALLBACK_DIRECT = {
-    "csr16": (13.8, 1.0, "4+1.5 instructions per product: weight to MACS, index, shift, + window, sample to OP2"),
+    "csr16": (13.0, 1.0, "byte-offset indices: 4 instructions per product (weight to MACS, offset, + window, sample to OP2)"),
     "bitmap": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
     "rel8": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
     "rel4": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),

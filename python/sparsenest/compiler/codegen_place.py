@@ -278,7 +278,7 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
     names = {}
     for an, a in enc.arrays.items():
         if lp.direct and an == "col_idx":
-            a = lp.direct["offsets"][a]  # columns -> input offsets (monotone: entry order kept)
+            a = 2 * lp.direct["offsets"][a]  # columns -> input byte offsets (monotone: entry order kept)
         master = CArray(f"{prefix}_{an}", a, "SN_FRAM", True, lp.name, "format", enc.parts[an],
                         comment=f"{enc.parts[an]}, {a.nbytes} bytes")
         block_arrays.append(master)
