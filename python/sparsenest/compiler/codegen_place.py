@@ -104,7 +104,7 @@ class Matrix:
     arrays: dict[str, CArray] = field(default_factory=dict)      # format array -> master CArray
     staged: bool = False      # some array has a staged working copy
     positions: int = 1        # kernel calls per inference (conv: output positions; direct: chunks)
-    direct: bool = False      # direct conv: col_idx holds input offsets, dispatched by sn_model_conv
+    direct: bool = False      # direct conv (csr16: col_idx holds input byte offsets), dispatched by sn_model_conv
     conv_off: str = ""        # direct conv of a reconstructing format: its column -> byte offset table
     far: FarPlan | None = None
     far_fields: list[tuple[str, int]] = field(default_factory=list)  # struct field -> streamed array index
