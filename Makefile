@@ -18,7 +18,7 @@ REPORT_MODEL ?= build/demo
 REPORT_ARGS ?= $(if $(wildcard build/demo/bench-mcu/cycle_samples.json),--samples build/demo/bench-mcu/cycle_samples.json)
 BOARD ?= msp430fr5994
 
-.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-objectives bench-lea bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-objectives bench-lea bench-kernels bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -97,6 +97,10 @@ bench-objectives: setup
 # our FR5994 simulator (LEA_ARGS: --bundle a nested block bundle). LEA timing: a model until a board confirms it.
 bench-lea: setup
 	$(SN) bench lea $(LEA_ARGS)
+# Full LeNet-5 and LeNet-5-small on the CPU/MPY32 path: cycles per level of this tree vs a baseline
+# revision (KERNELS_ARGS=--baseline REF; default main) built from git in the same run, in our simulator.
+bench-kernels: setup
+	$(SN) bench kernels $(KERNELS_ARGS)
 
 # Nested index bytes vs the level-map entropy bound, and kernel cycles per level in our FR5994 simulator,
 # for csr16 / rel4 / bitmap / hbitmap on LeNet-5, HAR-Net, OKG-Net (BOUND_ARGS: bundles, --tasks, --formats).

@@ -58,10 +58,10 @@ def _equals_golden(info, x):
                                    "switching": "staged"},
                                   {"fmt": "csr16", "target_overrides": {"upper_fram_bytes": 200000,
                                                                         "fram_bytes": 9000}}],
-                         ids=["staged-im2col", "direct-far"])
+                         ids=["staged-direct-bitmap-rel4", "direct-far"])
 def test_demo_model_reads_and_equals_golden(tmp_path, opts):
-    """LeNet-5-small as the demo compiles it (staged, im2col) and with direct convolutions whose
-    weights stream from upper FRAM (one switch of each dispatch function holds every matrix)."""
+    """LeNet-5-small staged with bitmap/rel4 convolutions (direct, offset tables) and with csr16 direct
+    convolutions whose weights stream from upper FRAM (one switch of each dispatch function holds every matrix)."""
     info = compile_bundle(lenet_bundle(), tmp_path / "m", calib=calib_images(), **opts)
     desc = _check_readable(info["out_dir"], info["meta"])
     assert desc["conv1"]["in0"] == "act_x" and desc["conv1"]["out"] == "act_conv1"

@@ -77,7 +77,7 @@ def test_msp430_target_rejects_too_big_model(tmp_path):
 
 def test_too_big_for_sram_names_layer_and_bytes_over(bundle, tmp_path):
     with pytest.raises(PlanError) as e:
-        compile_(bundle, tmp_path, target_overrides={"sram_bytes": 4096 + 128})
+        compile_(bundle, tmp_path, target_overrides={"sram_bytes": 4096 + 128}, conv="im2col")
     msg = str(e.value)
     # conv2 (4 channels x 5 x 5 patch = 200 bytes + 32 bytes of accumulators) is the first that fails
     assert "layer 'conv2'" in msg and "im2col patch 200 bytes" in msg and "104 bytes over" in msg

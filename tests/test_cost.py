@@ -332,8 +332,9 @@ def test_layers_from_build_derives_keys_and_calls():
 def test_format_lists_follow_the_compiler():
     """The compiler's format list is the one fact: the fallback cycle table covers exactly those formats and
     the per-row model only formats the compiler has."""
-    from sparsenest.compiler.formats import FORMATS
-    assert {k.removeprefix("*/") for k in cost.FALLBACK_TABLE if k != "*"} == set(FORMATS)
+    from sparsenest.compiler.formats import DIRECT_CONV_FORMATS, FORMATS
+    assert {k.removeprefix("*/") for k in cost.FALLBACK_TABLE if k != "*"} == \
+        set(FORMATS) | {f"{f}-direct" for f in DIRECT_CONV_FORMATS}
     assert set(cost.ROW_MODEL_FORMATS) <= set(FORMATS)
 
 

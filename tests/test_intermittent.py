@@ -38,7 +38,7 @@ def lenet_int(tmp_path_factory):
 def lenet_int_staged(tmp_path_factory):
     """Row units everywhere, im2col convolutions (rel8), staged switching."""
     return compile_bundle(lenet_bundle(), tmp_path_factory.mktemp("int_staged"), calib=calib_images(),
-                          intermittent=True, checkpoint="row", fmt="rel8", switching="staged")
+                          intermittent=True, checkpoint="row", fmt="rel8", switching="staged", conv="im2col")
 
 
 def har_bundle():

@@ -252,6 +252,8 @@ BENCH_COMMANDS = {
     "host": ("sparsenest.experiments.bench.host", "a compiled model on the host board vs a dense Q15 build"),
     "mcu": ("sparsenest.experiments.bench.mcu", "instructions and cycles per level and layer in the simulators"),
     "lea": ("sparsenest.experiments.bench.lea", "LeNet-5 on the LEA engine vs CPU/MPY32 and dense LEA, chip image"),
+    "kernels": ("sparsenest.experiments.bench.kernels",
+                "CPU/MPY32 cycles per level vs a baseline git revision, both simulated in the same run"),
     "sim": ("sparsenest.experiments.bench.sim", "instructions/s of our FR5994 simulator vs mspdebug"),
     "intermittent": ("sparsenest.experiments.bench.intermittent",
                      "intermittent vs continuous builds, and a power cut after every FRAM byte count"),
@@ -411,7 +413,8 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--switching", default="resident", choices=["resident", "staged"],
                    help="resident: every level in FRAM; staged: a working copy that gets the added weights")
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
-                   help="auto: convolutions in csr16 run direct (no im2col copy); im2col: always copy patches")
+                   help="auto: convolutions in csr16, bitmap, rel8, rel4 run direct (no im2col copy); "
+                        "im2col: always copy patches")
     c.add_argument("--engine", default="cpu", choices=["cpu", "lea", "auto"],
                    help="cpu: CPU/MPY32 kernels; lea: conv/linear layers the LEA engine supports run on the "
                         "FR5994's LEA accelerator; auto: LEA where its modelled cost is lower (the LEA timing is "

@@ -179,9 +179,17 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
 
 /* Direct convolution (no im2col): the matrix's column indices are offsets into the input window, and
  * one call covers n_pos windows x_step elements apart:
- *   acc[r * n_pos + p] += sum over row r's entries of levels 1..level of w * x[p * x_step + idx].
- * Only formats whose indices are absolute (csr16) have one. */
+ *   acc[r * n_pos + p] += sum over row r's entries of levels 1..level of w * x[p * x_step + idx / 2].
+ * csr16's indices are the offsets themselves, in bytes (x + idx / 2). */
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
                    uint16_t x_step, int32_t *acc);
+/* Formats whose columns are reconstructed (sn_conv_direct.h): off[col] is the byte offset of column
+ * col's input sample in the window (a table per layer, shared by its rows and levels). */
+void sn_conv_bitmap(const sn_bitmap_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
+                    uint16_t n_pos, uint16_t x_step, int32_t *acc);
+void sn_conv_rel8(const sn_rel8_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
+                  uint16_t n_pos, uint16_t x_step, int32_t *acc);
+void sn_conv_rel4(const sn_rel4_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
+                  uint16_t n_pos, uint16_t x_step, int32_t *acc);
 
 #endif

@@ -48,7 +48,7 @@ void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, ui
         for (p = 0; p < n_pos; p++, xp += x_step) {
             int32_t sum = 0;
             for (i = 0; i < n; i++)
-                sum += (int32_t)v[i] * xp[ci[i]];
+                sum += (int32_t)v[i] * *(const int16_t *)((const uint8_t *)xp + ci[i]); /* byte offsets */
             acc[p] += sum;
         }
         SN_COUNT(macs, (uint32_t)n * n_pos);

@@ -1,8 +1,10 @@
 /* Nested CSR, 16-bit column indices, on the multiplier: per row one MAC run over the first
  * counts[r][level - 1] entries (5.5 instructions per product: weight to MACS with post-increment,
- * index to byte offset, x[col] to OP2). sn_conv_csr16 runs the same MAC run once per window of a
- * direct convolution, the row's counts read once for all n_pos windows. */
+ * index to byte offset, x[col] to OP2). sn_conv_csr16: a direct build's col_idx holds byte offsets
+ * into the window, so a row is already what the direct convolutions' shared run takes (sn_conv_run:
+ * 4 instructions per product, loop entry computed once per call), once for all n_pos windows. */
 #include "sn_mpy32.h"
+#include "sn_conv_direct.h" /* sn_conv_run */
 
 #if SN_MPY32_ASM
 /* One MAC run: RESHI:RESLO += v[i] * x[ci[i]] for i < r14, with r12 = v, r13 = ci, r11 = x (r12, r13 and
@@ -68,81 +70,26 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
     sn_sum_close(&sum);
 }
 
-#if SN_MPY32_ASM
-/* acc[p] += sum_i v[i] * x[p * x_step + ci[i]] for p < n_pos, n >= 1 entries (inside an open sum span):
- * per window the sum is cleared, the entries run as in csr16_run, and RESHI:RESLO is added to acc[p]
- * with add/addc (C computes the carry with compares). r10 = v, r9 = ci, r8 = n, r7 = windows left,
- * r6 = 2 * x_step, r5 = acc. */
-static inline __attribute__((always_inline)) void csr16_conv_run(const int16_t *v, const uint16_t *ci,
-                                                                 const int16_t *x, uint16_t n,
-                                                                 uint16_t n_pos, uint16_t x_step,
-                                                                 int32_t *acc)
-{
-    register const int16_t *pv __asm__("r12");
-    register const uint16_t *pi __asm__("r13");
-    register uint16_t k __asm__("r14");
-    register uint16_t t __asm__("r15");
-    register const int16_t *px __asm__("r11") = x;
-    register const int16_t *v0 __asm__("r10") = v;
-    register const uint16_t *ci0 __asm__("r9") = ci;
-    register uint16_t n0 __asm__("r8") = n;
-    register uint16_t np __asm__("r7") = n_pos;
-    register uint16_t step __asm__("r6") = (uint16_t)(x_step + x_step);
-    register int32_t *pa __asm__("r5") = acc;
-    __asm__ volatile("5:\n\t"
-                     "clr &" SN_STR(MPYS_ADDR) "\n\t" /* 0 * 0 in multiply mode: RESHI:RESLO = 0 */
-                     "clr " SN_OP2_STR "\n\t"
-                     "mov r10, r12\n\t"
-                     "mov r9, r13\n\t"
-                     "mov r8, r14\n\t"
-                     CSR16_RUN
-                     "nop\n\t" /* last product's latency on MPY32 */
-                     "add &" SN_STR(RESLO_ADDR) ", 0(r5)\n\t"
-                     "addc &" SN_STR(RESHI_ADDR) ", 2(r5)\n\t"
-                     "add #4, r5\n\t"
-                     "add r6, r11\n\t"
-                     "dec r7\n\t"
-                     "jnz 5b"
-                     : "=&r"(pv), "=&r"(pi), "=&r"(k), "=&r"(t), "+r"(px), "+r"(np), "+r"(pa)
-                     : "r"(v0), "r"(ci0), "r"(n0), "r"(step)
-                     : "memory");
-}
-#endif
-
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
                    uint16_t x_step, int32_t *acc)
 {
     const int16_t *v = m->values;
     const uint16_t *ci = m->col_idx;
     uint16_t crow = 0;
-    uint16_t r, p;
-    sn_sum_t sum;
+    uint16_t r;
 
     if (level == 0)
         return;
     if (level > m->n_levels)
         level = m->n_levels;
-    sn_sum_open(&sum);
     for (r = 0; r < m->rows; r++, crow += m->n_levels, acc += n_pos) {
         uint16_t n_row;
         uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
-        const int16_t *xp = x;
-        if (n && n_pos) {
-#if SN_MPY32_ASM
-            csr16_conv_run(v, ci, xp, n, n_pos, x_step, acc);
-#else
-            for (p = 0; p < n_pos; p++, xp += x_step) {
-                sn_sum_clear(&sum);
-                for (uint16_t i = 0; i < n; i++)
-                    sn_sum_mac(&sum, v[i], xp[ci[i]]);
-                acc[p] = sn_add32(acc[p], sn_sum_get(&sum));
-            }
-#endif
-        }
+        if (n && n_pos)
+            sn_conv_run(v, ci, n, x, n_pos, x_step, acc); /* col_idx holds byte offsets (direct builds) */
         SN_COUNT(macs, (uint32_t)n * n_pos);
         SN_COUNT(weight_bytes_read, 4u * (uint32_t)n * n_pos);
         v += n_row;
         ci += n_row;
     }
-    sn_sum_close(&sum);
 }

@@ -156,7 +156,34 @@ static inline int16_t sn_requant(int32_t acc, const sn_requant_t *q) {
     return (q->relu && y < 0) ? 0 : y;
 }
 
+#if SN_MODEL_DIRECT_CONVS && defined(SN_BOARD_SHR_FIT16) && defined(SN_BOARD_MPY32)
+/* sn_board_shr_fit16 without its interrupt save/restore: sn_requant_row masks interrupts once per
+ * row (at most `chunk` outputs) instead of once per element. */
+#define SN_REQUANT_ROW_MASKED 1
+static inline __attribute__((always_inline)) int16_t sn_shr_fit16_masked(uint32_t t, uint16_t m) {
+    uint16_t a, b;
+    MPY = (uint16_t)t;
+    OP2 = m;
+    __asm__ volatile("nop" ::: "memory"); /* MPY32 result latency */
+    a = RESHI;
+    MPY = (uint16_t)(t >> 16);
+    OP2 = m;
+    __asm__ volatile("nop" ::: "memory");
+    b = RESLO;
+    return (int16_t)(uint16_t)(a + b);
+}
+#endif
+
 #if SN_MODEL_DIRECT_CONVS
+/* Shifts outside 1..15 (rare): out of line, so the fast row stays small. */
+static __attribute__((noinline)) void sn_requant_row_slow(const sn_requant_t *q, const int32_t *a, int16_t *o,
+                                                          uint16_t n) {
+    uint16_t p;
+    for (p = 0; p < n; p++) {
+        o[p] = sn_requant(a[p], q);
+    }
+}
+
 /* o[p] = sn_requant(a[p], q), p < n: the same values, with the layer constants in locals and the
  * ReLU as a lower clamp (the direct conv's per-output cost is mostly this and the products). */
 static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, uint16_t n) {
@@ -165,11 +192,13 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
     const int8_t s = q->shift;
     uint16_t p;
     if (!q->fast) {
-        for (p = 0; p < n; p++) {
-            o[p] = sn_requant(a[p], q);
-        }
+        sn_requant_row_slow(q, a, o, n);
         return;
     }
+#ifdef SN_REQUANT_ROW_MASKED
+    const sn_irq_state_t irq = sn_irq_save();
+    (void)s;
+#endif
     for (p = 0; p < n; p++) {
         const uint32_t v = (uint32_t)a[p];
         const uint16_t lo = (uint16_t)v, tl = (uint16_t)(lo + half);
@@ -183,11 +212,18 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
             } else if (hi < nbound) {
                 y = -32768;
             } else {
+#ifdef SN_REQUANT_ROW_MASKED
+                y = sn_shr_fit16_masked(((uint32_t)(uint16_t)hi << 16) | tl, m);
+#else
                 y = sn_shr_fit16((int32_t)(((uint32_t)(uint16_t)hi << 16) | tl), s, m);
+#endif
             }
         }
         o[p] = y < floor ? floor : y;
     }
+#ifdef SN_REQUANT_ROW_MASKED
+    sn_irq_restore(irq);
+#endif
 }
 #endif
 

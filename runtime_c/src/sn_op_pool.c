@@ -1,7 +1,17 @@
 /* Max, average and global average pooling (1-D as H = 1). The exponent is kept; average pools
  * divide the int32 window sum by a rounding shift, through a Q15 reciprocal when the window is not a
  * power of two (compiler/golden.py documents the rule). Max-pool padding taps are skipped. */
+#include "model.h" /* SN_MODEL_AVGPOOLS, SN_MODEL_GENERIC_MAXPOOLS: only the loops used are built */
 #include "sn_runtime.h"
+
+#ifndef SN_MODEL_AVGPOOLS /* a model.h from before these switches: build every loop */
+#define SN_MODEL_AVGPOOLS 1
+#endif
+#ifndef SN_MODEL_GENERIC_MAXPOOLS
+#define SN_MODEL_GENERIC_MAXPOOLS 1
+#endif
+
+#if SN_MODEL_AVGPOOLS || SN_MODEL_GENERIC_MAXPOOLS
 
 /* Inlined once per op with is_max constant, so max-pool carries no int32 sum. Layer fields are copied
  * into locals (the output stores could alias them) and only pointer/index increments run inside the
@@ -83,12 +93,54 @@ static inline __attribute__((always_inline)) void sn_pool(const sn_layer *l, int
     SN_COUNT(act_bytes_written, 2u * n);
     (void)n;
 }
+#endif
+
+/* 2x2 max-pool, stride 2, no padding, output in SRAM (LeNet's pools): two row pointers, four loads
+ * and three compares per output, no bounds tests (the generic loop spends about 160 cycles on one). */
+static void sn_maxpool_2x2(const sn_layer *l) {
+    const uint16_t out_c = l->out_c, out_h = l->out_h, out_w = l->out_w, in_w = l->in_w;
+    const uint16_t row_skip = (uint16_t)(2u * in_w - 2u * out_w);          /* to the next pair of rows */
+    const uint16_t chan_skip = (uint16_t)((l->in_h - 2u * out_h) * in_w);  /* an odd last input row */
+    const int16_t *a = l->in0;
+    int16_t *o = l->out;
+    uint16_t c, oy, ox;
+    for (c = 0; c < out_c; c++, a += chan_skip) {
+        for (oy = 0; oy < out_h; oy++, a += row_skip) {
+            const int16_t *b = a + in_w;
+            for (ox = out_w; ox; ox--, a += 2, b += 2) {
+                int16_t v = a[0], t = a[1];
+                if (t > v) {
+                    v = t;
+                }
+                t = b[0];
+                if (t > v) {
+                    v = t;
+                }
+                t = b[1];
+                if (t > v) {
+                    v = t;
+                }
+                *o++ = v;
+            }
+        }
+    }
+    SN_COUNT(act_bytes_read, 8u * (uint32_t)out_c * out_h * out_w);
+    SN_COUNT(act_bytes_written, 2u * (uint32_t)out_c * out_h * out_w);
+}
 
 void sn_op_maxpool(const sn_layer *l, uint8_t level) {
     (void)level;
+    if (l->k_h == 2 && l->k_w == 2 && l->s_h == 2 && l->s_w == 2 && !l->p_h && !l->p_w &&
+        !(l->out_fram & SN_OUT_FRAM) && l->in_h >= 2u * l->out_h && l->in_w >= 2u * l->out_w) {
+        sn_maxpool_2x2(l);
+        return;
+    }
+#if SN_MODEL_GENERIC_MAXPOOLS
     sn_pool(l, 1);
+#endif
 }
 
+#if SN_MODEL_AVGPOOLS
 void sn_op_avgpool(const sn_layer *l, uint8_t level) {
     (void)level;
     sn_pool(l, 0);
@@ -112,3 +164,15 @@ void sn_op_global_avgpool(const sn_layer *l, uint8_t level) {
     SN_COUNT(act_bytes_read, 2u * (uint32_t)l->out_c * plane);
     SN_COUNT(act_bytes_written, 2u * l->out_c);
 }
+#else
+/* The model has no average pool (sn_op_for still names these). */
+void sn_op_avgpool(const sn_layer *l, uint8_t level) {
+    (void)l;
+    (void)level;
+}
+
+void sn_op_global_avgpool(const sn_layer *l, uint8_t level) {
+    (void)l;
+    (void)level;
+}
+#endif

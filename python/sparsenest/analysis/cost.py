@@ -90,6 +90,15 @@ _FALLBACK_FORMATS = {
     "pattern": (14.5, 5.0, "+ 1-byte kernel offset per entry and a 4-byte kernel header (~5 per byte)"),
     "hbitmap": (16.5, 30.0, "as bitmap, plus per kept weight a chain of stage-bit tests (~8 bits per byte read)"),
 }
+#: Direct convolutions (sn_conv_<format>, kernel format "<format>-direct"): per (format, method) the
+#: same (mac, meta_byte, why). The counters count a row's weight bytes once per window, but the row is
+#: decoded once per call (chunk of windows), so metadata is cheap per counted byte.
+_FALLBACK_DIRECT = {
+    "csr16": (13.0, 1.0, "byte-offset indices: 4 instructions per product (weight to MACS, offset, + window, sample to OP2)"),
+    "bitmap": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
+    "rel8": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
+    "rel4": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
+}
 _FALLBACK_ACT_READ, _FALLBACK_ACT_WRITE, _FALLBACK_CALL = 3.0, 6.0, 60.0
 _FALLBACK_WHY_COMMON = ("activation bytes read beyond the MAC operands (im2col, pooling) 3 cycles/byte; "
                         "activation bytes written 6 cycles/byte (int32 requantize shift loop + store, "
@@ -98,7 +107,8 @@ _FALLBACK_WHY_COMMON = ("activation bytes read beyond the MAC operands (im2col, 
 
 def _build_fallback(mac_cycles: float | None = None) -> dict[str, dict]:
     table = {}
-    for fmt, (mac, meta, why) in _FALLBACK_FORMATS.items():
+    for fmt, (mac, meta, why) in [*_FALLBACK_FORMATS.items(),
+                                  *((f"{f}-direct", v) for f, v in _FALLBACK_DIRECT.items())]:
         if mac_cycles is not None:
             mac = mac + (mac_cycles - 14.5)
         table[f"*/{fmt}"] = {"coefficients": _readable_to_raw(mac, meta, _FALLBACK_ACT_READ,

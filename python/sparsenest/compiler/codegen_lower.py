@@ -18,7 +18,7 @@ from .planner import Lowered, Step, lower
 from .quantize import QModel, add_shift, avg_params
 
 DIRECT_ACC_BYTES = 1024   # a direct conv's accumulator: rows x chunk int32 (chunk >= 1 position)
-DIRECT_FORMATS = ("csr16",)  # formats with a direct conv kernel (absolute indices: sn_conv_<format>)
+DIRECT_FORMATS = tuple(f for f in formats.FORMATS if formats.supports_direct(f))  # sn_conv_<format> exists
 CONV_MODES = ("auto", "im2col")  # or per layer {name: "auto"|"direct"|"im2col", "*": default} (direct = auto)
 
 
@@ -121,7 +121,7 @@ def direct_conv(node: dict, encs: list, in_shape: list[int], out_shape: list[int
     """How a conv layer runs direct, or None (im2col): `offsets` (column -> element offset of the
     input sample in the window read, uint16), `chunk` (output positions per kernel call) and
     `pad_bytes` (the zero-padded copy of one group's input; 0 when the layer does not pad)."""
-    if not node["op"].startswith("conv") or any(e.format not in DIRECT_FORMATS for e in encs):
+    if not node["op"].startswith("conv") or not all(formats.supports_direct(e.format) for e in encs):
         return None
     w = _window(node)
     groups = int(node.get("groups", 1) or 1)
@@ -232,3 +232,18 @@ def _matmul_plan(qm: QModel, lp: LayerPlan, lm: dict) -> str:
             " / ".join(f"L{k + 1} {n}" for k, n in enumerate(nnz)) +
             f" of {q.rows * q.cols}; bytes values {by_part['values']}, indices "
             f"{by_part['indices']}, metadata {by_part['metadata']}; e_w {q.e_w}, shift {q.shift}")
+
+
+def maxpool_2x2(lp: LayerPlan) -> bool:
+    """A max-pool sn_op_pool.c runs on its dedicated 2x2 loop (its C test, less the output-in-FRAM hook)."""
+    w, (_, in_h, in_w), (_, out_h, out_w) = lp.window, lp.in_chw, lp.out_chw
+    return ((w["k_h"], w["k_w"], w["s_h"], w["s_w"], w["p_h"], w["p_w"]) == (2, 2, 2, 2, 0, 0)
+            and in_h >= 2 * out_h and in_w >= 2 * out_w)
+
+
+def pool_paths(layers: list[LayerPlan], out_hooked) -> dict:
+    """model.h's pool switches: avgpool layers, and max-pools that need the generic loop (not 2x2, or
+    an output written through the FRAM hook: `out_hooked(lp)`), so an image links only the loops it runs."""
+    pools = [lp for lp in layers if lp.op in ("maxpool", "avgpool", "gavgpool")]
+    return {"avgpools": sum(lp.op != "maxpool" for lp in pools),
+            "generic_maxpools": sum(lp.op == "maxpool" and (not maxpool_2x2(lp) or out_hooked(lp)) for lp in pools)}

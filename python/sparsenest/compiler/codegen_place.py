@@ -105,7 +105,8 @@ class Matrix:
     arrays: dict[str, CArray] = field(default_factory=dict)      # format array -> master CArray
     staged: bool = False      # some array has a staged working copy
     positions: int = 1        # kernel calls per inference (conv: output positions; direct: chunks)
-    direct: bool = False      # direct conv: col_idx holds input offsets, dispatched by sn_model_conv
+    direct: bool = False      # direct conv (csr16: col_idx holds input byte offsets), dispatched by sn_model_conv
+    conv_off: str = ""        # direct conv of a reconstructing format: its column -> byte offset table
     far: FarPlan | None = None
     far_fields: list[tuple[str, int]] = field(default_factory=list)  # struct field -> streamed array index
     near_fields: list[tuple[str, str]] = field(default_factory=list) # the other fields (far matrices)
@@ -198,13 +199,7 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     layer_fram: list[tuple[str, int]] = []
     level_nnz = np.zeros(L, np.int64)
     descriptors, layer_blocks = [], []
-    # FRAM outputs go through the board's write hook (sn_put batches) where something needs to see every
-    # byte: the host board's write log and power-loss injection. A chip build stores them directly: the
-    # hook costs ~28 cycles a byte (one call per element where a convolution's outputs are not
-    # consecutive), and on the chip it is a plain copy that cannot report a failure (a power failure
-    # stops the CPU). Intermittent builds too: a unit is committed only after all its stores, so a
-    # failure mid-unit re-runs it either way (the host board's power-cut proof covers every byte).
-    hook_fram_outputs = target.name == "host"
+    hook_fram_outputs = hooks_fram_outputs(target, intermittent)
     for lp in layers:
         st = lp.step
         pad = scratch_buf.get((lp.index, "pad"))
@@ -293,6 +288,17 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                   sum(a.nbytes for a in arrays if a.kind == "work"))
 
 
+def hooks_fram_outputs(target: Target, intermittent: bool) -> bool:
+    """Whether ops write FRAM outputs through the board's hook (sn_layer.out_fram set): where something
+    needs to see every byte, the host board's write log and power-loss injection. A chip build stores
+    directly: the hook costs ~28 cycles a byte (one call per element where a convolution's outputs are
+    not consecutive), and on the chip it is a plain copy that cannot report a failure (a power failure
+    stops the CPU). Intermittent builds too: a unit is committed only after all its stores, so a failure
+    mid-unit re-runs it either way (the host board's power-cut proof covers every byte)."""
+    del intermittent
+    return target.name == "host"
+
+
 def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, staged: bool, initial_level: int,
                   L: int, block_arrays: list[CArray], staged_list: list[dict]) -> Matrix:
     """One group's matrix: its format arrays (master, and a working copy + segment table per array whose
@@ -302,7 +308,7 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
     names = {}
     for an, a in enc.arrays.items():
         if lp.direct and an == "col_idx":
-            a = lp.direct["offsets"][a]  # columns -> input offsets (monotone: entry order kept)
+            a = 2 * lp.direct["offsets"][a]  # columns -> input byte offsets (monotone: entry order kept)
         master = CArray(f"{prefix}_{an}", a, "SN_FRAM", True, lp.name, "format", enc.parts[an],
                         comment=f"{enc.parts[an]}, {a.nbytes} bytes")
         block_arrays.append(master)
@@ -322,6 +328,11 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
             staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname,
                                 "seg_u32": int(segdt == np.uint32), "rows": int(seg.shape[0]), "layer": lp.name,
                                 "array": an, "segments": seg.tolist()})
+    if lp.direct and formats.direct_needs_offset_table(enc.format):
+        off = CArray(f"{prefix}_conv_off", (2 * lp.direct["offsets"]).astype(np.uint16), "SN_FRAM", True, lp.name,
+                     "conv_offsets", comment="direct conv: byte offset of each column's input sample in the window")
+        block_arrays.append(off)
+        mat.conv_off = off.cname
     for fname, v in enc.c_fields:
         mat.fields.append((fname, f"(const void *){names[v]}" if isinstance(v, str) else str(int(v))))
     return mat

@@ -86,7 +86,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["FORMATS", "AUTO_FORMATS", "HBITMAP_MAX_LEVELS", "FormatError", "EncodedLayer", "encode", "bytes_single_level", "can_encode",
+__all__ = ["FORMATS", "AUTO_FORMATS", "DIRECT_CONV_FORMATS", "supports_direct", "direct_needs_offset_table", "HBITMAP_MAX_LEVELS", "FormatError", "EncodedLayer", "encode", "bytes_single_level", "can_encode",
            "as_matrix"]
 
 FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", "pattern", "hbitmap")
@@ -94,6 +94,21 @@ FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", 
 #: hbitmap is left out: it is the smallest nearly everywhere, but its kernel walks the whole union at
 #: every level, so choosing it is a time/bytes trade for the cost-driven choice, not a bytes-only rule.
 AUTO_FORMATS = tuple(f for f in FORMATS if f != "hbitmap")
+#: formats with a direct convolution kernel (sn_conv_<format>): csr16's indices become input offsets,
+#: bitmap/rel8/rel4 reconstruct columns and map them through a per-layer offset table
+DIRECT_CONV_FORMATS = ("csr16", "bitmap", "rel8", "rel4")
+
+
+def supports_direct(fmt: str) -> bool:
+    """Whether a convolution in `fmt` can run direct (no per-position im2col copy)."""
+    return fmt in DIRECT_CONV_FORMATS
+
+
+def direct_needs_offset_table(fmt: str) -> bool:
+    """Direct convolutions in `fmt` read a per-layer column -> input byte offset table (csr16 needs none)."""
+    return supports_direct(fmt) and fmt != "csr16"
+
+
 #: The C kernel keeps one value cursor and one bit cursor per level (SN_HBITMAP_MAX_LEVELS).
 HBITMAP_MAX_LEVELS = 8
 _OPTS = {"block": ("block_shape",), "pattern": ("kernel_size", "max_patterns")}

@@ -21,14 +21,33 @@ from .firmware_sim import _STOP_RE, _diff, _sym
 class KernelCase:
     name: str
     enc: object               # formats.EncodedLayer
-    x: np.ndarray             # int16 [cols]
-    acc0: np.ndarray          # int32 [rows]
+    x: np.ndarray             # int16 [cols] (direct conv: the input the windows read)
+    acc0: np.ndarray          # int32 [rows] (direct conv: [rows * n_pos])
+    #: direct convolution (sn_conv_<format>, formats.direct_needs_offset_table): (off, n_pos, x_step),
+    #: off = uint16 byte offset of each column's sample in a window, windows x_step elements apart
+    conv: tuple | None = None
+
+    @property
+    def out_len(self) -> int:
+        return self.enc.rows * (self.conv[1] if self.conv else 1)
 
     def expected(self, level: int) -> np.ndarray:
-        """acc0 + W_level @ x, wrapped to int32 like the C kernels."""
+        """acc0 + W_level @ x (direct conv: per window), wrapped to int32 like the C kernels."""
         w = self.enc.decode(level).astype(np.int64)
-        v = self.acc0.astype(np.int64) + w @ self.x.astype(np.int64)
+        if self.conv:
+            off, n_pos, step = self.conv
+            xs = np.stack([self.x[p * step + off.astype(np.int64) // 2] for p in range(n_pos)], 1)
+            v = self.acc0.astype(np.int64) + (w @ xs.astype(np.int64)).ravel()
+        else:
+            v = self.acc0.astype(np.int64) + w @ self.x.astype(np.int64)
         return ((v + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+
+    def c_call(self, p: str, level: int) -> str:
+        """The C call of this case at `level` (struct p, arrays p_x, p_off, accumulators kh_acc)."""
+        if self.conv:
+            _, n_pos, step = self.conv
+            return f"sn_conv_{self.enc.format}(&{p}, {p}_off, {level}, {p}_x, {n_pos}, {step}, kh_acc);"
+        return f"{self.enc.c_kernel}(&{p}, {level}, {p}_x, kh_acc);"
 
 
 @dataclass
@@ -47,7 +66,7 @@ def _c_type(dt) -> str:
 
 def build_kernel_harness(cases: Sequence[KernelCase], out_dir, *, kernels: str = "mpy32",
                          image: str = "sim") -> FirmwareBuild:
-    """A firmware that calls sn_spmv_<format> of every case at every level 0..L and stores the
+    """A firmware that calls sn_spmv_<format> (sn_conv_<format>) of every case at every level 0..L and stores the
     accumulators in kh_out (int32), with h_mark() around every call."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,14 +86,17 @@ def build_kernel_harness(cases: Sequence[KernelCase], out_dir, *, kernels: str =
         fields = ", ".join(f".{f} = (const void *){p}_{v}" if isinstance(v, str) else f".{f} = {int(v)}"
                            for f, v in e.c_fields)
         lines.append(f"static const {e.c_struct} {p} = {{{fields}}};")
+        if c.conv:
+            lines.append(f"static const uint16_t {p}_off[{len(c.conv[0])}] = "
+                         f"{{{', '.join(str(int(v)) for v in c.conv[0])}}};")
         lines.append(f"SN_PERSISTENT int16_t {p}_x[{len(c.x)}] = {{{', '.join(str(int(v)) for v in c.x)}}};")
         lines.append(f"static const int32_t {p}_acc0[{len(c.acc0)}] = {{{', '.join(str(int(v)) + 'L' for v in c.acc0)}}};")
         for lv in range(0, e.n_levels + 1):
             body.append(f"    memcpy(kh_acc, {p}_acc0, sizeof {p}_acc0);\n    kh_mark(1);\n"
-                        f"    {e.c_kernel}(&{p}, {lv}, {p}_x, kh_acc);\n    kh_mark(2);\n"
+                        f"    {c.c_call(p, lv)}\n    kh_mark(2);\n"
                         f"    memcpy(kh_out + {total}, kh_acc, sizeof {p}_acc0);")
-            total += e.rows
-    rows_max = max(c.enc.rows for c in cases)
+            total += c.out_len
+    rows_max = max(c.out_len for c in cases)
     lines.append(f"int32_t kh_acc[{rows_max}];")
     lines.append(f"SN_FRAM_NOINIT int32_t kh_out[{total}];")
     lines.append("int main(void) {\n" + "\n".join(body) + "\n    return 0;\n}\n")
@@ -119,8 +141,8 @@ def run_kernel_harness(fb: FirmwareBuild, cases: Sequence[KernelCase], *, timeou
     for c in cases:
         for lv in range(c.enc.n_levels + 1):
             a, b = marks[2 * k], marks[2 * k + 1]
-            runs.append(KernelRun(c.name, c.enc.format, lv, accs[off:off + c.enc.rows].astype(np.int32),
+            runs.append(KernelRun(c.name, c.enc.format, lv, accs[off:off + c.out_len].astype(np.int32),
                                   _diff(b, a)))
             k += 1
-            off += c.enc.rows
+            off += c.out_len
     return runs

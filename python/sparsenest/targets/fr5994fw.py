@@ -141,12 +141,12 @@ def run_kernel_harness(fb, cases, *, device: Device | None = None, max_cycles: i
     for c in cases:
         for lv in range(c.enc.n_levels + 1):
             d = _minus(marks[2 * k + 1], marks[2 * k])
-            r = firmware.KernelRun(c.name, c.enc.format, lv, accs[off:off + c.enc.rows].astype(np.int32),
+            r = firmware.KernelRun(c.name, c.enc.format, lv, accs[off:off + c.out_len].astype(np.int32),
                                    msp430.SimCounts(d["instructions"], d["cpu_cycles"]))
             r.counters_full = d
             runs.append(r)
             k += 1
-            off += c.enc.rows
+            off += c.out_len
     return runs
 
 
