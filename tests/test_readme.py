@@ -8,13 +8,15 @@ import argparse
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sparsenest import cli
+from sparsenest import cli, data
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -93,3 +95,134 @@ def test_every_command_is_reachable():
     text = (ROOT / "Makefile").read_text()
     assert not re.search(r"-m sparsenest\.", text), "the Makefile calls a module directly; use $(SN) COMMAND"
     assert isinstance(cli._parser([]), argparse.ArgumentParser)
+
+
+# ------------------------------------------------------------------------------------ the commands run
+# Every command of the README's sh blocks runs here, as written plus the budget flags it already accepts
+# (argparse keeps the last value, so a flag appended wins over the README's). Commands that share files
+# form a chain and run in README order in one temporary folder; chains are separate tests, so pytest-xdist
+# runs them side by side. RUN maps the start of a README command to (chain, budget flags); NOT_RUN names
+# the commands that cannot run here and why. A README command in neither fails
+# test_every_readme_command_is_run_or_listed.
+TINY_TRAIN = ["--epochs-dense", "1", "--epochs-retrain", "1", "--train-limit", "1000"]
+NO_SIM_REPORT = ["--no-sim", "--no-samples", "--harvest-hours", "1"]
+SMALL_BUNDLE = "build/lenet5-small.nest"   # the bench commands' default bundle, trained first with TINY_TRAIN
+RUN = {
+    "sparsenest train --model lenet5 ": ("lenet5", TINY_TRAIN),
+    "sparsenest info build/lenet5.nest": ("lenet5", []),
+    "sparsenest export-onnx build/lenet5.nest": ("lenet5", []),
+    "sparsenest analyze build/lenet5.nest": ("lenet5", []),
+    "sparsenest compile build/lenet5.nest -o build/lenet5 ": ("lenet5", ["--calib", "64"]),
+    "sparsenest simulate build/lenet5": ("lenet5", ["--test-limit", "300"]),
+    "sparsenest compile build/lenet5.nest -o build/lenet5-chip ": ("lenet5", ["--calib", "64"]),
+    "sparsenest sim build/lenet5-chip": ("lenet5", ["--inputs", "1"]),
+    "sparsenest firmware build build/lenet5-chip": ("lenet5", []),
+    "sparsenest report build/lenet5": ("lenet5", NO_SIM_REPORT),
+    "sparsenest import kws_ref_model_float32.tflite ": ("kws", []),
+    "sparsenest train --from build/kws.nest ": ("kws", TINY_TRAIN),
+    "sparsenest export-tflite build/kws3.nest ": ("kws", ["--calib", "32"]),
+    "make bench-harvest": ("bench", ["--hours", "1", "--loop-seconds", "0"]),
+    "sparsenest harvest --trace solar --costs build/bench/harvest/": ("bench", ["--duration", "3600"]),
+    "sparsenest bench mcu": ("bench", ["--inputs", "1", "--no-kernel-samples", "--no-lenet5", "--no-mspdebug"]),
+    "sparsenest glue --task rte ": ("glue", ["--train-limit", "32", "--epochs", "0.25", "--retrain-epochs", "0.25",
+                                             "--max-len", "32", "--no-analyze", "--no-eval-before-retrain",
+                                             "--no-cache"]),
+    "sparsenest sweep --space ": ("sweep", ["--trials", "1", "--cpus", "1", "--epochs-dense", "1", "--epochs-retrain",
+                                            "1", "--train-limit", "500", "--test-limit", "200", "--duration", "600"]),
+    "sparsenest train --model my_net.py:MyNet ": ("custom", ["--epochs-dense", "2", "--epochs-retrain", "1"]),
+    "sparsenest export-onnx build/my.nest": ("custom", []),
+    "sparsenest compile build/my.nest": ("custom", []),
+    "sparsenest simulate build/my": ("custom", []),
+    "sparsenest report build/my": ("custom", NO_SIM_REPORT),
+}
+NOT_RUN = {
+    "make demo": "the whole pipeline at its own budget (2 min on 2 quiet cores); its stages are the commands "
+                 "that run here one by one",
+    "make test": "this test suite itself",
+}
+# What a chain needs before its first command: the files a user brings (the README's prose describes them).
+USER_MODEL = """
+import torch
+from torch import nn
+
+
+class MyNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 14 * 14, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+"""
+
+
+def _prepare(chain: str, cwd: Path) -> None:
+    if chain == "kws":
+        tflite = "kws_ref_model_float32.tflite"
+        shutil.copy(data.find_dataset_dir("models/mlperf-tiny", [tflite], "see ../shared/data/README.md") / tflite, cwd)
+    elif chain == "custom":
+        (cwd / "my_net.py").write_text(USER_MODEL)
+        mnist = data.load("mnist", "test")
+        np.savez(cwd / "my_data.npz", x=mnist.x[:1000], y=mnist.y[:1000])
+    elif chain == "sweep":
+        space = cwd / "python/sparsenest/experiments/example_space.toml"
+        space.parent.mkdir(parents=True)
+        shutil.copy(ROOT / "python/sparsenest/experiments/example_space.toml", space)
+    elif chain == "bench":   # the bundle `make bench-harvest` / `bench mcu` train when it is missing, small
+        _run(["train", "--recipe", "lenet5-small", "-o", SMALL_BUNDLE, *TINY_TRAIN], cwd)
+
+
+def _plan(command: str) -> tuple[str, list[str]] | None:
+    hits = [key for key in RUN if command.startswith(key)]
+    assert len(hits) <= 1, f"README command `{command}` matches several RUN entries: {hits}"
+    return RUN[hits[0]] if hits else None
+
+
+def _argv(command: str) -> list[str]:
+    """The sparsenest arguments of a README command; `make X` runs the sparsenest line of X's recipe."""
+    words = shlex.split(command)
+    if words[0] == "make":
+        (target,) = words[1:]
+        recipe = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+        lines = [ln.strip() for ln in recipe.group(1).splitlines() if ln.strip().startswith("$(SN)")]
+        assert len(lines) == 1, f"make {target} should run one sparsenest command: {lines}"
+        words = shlex.split(lines[0].replace("$(SN)", "sparsenest"))
+    assert words[0] == "sparsenest", command
+    return words[1:]
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    """`sparsenest ARGV` in folder cwd, in this process (one interpreter start for the chain)."""
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:   # argparse refusals
+        rc = e.code
+    finally:
+        os.chdir(old)
+    assert rc in (0, None), f"`sparsenest {shlex.join(argv)}` exited {rc}"
+
+
+def test_every_readme_command_is_run_or_listed():
+    missing = [c for c in shell_commands() if _plan(c) is None and c not in NOT_RUN]
+    assert not missing, ("README commands neither run by this test nor listed in NOT_RUN with a reason "
+                         f"(tests/test_readme.py): {missing}")
+    stale = [k for k in [*RUN, *NOT_RUN] if not any(c.startswith(k) or c == k for c in shell_commands())]
+    assert not stale, f"RUN / NOT_RUN entries that match no README command any more: {stale}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chain", sorted({chain for chain, _ in RUN.values()}))
+def test_readme_commands_run(chain, tmp_path, capsys):
+    """The chain's README commands, in README order, each with its budget flags, exit 0."""
+    _prepare(chain, tmp_path)
+    ran = []
+    for command in shell_commands():
+        plan = _plan(command)
+        if plan and plan[0] == chain:
+            _run(_argv(command) + plan[1], tmp_path)
+            ran.append(command)
+    assert ran
