@@ -1,8 +1,9 @@
 """The README runs as written: every fenced code block of README.md is checked.
 
-python blocks run (in a fresh interpreter, in a temporary folder); sh blocks: every `sparsenest ...`
-command is accepted by the real parser (its argument types run: numbers, ranges, paths), every `make X`
-names a target of the Makefile, and nothing else hides in them; `make X` in the prose names a target too.
+python blocks run (in a fresh interpreter, in a temporary folder); sh blocks: every command runs, chained
+in README order with small budgets (test_readme_commands_run; NOT_RUN lists the few that cannot, with the
+reason), every `sparsenest ...` command is accepted by the real parser, every `make X` names a target of
+the Makefile, and nothing else hides in them; `make X` in the prose names a target too.
 """
 import argparse
 import os
