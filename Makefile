@@ -44,8 +44,11 @@ $(VENV_STAMP):
 	.venv/bin/pip install -q --no-deps --no-build-isolation -e .
 	@rm -f .venv/.installed-*; touch $@
 
+# pytest-xdist: one worker per core; a test module stays on one worker (--dist loadscope), so the models its
+# module fixtures train are trained once. TEST_ARGS='-n 0' runs everything in one process.
+TEST_ARGS ?= -n auto --dist loadscope
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_ARGS)
 
 # DEMO_ARGS=--full: the full-size training (README: The two commands)
 demo: setup

@@ -40,17 +40,19 @@ def add_arguments(p) -> None:
 def run(a) -> int:
     from ...analysis import harvest_closedloop, harvest_intermittent, harvest_measure
     from ...compiler.build import compile_bundle
+    from ...data.calibration import calibration_inputs
     from ...energy_store import Capacitor, shipped_trace
     from .mcu import ensure_bundle
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     bundle = ensure_bundle(Path(a.bundle))
     accuracy = [lv.get("float_accuracy") or 0.0 for lv in bundle.levels]
+    calib = calibration_inputs(bundle)   # the CLI's default calibration images (compile_bundle loads no data)
     costs, builds, details = {}, {}, {}
     for mode, opts in (("continuous", {}), ("intermittent", {"intermittent": True, "checkpoint": "auto"})):
         t0 = time.perf_counter()
         mdir = out / f"{mode}-model"
-        info = compile_bundle(bundle, mdir, target="msp430fr5994", build=False, force=True,
+        info = compile_bundle(bundle, mdir, target="msp430fr5994", build=False, force=True, calib=calib,
                               target_overrides={"fram_bytes": 49024}, **opts)
         costs[mode], details[mode] = harvest_measure.measure(mdir, out / f"{mode}-fw", accuracy=accuracy,
                                                             qmodel=info["qmodel"], label="LeNet-5-small")
