@@ -197,7 +197,7 @@ typedef struct {
     int16_t *input;        /* the planned buffer sn_infer copies the input into */
     const int16_t *output;
     uint16_t input_len, output_len;
-    uint16_t *level_word;  /* SN_PERSISTENT selector: level | (~level & 0xff) << 8 */
+    uint16_t *level_word;  /* SN_PERSISTENT selector: SN_SELECTOR_WORD(level, held) */
     uint16_t n_staged;
     const sn_staged_array *staged;
     const uint32_t *level_nnz;
@@ -218,6 +218,14 @@ void sn_model_conv(uint16_t matrix, uint8_t level, const int16_t *x, uint16_t n_
                    int32_t *acc);
 
 #define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
+
+/* The level selector (sn_level.c): bits 0-4 the committed level, 5-9 the densest level the staged
+ * working copy holds (>= level; n_levels when resident), 10-15 a check, ~(level + held) & 0x3f, so a
+ * stray word is recognised. One word, so level and held commit together. compiler/codegen.py's
+ * selector_word() is its twin for the initial value. */
+#define SN_SELECTOR_WORD(l, h)                                                                      \
+    ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(h) << 5) |                                    \
+                (uint16_t)((uint16_t)(~((l) + (h)) & 0x3fu) << 10)))
 
 /* Graph execution helpers shared by sn_graph.c and sn_intermittent.c. */
 typedef void (*sn_op_fn)(const sn_layer *, uint8_t);

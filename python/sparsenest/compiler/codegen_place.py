@@ -51,6 +51,7 @@ class CArray:
     kind: str                 # format | work | bias | segments
     part: str = ""            # values | indices | metadata (format arrays)
     comment: str = ""
+    align: int = 0            # > 0: __attribute__((aligned(align))) (staged byte arrays: word copies)
 
     @property
     def ctype(self) -> str:
@@ -287,6 +288,10 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
             segdt = np.uint16 if seg.max() <= 0xFFFF else np.uint32
             segarr = CArray(f"{prefix}_{an}_seg", seg.astype(segdt).ravel(), "SN_FRAM", True, lp.name,
                             "segments", comment=f"[{seg.shape[0]}][{L + 1}] byte offsets per row and level")
+            if a.dtype.itemsize == 1:
+                # master and copy at the same parity, so a switch's copy moves words after at most
+                # one leading byte (the board's memcpy), not bytes
+                master.align = work.align = 2
             block_arrays += [work, segarr]
             names[an] = work.cname
             mat.staged = True
