@@ -233,6 +233,8 @@ BENCH_COMMANDS = {
     "host": ("sparsenest.experiments.bench.host", "a compiled model on the host board vs a dense Q15 build"),
     "mcu": ("sparsenest.experiments.bench.mcu", "instructions and cycles per level and layer in the simulators"),
     "sim": ("sparsenest.experiments.bench.sim", "instructions/s of our FR5994 simulator vs mspdebug"),
+    "switch": ("sparsenest.experiments.bench.switch",
+               "staged level switches in our FR5994 simulator vs the switch time model"),
     "intermittent": ("sparsenest.experiments.bench.intermittent",
                      "intermittent vs continuous builds, and a power cut after every FRAM byte count"),
     "kws": ("sparsenest.experiments.bench.kws", "MLPerf Tiny KWS/AD models imported from TFLite"),

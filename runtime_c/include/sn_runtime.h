@@ -89,6 +89,8 @@ extern uint32_t sn_far_reads, sn_far_bytes;
  * the board: it returns 0 on success, non-zero when the write did not happen (power failing).
  * runtime_c/src/sn_board_default.c has a weak memcpy default; the host board tracks every call. */
 int sn_board_fram_write(void *dst, const void *src, size_t nbytes);
+/* The same from far memory (a staged master in upper FRAM); default: sn_far_read (board DMA). */
+int sn_board_fram_write_far(void *dst, sn_far_addr_t src, size_t nbytes);
 
 /* sn_board_fram_write for runtime data (activations, progress): a failed write sets sn_power_lost,
  * which the intermittent driver checks after each unit of work (runtime_c/src/sn_fram_store.c). */
@@ -179,9 +181,13 @@ typedef struct {
                             * [in_c/groups][in_h + 2 p_h][in_w + 2 p_w]; 0 without padding */
 } sn_layer;
 
-/* Staged switching: one array whose rows are copied from master to work by level segments. */
+/* Staged switching: one array whose rows are copied from master to work by level segments. The
+ * master is near (master) or in far memory (master_far: the address of its far address; 0 when
+ * near), read only by switches, which fill the near working copy from it with
+ * sn_board_fram_write_far (DMA on the MSP430FR5994). */
 typedef struct {
     const uint8_t *master;
+    const sn_far_addr_t *master_far;
     uint8_t *work;
     const void *seg;       /* [rows][n_levels + 1] byte offsets: uint16_t, or uint32_t if seg_u32 */
     uint8_t seg_u32;

@@ -46,6 +46,13 @@ int sn_init(void) {
 /* Per row the segment table row seg[r][0..L] is walked with a pointer (no row * (L + 1) multiply,
  * a helper call on the 16-bit MCU); the copy goes through the board's FRAM write, whose memcpy moves
  * words when master and working copy have the same alignment (codegen aligns both to 2). */
+static int sn_stage_copy(const sn_staged_array *s, uint32_t lo, uint32_t n) {
+    if (s->master_far) {
+        return sn_board_fram_write_far(s->work + lo, *s->master_far + lo, (size_t)n);
+    }
+    return sn_board_fram_write(s->work + lo, s->master + lo, (size_t)n);
+}
+
 static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
     uint16_t a, r;
     uint16_t stride = (uint16_t)(m->n_levels + 1u);
@@ -58,7 +65,7 @@ static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
                 SN_COUNT(weight_bytes_read, 8u); /* the two segment offsets */
                 if (hi > lo) {
                     SN_COUNT(weight_bytes_read, hi - lo);
-                    if (sn_board_fram_write(s->work + lo, s->master + lo, (size_t)(hi - lo))) {
+                    if (sn_stage_copy(s, lo, hi - lo)) {
                         return SN_ERR_POWER;
                     }
                 }
@@ -70,7 +77,7 @@ static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
                 SN_COUNT(weight_bytes_read, 4u);
                 if (hi > lo) {
                     SN_COUNT(weight_bytes_read, (uint32_t)(hi - lo));
-                    if (sn_board_fram_write(s->work + lo, s->master + lo, (size_t)(hi - lo))) {
+                    if (sn_stage_copy(s, lo, hi - lo)) {
                         return SN_ERR_POWER;
                     }
                 }

@@ -15,7 +15,7 @@ import numpy as np
 from . import formats
 from . import intermittent as imt
 from .c_text import c_ident
-from .codegen_far import FarPlan, place_far
+from .codegen_far import FarPlan, place_far, place_staged_masters
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import QModel
@@ -250,13 +250,19 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                         if isinstance(v, str) and v in m.far.arrays]
         m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
     layer_fram = [(n, b - far_bytes.get(n, 0)) for n, b in layer_fram]
+    if staged:
+        moved = place_staged_masters(target, far, arrays, staged_list, layer_fram, fixed, plan.fram_bytes)
+        layer_fram = [(n, b - moved.get(n, 0)) for n, b in layer_fram]
+        for n, b in moved.items():
+            far_bytes[n] = far_bytes.get(n, 0) + b
     try:
         total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed,
                                 spilled={t: p for t, p in plan.tensors.items() if p.tier == "fram"})
     except PlanError as e:
         if target.upper_fram_bytes and staged:
-            raise PlanError(f"{e} Staged switching keeps every weight in lower FRAM (the working copies); "
-                            f"resident switching can stream weights from upper FRAM.") from None
+            raise PlanError(f"{e} Staged switching keeps the working copies (every weight a level computes "
+                            f"with) in lower FRAM; only their masters can go to upper FRAM (far auto). Resident "
+                            f"switching can stream weights from upper FRAM.") from None
         raise
     const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
     return Placed(buffers, tensor_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
@@ -295,7 +301,7 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
             block_arrays += [work, segarr]
             names[an] = work.cname
             mat.staged = True
-            staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname,
+            staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname, "far": 0,
                                 "seg_u32": int(segdt == np.uint32), "rows": int(seg.shape[0]), "layer": lp.name,
                                 "array": an, "segments": seg.tolist()})
     for fname, v in enc.c_fields:
