@@ -225,13 +225,13 @@ void sn_model_conv(uint16_t matrix, uint8_t level, const int16_t *x, uint16_t n_
 
 #define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
 
-/* The level selector (sn_level.c): bits 0-4 the committed level, 5-9 the densest level the staged
- * working copy holds (>= level; n_levels when resident), 10-15 a check, ~(level + held) & 0x3f, so a
- * stray word is recognised. One word, so level and held commit together. compiler/codegen.py's
- * selector_word() is its twin for the initial value. */
-#define SN_SELECTOR_WORD(l, h)                                                                      \
-    ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(h) << 5) |                                    \
-                (uint16_t)((uint16_t)(~((l) + (h)) & 0x3fu) << 10)))
+/* The level selector (sn_level.c): low byte the committed level, high byte the densest level the
+ * staged working copy holds (>= level; n_levels when resident), each in bits 0-4 under the check
+ * pattern 0b101 in bits 5-7, so a stray word (erased 0xFFFF, zero) is recognised and decoding is a
+ * mask and a byte swap on the 16-bit CPU. One word, so level and held commit together.
+ * compiler/codegen.py's selector_word() is its twin for the initial value. */
+#define SN_SELECTOR_CHECK 0xA0A0u
+#define SN_SELECTOR_WORD(l, h) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(h) << 8) | SN_SELECTOR_CHECK))
 
 /* Graph execution helpers shared by sn_graph.c and sn_intermittent.c. */
 typedef void (*sn_op_fn)(const sn_layer *, uint8_t);

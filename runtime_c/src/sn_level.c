@@ -19,8 +19,8 @@ static uint16_t sn_selector(uint8_t *held) {
     const sn_model *m = &sn_the_model;
     uint16_t w = *(volatile const uint16_t *)m->level_word;
     uint8_t level = (uint8_t)(w & 0x1fu);
-    uint8_t h = (uint8_t)((w >> 5) & 0x1fu);
-    if (w != SN_SELECTOR_WORD(level, h) || level < 1 || h < level || h > m->n_levels) {
+    uint8_t h = (uint8_t)((w >> 8) & 0x1fu);
+    if ((w & 0xE0E0u) != SN_SELECTOR_CHECK || level < 1 || h < level || h > m->n_levels) {
         return 0;
     }
     *held = h;
@@ -46,14 +46,15 @@ int sn_init(void) {
 /* Per row the segment table row seg[r][0..L] is walked with a pointer (no row * (L + 1) multiply,
  * a helper call on the 16-bit MCU); the copy goes through the board's FRAM write, whose memcpy moves
  * words when master and working copy have the same alignment (codegen aligns both to 2). */
-static int sn_stage_copy(const sn_staged_array *s, uint32_t lo, uint32_t n) {
+static inline int sn_stage_copy(const sn_staged_array *s, uint32_t lo, uint32_t n) {
     if (s->master_far) {
         return sn_board_fram_write_far(s->work + lo, *s->master_far + lo, (size_t)n);
     }
     return sn_board_fram_write(s->work + lo, s->master + lo, (size_t)n);
 }
 
-static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
+/* Not inlined: the selector-only switch keeps a small prologue. */
+__attribute__((noinline)) static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
     uint16_t a, r;
     uint16_t stride = (uint16_t)(m->n_levels + 1u);
     for (a = 0; a < m->n_staged; a++) {

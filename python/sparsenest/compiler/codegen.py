@@ -50,8 +50,8 @@ __all__ = ["CodegenError", "C_TYPES", "FAR_TILE_BYTES", "GENERATOR", "MAX_LEVELS
 
 def selector_word(level: int, held: int) -> int:
     """The persistent level selector (twin of SN_SELECTOR_WORD): committed level in bits 0-4, the
-    densest level the staged working copy holds in 5-9, check ~(level + held) & 0x3f in 10-15."""
-    return level | held << 5 | (~(level + held) & 0x3F) << 10
+    densest level the staged working copy holds in bits 8-12, check pattern 0b101 in 5-7 and 13-15."""
+    return level | held << 8 | 0xA0A0
 
 
 def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
