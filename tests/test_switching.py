@@ -116,6 +116,8 @@ def test_resident_writes_only_the_selector(resident, images, golden_out):
     info, sim = resident
     assert info["meta"]["staged_arrays"] == [] and sim.info()["work_bytes"] == 0
     L = info["qmodel"].n_levels
+    sim.reset_device()
+    assert (sim.get_level(), sim.held_level()) == (L, L)  # codegen's initial selector word, decoded in C
     for a, b in itertools.permutations(range(1, L + 1), 2):
         sim.reset_device()
         sim.set_level(a)

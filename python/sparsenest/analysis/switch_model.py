@@ -13,9 +13,9 @@ A switch to level b when the working copy holds level `held` (>= the committed l
       + far copies x far_copy_cycles + DMA transfers x far_transfer_cycles
   (one block per row; word transfers when the row's offset and length are even, else bytes).
 
-The constants are the platform's ``staged.*`` (boards/msp430fr5994/board.toml: fitted to our
-simulator's cycles of sn_set_level on LeNet-5-small; `sparsenest bench switch` prints model vs
-simulator for every switch pair of LeNet-5-small and full LeNet-5).
+The constants are the platform's ``staged.*`` (boards/msp430fr5994/board.toml), fitted to our
+simulator's cycles of sn_set_level on five-level LeNet-5-small builds by `fit` (`sparsenest bench
+switch --fit`); `sparsenest bench switch` prints model vs simulator for every switch pair.
 """
 from __future__ import annotations
 
