@@ -18,7 +18,7 @@ REPORT_MODEL ?= build/demo
 REPORT_ARGS ?= $(if $(wildcard build/demo/bench-mcu/cycle_samples.json),--samples build/demo/bench-mcu/cycle_samples.json)
 BOARD ?= msp430fr5994
 
-.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-objectives bench-lea bench-kernels bench-bound bench-sim bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
+.PHONY: setup apt venv demo test bench bench-train bench-kws bench-mcu bench-objectives bench-lea bench-kernels bench-bound bench-sim bench-switch bench-intermittent bench-harvest bench-sweep sweep report table1 table2 table2-quick firmware sim flash flash-check clean
 
 setup: apt venv
 
@@ -123,6 +123,11 @@ sweep: setup
 # cut after every possible number of FRAM bytes of one inference, at every level (a few minutes).
 bench-intermittent: setup
 	$(SN) bench intermittent
+
+# Staged level switches (every pair, and a selector-only walk) in our FR5994 simulator vs the switch
+# time model, LeNet-5-small and full LeNet-5.
+bench-switch: setup
+	$(SN) bench switch
 
 # harvest: per-level costs measured in our FR5994 simulator, inferences across power cycles, closed loop
 bench-harvest: setup

@@ -1,7 +1,8 @@
 /* memcpy, memset, memmove: LLVM emits calls to them (struct copies, zeroing loops) even in a
- * freestanding build, and there is no libc. Word loops when both pointers are even, byte loops
- * otherwise. LLVM does not turn the loops of functions with these names back into calls to
- * themselves; the tests check the object has no undefined references. */
+ * freestanding build, and there is no libc. Word loops when both pointers are even (memcpy: also
+ * when both are odd, after one leading byte), byte loops otherwise. LLVM does not turn the loops of
+ * functions with these names back into calls to themselves; the tests check the object has no
+ * undefined references. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,7 +10,13 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
     uint8_t *d = dst;
     const uint8_t *s = src;
-    if ((((uintptr_t)d | (uintptr_t)s) & 1u) == 0) {
+    if ((((uintptr_t)d ^ (uintptr_t)s) & 1u) == 0 && n > 1) {
+        /* same parity: one leading byte makes both even (a staged switch's row deltas start at odd
+         * offsets of odd-sized byte arrays), then words */
+        if ((uintptr_t)d & 1u) {
+            *d++ = *s++;
+            n--;
+        }
         uint16_t *dw = (uint16_t *)d;
         const uint16_t *sw = (const uint16_t *)s;
         for (size_t k = n >> 1; k; k--)

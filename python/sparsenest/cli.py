@@ -255,6 +255,8 @@ BENCH_COMMANDS = {
     "kernels": ("sparsenest.experiments.bench.kernels",
                 "CPU/MPY32 cycles per level vs a baseline git revision, both simulated in the same run"),
     "sim": ("sparsenest.experiments.bench.sim", "instructions/s of our FR5994 simulator vs mspdebug"),
+    "switch": ("sparsenest.experiments.bench.switch",
+               "staged level switches in our FR5994 simulator vs the switch time model"),
     "intermittent": ("sparsenest.experiments.bench.intermittent",
                      "intermittent vs continuous builds, and a power cut after every FRAM byte count"),
     "kws": ("sparsenest.experiments.bench.kws", "MLPerf Tiny KWS/AD models imported from TFLite"),

@@ -89,6 +89,8 @@ extern uint32_t sn_far_reads, sn_far_bytes;
  * the board: it returns 0 on success, non-zero when the write did not happen (power failing).
  * runtime_c/src/sn_board_default.c has a weak memcpy default; the host board tracks every call. */
 int sn_board_fram_write(void *dst, const void *src, size_t nbytes);
+/* The same from far memory (a staged master in upper FRAM); default: sn_far_read (board DMA). */
+int sn_board_fram_write_far(void *dst, sn_far_addr_t src, size_t nbytes);
 
 /* sn_board_fram_write for runtime data (activations, progress): a failed write sets sn_power_lost,
  * which the intermittent driver checks after each unit of work (runtime_c/src/sn_fram_store.c). */
@@ -187,9 +189,13 @@ typedef struct {
     const int32_t *lea_k;         /* LEA conv: requantisation constant per output channel (lea_plan.py) */
 } sn_layer;
 
-/* Staged switching: one array whose rows are copied from master to work by level segments. */
+/* Staged switching: one array whose rows are copied from master to work by level segments. The
+ * master is near (master) or in far memory (master_far: the address of its far address; 0 when
+ * near), read only by switches, which fill the near working copy from it with
+ * sn_board_fram_write_far (DMA on the MSP430FR5994). */
 typedef struct {
     const uint8_t *master;
+    const sn_far_addr_t *master_far;
     uint8_t *work;
     const void *seg;       /* [rows][n_levels + 1] byte offsets: uint16_t, or uint32_t if seg_u32 */
     uint8_t seg_u32;
@@ -214,7 +220,7 @@ typedef struct {
     int16_t *input;        /* the planned buffer sn_infer copies the input into */
     const int16_t *output;
     uint16_t input_len, output_len;
-    uint16_t *level_word;  /* SN_PERSISTENT selector: level | (~level & 0xff) << 8 */
+    uint16_t *level_word;  /* SN_PERSISTENT selector: SN_SELECTOR_WORD(level, held) */
     uint16_t n_staged;
     const sn_staged_array *staged;
     const uint32_t *level_nnz;
@@ -238,6 +244,14 @@ void sn_model_conv(uint16_t matrix, uint8_t level, const int16_t *x, uint16_t n_
                    int32_t *acc);
 
 #define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
+
+/* The level selector (sn_level.c): low byte the committed level, high byte the densest level the
+ * staged working copy holds (>= level; n_levels when resident), each in bits 0-4 under the check
+ * pattern 0b101 in bits 5-7, so a stray word (erased 0xFFFF, zero) is recognised and decoding is a
+ * mask and a byte swap on the 16-bit CPU. One word, so level and held commit together.
+ * compiler/codegen.py's selector_word() is its twin for the initial value. */
+#define SN_SELECTOR_CHECK 0xA0A0u
+#define SN_SELECTOR_WORD(l, h) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(h) << 8) | SN_SELECTOR_CHECK))
 
 /* Graph execution helpers shared by sn_graph.c and sn_intermittent.c. */
 typedef void (*sn_op_fn)(const sn_layer *, uint8_t);

@@ -55,6 +55,9 @@ typedef struct {
 int sn_init(void);
 int sn_set_level(uint8_t level);
 uint8_t sn_get_level(void);
+/* The densest level the staged working copy holds: switching to it or below writes only the selector
+ * (n_levels for a resident build; 0 if the selector is invalid). */
+uint8_t sn_get_held_level(void);
 int sn_infer(const int16_t *in, int16_t *out);
 /* Intermittent builds only (SN_ERR_STATE otherwise). */
 int sn_infer_start(const int16_t *in);  /* SN_OK, SN_ERR_POWER (nothing started), SN_ERR_STATE */

@@ -7,3 +7,17 @@ __attribute__((weak)) int sn_board_fram_write(void *dst, const void *src, size_t
     memcpy(dst, src, nbytes);
     return 0;
 }
+
+/* A staged master in far memory fills the working copy through the board's far read (the DMA
+ * controller on the MSP430FR5994), in pieces its 16-bit length takes. */
+__attribute__((weak)) int sn_board_fram_write_far(void *dst, sn_far_addr_t src, size_t nbytes) {
+    uint8_t *d = (uint8_t *)dst;
+    while (nbytes) {
+        uint16_t n = nbytes > 0x8000u ? 0x8000u : (uint16_t)nbytes;
+        sn_far_read(d, src, n);
+        d += n;
+        src += n;
+        nbytes -= n;
+    }
+    return 0;
+}

@@ -1,48 +1,86 @@
 /* Level selection and switching.
  *
- * The committed level is one 16-bit word in persistent FRAM, level | (~level & 0xff) << 8, so a
- * stray value is recognised. A switch writes data first, then that word (one atomic word write):
+ * The selector is one 16-bit word in persistent FRAM (SN_SELECTOR_WORD): the committed level, the
+ * densest level the staged working copy holds ("held", >= level; n_levels when resident) and a check
+ * field, so a stray value is recognised. A switch writes data first, then that word (one atomic word
+ * write), so level and held always change together:
  *   resident: every level is in FRAM already; the switch writes only the selector.
  *   staged:   the kernels read a working copy whose rows hold, invariantly, the master's bytes
- *             [seg[r][0], seg[r][level]) of every segmented array. Going denser (a -> b) copies
- *             exactly [seg[r][a], seg[r][b]) per row: bytes level a never reads, so a power loss
- *             before the selector write leaves level a intact. Going sparser writes only the selector.
- *             No byte of a weight shared by the two levels is ever written. */
+ *             [seg[r][0], seg[r][held]) of every segmented array (level k reads the prefix up to
+ *             seg[r][k], so the bytes above it do not matter). Going to b <= held writes only the
+ *             selector: 3 -> 1 -> 3 copies nothing. Going to b > held copies exactly
+ *             [seg[r][held], seg[r][b]) per row, bytes no level <= held reads, so a power loss before
+ *             the selector write leaves the old level and held intact. No byte of a weight shared by
+ *             the two levels is ever written, and only master bytes ever are. */
 #include "sn_runtime.h"
 
-static uint32_t sn_seg(const sn_staged_array *a, uint16_t row, uint8_t k, uint8_t n_levels) {
-    uint32_t i = (uint32_t)row * (uint32_t)(n_levels + 1u) + k;
-    return a->seg_u32 ? ((const uint32_t *)a->seg)[i] : ((const uint16_t *)a->seg)[i];
+/* The word, decoded and checked: 0 when it holds no valid (level, held) of this model. */
+static uint16_t sn_selector(uint8_t *held) {
+    const sn_model *m = &sn_the_model;
+    uint16_t w = *(volatile const uint16_t *)m->level_word;
+    uint8_t level = (uint8_t)(w & 0x1fu);
+    uint8_t h = (uint8_t)((w >> 8) & 0x1fu);
+    if ((w & 0xE0E0u) != SN_SELECTOR_CHECK || level < 1 || h < level || h > m->n_levels) {
+        return 0;
+    }
+    *held = h;
+    return level;
 }
 
 uint8_t sn_get_level(void) {
-    const sn_model *m = &sn_the_model;
-    uint16_t w = *(volatile const uint16_t *)m->level_word;
-    uint8_t level = (uint8_t)(w & 0xffu);
-    if ((uint8_t)(w >> 8) != (uint8_t)(~level & 0xffu) || level < 1 || level > m->n_levels) {
-        return 0;
-    }
-    return level;
+    uint8_t held;
+    return (uint8_t)sn_selector(&held);
+}
+
+uint8_t sn_get_held_level(void) {
+    uint8_t held = 0;
+    return sn_selector(&held) ? held : 0;
 }
 
 int sn_init(void) {
     /* Nothing to redo: data is always written before the selector, so the selector names a level
-     * whose bytes are complete. Only check that it is valid. */
+     * (and a held level) whose bytes are complete. Only check that it is valid. */
     return sn_get_level() ? SN_OK : SN_ERR_STATE;
 }
 
-static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
+/* Per row the segment table row seg[r][0..L] is walked with a pointer (no row * (L + 1) multiply,
+ * a helper call on the 16-bit MCU); the copy goes through the board's FRAM write, whose memcpy moves
+ * words when master and working copy have the same alignment (codegen aligns both to 2). */
+static inline int sn_stage_copy(const sn_staged_array *s, uint32_t lo, uint32_t n) {
+    if (s->master_far) {
+        return sn_board_fram_write_far(s->work + lo, *s->master_far + lo, (size_t)n);
+    }
+    return sn_board_fram_write(s->work + lo, s->master + lo, (size_t)n);
+}
+
+/* Not inlined: the selector-only switch keeps a small prologue. */
+__attribute__((noinline)) static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
     uint16_t a, r;
+    uint16_t stride = (uint16_t)(m->n_levels + 1u);
     for (a = 0; a < m->n_staged; a++) {
         const sn_staged_array *s = &m->staged[a];
-        for (r = 0; r < s->rows; r++) {
-            uint32_t lo = sn_seg(s, r, from, m->n_levels);
-            uint32_t hi = sn_seg(s, r, to, m->n_levels);
-            SN_COUNT(weight_bytes_read, s->seg_u32 ? 8u : 4u); /* the two segment offsets */
-            if (hi > lo) {
-                SN_COUNT(weight_bytes_read, hi - lo);
-                if (sn_board_fram_write(s->work + lo, s->master + lo, (size_t)(hi - lo))) {
-                    return SN_ERR_POWER;
+        if (s->seg_u32) {
+            const uint32_t *seg = (const uint32_t *)s->seg;
+            for (r = 0; r < s->rows; r++, seg += stride) {
+                uint32_t lo = seg[from], hi = seg[to];
+                SN_COUNT(weight_bytes_read, 8u); /* the two segment offsets */
+                if (hi > lo) {
+                    SN_COUNT(weight_bytes_read, hi - lo);
+                    if (sn_stage_copy(s, lo, hi - lo)) {
+                        return SN_ERR_POWER;
+                    }
+                }
+            }
+        } else {
+            const uint16_t *seg = (const uint16_t *)s->seg;
+            for (r = 0; r < s->rows; r++, seg += stride) {
+                uint16_t lo = seg[from], hi = seg[to];
+                SN_COUNT(weight_bytes_read, 4u);
+                if (hi > lo) {
+                    SN_COUNT(weight_bytes_read, (uint32_t)(hi - lo));
+                    if (sn_stage_copy(s, lo, hi - lo)) {
+                        return SN_ERR_POWER;
+                    }
                 }
             }
         }
@@ -52,7 +90,8 @@ static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
 
 int sn_set_level(uint8_t level) {
     const sn_model *m = &sn_the_model;
-    uint8_t cur = sn_get_level();
+    uint8_t held = 0;
+    uint8_t cur = (uint8_t)sn_selector(&held);
     uint16_t word;
     if (level < 1 || level > m->n_levels) {
         return SN_ERR_LEVEL;
@@ -63,13 +102,14 @@ int sn_set_level(uint8_t level) {
     if (level == cur) {
         return SN_OK;
     }
-    if (m->switching == SN_SWITCH_STAGED && level > cur) {
-        int rc = sn_stage_up(m, cur, level);
+    if (m->switching == SN_SWITCH_STAGED && level > held) {
+        int rc = sn_stage_up(m, held, level);
         if (rc != SN_OK) {
             return rc;
         }
+        held = level;
     }
-    word = SN_LEVEL_WORD(level);
+    word = SN_SELECTOR_WORD(level, held);
     if (sn_board_fram_write(m->level_word, &word, sizeof word)) {
         return SN_ERR_POWER;
     }

@@ -222,7 +222,7 @@ def simulate_model(mcu_dir: Path, staged_dir: Path | None, qm, x, y, counters, m
                    kernels_list: Sequence[str], work: Path, log=print) -> dict:
     """The report's simulator measurement, in our simulator on the chip image (models whose weights
     stream from upper FRAM included): per level and kernel back-end the level_figures (core "cycles",
-    "cycles_total", FRAM traffic, cache, energy, per layer), the cycles of every switch of a staged build,
+    "cycles_total", FRAM traffic, cache, energy, per layer), the cycles of every switch pair of a staged build,
     and this model's cycle samples. Errors are recorded, not raised, except a golden mismatch."""
     from ..targets import firmware, msp430
     res = {"runs": {}, "switch": None, "samples": [], "errors": [], "simulator": SIMULATOR}
@@ -250,19 +250,25 @@ def simulate_model(mcu_dir: Path, staged_dir: Path | None, qm, x, y, counters, m
                                                       for lv, d in per.items())
             + f"; {len(run.records)} inferences == golden")
     if staged_dir is not None and L > 1:
-        path = euler_schedule(L)
+        # every pair a -> b from a freshly loaded image switched up to a, so the copy holds exactly a
+        # (a copy that already holds b would switch by the selector alone; see runtime_c/src/sn_level.c)
+        from ..targets import fr5994fw
+        pairs = [(a, b) for a in range(1, L + 1) for b in range(1, L + 1) if a != b]
         try:
             fb = firmware.build(staged_dir, work / "chip-staged", image="fr5994", inputs=x[:1], labels=y[:1],
-                                schedule=[firmware.Step(0, lv) for lv in path])
-            run, _ = simulate_firmware(fb, qm)
+                                schedule=[firmware.Step(0, 1), firmware.Step(0, 1)])
             cyc = [[None] * L for _ in range(L)]
             ins = [[None] * L for _ in range(L)]
-            for prev, r in zip(run.records, run.records[1:]):
-                if prev.level != r.level:
-                    cyc[prev.level - 1][r.level - 1] = r.switch.cycles
-                    ins[prev.level - 1][r.level - 1] = r.switch.instructions
-            res["switch"] = {"cycles": cyc, "instructions": ins, "path": path}
-            log(f"  simulator (staged switches): path {'->'.join(map(str, path))}")
+            for a, b in pairs:
+                run = fr5994fw.simulate(fb, schedule=[firmware.Step(0, a), firmware.Step(0, b)])
+                rep = firmware.compare_golden(fb, run, qm)
+                if not rep.ok:
+                    raise CalibrationError(f"{fb.elf}: our simulator's outputs differ from the golden model "
+                                           f"after the switch {a} -> {b}")
+                cyc[a - 1][b - 1] = run.records[1].switch.cycles
+                ins[a - 1][b - 1] = run.records[1].switch.instructions
+            res["switch"] = {"cycles": cyc, "instructions": ins, "pairs": pairs}
+            log("  simulator (staged switches): every pair from a copy holding the from-level")
         except (msp430.BuildError, firmware.FirmwareError) as e:
             res["errors"].append(f"staged firmware build failed: {str(e).splitlines()[0]}")
     return res

@@ -45,8 +45,16 @@ from .quantize import QModel
 
 GENERATOR = "sparsenest.compiler.codegen v2"
 SWITCHING = ("resident", "staged")
-__all__ = ["CodegenError", "C_TYPES", "FAR_TILE_BYTES", "GENERATOR", "SWITCHING", "CONV_MODES", "check_options",
-           "generate"]
+#: Levels the selector word's 5-bit fields can name (runtime_c/include/sn_runtime.h SN_SELECTOR_WORD).
+MAX_LEVELS = 31
+__all__ = ["CodegenError", "C_TYPES", "FAR_TILE_BYTES", "GENERATOR", "MAX_LEVELS", "SWITCHING", "CONV_MODES",
+           "check_options", "generate", "selector_word"]
+
+
+def selector_word(level: int, held: int) -> int:
+    """The persistent level selector (twin of SN_SELECTOR_WORD): committed level in bits 0-4, the
+    densest level the staged working copy holds in bits 8-12, check pattern 0b101 in 5-7 and 13-15."""
+    return level | held << 8 | 0xA0A0
 
 
 def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", format_opts=None,
@@ -70,6 +78,9 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
         initial_level = 1 if switching == "staged" else L
     if not 1 <= initial_level <= L:
         raise CodegenError(f"initial_level must be in 1..{L}")
+    if L > MAX_LEVELS:
+        raise CodegenError(f"the model has {L} levels; the level selector word holds at most {MAX_LEVELS}: "
+                           f"train or import it with fewer levels")
     low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv, in_place=not intermittent)
     lea_codegen.choose(qm, low, layers, engine, staged=switching == "staged", intermittent=intermittent)
     plan = plan_memory(low, target, tensors_in_fram=intermittent)
@@ -136,7 +147,8 @@ def _context(qm: QModel, low, plan: Plan, p: Placed, target: Target, *, name: st
         "input_buf": p.tensor_buf[low.input].name, "output_buf": p.tensor_buf[low.output].name,
         "sram_bytes": plan.sram_bytes, "fram_arena_bytes": plan.fram_bytes,
         "const_bytes": p.const_bytes, "work_bytes": p.work_bytes, "kernels": _kernels(p), "target": target.name,
-        "arrays": p.arrays, "level_word": f"0x{(initial_level | ((~initial_level & 0xFF) << 8)):04x}",
+        "arrays": p.arrays,
+        "level_word": f"0x{selector_word(initial_level, initial_level if switching == 'staged' else qm.n_levels):04x}",
         "far_tile_bytes": p.tile_buffer, "upper_bytes": p.upper_bytes,
         "direct_convs": sum(lp_meta.get("conv") == "direct" for lp_meta in p.layers_meta.values()),
         "lea_layers": sum(m.get("engine") == "lea" for m in p.layers_meta.values()),

@@ -158,3 +158,28 @@ def place_far(target: Target, far, tile_bytes: int, matrices: list,
                         f"streamed from it, {used - target.upper_fram_bytes} bytes over its "
                         f"{target.upper_fram_bytes} bytes")
     return plans
+
+
+def place_staged_masters(target: Target, far, arrays: list, staged_list: list[dict],
+                         layer_fram: list[tuple[str, int]], fixed: int, fram_arena: int) -> dict[str, int]:
+    """Staged builds that overflow lower FRAM: move the masters of staged arrays (read only by level
+    switches, which fill the near working copy from them by DMA) to far memory, the largest first,
+    until lower FRAM fits. Marks each moved array (section, staged entry "far") and returns the bytes
+    moved per layer. Only with far "auto" (or unset) on a target with upper FRAM."""
+    if far is None:
+        far = "auto" if target.upper_fram_bytes > 0 else "none"
+    if not (isinstance(far, str) and far == "auto") or not target.upper_fram_bytes or not staged_list:
+        return {}
+    total = fixed + sum(b for _, b in layer_fram) + fram_arena
+    by_name = {a.cname: a for a in arrays}
+    moved: dict[str, int] = {}
+    for s in sorted(staged_list, key=lambda s: (-by_name[s["master"]].nbytes, s["master"])):
+        if total <= target.fram_bytes:
+            break
+        a = by_name[s["master"]]
+        a.section = "SN_FRAM_FAR"
+        a.comment += ", upper FRAM (read by level switches only, DMA into the working copy)"
+        s["far"] = 1
+        moved[a.layer] = moved.get(a.layer, 0) + a.nbytes
+        total -= a.nbytes
+    return moved

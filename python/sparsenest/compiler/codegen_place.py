@@ -16,7 +16,7 @@ from . import formats
 from . import intermittent as imt
 from . import lea_codegen
 from .c_text import c_ident
-from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, place_far
+from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, place_far, place_staged_masters
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import QModel
@@ -52,6 +52,7 @@ class CArray:
     kind: str                 # format | work | bias | segments
     part: str = ""            # values | indices | metadata (format arrays)
     comment: str = ""
+    align: int = 0            # > 0: __attribute__((aligned(align))) (staged byte arrays: word copies)
 
     @property
     def ctype(self) -> str:
@@ -273,13 +274,19 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                         if isinstance(v, str) and v in m.far.arrays]
         m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
     layer_fram = [(n, b - far_bytes.get(n, 0)) for n, b in layer_fram]
+    if staged:
+        moved = place_staged_masters(target, far, arrays, staged_list, layer_fram, fixed, plan.fram_bytes)
+        layer_fram = [(n, b - moved.get(n, 0)) for n, b in layer_fram]
+        for n, b in moved.items():
+            far_bytes[n] = far_bytes.get(n, 0) + b
     try:
         total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed,
                                 spilled={t: p for t, p in plan.tensors.items() if p.tier == "fram"})
     except PlanError as e:
         if target.upper_fram_bytes and staged:
-            raise PlanError(f"{e} Staged switching keeps every weight in lower FRAM (the working copies); "
-                            f"resident switching can stream weights from upper FRAM.") from None
+            raise PlanError(f"{e} Staged switching keeps the working copies (every weight a level computes "
+                            f"with) in lower FRAM; only their masters can go to upper FRAM (far auto). Resident "
+                            f"switching can stream weights from upper FRAM.") from None
         raise
     const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
     return Placed(buffers, tensor_buf, work_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
@@ -322,10 +329,14 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
             segdt = np.uint16 if seg.max() <= 0xFFFF else np.uint32
             segarr = CArray(f"{prefix}_{an}_seg", seg.astype(segdt).ravel(), "SN_FRAM", True, lp.name,
                             "segments", comment=f"[{seg.shape[0]}][{L + 1}] byte offsets per row and level")
+            if a.dtype.itemsize == 1:
+                # master and copy at the same parity, so a switch's copy moves words after at most
+                # one leading byte (the board's memcpy), not bytes
+                master.align = work.align = 2
             block_arrays += [work, segarr]
             names[an] = work.cname
             mat.staged = True
-            staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname,
+            staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname, "far": 0,
                                 "seg_u32": int(segdt == np.uint32), "rows": int(seg.shape[0]), "layer": lp.name,
                                 "array": an, "segments": seg.tolist()})
     if lp.direct and formats.direct_needs_offset_table(enc.format):

@@ -23,6 +23,7 @@ from .fr5994sim import CYCLE_NOTE, Device, FrSimError, board_logs
 class FrSimRun(firmware.SimRun):
     counters: dict = field(default_factory=dict)          # the whole run
     infer_counters: list = field(default_factory=list)    # per scheduled step: the inference's counters
+    switch_counters: list = field(default_factory=list)   # per step: sn_set_level's (with the marker call)
     layer_counters: list = field(default_factory=list)    # per step (layers=True): counters of every layer
     infer_energy_j: list = field(default_factory=list)    # per step: the inference's energy
     energy_j: float = 0.0
@@ -82,15 +83,16 @@ def simulate(fb, *, inputs=None, schedule: Sequence[firmware.Step] | None = None
     firmware._attach_counts(records, stops, mark, hook.value if (layers and hook) else None, len(model.steps))
     # the counters of every inference: between its INFER and DONE marks
     marks = [(s, snap) for s, snap in zip(stops, snaps) if s[0] == mark]
-    infer = []
+    infer, switch = [], []
     for k in range(len(records)):
         a, b = marks[3 * k + 1][1], marks[3 * k + 2][1]
         infer.append(_minus(b, a))
+        switch.append(_minus(a, marks[3 * k][1]))
     per_layer = _layer_counters(stops, snaps, mark, hook.value, len(model.steps)) if layers else []
     exit_code = int.from_bytes(dev.read("__sn_exit_code", 2), "little")
     uart, stack_used = board_logs(dev)
     return FrSimRun(header, records, uart, c.instructions, c.cycles, exit_code, stack_used, inputs_q, sched,
-                    counters=c.as_dict(), infer_counters=infer, layer_counters=per_layer,
+                    counters=c.as_dict(), infer_counters=infer, switch_counters=switch, layer_counters=per_layer,
                     infer_energy_j=[dev.energy_j(ic) for ic in infer], energy_j=dev.energy_j(c))
 
 

@@ -89,6 +89,7 @@ class HostSim:
         lib.sn_set_level.argtypes = [C.c_uint8]
         lib.sn_set_level.restype = C.c_int
         lib.sn_get_level.restype = C.c_uint8
+        lib.sn_get_held_level.restype = C.c_uint8
         lib.sn_infer.argtypes = [C.c_void_p, C.c_void_p]
         lib.sn_host_infer_batch.argtypes = [C.c_void_p, C.c_void_p, C.c_uint32]
         lib.sn_host_infer_batch.restype = C.c_int
@@ -144,6 +145,10 @@ class HostSim:
 
     def get_level(self) -> int:
         return int(self.lib.sn_get_level())
+
+    def held_level(self) -> int:
+        """The densest level the staged working copy holds (n_levels when resident, 0: invalid)."""
+        return int(self.lib.sn_get_held_level())
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """int16 logits [N, out] for a batch: float inputs are quantized with the input exponent,

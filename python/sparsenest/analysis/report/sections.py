@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 
 from ...seed import seed_rows
 from ..cost import ROW_MODEL_FORMATS, far_dma, predict_inference, predict_switch, time_energy
+from ..switch_model import predict_staged_switch
 from .breakeven import breakeven
 from .measure import Ctx, level_storage, measure_switches
 from .provenance import M
@@ -176,15 +177,23 @@ def switching_section(c: Ctx) -> dict:
     """Bytes of every switch (host board's write log), µJ / µs (cost model), simulated cycles (staged)."""
     L = c.L
     out = {"method": SWITCH_METHOD, "build_mode": c.meta_in.get("switching"),
-           "method_note": "the FR5994 board copies a staged level's bytes with the CPU (memcpy word loop, "
-                          "boards/msp430fr5994/mem.c): cost model 'cpu' = platform cpu.copy_cycles_per_word per "
+           "method_note": "staged: the switch time model (analysis/switch_model.py, platform staged.* fitted in "
+                          "our simulator: per row, per copied row, per word and odd byte, DMA for masters in upper "
+                          "FRAM), from a copy holding the from-level; resident: "
+                          "cost model 'cpu' = platform cpu.copy_cycles_per_word per "
                           "16-bit word (assumption) + the FRAM write energy per word"}
     for mode, info in (("staged", c.stg), ("resident", c.res)):
         ms = measure_switches(info["out_dir"], L)
         e, t = [[0.0] * L for _ in range(L)], [[0.0] * L for _ in range(L)]
+        arrays = (c.mcu_staged or info)["meta"]["staged_arrays"] if mode == "staged" else None
         for i in range(L):
             for j in range(L):
-                if i != j:
+                if i != j and arrays is not None:   # the switch time model, copy holding level i + 1
+                    us = predict_staged_switch(arrays, i + 1, j + 1, c.plat)["time_us"]
+                    t[i][j] = us
+                    e[i][j] = (c.plat.active_power_w * us * 1e-6
+                               + -(-ms["bytes"][i][j] // 2) * c.plat.fram_write_energy_j) * 1e6
+                elif i != j:
                     ps = predict_switch(ms["bytes"][i][j], c.plat, SWITCH_METHOD)
                     e[i][j], t[i][j] = ps["energy_uj"], ps["time_us"]
         entry = {"bytes": M(ms["bytes"], "bytes written to FRAM", "host_board"),
