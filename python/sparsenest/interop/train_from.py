@@ -53,10 +53,11 @@ def train_from_bundle(src: str | Path, out: str | Path, *, dataset: str | None =
     log(f"{src}: dense test accuracy {dense_test:.4f} on {len(y_te)} {dataset} test samples; pruning to "
         f"{list(levels)} ({method}, {mode}) on {len(tr_idx)} train / {len(val_idx)} val samples")
     if mode == "gradual-kd":  # gradual nested pruning, distilled from the source network
-        from ..train.gradual import GradualConfig, train_gradual
+        from ..train.gradual import GradualConfig, sensitive_layers, train_gradual
         if method != "irregular":
             raise ValueError(f"mode gradual-kd prunes irregularly; --method {method} is not supported with it")
-        gcfg = gradual or GradualConfig(epochs=cfg.epochs_retrain, seed=cfg.seed)
+        gcfg = gradual or GradualConfig(epochs=cfg.epochs_retrain, seed=cfg.seed,
+                                        dense_scale=sensitive_layers(source.graph))
         allowed = {k: torch.from_numpy(np.asarray(v) >= 1) for k, v in source.intro.items()}
         res = train_gradual(net, GraphNet(source.graph, source.weights), x_tr, y_tr, sparsities=levels, cfg=gcfg,
                             x_val=x_val, y_val=y_val, allowed=allowed, log=log)
