@@ -1,7 +1,7 @@
 """Lowering the layer graph to executed steps, and planning activation memory.
 
-Lowering: every conv/linear/pool/add node is one step; a ReLU (or ReLU6) whose input is a conv/linear output
-used by nothing else is fused into that step (same exponent, same result); other ReLUs run in place
+Lowering: every conv/linear/pool/add node is one step; a ReLU (or ReLU6) whose input is a conv/linear
+output used by nothing else is fused into that step (same exponent, same result); other ReLUs run in place
 when their input dies there; flatten never moves data (channel-major layout is already flat).
 
 Planning: every tensor lives from the step that writes it to the last step that reads it; the
@@ -151,7 +151,8 @@ def lower(qm: QModel, in_place: bool = True) -> Lowered:
         alias[name] = name
         tensors[name] = int(np.prod(n["shape"]))
         shapes[name] = list(n["shape"])
-        st = Step(name, C_OPS[op], n, ins, name, relu_max=relu6_bound(qm.exps[name]) if op == "relu6" else None)
+        st = Step(name, C_OPS[op], n, ins, name,
+                  relu_max=relu6_bound(qm.exps[name]) if op == "relu6" else None)
         if op in MATMUL_OPS:
             q = qm.layers[name]
             groups = int(n.get("groups", 1) or 1)

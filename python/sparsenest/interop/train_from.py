@@ -2,8 +2,8 @@
 
 The network is rebuilt from the bundle's graph (interop.torch_net.GraphNet), pruned into nested levels
 with any method and mode, and fine-tuned on the data set's train split where one is given (`joint`,
-`progressive`, `gradual-kd`: train/gradual.py); `no-retrain` only derives the masks, so it needs no training data. Every level and the
-source (dense) network are evaluated on the same test split.
+`progressive`, `gradual-kd`: train/gradual.py); `no-retrain` only derives the masks, so it needs no
+training data. Every level and the source (dense) network are evaluated on the same test split.
 """
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ def device_levels(bundle, out: Path, calib: np.ndarray, sim_x: np.ndarray | None
     from ...targets.host import HostSim
     fmt = device_formats(bundle)
     fit = device_fit(bundle, fmt, out / "device", calib)
-    sim = simulate_device(bundle, fit, fmt, calib, sim_x, sim_y, out / "device") if sim_x is not None else {"k": 0}
+    simulated = simulate_device(bundle, fit, fmt, calib, sim_x, sim_y, out / "device") if sim_x is not None \
+        else {"k": 0}
     host = out / "host"
     shutil.rmtree(host, ignore_errors=True)
     # the host build only counts operations; a large FRAM budget lets levels that do not fit the chip count too
@@ -144,12 +145,13 @@ def device_levels(bundle, out: Path, calib: np.ndarray, sim_x: np.ndarray | None
         row = {"level": lv, "fits": f["fits"], "lower_fram_bytes": f.get("lower_bytes"),
                "upper_fram_bytes": f.get("upper_bytes"), "error": f.get("error"),
                "latency_s": pred["time_us"] * 1e-6, "energy_uj": pred["energy_uj"], "macs": pred["macs"], "how": "P*"}
-        s = (sim.get("per_level") or {}).get(lv)
+        s = (simulated.get("per_level") or {}).get(lv)
         if s:
             row |= {"latency_s": s["cycles_total"] / mclk_hz(), "energy_uj": s["energy_uj"], "how": "S",
                     "sim_cycles": s["cycles_total"], "predicted_latency_s": pred["time_us"] * 1e-6}
         rows.append(row)
-    return {"levels": rows, "k_device": fit["k_device"], "sim": {k: v for k, v in sim.items() if k != "per_level"},
+    return {"levels": rows, "k_device": fit["k_device"],
+            "sim": {k: v for k, v in simulated.items() if k != "per_level"},
             "latency_how": "S: our FR5994 simulator at the board clock (inputs checked against golden); "
                            "P*: cost model, fallback table"}
 
