@@ -31,6 +31,7 @@ from ...interop.tflite_import import import_tflite
 MODELS = PROJECT_ROOT.parent / "shared" / "data" / "models" / "mlperf-tiny"
 KWS_LEVELS = (0.7, 0.5, 0.3)
 AD_LEVELS = (0.9, 0.75, 0.5)
+SIM_FORMAT = "csr16"   # the simulated chip image's format (simulate_device)
 
 
 def interpret(model: Path | bytes, x: np.ndarray, batch: int = 512, reference_kernels: bool = False) -> np.ndarray:
@@ -87,11 +88,14 @@ def device_formats(bundle) -> dict:
     return {"*": "auto"} | {n["name"]: "csr16" for n in bundle.graph["nodes"] if int(n.get("groups", 1) or 1) > 1}
 
 
-def simulate_device(bundle, fit: dict, fmt, calib: np.ndarray, x: np.ndarray, y: np.ndarray, out: Path) -> dict:
-    """Levels 1..k of the largest level set that fits, as the chip image in our FR5994 simulator (every
+def simulate_device(bundle, fit: dict, calib: np.ndarray, x: np.ndarray, y: np.ndarray, out: Path) -> dict:
+    """Levels 1..k of the largest level set that fits, as the chip image (csr16) in our FR5994 simulator (every
     input at every level, outputs checked bit for bit against the golden model). A linked image whose
     code overflows the planner's lower-FRAM code reserve is compiled again with that much less lower FRAM
     for model data (more weights stream from upper FRAM), up to 3 times."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.codegen import CodegenError
+    from ...compiler.planner import PlanError
     from ...targets import firmware, msp430
     from .table2 import refit_lower_fram, simulate_levels, truncated
     for k in range(fit["k_device"], 0, -1):
@@ -99,7 +103,14 @@ def simulate_device(bundle, fit: dict, fmt, calib: np.ndarray, x: np.ndarray, y:
         if not row["fits"]:
             continue
         bk = truncated(bundle, k) if k < bundle.n_levels else bundle
-        mdir, over, refits = Path(row["dir"]), 0, []
+        # one format kernel (csr16 everywhere) keeps the image's code small: with auto's several kernels
+        # the DS-CNN's code overflowed lower FRAM even after three refits
+        try:
+            info = compile_bundle(bk, out / f"L{k}-sim", target="msp430fr5994", fmt=SIM_FORMAT, calib=calib,
+                                  build=False, force=True)
+        except (PlanError, CodegenError):
+            continue
+        mdir, over, refits = Path(info["out_dir"]), 0, []
         for attempt in range(4):
             try:
                 r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), x, y, k)
@@ -111,8 +122,8 @@ def simulate_device(bundle, fit: dict, fmt, calib: np.ndarray, x: np.ndarray, y:
                 over += e.bytes_over
                 refits.append(over)
                 try:
-                    mdir, _ = refit_lower_fram(bk, fmt, calib, out / f"L{k}-refit{attempt}", over)
-                except Exception as e2:  # noqa: BLE001 (PlanError/CodegenError: give up on this k)
+                    mdir, _ = refit_lower_fram(bk, SIM_FORMAT, calib, out / f"L{k}-refit{attempt}", over)
+                except (PlanError, CodegenError) as e2:  # what must stay in lower FRAM does not fit
                     refits.append(str(e2).split(" Breakdown")[0])
                     break
     return {"k": 0}
@@ -129,7 +140,7 @@ def device_levels(bundle, out: Path, calib: np.ndarray, sim_x: np.ndarray | None
     from ...targets.host import HostSim
     fmt = device_formats(bundle)
     fit = device_fit(bundle, fmt, out / "device", calib)
-    simulated = simulate_device(bundle, fit, fmt, calib, sim_x, sim_y, out / "device") if sim_x is not None \
+    simulated = simulate_device(bundle, fit, calib, sim_x, sim_y, out / "device") if sim_x is not None \
         else {"k": 0}
     host = out / "host"
     shutil.rmtree(host, ignore_errors=True)
