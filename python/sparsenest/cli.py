@@ -31,6 +31,8 @@ def cmd_train(a) -> int:
                       batch_size=a.batch_size, scope=a.scope, admm_epochs=a.admm_epochs, seed=a.seed,
                       method_opts=a.method_opts or {},
                       prune_output_rows=a.prune_output_rows)
+    if a.mode == "gradual-kd" and not a.from_bundle:
+        raise ValueError("--mode gradual-kd distils from an existing network: give that network with --from BUNDLE")
     if a.from_bundle:  # an existing (e.g. imported) network: prune + fine-tune it, no model zoo
         from .interop.train_from import train_from_bundle
         b = train_from_bundle(a.from_bundle, a.output, dataset=a.dataset, levels=a.levels, method=a.method,
@@ -342,8 +344,9 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     t.add_argument("--method", default="irregular",
                    choices=["irregular", "row", "column", "block", "pattern"],
                    help="what is pruned: single weights, rows, columns, blocks or PCONV kernel patterns")
-    t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint"],
-                   help="how the levels are trained (README: Training)")
+    t.add_argument("--mode", default="joint", choices=["no-retrain", "progressive", "joint", "gradual-kd"],
+                   help="how the levels are trained (README: Training); gradual-kd (with --from only): gradual "
+                        "pruning distilled from the source network, train/gradual.py")
     t.add_argument("--scope", default="global", choices=["layer", "global"],
                    help="same sparsity in every layer, or one magnitude threshold across layers")
     t.add_argument("--method-opts", type=arg.json_object, default=None,

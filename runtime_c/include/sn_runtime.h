@@ -158,10 +158,15 @@ enum {
     SN_OP_LEA_CONV = 9    /* stride-1 convolution on the LEA engine */
 };
 
+/* sn_layer.relu: the activation applied to a step's output (a stand-alone relu step: SN_ACT_NONE is a
+ * plain ReLU too). */
+enum { SN_ACT_NONE = 0, SN_ACT_RELU = 1, SN_ACT_RELU_MAX = 2 };
+
 /* One executed step. Tensors are int16, channel-major ([C][H][W]; 1-D: [C][W] with H = 1). */
 typedef struct {
     uint8_t op;
-    uint8_t relu;          /* conv/linear: clamp the requantized output at 0 */
+    uint8_t relu;          /* conv/linear/relu: SN_ACT_RELU clamps the (requantized) output at 0,
+                            * SN_ACT_RELU_MAX also at relu_max (ReLU6: 6 in the output's Q format) */
     uint8_t out_fram;      /* SN_OUT_FRAM: the output lives in FRAM; SN_PAD_FRAM: so does the padded
                             * copy (both written through sn_board_fram_write) */
     uint8_t groups;        /* conv: groups; matrices matrix .. matrix+groups-1, one per group */
@@ -175,6 +180,7 @@ typedef struct {
     int8_t shift0;         /* conv/linear: requantize shift; pools: divide shift; add: shift of in0 */
     int8_t shift1;         /* add: shift of in1 */
     int16_t mul;           /* avg pools: Q15 reciprocal (1 when the window is a power of two) */
+    int16_t relu_max;      /* relu == SN_ACT_RELU_MAX: upper clamp of the activation */
     const int32_t *bias;   /* conv/linear: [out_c] */
     int16_t *patch;        /* conv: im2col scratch [in_c/groups * k_h * k_w] */
     int32_t *acc;          /* conv/linear: accumulator scratch [out_c/groups] (direct: x chunk) */

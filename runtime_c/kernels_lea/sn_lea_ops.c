@@ -38,9 +38,17 @@ static void sn_lea_load(void *dst, const void *src, uint16_t nbytes) {
 #endif
 }
 
-/* golden.requantize with a fused ReLU. The compiler keeps |bias| < 2^30 on LEA layers, so
+/* The layer's fused activation: ReLU clamps at 0, ReLU6 (SN_ACT_RELU_MAX) also at relu_max. */
+static inline int16_t sn_lea_act(const sn_layer *l, int16_t y) {
+    if (l->relu && y < 0) {
+        return 0;
+    }
+    return l->relu == SN_ACT_RELU_MAX && y > l->relu_max ? l->relu_max : y;
+}
+
+/* golden.requantize with the fused activation. The compiler keeps |bias| < 2^30 on LEA layers, so
  * acc = sum + bias never leaves int32 (lea_plan.MAX_BIAS). */
-static int16_t sn_lea_requant(int32_t acc, int8_t s, uint8_t relu) {
+static int16_t sn_lea_requant(const sn_layer *l, int32_t acc, int8_t s) {
     int16_t y;
     if (s > 0) {
         y = sn_sat16(sn_rshift_round(acc, s));
@@ -50,7 +58,7 @@ static int16_t sn_lea_requant(int32_t acc, int8_t s, uint8_t relu) {
         int32_t c = sn_sat16(acc);
         y = sn_sat16(c * ((int32_t)1 << (-s > 16 ? 16 : -s)));
     }
-    return relu && y < 0 ? 0 : y;
+    return sn_lea_act(l, y);
 }
 
 /* A DSPLib error here is a compiler bug (the planner checked every size and address): it is counted in
@@ -101,7 +109,7 @@ void sn_op_lea_linear(const sn_layer *l, uint8_t level) {
                 SN_COUNT(weight_bytes_read, 2u * used);
             }
             acc += l->bias[r0 + r];
-            sn_put(&put, l->out + r0 + r, sn_lea_requant(acc, l->shift0, l->relu));
+            sn_put(&put, l->out + r0 + r, sn_lea_requant(l, acc, l->shift0));
         }
         segs += nseg;
         SN_COUNT(act_bytes_written, 2u * rows);
@@ -186,7 +194,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                 }
                 for (oy = 0; oy < rows; oy++) {
                     const _q15 *a = acc + oy * wp;
-                    if (kept && !put.fram && l->relu) { /* the common case, a tight loop */
+                    if (kept && !put.fram && l->relu == SN_ACT_RELU) { /* the common case, a tight loop */
                         for (ox = out_w; ox; ox--, a++) {
                             *out++ = *a < 0 ? 0 : *a;
                         }
@@ -194,7 +202,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                     }
                     for (ox = 0; ox < out_w; ox++) {
                         int16_t y = kept ? a[ox] : (int16_t)k;
-                        sn_put(&put, out++, l->relu && y < 0 ? 0 : y);
+                        sn_put(&put, out++, sn_lea_act(l, y));
                     }
                 }
             } else {
@@ -203,7 +211,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                     const _q15 *a = acc + oy * wp;
                     for (ox = 0; ox < out_w; ox++) {
                         int16_t y = sn_sat16(((int32_t)(kept ? a[ox] : 0) + k) >> down);
-                        sn_put(&put, out++, l->relu && y < 0 ? 0 : y);
+                        sn_put(&put, out++, sn_lea_act(l, y));
                     }
                 }
             }

@@ -121,6 +121,7 @@ static void sn_im2col(const sn_layer *l, const sn_conv_geom *geo, const int16_t 
 typedef struct {
     int8_t shift;
     uint8_t relu;
+    int16_t top;          /* upper clamp: relu_max for ReLU6, else 32767 (no clamp) */
     uint8_t fast;         /* shift in 1..15 */
     uint16_t m;           /* 2^(16 - shift) */
     int16_t bound;        /* 2^(shift - 1) */
@@ -130,6 +131,7 @@ typedef struct {
 static void sn_requant_init(sn_requant_t *q, const sn_layer *l) {
     q->shift = l->shift0;
     q->relu = l->relu;
+    q->top = l->relu == SN_ACT_RELU_MAX ? l->relu_max : 32767;
     q->fast = q->shift >= 1 && q->shift <= 15;
     q->m = q->fast ? (uint16_t)(1u << (16 - q->shift)) : 0;
     q->bound = q->fast ? (int16_t)(1 << (q->shift - 1)) : 0;
@@ -153,7 +155,10 @@ static inline int16_t sn_requant(int32_t acc, const sn_requant_t *q) {
             y = sn_shr_fit16(t, q->shift, q->m);
         }
     }
-    return (q->relu && y < 0) ? 0 : y;
+    if (q->relu && y < 0) {
+        y = 0;
+    }
+    return y > q->top ? q->top : y;
 }
 
 #if SN_MODEL_DIRECT_CONVS && defined(SN_BOARD_SHR_FIT16) && defined(SN_BOARD_MPY32)
@@ -187,7 +192,7 @@ static __attribute__((noinline)) void sn_requant_row_slow(const sn_requant_t *q,
 /* o[p] = sn_requant(a[p], q), p < n: the same values, with the layer constants in locals and the
  * ReLU as a lower clamp (the direct conv's per-output cost is mostly this and the products). */
 static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, uint16_t n) {
-    const int16_t bound = q->bound, nbound = (int16_t)-q->bound, floor = q->relu ? 0 : -32768;
+    const int16_t bound = q->bound, nbound = (int16_t)-q->bound, floor = q->relu ? 0 : -32768, top = q->top;
     const uint16_t half = (uint16_t)q->bound, m = q->m;
     const int8_t s = q->shift;
     uint16_t p;
@@ -219,7 +224,7 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
 #endif
             }
         }
-        o[p] = y < floor ? floor : y;
+        o[p] = y < floor ? floor : y > top ? top : y;
     }
 #ifdef SN_REQUANT_ROW_MASKED
     sn_irq_restore(irq);

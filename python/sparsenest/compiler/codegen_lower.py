@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import formats
+from . import formats, inplace
 from .c_text import c_ident
 from .planner import Lowered, Step, lower
 from .quantize import QModel, add_shift, avg_params
@@ -151,8 +151,9 @@ def direct_scratch(low: Lowered, directs: dict) -> None:
 
 
 def lower_layers(qm: QModel, *, fmt="auto", format_opts: dict | None = None, conv: str = "auto",
-                 in_place: bool = True) -> tuple[Lowered, list[LayerPlan]]:
-    """The planner's steps (scratch sizes final: direct convolutions adjusted) and a LayerPlan each."""
+                 in_place: bool = True, conv_in_place: bool = True) -> tuple[Lowered, list[LayerPlan]]:
+    """The planner's steps (scratch sizes final: direct convolutions adjusted) and a LayerPlan each.
+    conv_in_place (with in_place): pointwise/depthwise convolutions write over their input (inplace.py)."""
     low = lower(qm, in_place=in_place)
     encoded = {st.name: encode_layer(qm, st.name, fmt, format_opts) for st in low.steps
                if st.op in ("conv", "linear")}
@@ -164,6 +165,8 @@ def lower_layers(qm: QModel, *, fmt="auto", format_opts: dict | None = None, con
         if dc is not None:
             directs[st.name] = dc
     direct_scratch(low, directs)
+    if in_place and conv_in_place:
+        inplace.conv_in_place(low, directs)
     taken: set[str] = set()
     return low, [_layer_plan(qm, low, i, st, taken, encoded.get(st.name, []), directs.get(st.name))
                  for i, st in enumerate(low.steps, 1)]
@@ -184,7 +187,8 @@ def _layer_plan(qm: QModel, low: Lowered, i: int, st: Step, taken: set[str], enc
                  + (f" d{w['d_h']}x{w['d_w']}" if (w["d_h"], w["d_w"]) != (1, 1) else ""))
     text += f", {low.shapes[st.inputs[0]]} -> {low.shapes[st.output]}"
     if st.relu:
-        text += " + relu (fused: " + ", ".join(st.fused) + ")"
+        text += f" + {'relu' if st.relu_max is None else f'relu6 (clamp {st.relu_max})'} (fused: " + \
+            ", ".join(st.fused) + ")"
     if dc is not None:
         text += f"; direct, {dc['chunk']} positions per call"
     lm = {"step": i, "op": st.op, "graph_op": node["op"], "inputs": st.inputs, "output": st.output,

@@ -18,6 +18,7 @@ from . import lea_codegen
 from .c_text import c_ident
 from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, place_far, place_staged_masters
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
+from .inplace import conv_in_place
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import QModel
 
@@ -30,16 +31,16 @@ SHAPE_FIELDS = ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w")
 POOL_WINDOW = ("k_h", "k_w", "s_h", "s_w", "p_h", "p_w")
 # The sn_layer fields each op reads (runtime_c/src/sn_op_*.c), one tuple per line of the descriptor.
 OP_FIELDS = {
-    "conv": (("op", "relu", "groups", "matrix", "out_fram"), ("in0", "out", "bias", "acc", "patch", "pad"),
+    "conv": (("op", "relu", "relu_max", "groups", "matrix", "out_fram"), ("in0", "out", "bias", "acc", "patch", "pad"),
              SHAPE_FIELDS, POOL_WINDOW + ("d_h", "d_w"), ("shift0", "chunk")),
-    "linear": (("op", "relu", "matrix", "out_fram"), ("in0", "out", "bias", "acc"), SHAPE_FIELDS, ("shift0",)),
+    "linear": (("op", "relu", "relu_max", "matrix", "out_fram"), ("in0", "out", "bias", "acc"), SHAPE_FIELDS, ("shift0",)),
     "maxpool": (("op", "out_fram"), ("in0", "out"), SHAPE_FIELDS, POOL_WINDOW),
     "avgpool": (("op", "out_fram"), ("in0", "out"), SHAPE_FIELDS, POOL_WINDOW, ("mul", "shift0")),
     "gavgpool": (("op", "out_fram"), ("in0", "out"), SHAPE_FIELDS, ("mul", "shift0")),
     "add": (("op", "out_fram"), ("in0", "in1", "out"), SHAPE_FIELDS, ("shift0", "shift1")),
-    "relu": (("op", "out_fram"), ("in0", "out"), SHAPE_FIELDS),
+    "relu": (("op", "relu", "relu_max", "out_fram"), ("in0", "out"), SHAPE_FIELDS),
 }
-OPTIONAL_FIELDS = ("out_fram", "patch", "pad", "chunk")   # left out (zero) where they do not apply
+OPTIONAL_FIELDS = ("out_fram", "patch", "pad", "chunk", "relu_max")   # left out (zero) where they do not apply
 
 
 @dataclass
@@ -205,11 +206,14 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
         st = lp.step
         pad = scratch_buf.get((lp.index, "pad"))
         out = run_buf[st.output]
-        values = {"op": C_OP[st.op], "relu": int(st.relu), "groups": lp.groups,
+        # relu: SN_ACT_NONE / SN_ACT_RELU / SN_ACT_RELU_MAX (ReLU6: also clamped at relu_max)
+        values = {"op": C_OP[st.op], "relu": 2 if st.relu_max is not None else int(st.relu), "groups": lp.groups,
                   "out_fram": hook_fram_outputs * (int(out.tier == "fram") | (2 if pad and pad.tier == "fram" else 0)),
                   "in0": run_buf[st.inputs[0]].name, "out": out.name,
                   "shift0": lp.shift0, "shift1": lp.shift1, "mul": lp.mul,
                   **dict(zip(SHAPE_FIELDS, (*lp.in_chw, *lp.out_chw))), **lp.window}
+        if st.relu_max is not None:
+            values["relu_max"] = st.relu_max
         if len(st.inputs) > 1:
             values["in1"] = run_buf[st.inputs[1]].name
         for kind in ("patch", "acc", "pad", "lea"):
@@ -371,7 +375,9 @@ def intermittent_meta(qm: QModel, target: Target, units: list[dict], plan: Plan,
                       layers: list[LayerPlan], checkpoint: str) -> dict:
     """What intermittent execution costs in memory: the FRAM arena against the continuous plan's."""
     low_cont = lower(qm)
-    direct_scratch(low_cont, {lp.name: lp.direct for lp in layers if lp.direct})
+    directs = {lp.name: lp.direct for lp in layers if lp.direct}
+    direct_scratch(low_cont, directs)
+    conv_in_place(low_cont, directs)   # what the continuous build does (inplace.py)
     cont = plan_memory(low_cont, target)
     extra = plan.fram_bytes - cont.fram_bytes + imt.table_bytes(len(low.steps))
     return {"checkpoint": checkpoint, "units": sum(u["units"] for u in units),

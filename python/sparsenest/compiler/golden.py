@@ -12,8 +12,9 @@ Arithmetic (the contract of docs/architecture.md; the generated model.h repeats 
 * requantize with shift s: s > 0: `y = sat16(((acc >> (s-1)) + 1) >> 1)`, which equals
   `(acc + 2^(s-1)) >> s` (round half up, arithmetic shift) without the int32 overflow of the addition;
   s == 0: `sat16(acc)`; s < 0: `sat16(acc << -s)` (computed on the int16-clamped acc, shift capped at 16,
-  which gives the same saturated value without overflow). A fused ReLU clamps the result at 0.
-* ReLU and max-pool keep the exponent (max-pool padding never wins: out-of-range taps are skipped).
+  which gives the same saturated value without overflow). A fused ReLU clamps the result at 0, a fused
+  ReLU6 at 0 and at `relu6_bound(e_y)` (6 in the output's Q format, quantize.py).
+* ReLU, ReLU6 and max-pool keep the exponent (max-pool padding never wins: out-of-range taps are skipped).
 * avg-pool / global avg-pool over a window of n values: `sum` in int32, then
   `y = rshift_round(sum * mul, sh)` with (mul, sh) = (1, log2 n) when n is a power of two, else
   (round(2^15 / n), 15): a Q15 reciprocal. The exponent is kept.
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 # avg_params and add_shift are the Q15 scheme's (quantize.py): this model and the generated C share them.
-from .quantize import MATMUL_OPS, QModel, _last_use, add_shift, avg_params  # noqa: F401
+from .quantize import MATMUL_OPS, QModel, _last_use, add_shift, avg_params, relu6_bound  # noqa: F401
 
 
 def rshift_round(v: np.ndarray, s: int) -> np.ndarray:
@@ -95,6 +96,8 @@ def _forward(qm: QModel, xq: np.ndarray, level: int, keep_all: bool = False) -> 
             y = _matmul_layer(qm, n, ins[0], level)
         elif op == "relu":
             y = np.maximum(ins[0], 0).astype(np.int16)
+        elif op == "relu6":
+            y = np.clip(ins[0], 0, relu6_bound(qm.exps[n["name"]])).astype(np.int16)
         elif op in ("maxpool1d", "maxpool2d"):
             f = F.max_pool1d if op == "maxpool1d" else F.max_pool2d
             y = f(torch.as_tensor(ins[0].astype(np.float64)), n["kernel"], n["stride"],

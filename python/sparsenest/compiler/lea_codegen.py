@@ -9,10 +9,10 @@ from . import lea_plan
 from .lea_plan import ENGINES, LeaError
 
 #: sn_layer fields the LEA ops read (codegen_place.OP_FIELDS rows)
-LEA_FIELDS = {"linear": (("op", "relu", "out_fram"), ("in0", "out", "bias", "lea_ram"),
+LEA_FIELDS = {"linear": (("op", "relu", "relu_max", "out_fram"), ("in0", "out", "bias", "lea_ram"),
                          ("lea_meta", "lea_idx", "lea_w"), ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"),
                          ("shift0",)),
-              "conv": (("op", "relu", "out_fram"), ("in0", "out", "lea_k", "lea_ram"),
+              "conv": (("op", "relu", "relu_max", "out_fram"), ("in0", "out", "lea_k", "lea_ram"),
                        ("lea_meta", "lea_idx", "lea_w"), ("in_c", "in_h", "in_w", "out_c", "out_h", "out_w"),
                        ("shift0",))}
 C_OPS = {"linear": "SN_OP_LEA_LINEAR", "conv": "SN_OP_LEA_CONV"}
@@ -131,5 +131,5 @@ def prepare(qm, engine: str, *, fmt="auto", format_opts=None, conv: str = "auto"
     if engine == "cpu":
         qm.lea_layouts = {}
         return {}
-    low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv)
+    low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv, conv_in_place=False)
     return choose(qm, low, layers, engine)

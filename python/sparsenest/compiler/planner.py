@@ -1,7 +1,7 @@
 """Lowering the layer graph to executed steps, and planning activation memory.
 
-Lowering: every conv/linear/pool/add node is one step; a ReLU whose input is a conv/linear output
-used by nothing else is fused into that step (same exponent, same result); other ReLUs run in place
+Lowering: every conv/linear/pool/add node is one step; a ReLU (or ReLU6) whose input is a conv/linear
+output used by nothing else is fused into that step (same exponent, same result); other ReLUs run in place
 when their input dies there; flatten never moves data (channel-major layout is already flat).
 
 Planning: every tensor lives from the step that writes it to the last step that reads it; the
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..board import memory_map
-from .quantize import MATMUL_OPS, QModel
+from .quantize import MATMUL_OPS, QModel, relu6_bound
 
 ALIGN = 4
 LAYER_DESCRIPTOR_BYTES = 48  # sizeof(sn_layer) on the MSP430 (16-bit pointers), rounded up
@@ -86,7 +86,7 @@ def get_target(target: str | Target, **overrides) -> Target:
 
 C_OPS = {"conv1d": "conv", "conv2d": "conv", "linear": "linear", "maxpool1d": "maxpool",
          "maxpool2d": "maxpool", "avgpool1d": "avgpool", "avgpool2d": "avgpool",
-         "global_avgpool": "gavgpool", "add": "add", "relu": "relu"}
+         "global_avgpool": "gavgpool", "add": "add", "relu": "relu", "relu6": "relu"}
 
 
 @dataclass
@@ -97,6 +97,7 @@ class Step:
     inputs: list[str]         # tensor ids
     output: str               # tensor id
     relu: bool = False
+    relu_max: int | None = None   # ReLU6 (fused or stand-alone): the upper clamp in the output's Q format
     fused: list[str] = field(default_factory=list)
     scratch: dict = field(default_factory=dict)   # "patch"/"acc"/"pad" -> bytes (codegen sets "pad")
 
@@ -133,23 +134,25 @@ def lower(qm: QModel, in_place: bool = True) -> Lowered:
         if op == "flatten":
             alias[name] = ins[0]
             continue
-        if op == "relu":
+        if op in ("relu", "relu6"):
             src = n["inputs"][0]
             st = producer.get(ins[0])
+            top = relu6_bound(qm.exps[name]) if op == "relu6" else None
             if st is not None and st.op in ("conv", "linear") and not st.relu and users[src] == 1 \
                     and alias[src] == st.output:
-                st.relu = True
+                st.relu, st.relu_max = True, top
                 st.fused.append(name)
                 alias[name] = st.output
                 continue
             if users[src] == 1 and in_place:  # in place: the input dies here
                 alias[name] = ins[0]
-                steps.append(Step(name, "relu", n, ins, ins[0]))
+                steps.append(Step(name, "relu", n, ins, ins[0], relu_max=top))
                 continue
         alias[name] = name
         tensors[name] = int(np.prod(n["shape"]))
         shapes[name] = list(n["shape"])
-        st = Step(name, C_OPS[op], n, ins, name)
+        st = Step(name, C_OPS[op], n, ins, name,
+                  relu_max=relu6_bound(qm.exps[name]) if op == "relu6" else None)
         if op in MATMUL_OPS:
             q = qm.layers[name]
             groups = int(n.get("groups", 1) or 1)

@@ -15,8 +15,11 @@ Rules (one place, referenced from golden.py and the generated model.h):
   network (weights * mask_level) runs over the calibration slice; the node's range is the 99.99th
   percentile of |activation| (of max(activation, 0) when every consumer of the node is a ReLU, since
   negative values are zeroed anyway), maximised over levels. e = the largest e with range * 2^e <= 32767.
-  One exponent serves every level, so the generated code is the same for all levels.
-  ReLU, max-pool, avg-pool, global avg-pool and flatten keep their input's exponent; conv, linear and
+  One exponent serves every level, so the generated code is the same for all levels. A node whose
+  consumers are all ReLU6 is ranged on min(max(activation, 0), 6): the clamp makes larger values moot.
+* ReLU6 clamps at 0 and at `relu6_bound(e)` = sat16(round_half_away(6 * 2^e)), 6 in the Q format of its
+  input's exponent e (24,576 at e = 12; 32,767 when 6 is not representable, where saturation is the clamp).
+  ReLU, ReLU6, max-pool, avg-pool, global avg-pool and flatten keep their input's exponent; conv, linear and
   add outputs (and the graph input) are calibrated.
 """
 from __future__ import annotations
@@ -34,7 +37,7 @@ INT16_MIN, INT16_MAX = -32768, 32767
 ACC_LIMIT = 1 << 31
 PERCENTILE = 99.99
 MATMUL_OPS = ("conv1d", "conv2d", "linear")
-SAME_EXP_OPS = ("relu", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool", "flatten")
+SAME_EXP_OPS = ("relu", "relu6", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool", "flatten")
 SUPPORTED_OPS = MATMUL_OPS + SAME_EXP_OPS + ("add",)
 AVG_RECIP_SHIFT = 15    # avg pools divide by a Q15 reciprocal when the window is not a power of two
 
@@ -44,6 +47,11 @@ def avg_params(n: int) -> tuple[int, int]:
     if n & (n - 1) == 0:
         return 1, n.bit_length() - 1
     return int(np.floor(2.0 ** AVG_RECIP_SHIFT / n + 0.5)), AVG_RECIP_SHIFT
+
+
+def relu6_bound(e: int) -> int:
+    """ReLU6's upper clamp in the Q format of exponent e: the golden model and the generated C use it."""
+    return int(to_q(np.array([6.0]), e)[0])
 
 
 def add_shift(e_in: int, e_out: int) -> int:
@@ -177,6 +185,8 @@ def run_graph_float(graph: dict, weights: dict, x: np.ndarray, masks: dict | Non
                     y = F.conv2d(ins[0], w, b, **_conv_args(n))
             elif op == "relu":
                 y = torch.relu(ins[0])
+            elif op == "relu6":
+                y = F.relu6(ins[0])
             elif op in ("maxpool1d", "maxpool2d"):
                 f = F.max_pool1d if op == "maxpool1d" else F.max_pool2d
                 y = f(ins[0], n["kernel"], n["stride"], n["padding"])
@@ -262,8 +272,8 @@ def quantize(bundle, calib_x: np.ndarray, *, percentile: float = PERCENTILE) -> 
     cons = consumers(graph)
     in_name = graph["input"]["name"]
 
-    def rng(t: torch.Tensor, relu_only: bool) -> float:
-        a = t.clamp(min=0) if relu_only else t.abs()
+    def rng(t: torch.Tensor, relu_only: bool, relu6_only: bool = False) -> float:
+        a = t.clamp(0, 6) if relu6_only else t.clamp(min=0) if relu_only else t.abs()
         a = a.flatten().double().numpy()
         return float(np.percentile(a, percentile)) if a.size else 0.0
 
@@ -272,8 +282,9 @@ def quantize(bundle, calib_x: np.ndarray, *, percentile: float = PERCENTILE) -> 
     for level in range(1, n_levels + 1):
         vals = run_graph_float(graph, weights, calib_x, level_masks(intro, level), keep_all=True)
         for name in calibrated:
-            relu_only = bool(cons[name]) and all(c["op"] == "relu" for c in cons[name])
-            amax[name] = max(amax.get(name, 0.0), rng(vals[name], relu_only))
+            relu_only = bool(cons[name]) and all(c["op"] in ("relu", "relu6") for c in cons[name])
+            relu6_only = bool(cons[name]) and all(c["op"] == "relu6" for c in cons[name])
+            amax[name] = max(amax.get(name, 0.0), rng(vals[name], relu_only, relu6_only))
         del vals
 
     exps = {in_name: exp_for_range(amax[in_name])}

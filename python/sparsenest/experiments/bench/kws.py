@@ -2,14 +2,16 @@
 
 1. The imported KWS DS-CNN (float32 and int8 files) on the whole official Speech Commands v0.02 test set
    (4,890 clips, MLPerf Tiny MFCCs): our float graph vs the ai-edge-litert interpreter on the same features.
-2. Nested levels (`train --from`, layer scope, joint fine-tuning on the speaker-disjoint train part),
-   float and Q15 (golden) accuracy per level on the held-out speakers beside the dense model's, FR5994
-   fit and latency/energy predicted by the cost model (fallback table: uncalibrated) per level, and the
-   int8 MLPerf model's size beside ours.
+2. Nested levels (`train --from ... --mode gradual-kd`: gradual pruning distilled from the dense model,
+   depthwise/first/last layers at half the level's sparsity, on the speaker-disjoint train part), float
+   and Q15 (golden) accuracy per level on the held-out speakers beside the dense model's, FR5994 fit
+   (depthwise convolutions csr16, so they and the pointwise ones run in place), levels 1..k of the largest
+   set that links run in our FR5994 simulator for latency and energy ("S"; others predicted, "P*"), and
+   the int8 MLPerf model's size beside ours.
 3. The anomaly-detection autoencoder: nested levels (no-retrain: no ToyCar data here), which fit the
    FR5994's FRAM, and each level's reconstruction error against the interpreter's dense output.
 
-    sparsenest bench kws [-o build/bench-kws] [--nested BUNDLE] [--epochs 4]
+    sparsenest bench kws [-o build/bench-kws] [--nested BUNDLE] [--epochs 30] [--sim-inputs 1]
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ import torch
 
 from ...data import kws_mlperf
 from ...levels import level_mask
+from ...board import mclk_hz
 from ...paths import PROJECT_ROOT
 from ...interop.tflite_import import import_tflite
 
 MODELS = PROJECT_ROOT.parent / "shared" / "data" / "models" / "mlperf-tiny"
 KWS_LEVELS = (0.7, 0.5, 0.3)
 AD_LEVELS = (0.9, 0.75, 0.5)
+SIM_FORMAT = "csr16"   # the simulated chip image's format (simulate_device)
 
 
 def interpret(model: Path | bytes, x: np.ndarray, batch: int = 512, reference_kernels: bool = False) -> np.ndarray:
@@ -78,18 +82,70 @@ def kws_full_test_set() -> dict:
     return res
 
 
-def device_levels(bundle, out: Path, calib: np.ndarray) -> dict:
-    """FR5994 fit per level and the cost model's (uncalibrated) latency/energy of each level, from host
-    counters of the same build (auto formats)."""
+def device_formats(bundle) -> dict:
+    """auto formats, but csr16 for depthwise (grouped) convolutions: csr16 runs them direct with a padded
+    copy, so they write over their input (compiler/inplace.py) and the DS-CNN keeps one activation map."""
+    return {"*": "auto"} | {n["name"]: "csr16" for n in bundle.graph["nodes"] if int(n.get("groups", 1) or 1) > 1}
+
+
+def simulate_device(bundle, fit: dict, calib: np.ndarray, x: np.ndarray, y: np.ndarray, out: Path) -> dict:
+    """Levels 1..k of the largest level set that fits, as the chip image (csr16) in our FR5994 simulator (every
+    input at every level, outputs checked bit for bit against the golden model). A linked image whose
+    code overflows the planner's lower-FRAM code reserve is compiled again with that much less lower FRAM
+    for model data (more weights stream from upper FRAM), up to 3 times."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.codegen import CodegenError
+    from ...compiler.planner import PlanError
+    from ...targets import firmware, msp430
+    from .table2 import refit_lower_fram, simulate_levels, truncated
+    for k in range(fit["k_device"], 0, -1):
+        row = fit["levels"][k - 1]
+        if not row["fits"]:
+            continue
+        bk = truncated(bundle, k) if k < bundle.n_levels else bundle
+        # one format kernel (csr16 everywhere) keeps the image's code small: with auto's several kernels
+        # the DS-CNN's code overflowed lower FRAM even after three refits
+        try:
+            info = compile_bundle(bk, out / f"L{k}-sim", target="msp430fr5994", fmt=SIM_FORMAT, calib=calib,
+                                  build=False, force=True)
+        except (PlanError, CodegenError):
+            continue
+        mdir, over, refits = Path(info["out_dir"]), 0, []
+        for attempt in range(4):
+            try:
+                r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), x, y, k)
+                return {"k": k, "dir": str(mdir), "refits": refits, "per_level": r["per_level"],
+                        "regions": r["regions"], "compared": r["compared"]}
+            except msp430.RegionOverflowError as e:
+                if e.region != "LOWER_FRAM" or attempt == 3:
+                    break
+                over += e.bytes_over
+                refits.append(over)
+                try:
+                    mdir, _ = refit_lower_fram(bk, SIM_FORMAT, calib, out / f"L{k}-refit{attempt}", over)
+                except (PlanError, CodegenError) as e2:  # what must stay in lower FRAM does not fit
+                    refits.append(str(e2).split(" Breakdown")[0])
+                    break
+    return {"k": 0}
+
+
+def device_levels(bundle, out: Path, calib: np.ndarray, sim_x: np.ndarray | None = None,
+                  sim_y: np.ndarray | None = None) -> dict:
+    """FR5994 fit per level, latency/energy simulated in our FR5994 simulator ("S") for the levels of the
+    largest set that links (when sim_x is given), else the cost model's uncalibrated prediction ("P*")
+    from host counters of the same build."""
     from ...analysis.cost import CycleModel, load_platform, predict_inference
     from ...compiler.build import compile_bundle
     from .table2 import device_fit, host_layers
     from ...targets.host import HostSim
-    fit = device_fit(bundle, "auto", out / "device", calib)
+    fmt = device_formats(bundle)
+    fit = device_fit(bundle, fmt, out / "device", calib)
+    simulated = simulate_device(bundle, fit, calib, sim_x, sim_y, out / "device") if sim_x is not None \
+        else {"k": 0}
     host = out / "host"
     shutil.rmtree(host, ignore_errors=True)
     # the host build only counts operations; a large FRAM budget lets levels that do not fit the chip count too
-    info = compile_bundle(bundle, host, target="host", fmt="auto", calib=calib,
+    info = compile_bundle(bundle, host, target="host", fmt=fmt, calib=calib,
                           target_overrides={"fram_bytes": 1 << 24})
     sim = HostSim(host)
     platform, cm = load_platform(), CycleModel.fallback_only()
@@ -97,18 +153,27 @@ def device_levels(bundle, out: Path, calib: np.ndarray) -> dict:
     for lv in range(1, bundle.n_levels + 1):
         pred = predict_inference(host_layers(sim, info["meta"], calib[:1], lv), platform, cm, lea=False)["total"]
         f = fit["levels"][lv - 1]
-        rows.append({"level": lv, "fits": f["fits"], "lower_fram_bytes": f.get("lower_bytes"),
-                     "upper_fram_bytes": f.get("upper_bytes"), "error": f.get("error"),
-                     "latency_s": pred["time_us"] * 1e-6, "energy_uj": pred["energy_uj"], "macs": pred["macs"]})
-    return {"levels": rows, "k_device": fit["k_device"], "latency_how": "P* (cost model, fallback table)"}
+        row = {"level": lv, "fits": f["fits"], "lower_fram_bytes": f.get("lower_bytes"),
+               "upper_fram_bytes": f.get("upper_bytes"), "error": f.get("error"),
+               "latency_s": pred["time_us"] * 1e-6, "energy_uj": pred["energy_uj"], "macs": pred["macs"], "how": "P*"}
+        s = (simulated.get("per_level") or {}).get(lv)
+        if s:
+            row |= {"latency_s": s["cycles_total"] / mclk_hz(), "energy_uj": s["energy_uj"], "how": "S",
+                    "sim_cycles": s["cycles_total"], "predicted_latency_s": pred["time_us"] * 1e-6}
+        rows.append(row)
+    return {"levels": rows, "k_device": fit["k_device"],
+            "sim": {k: v for k, v in simulated.items() if k != "per_level"},
+            "latency_how": "S: our FR5994 simulator at the board clock (inputs checked against golden); "
+                           "P*: cost model, fallback table"}
 
 
-def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
+def kws_nested(out: Path, nested: str | None, epochs: int, sim_inputs: int = 1) -> dict:
     from ... import data
     from ...bundle import Bundle
     from ...compiler import golden, quantize
     from ...data.calibration import calibration_inputs
     from ...train.nested import TrainConfig
+    from ...train.gradual import GradualConfig, sensitive_layers
     from ...interop.train_from import train_from_bundle
     if nested is None:
         src = out / "kws_float.nest"
@@ -116,8 +181,9 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
                            dataset=data.load("speech_commands_mlperf", "test").identity())
         b0.save(src, overwrite=True)
         nested = out / "kws_nested.nest"
-        cfg = TrainConfig(epochs_retrain=epochs, lr_retrain=0.01, scope="layer")
-        train_from_bundle(src, nested, levels=KWS_LEVELS, method="irregular", mode="joint", cfg=cfg, force=True)
+        gcfg = GradualConfig(epochs=epochs, dense_scale=sensitive_layers(b0.graph))
+        train_from_bundle(src, nested, levels=KWS_LEVELS, method="irregular", mode="gradual-kd",
+                          cfg=TrainConfig(epochs_retrain=epochs), gradual=gcfg, force=True)
     b = Bundle.load(nested)
     test = data.load("speech_commands_mlperf", "test")
     calib = calibration_inputs(b)
@@ -128,7 +194,8 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
         levels.append({"level": k, "sparsity": lv["sparsity"], "float": lv["float_accuracy"],
                        "q15": golden.accuracy(qm, test.x, test.y, k),
                        "nonzeros": int(sum(level_mask(a, k).sum() for a in b.intro.values()))})
-    dev = device_levels(b, out / "kws_build", calib)
+    dev = device_levels(b, out / "kws_build", calib, test.x[:sim_inputs] if sim_inputs else None,
+                        test.y[:sim_inputs] if sim_inputs else None)
     for row, d in zip(levels, dev["levels"]):
         row.update(d)
     from ...interop.tflite_export import export_level_tflite
@@ -141,9 +208,9 @@ def kws_nested(out: Path, nested: str | None, epochs: int) -> dict:
                          "bytes": len(data)}
     return {"bundle": str(nested), "dense_test_accuracy": b.manifest["train_config"].get("dense_test_accuracy"),
             "train_config": {k: b.manifest["train_config"].get(k) for k in ("epochs_retrain", "lr_retrain", "scope",
-                                                                            "train_samples", "wall_seconds")},
+                                                                            "train_samples", "wall_seconds", "gradual")},
             "n_test": len(test.y), "note": test.note, "levels": levels, "k_device": dev["k_device"],
-            "latency_how": dev["latency_how"]}
+            "sim": dev["sim"], "latency_how": dev["latency_how"]}
 
 
 def ad_features(pcm: np.ndarray) -> np.ndarray:
@@ -201,7 +268,9 @@ def add_arguments(p) -> None:
     from ... import cli_args as arg
     arg.add_output(p, default="build/bench-kws", help="output path")
     p.add_argument("--nested", default=None, help="use this nested KWS bundle instead of training one")
-    p.add_argument("--epochs", type=int, default=4, help="joint fine-tuning epochs for the nested KWS levels")
+    p.add_argument("--epochs", type=int, default=30, help="gradual-kd epochs for the nested KWS levels")
+    p.add_argument("--sim-inputs", type=int, default=1,
+                   help="held-out clips per level run in our FR5994 simulator (0: predicted figures only)")
 
 
 def run(a) -> int:
@@ -214,14 +283,17 @@ def run(a) -> int:
         r = f[name]
         print(f"  {name}: ours {r['ours']:.2%}  ai-edge-litert {r['litert']:.2%}  "
               f"({(r['ours'] - r['litert']) * 100:+.2f} pp, predictions agree {r['agree']:.2%})")
-    res["nested"] = n = kws_nested(out, a.nested, a.epochs)
+    res["nested"] = n = kws_nested(out, a.nested, a.epochs, a.sim_inputs)
     print(f"\nKWS nested levels ({n['n_test']} held-out-speaker clips; dense imported model "
           f"{n['dense_test_accuracy']:.2%} on the same clips); latency {n['latency_how']}:")
     for r in n["levels"]:
         print(f"  level {r['level']} {r['sparsity']:.0%} sparse: float {r['float']:.2%}  Q15 {r['q15']:.2%} "
               f"({(r['q15'] - r['float']) * 100:+.2f} pp)  {r['nonzeros']} weights  "
               f"{'fits FR5994' if r['fits'] else 'does not fit FR5994'}  {r['latency_s']:.3f} s  "
-              f"{r['energy_uj']:.0f} uJ")
+              f"{r['energy_uj']:.0f} uJ ({r['how']})")
+    if n["sim"].get("refits"):
+        print(f"  simulated image: levels 1..{n['sim']['k']}, compiled again with less lower FRAM for model data "
+              f"({n['sim']['refits']} bytes) because the linked code overflowed the planner's code reserve")
     for r in n["levels"]:
         f32, i8 = r["tflite_float32"], r["tflite_int8"]
         print(f"  level {r['level']} as TFLite: float32 {f32['accuracy']:.2%} (same prediction {f32['agree']:.2%}, "
