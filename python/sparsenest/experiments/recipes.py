@@ -42,7 +42,9 @@ RECIPES = {
     "lenet5-demo": Recipe("lenet5", epochs_dense=2, epochs_retrain=2, train_limit=20000),
     # make bench-lea's LeNet-5 at the seed report's sparsities: LEA-shaped nested blocks (kernel rows for
     # the convolutions, 8x16 for linear layers: train/block_shapes.py) and irregular beside it, the budget
-    # of Table 2's lenet5 task (8 dense + 6 joint epochs, retraining peak lr 0.01); README: LEA block pruning
+    # of Table 2's lenet5 task (8 dense + 6 joint epochs, retraining peak lr 0.01). Block measured 99.08 /
+    # 99.14 / 99.29 % (seed: 98.94 / 98.96 / 99.02); 4+3 epochs fell 0.01 pp short at the sparsest level.
+    # README: LEA-shaped nested block pruning
     "lenet5-lea-block": Recipe("lenet5", SEED_LENET5_LEVELS, method="block", epochs_dense=8, epochs_retrain=6,
                                lr_retrain=0.01, method_opts={"block_shape": "lea"}),
     "lenet5-lea-irregular": Recipe("lenet5", SEED_LENET5_LEVELS, epochs_dense=8, epochs_retrain=6,
