@@ -22,6 +22,7 @@ def cmd_train(a) -> int:
         r = RECIPES[a.recipe]
         a.model, a.levels, a.method, a.mode = r.model, list(r.levels), r.method, r.mode
         a.epochs_dense, a.epochs_retrain, a.train_limit = r.epochs_dense, r.epochs_retrain, r.train_limit
+        a.lr_retrain, a.method_opts = r.lr_retrain, dict(r.method_opts)
     _check_model_name(a.model)  # before any data is loaded or a minute is spent
     if a.dataset is not None:
         data.check_name(a.dataset)
@@ -175,10 +176,11 @@ def cmd_compile(a) -> int:
     from .bundle import Bundle
     from .compiler.build import compile_bundle
     from .data.calibration import calibration_inputs, evaluation_set
+    from .train.block_shapes import bundle_format_opts
     arg.check_output(a.output, kind="dir", what="-o")
     b = Bundle.load(a.bundle)
     _check_format(a.format, b)
-    info = compile_bundle(b, a.output, target=a.target, fmt=a.format,
+    info = compile_bundle(b, a.output, target=a.target, fmt=a.format, format_opts=bundle_format_opts(b),
                           switching=a.switching, evaluate=evaluation_set if a.evaluate else None,
                           calib=calibration_inputs(b, a.calib), conv=a.conv, intermittent=a.intermittent,
                           checkpoint=a.checkpoint, force=a.force, objective=a.objective, engine=a.engine)

@@ -9,6 +9,7 @@ import torch
 
 from .. import models
 from ..bundle import Bundle
+from . import block_shapes
 from .graph import extract_graph
 from .nested import TrainConfig, evaluate, level_sparsity, train_nested
 
@@ -56,6 +57,8 @@ def train_to_bundle(out: str | Path, *, model="lenet5", dataset=None, test_data=
         raise FileExistsError(f"{out} already exists; choose another -o path or pass --force to replace it")
     check_output_dir(out, marker=BUNDLE_MARKER, fmt=FORMAT, force=force, what="bundle", kind="sparsenest bundle")
     cfg = cfg or TrainConfig()
+    if method == "block":
+        block_shapes.check_spec(cfg.method_opts.get("block_shape", block_shapes.DEFAULT_BLOCK_SHAPE))
     if dataset is None:
         dataset = models.defaults(model).get("dataset", "mnist") if isinstance(model, str) and model in \
             models.available() else "mnist"
@@ -75,6 +78,7 @@ def train_to_bundle(out: str | Path, *, model="lenet5", dataset=None, test_data=
     torch.manual_seed(cfg.seed)
     net, model, model_spec = build_model(model, train_set)
     graph = extract_graph(net, train_set.input_shape)  # fail early on an unsupported layer
+    recorded_block_shapes(net, method, cfg)  # and on a bad block_shape
     log(f"training {model} on {dataset} ({len(tr_idx)} train / {len(val_idx)} val / {len(test_set)} test), "
         f"levels {list(levels)}, method {method}, mode {mode}")
     bundle_args = dict(model_spec=model_spec, method=method, mode=mode, cfg=cfg, train_set=train_set,
@@ -150,12 +154,24 @@ def resolve_data(dataset, test_data=None):
 def nested_bundle(net, intro: dict, *, model_spec: dict, method: str, mode: str, cfg: TrainConfig, train_set,
                   test_set, graph: dict, levels: list[dict], train_config: dict) -> Bundle:
     """The Bundle of a nested model `net` (its masks `intro`) trained on train_set, tested on test_set."""
+    shapes = recorded_block_shapes(net, method, cfg)
     return Bundle.from_model(
         net, intro, graph=graph, levels=levels,
         prune={"method": method, "mode": mode, "scope": cfg.scope, "method_opts": cfg.method_opts,
-               "prune_output_rows": cfg.prune_output_rows},
+               "prune_output_rows": cfg.prune_output_rows} | ({"block_shapes": shapes} if shapes else {}),
         dataset=test_set.identity() | {"train_sha256": train_set.sha256},
         train_config=train_config, model_spec=model_spec)
+
+
+def recorded_block_shapes(net, method: str, cfg: TrainConfig) -> dict[str, list[int]]:
+    """Weight key -> [rows, cols] of every layer's blocks under `block` pruning ({} for other methods):
+    what the bundle records so the compiler's `block` format gets the same shapes
+    (block_shapes.bundle_format_opts). BlockShapeError on a bad method_opts block_shape."""
+    if method != "block":
+        return {}
+    from .prune import prunable_weights
+    shapes = {k: tuple(w.shape) for k, w in prunable_weights(net).items()}
+    return {k: list(o["block_shape"]) for k, o in block_shapes.per_layer_opts(shapes, cfg.method_opts).items()}
 
 
 def level_table(bundle: Bundle) -> str:

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from ..levels import level_mask
-from . import prune
+from . import block_shapes, prune
 
 MODES = ("no-retrain", "progressive", "joint")
 
@@ -75,6 +75,16 @@ def layer_methods(model: nn.Module, keys: list[str], method: str) -> dict[str, s
         square = isinstance(m, nn.Conv2d) and m.kernel_size[0] == m.kernel_size[1] and m.kernel_size[0] > 1
         out[k] = "pattern" if square else "irregular"
     return out
+
+
+def layer_opts(weights: dict, methods: dict[str, str], method: str, method_opts: dict | None) -> dict[str, dict]:
+    """Weight key -> options of its method: `block` resolves its block_shape per layer ("lea", per-layer
+    dicts: train/block_shapes.py); layers pruned by another method (a pattern model's irregular
+    layers) get none."""
+    mine = {k: tuple(w.shape) for k, w in weights.items() if methods[k] == method}
+    opts = (block_shapes.per_layer_opts(mine, method_opts) if method == "block"
+            else dict.fromkeys(mine, dict(method_opts or {})))
+    return {k: opts.get(k, {}) for k in weights}
 
 
 def allocate_sparsity(weights: dict[str, torch.Tensor], sparsity: float, scope: str) -> dict[str, float]:
@@ -144,9 +154,10 @@ def derive_intro(model: nn.Module, sparsities: list[float], method: str, *, scop
     methods = layer_methods(model, keys, method)
     per_level = [level_allocation(weights, s, scope, methods, method_opts or {}, protected)
                  for s in sparsities]
+    opts_of = layer_opts(weights, methods, method, method_opts)
     intro = {}
     for k in keys:
-        opts = (method_opts or {}) if methods[k] == method else {}
+        opts = opts_of[k]
         layer_sp = [lv[k] for lv in per_level]
         distinct = sorted(set(layer_sp), reverse=True)  # a floored layer may repeat a level's ratio
         by_sp = dict(zip(distinct, prune.nested_masks(weights[k], methods[k], distinct, **opts)))
@@ -302,7 +313,7 @@ def train_nested(model: nn.Module, x_train, y_train, *, sparsities=(0.9, 0.75, 0
         target = level_allocation({k: params[k] for k in keys}, sparsities[0], cfg.scope, methods,
                                   cfg.method_opts, protected)
         admm = ADMMPruner(model, methods, target, weights=keys, rho=cfg.admm_rho,
-                          layer_opts={k: cfg.method_opts if methods[k] == method else {} for k in keys})
+                          layer_opts=layer_opts({k: params[k] for k in keys}, methods, method, cfg.method_opts))
         before = admm.distance()
         _run_epochs(model, x_train, y_train, cfg.admm_epochs, cfg, gen, "admm", plain,
                     extra_loss=admm.penalty, on_epoch=lambda ep: admm.update(), lr=cfg.lr_retrain)
@@ -344,13 +355,14 @@ def _train_progressive(model, x, y, sparsities, method, keys, cfg, gen, history,
     methods = layer_methods(model, keys, method)
     L = len(sparsities)
     per_level = [level_allocation(dense, s, cfg.scope, methods, cfg.method_opts, protected) for s in sparsities]
+    opts_of = layer_opts(dense, methods, method, cfg.method_opts)
     prev: dict[str, torch.Tensor] | None = None
     intro = {k: np.zeros(tuple(dense[k].shape), np.uint8) for k in keys}
     for lv in range(1, L + 1):
         masks = {}
         with torch.no_grad():
             for k in keys:
-                opts = cfg.method_opts if methods[k] == method else {}
+                opts = opts_of[k]
                 # Score = current weights where already kept (frozen), dense weights elsewhere.
                 score = dense[k] if prev is None else torch.where(prev[k], params[k], dense[k])
                 m = prune_level(score, methods[k], per_level[lv - 1][k], prev[k] if prev else None, opts)

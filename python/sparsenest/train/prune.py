@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .block_shapes import DEFAULT_BLOCK_SHAPE, check_block_shape
+
 METHODS = ("irregular", "row", "column", "block", "pattern")
-DEFAULT_BLOCK_SHAPE = (4, 4)
 _PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
@@ -157,18 +158,11 @@ def column(weight, sparsity: float, *, must_keep=None, allowed=None) -> torch.Te
     return _structured(_as_tensor(weight), _check_sparsity(sparsity), "column", must_keep, allowed)
 
 
-def _check_block_shape(block_shape) -> tuple[int, int]:
-    br, bc = (int(v) for v in block_shape)
-    if br < 1 or bc < 1:
-        raise ValueError(f"block_shape must be two positive ints, got {block_shape}")
-    return br, bc
-
-
 def block(weight, sparsity: float, *, must_keep=None, allowed=None,
           block_shape=DEFAULT_BLOCK_SHAPE) -> torch.Tensor:
     """Remove (br, bc) blocks of the 2-D view by L2 norm (edge blocks partial); to within one block."""
     return _structured(_as_tensor(weight), _check_sparsity(sparsity), "block", must_keep, allowed,
-                       _check_block_shape(block_shape))
+                       check_block_shape(block_shape))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -337,7 +331,7 @@ def check_structure(mask, method: str, **opts) -> bool:
         if m.dim() < 2:
             return False
         m2 = m.reshape(m.shape[0], -1)
-        bs = _check_block_shape(opts.get("block_shape", DEFAULT_BLOCK_SHAPE)) if method == "block" else None
+        bs = check_block_shape(opts.get("block_shape", DEFAULT_BLOCK_SHAPE)) if method == "block" else None
         ids, n_units = _unit_ids(tuple(m2.shape), method, bs)
         v = m2.double()
         return bool(torch.equal(_reduce_units(v, ids, n_units, "amax"), _reduce_units(v, ids, n_units, "amin")))
