@@ -166,8 +166,11 @@ def test_device_fit_per_level(trained, tmp_path):
     assert fit["k_device"] == fit["k_lower"] == 3
     assert all(r["fits"] and r["lower_bytes"] <= r["lower_budget"] for r in fit["levels"])
     assert [r["k"] for r in fit["levels"]] == [1, 2, 3]
+    # SqueezeNext-CIFAR does not fit lower FRAM (issue #14's gap): 25 KB of spilled activations beside 40
+    # layers' tables and code, counted since streamed matrices' code is; the planner says so at every level
     sq = table2.device_fit(trained("squeezenext"), "auto", tmp_path / "sq", calib(trained("squeezenext")))
-    assert sq["k_device"] == 3  # sized for the FR5994: its activations fit lower FRAM
+    assert sq["k_device"] == 0
+    assert all("activation buffers spilled to FRAM" in r["error"] for r in sq["levels"])
 
 
 def _have_msp430_tools() -> bool:
