@@ -126,7 +126,7 @@ RUN = {
     "make bench-harvest": ("bench", ["--hours", "1", "--loop-seconds", "0"]),
     "sparsenest harvest --trace solar --costs build/bench/harvest/": ("bench", ["--duration", "3600"]),
     "sparsenest bench mcu": ("bench", ["--inputs", "1", "--formats", "auto", "--no-kernel-samples", "--no-lenet5",
-                                       "--no-mspdebug"]),
+                                       "--no-mspdebug", "--no-objectives"]),
     "sparsenest glue --task rte ": ("glue", ["--train-limit", "32", "--epochs", "0.25", "--retrain-epochs", "0.25",
                                              "--max-len", "32", "--no-analyze", "--no-eval-before-retrain",
                                              "--no-cache"]),
@@ -210,9 +210,7 @@ def test_every_readme_command_is_run_or_listed():
     assert f"def {name}(" in (ROOT / file).read_text(), f"{RUN_ELSEWHERE} is gone: run those commands here"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("chain", sorted({chain for chain, _ in RUN.values()}))
-def test_readme_commands_run(chain, tmp_path):
+def _run_chain(chain: str, tmp_path: Path) -> None:
     """The chain's README commands, in README order, each with its budget flags, exit 0."""
     _prepare(chain, tmp_path)
     ran = []
@@ -222,3 +220,33 @@ def test_readme_commands_run(chain, tmp_path):
             _run(_argv(command) + plan[1], tmp_path)
             ran.append(command)
     assert ran
+
+
+# One class per chain: pytest-xdist's --dist loadscope keeps a module's functions on one worker but
+# schedules each class on its own, so the chains run side by side.
+@pytest.mark.slow
+class TestLenet5Chain:
+    def test_readme_commands_run(self, tmp_path):
+        _run_chain("lenet5", tmp_path)
+
+
+@pytest.mark.slow
+class TestKwsChain:
+    def test_readme_commands_run(self, tmp_path):
+        _run_chain("kws", tmp_path)
+
+
+@pytest.mark.slow
+class TestBenchChain:
+    def test_readme_commands_run(self, tmp_path):
+        _run_chain("bench", tmp_path)
+
+
+@pytest.mark.slow
+class TestGlueChain:
+    def test_readme_commands_run(self, tmp_path):
+        _run_chain("glue", tmp_path)
+
+
+def test_every_chain_has_its_test():
+    assert {chain for chain, _ in RUN.values()} == {"lenet5", "kws", "bench", "glue"}
