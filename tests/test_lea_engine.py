@@ -115,8 +115,8 @@ def test_lea_conv1d_padded_bit_exact(tmp_path):
 
 
 class Lea1dPositive(Lea1d):
-    """Non-negative weights on non-negative inputs add up coherently: the conv's shift is >= 15, the CPU
-    requantisation branch of the LEA conv (shift < 15 is the LEA one, as in the other nets)."""
+    """Non-negative weights on non-negative inputs add up coherently: the conv's shift is >= 15, the LEA
+    conv's second requantisation branch (+ r, msp_mpy_q15, + q; shift < 15 doubles, as in the other nets)."""
 
     def __init__(self):
         super().__init__()
@@ -125,7 +125,7 @@ class Lea1dPositive(Lea1d):
             self.c1.bias.zero_()
 
 
-def test_lea_conv_requantised_on_the_cpu_branch_bit_exact(tmp_path):
+def test_lea_conv_with_shift_of_15_or_more_bit_exact(tmp_path):
     b, x = _bundle(Lea1dPositive, (3, 16), {"c1.weight": (1, 5), "fc.weight": (1, 4)}, seed=1)
     x = np.abs(x)
     info = compile_bundle(b, tmp_path / "pos", calib=x, engine="lea")
@@ -165,6 +165,40 @@ def test_conv_requant_constants_equal_golden_requantize(shift):
     else:
         c = np.clip(acc * 2 ** (15 - shift) + k, -32768, 32767)
     assert np.array_equal(c, golden.requantize(acc * 2 ** 15 + bias, shift))
+
+
+@pytest.mark.parametrize("shift", [15, 16, 19, 30])
+def test_conv_requant_on_lea_equals_golden_requantize_below_the_int16_top(shift):
+    """shift >= 15 requantised on LEA as lea_golden.conv documents it, by the DSPLib calls the C kernel
+    makes (lea_ref: msp_offset_q15 + r, msp_mpy_q15 by 2^(15 - d), msp_offset_q15 + q), equals golden's
+    requantize(acc16 * 2^15 + bias, shift) exactly unless acc + r leaves int16, and there is one lower
+    at most; a q beyond int16 stays on the CPU (rq_on_lea)."""
+    rng = np.random.default_rng(shift)
+    d = shift - 15
+    acc = rng.integers(-32768, 32768, size=3000).astype(np.int64)
+    acc[:6] = [-32768, -1, 0, 1, 32766, 32767]
+    bias = rng.integers(-(2 ** 29), 2 ** 29, size=16).astype(np.int64)
+    bias[:4] = [0, -1, 2 ** 30 - 1, -(2 ** 30) + 1]
+    for b in bias:
+        k = int(lea_plan.conv_requant(np.array([b]), shift)[0])
+        want = golden.requantize(acc * 2 ** 15 + b, shift).astype(np.int64)
+        if not lea_plan.rq_on_lea(k, shift):
+            assert d < 15 and abs(k >> d) > 32767
+            continue
+        q, r = k >> d, k & ((1 << d) - 1)
+        t = lea_ref.offset_q15(acc, r)
+        u = lea_ref.mpy_q15(t, np.full(t.shape, 1 << (15 - d))) if d else t
+        got = lea_ref.offset_q15(u, q).astype(np.int64)
+        inside = acc + r <= 32767
+        assert np.array_equal(got[inside], want[inside])
+        assert np.all((want[~inside] - got[~inside] >= 0) & (want[~inside] - got[~inside] <= 1))
+        lay = lea_plan.LeaConv("c", 1, 1, acc.size, 1, 1, 0, 0, 1, 1, acc.size, band=1, entries=[[0]],
+                               counts=[[1]], coeffs=np.array([[0, 32767]], np.int16), conv1d=True, shift=shift)
+        x = acc.reshape(1, 1, -1)      # one 1-tap row of weight 32767: the FIR gives x - 1 (x > 0) or x
+        fir = (acc * 32767) >> 15
+        ref = lea_ref.offset_q15(lea_ref.mpy_q15(lea_ref.offset_q15(fir, r), np.full(acc.shape, 1 << (15 - d)))
+                                 if d else lea_ref.offset_q15(fir, r), q)
+        assert np.array_equal(lea_golden.conv(lay, x, 1, np.array([b]), shift).reshape(-1), ref)
 
 
 def test_golden_lea_linear_saturates_like_mac_q15():

@@ -137,6 +137,12 @@ static void sn_lea_band_in(const sn_layer *l, _q15 *dst, uint16_t y0, uint16_t r
     }
 }
 
+/* shift >= 15 requantises on LEA when floor(k / 2^down) fits msp_offset_q15's int16 (lea_plan.conv_rq_on_lea) */
+static int sn_lea_rq_fits(int32_t k, uint8_t down) {
+    const int32_t q = k >> (down > 15 ? 15 : down);
+    return down <= 15 && q >= -32768L && q <= 32767L;
+}
+
 void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
     const uint16_t *m = l->lea_meta;
     const uint16_t in_c = m[1], k_h = m[4], taps = m[8], band = m[9], n_levels = m[10];
@@ -150,6 +156,7 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
     _q15 *xin = l->lea_ram, *part = xin + in_max, *acc = part + out_max, *coef = acc + out_max;
     sn_put_t put;
     uint16_t y0, oc, j, oy, ox;
+    uint8_t part_scale = 0; /* part holds the fill of 2^(15 - down), at least flen long */
     sn_put_init(&put, l->out_fram & SN_OUT_FRAM);
     for (y0 = 0; y0 < out_h; y0 = (uint16_t)(y0 + band)) {
         const uint16_t rows = (uint16_t)(out_h - y0 < band ? out_h - y0 : band);
@@ -174,39 +181,65 @@ void sn_op_lea_conv(const sn_layer *l, uint8_t level) {
                 const uint16_t ic = (uint16_t)(e >> 8), ky = (uint16_t)(e & 0xFFu); /* no divide helper */
                 sn_far_read(coef, *l->lea_w + 2u * (uint32_t)(first + j) * taps, (uint16_t)(2u * taps));
                 SN_LEA_TRY(msp_fir_q15(&fp, xin + (ic * rin + ky) * wp, j ? part : acc));
+                part_scale = (uint8_t)(part_scale && !j);
                 if (j) {
                     SN_LEA_TRY(msp_add_q15(&ap, acc, part, acc));
                 }
                 SN_COUNT(macs, (uint32_t)rows * out_w * m[5]); /* k_w: the padding tap is no MAC */
                 SN_COUNT(weight_bytes_read, 2u * taps);
             }
-            if (up) {
-                /* shift < 15, on LEA: up saturating doublings, then + k (lea_golden.conv); the CPU only
-                 * copies the valid columns out (with the fused ReLU) */
-                if (kept) {
-                    msp_offset_q15_params op;
-                    op.length = flen;
-                    op.offset = (_q15)k;
+            /* Requantisation on LEA where it is exact (lea_golden.conv): shift < 15: up saturating doublings,
+             * then + k; shift >= 15: k = q * 2^down + r (0 <= r < 2^down), sat16(acc + r), floor(/ 2^down)
+             * as msp_mpy_q15 by 2^(15 - down), + q. The CPU then only copies the valid columns out (with the
+             * fused ReLU). No kept row, or q beyond int16: the CPU requantises (rare). */
+            if (kept && (up || sn_lea_rq_fits(k, down))) {
+                msp_offset_q15_params op;
+                op.length = flen;
+                if (up) {
                     for (j = 0; j < up; j++) {
                         SN_LEA_TRY(msp_add_q15(&ap, acc, acc, acc));
                     }
-                    SN_LEA_TRY(msp_offset_q15(&op, acc, acc));
+                    op.offset = (_q15)k;
+                } else {
+                    const int32_t q = k >> down;
+                    if (down) {
+                        msp_mpy_q15_params mp;
+                        mp.length = flen;
+                        if (!part_scale) { /* part keeps the fill until a FIR writes it */
+                            msp_fill_q15_params fl;
+                            fl.length = flen;
+                            fl.value = (_q15)(1 << (15 - down));
+                            SN_LEA_TRY(msp_fill_q15(&fl, part));
+                        }
+                        part_scale = 1;
+                        op.offset = (_q15)(k - (q << down));
+                        SN_LEA_TRY(msp_offset_q15(&op, acc, acc));
+                        SN_LEA_TRY(msp_mpy_q15(&mp, acc, part, acc));
+                    }
+                    op.offset = (_q15)q;
                 }
+                SN_LEA_TRY(msp_offset_q15(&op, acc, acc));
                 for (oy = 0; oy < rows; oy++) {
                     const _q15 *a = acc + oy * wp;
-                    if (kept && !put.fram && l->relu == SN_ACT_RELU) { /* the common case, a tight loop */
+                    if (!put.fram && l->relu == SN_ACT_RELU) { /* the common case, a tight loop */
                         for (ox = out_w; ox; ox--, a++) {
                             *out++ = *a < 0 ? 0 : *a;
                         }
                         continue;
                     }
                     for (ox = 0; ox < out_w; ox++) {
-                        int16_t y = kept ? a[ox] : (int16_t)k;
-                        sn_put(&put, out++, sn_lea_act(l, y));
+                        sn_put(&put, out++, sn_lea_act(l, a[ox]));
+                    }
+                }
+            } else if (up) {
+                /* no kept row: acc = 0, so y = k for every output */
+                for (oy = 0; oy < rows; oy++) {
+                    for (ox = 0; ox < out_w; ox++) {
+                        sn_put(&put, out++, sn_lea_act(l, (int16_t)k));
                     }
                 }
             } else {
-                /* shift >= 15, on the CPU: y = (acc + k) >> down == requantize(acc * 2^15 + bias, shift) */
+                /* on the CPU: y = (acc + k) >> down == requantize(acc * 2^15 + bias, shift) */
                 for (oy = 0; oy < rows; oy++) {
                     const _q15 *a = acc + oy * wp;
                     for (ox = 0; ox < out_w; ox++) {

@@ -6,8 +6,12 @@ sn_lea_ops.c performs with DSPLib's rules (lea_ref.py), from the layer's LEA lay
   CPU path unless |sum| >= 2^30 (the CPU path's int32 accumulator allows 2^31).
 * conv: per output channel and kept kernel row e (in layout order) p_e = sat16(floor(sum_kx x * w / 2^15))
   at every output position (msp_fir_q15), acc = p_0, acc = sat16(acc + p_e) (msp_add_q15, in order);
-  no kept row: acc = 0. Requantisation: shift >= 15 (on the CPU): y = requantize(acc * 2^15 + bias,
-  shift); shift < 15 (on LEA): 15 - shift saturating doublings of acc (msp_add_q15 acc + acc), then
+  no kept row: acc = 0. Requantisation, with k = lea_plan.conv_requant(bias, shift) per channel:
+  shift >= 15 with d = shift - 15, k = q * 2^d + r (0 <= r < 2^d) and |q| < 2^15 (lea_plan.rq_on_lea), on
+  LEA: t = sat16(acc + r) (msp_offset_q15), u = floor(t / 2^d) (msp_mpy_q15 by a vector of 2^(15 - d),
+  d >= 1), y = sat16(u + q) (msp_offset_q15). This equals requantize(acc * 2^15 + bias, shift) unless
+  acc + r > 32767 (acc already at the top of int16; then y is at most one lower). Otherwise (no kept row,
+  |q| >= 2^15; on the CPU): y = requantize(acc * 2^15 + bias, shift). shift < 15 (on LEA): 15 - shift saturating doublings of acc (msp_add_q15 acc + acc), then
   y = sat16(acc + k) (msp_offset_q15) with k = round(bias / 2^shift) (lea_plan.conv_requant; |k| < 2^15).
   This equals requantize(acc * 2^15 + bias, shift) unless acc * 2^(15 - shift) leaves int16 before k
   brings it back. The floor to Q15 per kernel row is the precision LEA gives up against the CPU path's
@@ -18,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .golden import requantize
-from .lea_plan import conv_requant
+from .lea_plan import conv_requant, rq_on_lea
 
 _I32 = (-(2 ** 31), 2 ** 31 - 1)
 
@@ -67,13 +71,18 @@ def conv(lay, x: np.ndarray, level: int, bias: np.ndarray, shift: int) -> np.nda
             p = _sat16(s >> 15)                                        # msp_fir_q15
             acc = p if j == 0 else _sat16(acc + p)                     # msp_add_q15
         e0 += len(lay.entries[oc])
+        kc = int(k[oc])
         if shift < 15:      # on LEA: 15 - shift saturating doublings (msp_add_q15), then + k (msp_offset_q15)
             for _ in range(15 - shift):
                 acc = _sat16(2 * acc)
-            y[:, oc] = _sat16(acc + int(k[oc]))
-        else:
-            y[:, oc] = _sat32(acc * 32768 + int(bias[oc]))
-    out = y.astype(np.int16) if shift < 15 else requantize(y, shift)
+            y[:, oc] = _sat16(acc + kc)
+        elif kept and rq_on_lea(kc, shift):   # on LEA: + r, floor(/ 2^d) (msp_mpy_q15 by 2^(15-d)), + q
+            d = shift - 15
+            q, r = kc >> d, kc & ((1 << d) - 1)
+            y[:, oc] = _sat16((_sat16(acc + r) >> d) + q)
+        else:               # on the CPU
+            y[:, oc] = requantize(_sat32(acc * 32768 + int(bias[oc])), shift)
+    out = y.astype(np.int16)
     return out.reshape(n, lay.out_c, lay.out_w) if lay.conv1d else out
 
 

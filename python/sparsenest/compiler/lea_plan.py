@@ -104,7 +104,8 @@ class LeaConv:
     counts: list = field(default_factory=list)    # per oc: kept entries per level
     coeffs: np.ndarray = None                     # int16 [n_entries, taps]: reversed kernel row, 0-padded
     conv1d: bool = False
-    shift: int = 15                               # requantisation shift (< 15: on LEA, see lea_golden)
+    shift: int = 15                               # requantisation shift (see lea_golden)
+    rq_lea: list = field(default_factory=list)    # per oc, shift >= 15: requantised on LEA (rq_on_lea)
     kind: str = "conv"
 
     @property
@@ -272,9 +273,14 @@ def lea_layer_cost(lay, level: int, costs: lea_ref.LeaCosts | None = None) -> di
             for oc in range(lay.out_c):
                 kept = lay.counts[oc][level - 1]
                 up = 15 - lay.shift if lay.shift < 15 else 0
-                out["requant_cycles"] += (CYC_COPY_OUT if up else CYC_REQUANT) * rows * lay.out_w
-                for _ in range(up + 1 if up and kept else 0):    # doublings + offset on LEA
+                d = lay.shift - 15
+                on_lea = kept and (up or lay.rq_lea[oc])
+                out["requant_cycles"] += (CYC_COPY_OUT if on_lea else CYC_REQUANT) * rows * lay.out_w
+                for _ in range(up + 1 if on_lea and up else 0):    # doublings + offset on LEA
                     call("add_q15", length=flen)
+                if on_lea and not up:     # (fill when a FIR used part), + r, mpy by 2^(15-d), + q
+                    for fn in (("fill_q15",) * (kept > 1) + ("offset_q15", "mpy_q15")) * (d > 0) + ("offset_q15",):
+                        call(fn, length=flen)
                 for j in range(kept):
                     out["copy_cycles"] += CYC_COPY_WORD * lay.taps
                     call("fir_q15", length=flen, taps=lay.taps)
@@ -303,6 +309,14 @@ def conv_requant(bias: np.ndarray, shift: int) -> np.ndarray:
     return k.astype(np.int32)
 
 
+def rq_on_lea(k: int, shift: int) -> bool:
+    """Whether a shift >= 15 convolution channel with requantisation constant k requantises on LEA
+    (lea_golden.conv; sn_lea_rq_fits in sn_lea_ops.c): floor(k / 2^(shift - 15)) fits msp_offset_q15's
+    int16 and the shift by at most 15 is one msp_mpy_q15 by 2^(15 - d)."""
+    d = shift - 15
+    return 0 <= d <= 15 and -32768 <= (int(k) >> d) <= 32767
+
+
 def plan_layer(qm, name: str, node: dict, in_shape, out_shape):
     """(layout, "") when the layer can run on LEA, else (None, reason)."""
     q = qm.layers[name]
@@ -318,6 +332,7 @@ def plan_layer(qm, name: str, node: dict, in_shape, out_shape):
     lay, why = conv_layout(name, node, q.w_q, q.intro, qm.n_levels, in_shape, out_shape)
     if lay is not None:
         lay.shift = q.shift
+        lay.rq_lea = [rq_on_lea(k, q.shift) for k in conv_requant(q.bias_q, q.shift)]
     return lay, why
 
 

@@ -82,3 +82,34 @@ msp_status msp_offset_q15(const msp_offset_q15_params *params, const _q15 *src, 
     }
     return MSP_SUCCESS;
 }
+
+msp_status msp_mpy_q15(const msp_mpy_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst) {
+    uint16_t n = params->length, i;
+    if (n == 0 || (n & 1u)) {
+        return MSP_SIZE_ERROR;
+    }
+    if (misaligned(srcA) || misaligned(srcB) || misaligned(dst)) {
+        return MSP_LEA_INVALID_ADDRESS;
+    }
+    for (i = 0; i < n; i++) {
+        /* floor(a * b / 2^15) kept to 16 bits: only -1 * -1 leaves int16 (and wraps), as lea.c */
+        int32_t p = (int32_t)srcA[i] * srcB[i];
+        int32_t q = p >= 0 ? p / 32768 : -(int32_t)(((uint32_t)-p + 32767u) / 32768u);
+        dst[i] = (_q15)(uint16_t)((uint32_t)q & 0xFFFFu);
+    }
+    return MSP_SUCCESS;
+}
+
+msp_status msp_fill_q15(const msp_fill_q15_params *params, _q15 *dst) {
+    uint16_t n = params->length, i;
+    if (n == 0 || (n & 1u)) {
+        return MSP_SIZE_ERROR;
+    }
+    if (misaligned(dst)) {
+        return MSP_LEA_INVALID_ADDRESS;
+    }
+    for (i = 0; i < n; i++) {
+        dst[i] = params->value;
+    }
+    return MSP_SUCCESS;
+}
