@@ -11,11 +11,13 @@ requantisation, pooling). Every simulated inference is compared with the golden 
 The LEA timing is a model with cited constants (board.toml [lea.*], a public micro-benchmark) until a
 board measures it; nothing here was measured on hardware.
 
-    sparsenest bench lea [--bundle NESTED_BLOCK_BUNDLE] [-o build/bench/lea]
+    sparsenest bench lea [--task lenet5|harnet|okgnet] [--bundle NESTED_BLOCK_BUNDLE] [-o build/bench/lea]
 
 Without --bundle (or when it is missing) the network is a seeded initialisation with nested block masks
 (kernel rows of the convolutions, 4 x 8 blocks of the linear layers, ranked by L2 norm): cycles depend on
-the masks' sizes, not on the values, so no accuracy is claimed for it.
+the masks' sizes, not on the values, so no accuracy is claimed for it. `--task harnet|okgnet` measures
+HAR-Net or OKG-Net that way at the seed report's sparsities (CPU and LEA builds; the issue's target there
+is 5x below the seed report's latency), where the report prints, per level and layer, where the time goes.
 """
 from __future__ import annotations
 
@@ -111,12 +113,24 @@ def measure(b, out: Path, name: str, engine: str, log=_log) -> dict:
     from ...compiler.lea_ref import lea_costs
     from ...data.calibration import calibration_inputs
     from ...targets import firmware
+    from ...targets.msp430_tools import RegionOverflowError
     mdir = out / "models" / name
-    info = compile_bundle(b, mdir, target="msp430fr5994", build=False, force=True, calib=calibration_inputs,
-                          engine=engine)
     L = int(b.n_levels)
-    chip = firmware.build(mdir, mdir / "chip", image="fr5994", n_inputs=1,
-                          schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
+    objective = None
+    while True:
+        info = compile_bundle(b, mdir, target="msp430fr5994", build=False, force=True, calib=calibration_inputs,
+                              engine=engine, objective=objective)
+        try:
+            chip = firmware.build(mdir, mdir / "chip", image="fr5994", n_inputs=1,
+                                  schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
+            break
+        except RegionOverflowError as e:
+            # the fastest CPU layouts of nearly dense levels (HAR-Net at the seed's 2.7-24 %) overflow
+            # lower FRAM once code and the embedded input are linked: the smallest layouts instead
+            if objective == "bytes":
+                raise
+            log(f"  {name}: {str(e).splitlines()[0]}; recompiling with --objective bytes")
+            objective = "bytes"
     _, per = calibration.simulate_firmware(chip, info["qmodel"])
     meta = info["meta"]
     levels = {}
@@ -140,7 +154,7 @@ def measure(b, out: Path, name: str, engine: str, log=_log) -> dict:
                       "ratio_to_bound": d["cycles_total"] / bound if bound else None, "layers": where}
     density = {n: [nz / (lm["rows"] * lm["cols"]) for nz in lm["nnz"]] for n, lm in meta["layers"].items()
                if "nnz" in lm}
-    res = {"engine": engine, "per_level": levels, "layer_engines": describe(meta["layers"], L), "density": density,
+    res = {"engine": engine, "objective": objective or "time", "per_level": levels, "layer_engines": describe(meta["layers"], L), "density": density,
            "sparsities": [lv.get("sparsity") for lv in b.levels]}
     log(f"  {name} ({engine}): " + ", ".join(f"L{lv} {v['ms']:.1f} ms {v['energy_uj']:.0f} uJ"
                                              for lv, v in levels.items()) + "; == golden")
