@@ -125,6 +125,18 @@ class Lea1dPositive(Lea1d):
             self.c1.bias.zero_()
 
 
+class Lea1dBiasDominated(Lea1d):
+    """Tiny weights, large biases: the output's range is the bias's, bits above what the weights reach, so
+    the conv's shift is above 15 (quantize keeps 2^15 * row sum of |w_q| within int32) and the LEA conv
+    requantises with + r, msp_mpy_q15 by 2^(15 - d), + q (d >= 1)."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.no_grad():
+            self.c1.weight.uniform_(-0.001, 0.001)
+            self.c1.bias.uniform_(-0.5, 0.5)
+
+
 def test_lea_conv_with_shift_of_15_or_more_bit_exact(tmp_path):
     b, x = _bundle(Lea1dPositive, (3, 16), {"c1.weight": (1, 5), "fc.weight": (1, 4)}, seed=1)
     x = np.abs(x)
@@ -253,6 +265,21 @@ def test_lea_chip_image_in_our_simulator_equals_golden(tmp_path):
     for d in per.values():
         lc = d["layer_counters"]
         assert all(lc[n]["lea_calls"] > 0 for n in ("c1", "c2", "fc1", "fc3")) and d["lea_cycles"] > 0
+
+
+def test_lea_conv_with_shift_of_15_or_more_in_our_simulator_equals_golden(tmp_path):
+    """The shift >= 15 requantisation on LEA (msp_offset_q15, msp_fill_q15, msp_mpy_q15 through the
+    simulator's LEA model) equals the golden model bit for bit at every level."""
+    from sparsenest.analysis import calibration
+    from sparsenest.targets import firmware
+    b, x = _bundle(Lea1dBiasDominated, (3, 16), {"c1.weight": (1, 5), "fc.weight": (1, 4)}, seed=1)
+    info = compile_bundle(b, tmp_path / "chip", calib=x, engine="lea", target="msp430fr5994", build=False)
+    q = info["qmodel"].layers["c1"]
+    assert q.shift > 15 and all(info["qmodel"].lea_layouts["c1"].rq_lea)   # the + r, mpy, + q branch
+    fb = firmware.build(tmp_path / "chip", tmp_path / "fw", image="fr5994", inputs=x[:2],
+                        schedule=[firmware.Step(i, lv) for lv in range(1, L + 1) for i in range(2)])
+    _, per = calibration.simulate_firmware(fb, info["qmodel"])   # raises on any golden mismatch
+    assert sorted(per) == [1, 2, 3] and all(d["layer_counters"]["c1"]["lea_calls"] > 0 for d in per.values())
 
 
 def test_rebuilt_qmodel_follows_the_lea_layers(tmp_path):
