@@ -143,6 +143,30 @@ def test_lea_conv_with_shift_of_15_or_more_bit_exact(tmp_path):
     info = compile_bundle(b, tmp_path / "pos", calib=x, engine="lea")
     assert info["qmodel"].layers["c1"].shift >= 15 and info["meta"]["layers"]["c1"]["engine"] == "lea"
     _check_every_level(info, x)
+    _check_host_mpy_and_fill(HostSim(info["out_dir"]).lib)
+
+
+def _check_host_mpy_and_fill(lib):
+    """The host board's functional msp_mpy_q15 / msp_fill_q15 (dsplib_host.c, which the shift > 15
+    requantisation calls) equal lea_ref, and refuse odd lengths and misaligned operands as DSPLib does."""
+    class Len(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_uint16)]
+
+    class Fill(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_uint16), ("value", ctypes.c_int16)]
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(-32768, 32768, 64).astype(np.int16)
+    b = rng.integers(-32768, 32768, 64).astype(np.int16)
+    a[:2], b[:2] = -32768, -32768                       # -1 * -1 wraps, as lea_ref documents
+    out = np.zeros(64, np.int16)
+    ptr = lambda v, off=0: ctypes.c_void_p(v.ctypes.data + off)   # noqa: E731
+    assert lib.msp_mpy_q15(ctypes.byref(Len(64)), ptr(a), ptr(b), ptr(out)) == 0
+    assert np.array_equal(out, lea_ref.mpy_q15(a, b))
+    assert lib.msp_fill_q15(ctypes.byref(Fill(62, -1234)), ptr(out)) == 0
+    assert np.all(out[:62] == -1234) and np.array_equal(out[62:], lea_ref.mpy_q15(a, b)[62:])
+    assert lib.msp_mpy_q15(ctypes.byref(Len(3)), ptr(a), ptr(b), ptr(out)) == lea_ref.SIZE_ERROR
+    assert lib.msp_fill_q15(ctypes.byref(Fill(4, 0)), ptr(out, 2)) == lea_ref.INVALID_ADDRESS
 
 
 def test_conv_with_mixed_kernel_rows_stays_on_cpu_and_auto_follows_the_model(tmp_path):
