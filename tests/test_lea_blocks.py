@@ -88,6 +88,30 @@ def test_derived_masks_nest_at_every_level():
     assert kept[0] < kept[1] < kept[2]
 
 
+def test_layer_sparsity_fixes_a_layer_at_every_level_and_the_rest_share_the_zeros():
+    """method_opts layer_sparsity (the LEA engine's lever: prune the convolutions' kernel rows, which
+    global scope keeps): that layer gets one mask at the given ratio, nested trivially; the model still
+    reaches each level's sparsity; the output layer stays whole; bad specs are clear errors."""
+    torch.manual_seed(0)
+    net = models.create("lenet5-small")
+    protected = output_row_keys(net, (1, 28, 28), "block", prune_output_rows=False)
+    opts = {**LEA, "layer_sparsity": {"conv2": 0.6}}
+    intro = derive_intro(net, list(LEVELS), "block", scope="global", method_opts=opts, protected=protected)
+    _assert_lea_nested(net, intro)
+    c2 = intro["conv2.weight"]
+    assert set(np.unique(c2)) <= {0, 1} and abs(float((c2 == 0).mean()) - 0.6) < 0.05   # kernel-row blocks
+    n = sum(a.size for a in intro.values())
+    for lv, sp in enumerate(LEVELS, 1):
+        zeros = sum(int(((a == 0) | (a > lv)).sum()) for a in intro.values())
+        assert abs(zeros / n - sp) < 0.02, lv
+    assert all(np.all(intro[k] == 1) for k in protected)
+    for bad, says in [({"nope": 0.5}, "name prunable layers"), ({"conv2": 1.0}, "in \\[0, 1\\)"),
+                      ({"conv1": 0.0, "conv2": 0.0, "fc1": 0.0, "fc2": 0.0}, "cannot be reached")]:
+        with pytest.raises(ValueError, match=says):
+            derive_intro(net, list(LEVELS), "block", scope="global", method_opts={**LEA, "layer_sparsity": bad},
+                         protected=protected)
+
+
 @pytest.fixture(scope="module")
 def mnist_slice():
     tr = data.load("mnist", "train").subset(512, seed=5)

@@ -82,8 +82,9 @@ def layer_opts(weights: dict, methods: dict[str, str], method: str, method_opts:
     dicts: train/block_shapes.py); layers pruned by another method (a pattern model's irregular
     layers) get none."""
     mine = {k: tuple(w.shape) for k, w in weights.items() if methods[k] == method}
+    method_opts = {k: v for k, v in (method_opts or {}).items() if k != LAYER_SPARSITY}   # level_allocation's
     opts = (block_shapes.per_layer_opts(mine, method_opts) if method == "block"
-            else dict.fromkeys(mine, dict(method_opts or {})))
+            else dict.fromkeys(mine, dict(method_opts)))
     return {k: opts.get(k, {}) for k in weights}
 
 
@@ -125,10 +126,38 @@ def output_row_keys(model: nn.Module, input_shape, method: str, prune_output_row
     return frozenset(output_row_weights(extract_graph(model, tuple(input_shape))))
 
 
+#: method_opts key {"layer name or weight key": sparsity}: those layers are pruned to that ratio at every level
+#: (one mask, so nested), the others share the rest of each level's zeros (e.g. {"conv2": 0.65}: the LEA
+#: engine's cost is in the convolutions' kernel rows, which global scope keeps; README "LEA engine")
+LAYER_SPARSITY = "layer_sparsity"
+
+
+def _fixed_sparsity(weights: dict, opts: dict) -> dict[str, float]:
+    spec = (opts or {}).get(LAYER_SPARSITY) or {}
+    fixed = {k: float(spec[n]) for k in weights for n in (k, k.rsplit(".", 1)[0]) if n in spec}
+    unknown = set(spec) - {n for k in weights for n in (k, k.rsplit(".", 1)[0])}
+    if unknown or not all(0.0 <= v < 1.0 for v in fixed.values()):
+        raise ValueError(f"{LAYER_SPARSITY} {spec!r}: name prunable layers ({', '.join(weights)}) with "
+                         "sparsities in [0, 1)")
+    return fixed
+
+
 def level_allocation(weights: dict[str, torch.Tensor], sparsity: float, scope: str, methods: dict,
                      opts: dict, protected=frozenset()) -> dict[str, float]:
-    """Per-layer sparsity of one level: protected layers keep every weight (0.0) and the others share
-    the level's zeros so that the whole model still reaches `sparsity`."""
+    """Per-layer sparsity of one level: protected layers keep every weight (0.0), method_opts'
+    layer_sparsity layers take their given ratio, and the others share the level's zeros so that the
+    whole model still reaches `sparsity`."""
+    given = _fixed_sparsity(weights, opts)
+    if given:
+        fixed = {k: 0.0 for k in protected} | given
+        rest = {k: w for k, w in weights.items() if k not in fixed}
+        n_all, n_rest = sum(w.numel() for w in weights.values()), sum(w.numel() for w in rest.values())
+        s_rest = (sparsity * n_all - sum(s * weights[k].numel() for k, s in fixed.items())) / max(n_rest, 1)
+        if not rest or not 0.0 <= s_rest < 1.0:
+            raise ValueError(f"sparsity {sparsity} cannot be reached with the layers kept whole or at a given "
+                             f"ratio ({', '.join(sorted(fixed))}); lower the sparsity, change "
+                             f"{LAYER_SPARSITY} or pass --prune-output-rows")
+        return _respect_pattern_floor(allocate_sparsity(rest, s_rest, scope), rest, methods, opts) | fixed
     if not protected:
         return _respect_pattern_floor(allocate_sparsity(weights, sparsity, scope), weights, methods, opts)
     rest = {k: w for k, w in weights.items() if k not in protected}
