@@ -90,13 +90,15 @@ def seeded_block_bundle(sparsities, model: str = "lenet5"):
                              model_spec={"name": model, "kwargs": {}})
 
 
-def dense_twin(bundle):
-    """The same network with every weight kept (the bundle's union of weights), one level."""
+def dense_twin(bundle, model: str = "lenet5"):
+    """The same network with every weight kept (the bundle's union of weights), one level; `model`: the zoo
+    network when the bundle records none (one trained from an nn.Module records its graph)."""
     from ... import models
     from ...bundle import Bundle
     from ...train.graph import extract_graph, prunable_weight_keys
     spec = bundle.manifest.get("model") or {}
-    name = spec.get("name", "lenet5")
+    name = spec.get("name") if spec.get("name") in models.available() else model
+    spec = spec if name == spec.get("name") else {"name": name, "kwargs": {}}
     net = bundle.load_into(models.create(name, **(spec.get("kwargs") or {})).eval())
     graph = extract_graph(net, tuple(models.defaults(name)["input_shape"]))
     intro = {k: np.ones(tuple(net.state_dict()[k].shape), np.uint8) for k in prunable_weight_keys(graph)}
@@ -268,7 +270,7 @@ def run(a) -> int:
         return _finish(r, out, t0)
     r["builds"]["cpu"] = measure(b, out, "cpu", "cpu")
     r["builds"]["lea"] = measure(b, out, "lea", "lea")
-    dense = dense_twin(b)
+    dense = dense_twin(b, task)
     r["builds"]["lea-dense"] = measure(dense, out, "lea-dense", "lea")
     r["builds"]["cpu-dense"] = measure(dense, out, "cpu-dense", "cpu")
     r["break_even"] = {"lea": break_even(r["builds"]["lea"], r["builds"]["lea-dense"]),
