@@ -11,8 +11,9 @@ sn_lea_ops.c performs with DSPLib's rules (lea_ref.py), from the layer's LEA lay
   LEA: t = sat16(acc + r) (msp_offset_q15), u = floor(t / 2^d) (msp_mpy_q15 by a vector of 2^(15 - d),
   d >= 1), y = sat16(u + q) (msp_offset_q15). This equals requantize(acc * 2^15 + bias, shift) unless
   acc + r > 32767 (acc already at the top of int16; then y is at most one lower). Otherwise (no kept row,
-  |q| >= 2^15; on the CPU): y = requantize(acc * 2^15 + bias, shift). shift < 15 (on LEA): 15 - shift saturating doublings of acc (msp_add_q15 acc + acc), then
-  y = sat16(acc + k) (msp_offset_q15) with k = round(bias / 2^shift) (lea_plan.conv_requant; |k| < 2^15).
+  |q| >= 2^15; on the CPU): y = requantize(acc * 2^15 + bias, shift). shift < 15 (on LEA): 15 - shift
+  saturating doublings of acc (msp_add_q15 acc + acc), then y = sat16(acc + k) (msp_offset_q15) with
+  k = round(bias / 2^shift) (lea_plan.conv_requant; |k| < 2^15).
   This equals requantize(acc * 2^15 + bias, shift) unless acc * 2^(15 - shift) leaves int16 before k
   brings it back. The floor to Q15 per kernel row is the precision LEA gives up against the CPU path's
   single rounding: with shift < 15 the low 15 - shift bits of the output are zero.

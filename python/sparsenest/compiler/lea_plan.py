@@ -274,12 +274,13 @@ def lea_layer_cost(lay, level: int, costs: lea_ref.LeaCosts | None = None) -> di
                 kept = lay.counts[oc][level - 1]
                 up = 15 - lay.shift if lay.shift < 15 else 0
                 d = lay.shift - 15
-                on_lea = kept and (up or lay.rq_lea[oc])
+                on_lea = kept and (up or (oc < len(lay.rq_lea) and lay.rq_lea[oc]))
                 out["requant_cycles"] += (CYC_COPY_OUT if on_lea else CYC_REQUANT) * rows * lay.out_w
                 for _ in range(up + 1 if on_lea and up else 0):    # doublings + offset on LEA
                     call("add_q15", length=flen)
                 if on_lea and not up:     # (fill when a FIR used part), + r, mpy by 2^(15-d), + q
-                    for fn in (("fill_q15",) * (kept > 1) + ("offset_q15", "mpy_q15")) * (d > 0) + ("offset_q15",):
+                    shift_calls = ("fill_q15",) * (kept > 1) + ("offset_q15", "mpy_q15") if d > 0 else ()
+                    for fn in shift_calls + ("offset_q15",):
                         call(fn, length=flen)
                 for j in range(kept):
                     out["copy_cycles"] += CYC_COPY_WORD * lay.taps

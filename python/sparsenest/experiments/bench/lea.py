@@ -189,8 +189,8 @@ def break_even(sparse: dict, dense: dict) -> dict:
 
 def format_report(r: dict) -> str:
     seed_s = r["seed"]["latency_s"]
-    lines = [f"LEA back-end, {r.get('task', 'lenet5')} at the seed report's sparsities, chip image in our FR5994 simulator "
-             f"at {MCLK_HZ / 1e6:.0f} MHz (LEA timing: a model with cited constants until a board measures it)",
+    lines = [f"LEA back-end, {r.get('task', 'lenet5')} at the seed report's sparsities, chip image in our FR5994 "
+             f"simulator at {MCLK_HZ / 1e6:.0f} MHz (LEA timing: a model with cited constants until a board measures it)",
              f"weights: {r['weights']}", ""]
     hdr = f"{'build':<10} {'level':>5} {'sparsity':>8} {'ms':>8} {'uJ':>8} {'LEA ms':>8} {'DMA ms':>8} " \
           f"{'calls':>6} {'bound ms':>9} {'x bound':>8} {'seed s':>7} {'vs seed':>8}"
