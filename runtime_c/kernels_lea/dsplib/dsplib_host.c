@@ -55,13 +55,19 @@ msp_status msp_fir_q15(const msp_fir_q15_params *params, const _q15 *src, _q15 *
     return MSP_SUCCESS;
 }
 
-msp_status msp_add_q15(const msp_add_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst) {
-    uint16_t n = params->length, i;
+/* The element-wise functions' checks, as DSPLib makes them: an even, non-zero length, 32-bit aligned operands */
+static msp_status ew_check(uint16_t n, const void *a, const void *b, const void *dst) {
     if (n == 0 || (n & 1u)) {
         return MSP_SIZE_ERROR;
     }
-    if (misaligned(srcA) || misaligned(srcB) || misaligned(dst)) {
-        return MSP_LEA_INVALID_ADDRESS;
+    return misaligned(a) || misaligned(b) || misaligned(dst) ? MSP_LEA_INVALID_ADDRESS : MSP_SUCCESS;
+}
+
+msp_status msp_add_q15(const msp_add_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst) {
+    uint16_t n = params->length, i;
+    msp_status rc = ew_check(n, srcA, srcB, dst);
+    if (rc != MSP_SUCCESS) {
+        return rc;
     }
     for (i = 0; i < n; i++) {
         dst[i] = sat16((int32_t)srcA[i] + srcB[i]);
@@ -71,11 +77,9 @@ msp_status msp_add_q15(const msp_add_q15_params *params, const _q15 *srcA, const
 
 msp_status msp_offset_q15(const msp_offset_q15_params *params, const _q15 *src, _q15 *dst) {
     uint16_t n = params->length, i;
-    if (n == 0 || (n & 1u)) {
-        return MSP_SIZE_ERROR;
-    }
-    if (misaligned(src) || misaligned(dst)) {
-        return MSP_LEA_INVALID_ADDRESS;
+    msp_status rc = ew_check(n, src, src, dst);
+    if (rc != MSP_SUCCESS) {
+        return rc;
     }
     for (i = 0; i < n; i++) {
         dst[i] = sat16((int32_t)src[i] + params->offset);
@@ -85,11 +89,9 @@ msp_status msp_offset_q15(const msp_offset_q15_params *params, const _q15 *src, 
 
 msp_status msp_mpy_q15(const msp_mpy_q15_params *params, const _q15 *srcA, const _q15 *srcB, _q15 *dst) {
     uint16_t n = params->length, i;
-    if (n == 0 || (n & 1u)) {
-        return MSP_SIZE_ERROR;
-    }
-    if (misaligned(srcA) || misaligned(srcB) || misaligned(dst)) {
-        return MSP_LEA_INVALID_ADDRESS;
+    msp_status rc = ew_check(n, srcA, srcB, dst);
+    if (rc != MSP_SUCCESS) {
+        return rc;
     }
     for (i = 0; i < n; i++) {
         /* floor(a * b / 2^15) kept to 16 bits: only -1 * -1 leaves int16 (and wraps), as lea.c */
@@ -102,11 +104,9 @@ msp_status msp_mpy_q15(const msp_mpy_q15_params *params, const _q15 *srcA, const
 
 msp_status msp_fill_q15(const msp_fill_q15_params *params, _q15 *dst) {
     uint16_t n = params->length, i;
-    if (n == 0 || (n & 1u)) {
-        return MSP_SIZE_ERROR;
-    }
-    if (misaligned(dst)) {
-        return MSP_LEA_INVALID_ADDRESS;
+    msp_status rc = ew_check(n, dst, dst, dst);
+    if (rc != MSP_SUCCESS) {
+        return rc;
     }
     for (i = 0; i < n; i++) {
         dst[i] = params->value;
