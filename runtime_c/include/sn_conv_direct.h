@@ -1,14 +1,18 @@
-/* Direct convolutions for the formats whose column positions are reconstructible (bitmap, rel8,
- * rel4): shared by both kernel back-ends (runtime_c/kernels, runtime_c/kernels_mpy32).
+/* Direct convolutions for the formats whose column positions are absolute or reconstructible (csr16,
+ * bitmap, rel8, rel4, block, pattern, hbitmap): shared by both kernel back-ends (runtime_c/kernels,
+ * runtime_c/kernels_mpy32).
  *
  * Per row the entries of levels 1..level are decoded once per call into a small piece of (value, byte
  * offset of its input sample) pairs, with the column mapped through the layer's offset table
  * `off[col]` (bytes into the window read: codegen_lower.direct_conv); each piece then runs on all
- * n_pos windows of the call (sn_conv_run, defined by the including back-end before this header):
+ * n_pos windows of the call (sn_conv_run):
  *   acc[r * n_pos + p] += sum over row r's entries of w * x[p * x_step + off[col] / 2].
- * Decoding costs a few instructions per entry and call, the products run as in csr16's direct conv
- * without the index shift. Entries whose value is 0 (rel8/rel4 gap padding) are skipped: exact, and
- * their column may lie past the table. Counters count what the matrix-vector kernel counts, per window. */
+ * With a sink (sn_formats.h) the row's sums start from its bias and the last piece requantises them
+ * straight into the output (sn_conv_requant), so there is no bias pass, no accumulator read back and no
+ * separate requantisation loop; on the MPY32 the bias is preloaded into RESHI:RESLO and the sum is
+ * requantised as it is read out of them. Entries whose value is 0 (rel8/rel4 gap padding, zeros inside
+ * kept blocks) are skipped: exact, and a gap's column may lie past the table. Counters count what the
+ * matrix-vector kernel counts, per window. */
 #ifndef SN_CONV_DIRECT_H
 #define SN_CONV_DIRECT_H
 
@@ -19,35 +23,212 @@
 
 #define SN_CONV_PIECE 32u /* entries decoded at a time (128 bytes of stack) */
 
+/* One row's run over the call's windows. */
+typedef struct {
+    const int16_t *x;             /* window 0 */
+    uint16_t n_pos, x_step;
+    int32_t *acc;                 /* the row's n_pos sums (with a sink: between the row's pieces only) */
+    const sn_conv_sink_t *sink;   /* NULL: acc[p] += the sums */
+    const int32_t *bias;          /* sink: the row's bias */
+    int16_t *out;                 /* sink: the row's first output */
+    uint8_t first;                /* sink: no piece of the row ran yet (the sums start from the bias) */
+} sn_conv_job_t;
+
 typedef struct {
     int16_t v[SN_CONV_PIECE];
     uint16_t o[SN_CONV_PIECE];   /* byte offsets into the window */
     uint16_t n;
-    const int16_t *x;
-    uint16_t n_pos, x_step;
-    int32_t *acc;                /* the row's n_pos accumulators */
+    sn_conv_job_t j;
 } sn_conv_piece_t;
 
-/* The run over n_pos windows: acc[p] += sum_i v[i] * x[p * x_step + o[i] / 2], n >= 1, sums modulo
- * 2^32. A back-end with a faster one defines SN_CONV_RUN_BACKEND and it (kernels_mpy32/sn_mpy32.h). */
-#ifndef SN_CONV_RUN_BACKEND
-static inline void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, const int16_t *x,
-                               uint16_t n_pos, uint16_t x_step, int32_t *acc)
+/* golden.requantize of a sum with shift k->shift in 1..15, then the clamp: sat16((t + 2^(s-1)) >> s).
+ * It saturates exactly when the high word of t + 2^(s-1) is outside [-2^(s-1), 2^(s-1)); a sum whose
+ * own high word is >= 2^(s-1) saturates before the addition could overflow. The in-range shift is
+ * SN_CONV_SHR(lo, hi, k) = (int16_t)((hi:lo) >> shift). */
+#if defined(SN_MPY32_ASM) && SN_MPY32_ASM
+/* (hi:lo) * 2^(16 - s) / 2^16 as two 16x16 products (a variable 32-bit shift is a helper call);
+ * interrupts are masked by the caller (the run). */
+static inline __attribute__((always_inline)) int16_t sn_conv_shr_mpy(uint16_t lo, int16_t hi, uint16_t m)
 {
+    uint16_t a, b;
+    MPY = lo;
+    OP2 = m;
+    __asm__ volatile("nop" ::: "memory"); /* MPY32 result latency */
+    a = RESHI;
+    MPY = (uint16_t)hi;
+    OP2 = m;
+    __asm__ volatile("nop" ::: "memory");
+    b = RESLO;
+    return (int16_t)(uint16_t)(a + b);
+}
+#define SN_CONV_SHR(lo, hi, k) sn_conv_shr_mpy((lo), (hi), (k)->m)
+#else
+#define SN_CONV_SHR(lo, hi, k) ((int16_t)((int32_t)(((uint32_t)(uint16_t)(hi) << 16) | (lo)) >> (k)->shift))
+#endif
+
+static inline __attribute__((always_inline)) int16_t sn_conv_requant(uint16_t lo, int16_t hi,
+                                                                     const sn_conv_sink_t *k)
+{
+    const uint16_t tl = (uint16_t)(lo + (uint16_t)k->bound);
+    int16_t y;
+    if (hi >= k->bound) {
+        y = 32767;
+    } else {
+        hi = (int16_t)(hi + (tl < lo)); /* carry of t = sum + 2^(s-1) */
+        if (hi >= k->bound)
+            y = 32767;
+        else if (hi < (int16_t)-k->bound)
+            y = -32768;
+        else
+            y = SN_CONV_SHR(tl, hi, k);
+    }
+    return y < k->floor ? k->floor : y > k->top ? k->top : y;
+}
+
+/* The run of n entries (v, byte offsets o) over the job's windows: per window p the sum starts from
+ * acc[p] (or, a sink's first piece, from the bias), and ends in acc[p] (or, a sink's last piece,
+ * requantised into out[p]). A back-end with a faster one defines SN_CONV_RUN_BACKEND and it. */
+#if defined(SN_MPY32_ASM) && SN_MPY32_ASM
+#define SN_CONV_RUN_BACKEND 1
+#define SN_CONV_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
+/* code bytes skipped on entry to leave a multiple of four products: (-n mod 4) * 12 (no multiply helper) */
+static const uint8_t sn_conv_entry[4] = {0, 12, 24, 36};
+
+/* acc mode: acc[p] += sum, n >= 1. o holds byte offsets, so a product is 4 instructions (weight to
+ * MACS, offset, + window, sample to OP2), four per loop pass; the loop is entered at the block that
+ * leaves a multiple of four (the entry address computed once per call, not per window). Per window:
+ * RESHI:RESLO cleared, the products, the sum added to acc[p]. r10 = v, r9 = o, r8 = passes,
+ * r7 = entry, r6 = 2 * x_step, r5 = acc, r11 = window. */
+static __attribute__((noinline)) void sn_conv_run_acc(const int16_t *v, const uint16_t *o, uint16_t n,
+                                                      const int16_t *x, uint16_t n_pos, uint16_t x_step,
+                                                      int32_t *acc)
+{
+    register const int16_t *pv __asm__("r10") = v;
+    register const uint16_t *po __asm__("r9") = o;
+    register uint16_t passes __asm__("r8") = (uint16_t)((n + 3u) >> 2);
+    register uint16_t entry __asm__("r7") = sn_conv_entry[(uint16_t)(0u - n) & 3u];
+    register uint16_t step __asm__("r6") = (uint16_t)(x_step + x_step);
+    register int32_t *pa __asm__("r5") = acc;
+    register const int16_t *px __asm__("r11") = x;
+    register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
+    uint16_t np = n_pos;
+    sn_irq_state_t irq = sn_irq_save();
+    __asm__ volatile("add #.Lsn_cb%=, r7\n"
+                     ".Lsn_cw%=:\n\t"
+                     "clr &" SN_STR(MPYS_ADDR) "\n\t" /* 0 * 0 in multiply mode: RESHI:RESLO = 0 */
+                     "clr " SN_OP2_STR "\n\t"
+                     "mov r10, r12\n\t"
+                     "mov r9, r13\n\t"
+                     "mov r8, r14\n\t"
+                     "mov r7, r0\n"
+                     ".Lsn_cb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
+                     "dec r14\n\t"
+                     "jnz .Lsn_cb%=\n\t"
+                     "nop\n\t" /* last product's latency on MPY32 */
+                     "add &" SN_STR(RESLO_ADDR) ", 0(r5)\n\t"
+                     "addc &" SN_STR(RESHI_ADDR) ", 2(r5)\n\t"
+                     "add #4, r5\n\t"
+                     "add r6, r11\n\t"
+                     "dec %[np]\n\t"
+                     "jnz .Lsn_cw%="
+                     : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15), "+r"(px), "+r"(pa), "+r"(entry),
+                       [np] "+m"(np)
+                     : "r"(pv), "r"(po), "r"(passes), "r"(step)
+                     : "memory");
+    sn_irq_restore(irq);
+}
+
+/* sink mode, one window loop per `last` (a constant where inlined): per window the start value is
+ * written to RESLO/RESHI (the bias, or acc[p] after an earlier piece), the products accumulate on it
+ * (entered at the computed block as above), and the sum is read out once: requantised to out[p] or
+ * stored to acc[p]. */
+static inline __attribute__((always_inline)) void sn_conv_windows_mpy(const int16_t *v, const uint16_t *o,
+                                                                      uint16_t n, sn_conv_job_t *j,
+                                                                      const uint8_t last)
+{
+    const sn_conv_sink_t *k = j->sink;
+    const uint16_t entry = sn_conv_entry[(uint16_t)(0u - n) & 3u];
+    const uint16_t passes = (uint16_t)((n + 3u) >> 2);
+    const uint16_t src_bytes = j->first ? 0u : 4u;              /* the bias stays, acc[p] advances */
+    const uint8_t *src = j->first ? (const uint8_t *)j->bias : (const uint8_t *)j->acc;
+    const int16_t *x = j->x;
+    uint16_t *acc = (uint16_t *)j->acc;
+    int16_t *out = j->out;
+    uint16_t p;
+    for (p = j->n_pos; p; p--, x += j->x_step, src += src_bytes) {
+        uint16_t lo, hi;
+        RESLO = ((const uint16_t *)src)[0];
+        RESHI = ((const uint16_t *)src)[1];
+        if (n) {
+            register const int16_t *px __asm__("r11") = x;
+            register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
+            __asm__ volatile("mov %[v], r12\n\t"
+                             "mov %[o], r13\n\t"
+                             "mov %[passes], r14\n\t"
+                             "mov %[entry], r15\n\t"
+                             "add #.Lsn_sb%=, r15\n\t"
+                             "mov r15, r0\n"
+                             ".Lsn_sb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
+                             "dec r14\n\t"
+                             "jnz .Lsn_sb%=\n\t"
+                             "nop" /* last product's latency on MPY32 */
+                             : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15)
+                             : "r"(px), [v] "m"(v), [o] "m"(o), [passes] "m"(passes), [entry] "m"(entry)
+                             : "memory");
+        }
+        lo = RESLO;
+        hi = RESHI;
+        if (last) {
+            *out++ = sn_conv_requant(lo, (int16_t)hi, k);
+        } else {
+            *acc++ = lo;
+            *acc++ = hi;
+        }
+    }
+}
+
+static __attribute__((noinline)) void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n,
+                                                  sn_conv_job_t *j, uint8_t last)
+{
+    if (!j->sink) {
+        if (n && j->n_pos)
+            sn_conv_run_acc(v, o, n, j->x, j->n_pos, j->x_step, j->acc);
+        return;
+    }
+    {
+        sn_irq_state_t irq = sn_irq_save(); /* the multiplier holds a sum: no handler may use it */
+        if (last)
+            sn_conv_windows_mpy(v, o, n, j, 1);
+        else
+            sn_conv_windows_mpy(v, o, n, j, 0);
+        sn_irq_restore(irq);
+    }
+    j->first = 0;
+}
+#else
+/* plain CPU: the same start and end values, sums modulo 2^32 */
+static void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, sn_conv_job_t *j, uint8_t last)
+{
+    const sn_conv_sink_t *k = j->sink;
+    const int16_t *x = j->x;
     uint16_t p, i;
-    for (p = 0; p < n_pos; p++, x += x_step) {
-        uint32_t s = (uint32_t)acc[p];
+    for (p = 0; p < j->n_pos; p++, x += j->x_step) {
+        uint32_t s = (uint32_t)(k && j->first ? *j->bias : j->acc[p]);
         for (i = 0; i < n; i++)
             s += (uint32_t)((int32_t)v[i] * *(const int16_t *)((const uint8_t *)x + o[i]));
-        acc[p] = (int32_t)s;
+        if (k && last)
+            j->out[p] = sn_conv_requant((uint16_t)s, (int16_t)(uint16_t)(s >> 16), k);
+        else
+            j->acc[p] = (int32_t)s;
     }
+    j->first = 0;
 }
 #endif
 
 static __attribute__((noinline)) void sn_conv_flush(sn_conv_piece_t *pc)
 {
     if (pc->n)
-        sn_conv_run(pc->v, pc->o, pc->n, pc->x, pc->n_pos, pc->x_step, pc->acc);
+        sn_conv_run(pc->v, pc->o, pc->n, &pc->j, 0);
     pc->n = 0;
 }
 
@@ -61,19 +242,67 @@ static inline void sn_conv_push(sn_conv_piece_t *pc, int16_t v, uint16_t o)
         sn_conv_flush(pc);
 }
 
+static inline void sn_conv_job_init(sn_conv_job_t *j, const int16_t *x, uint16_t n_pos, uint16_t x_step,
+                                    int32_t *acc, const sn_conv_sink_t *sink)
+{
+    j->x = x;
+    j->n_pos = n_pos;
+    j->x_step = x_step;
+    j->acc = acc;
+    j->sink = sink;
+    j->first = 1;
+    if (sink) {
+        j->bias = sink->bias;
+        j->out = sink->out;
+    }
+}
+
+/* The next row: its sums start afresh. */
+static inline void sn_conv_job_next(sn_conv_job_t *j)
+{
+    j->acc += j->n_pos;
+    j->first = 1;
+    if (j->sink) {
+        j->bias++;
+        j->out += j->sink->out_plane;
+    }
+}
+
 static inline uint8_t sn_conv_setup(sn_conv_piece_t *pc, uint8_t level, uint8_t n_levels, const int16_t *x,
-                                    uint16_t n_pos, uint16_t x_step, int32_t *acc)
+                                    uint16_t n_pos, uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)
 {
     pc->n = 0;
-    pc->x = x;
-    pc->n_pos = n_pos;
-    pc->x_step = x_step;
-    pc->acc = acc;
+    sn_conv_job_init(&pc->j, x, n_pos, x_step, acc, sink);
     return level > n_levels ? n_levels : level;
 }
 
+/* The row's last piece (a sink's row is finished even when it has no entries: out = its bias,
+ * requantised), then the next row. */
+static __attribute__((noinline)) void sn_conv_row_end(sn_conv_piece_t *pc)
+{
+    if (pc->n || (pc->j.sink && pc->j.n_pos))
+        sn_conv_run(pc->v, pc->o, pc->n, &pc->j, 1);
+    pc->n = 0;
+    sn_conv_job_next(&pc->j);
+}
+
+/* Level 0 or no windows: a sink's rows still get their requantised bias (the matrix adds nothing). */
+static inline void sn_conv_bias_only(uint16_t rows, const int16_t *x, uint16_t n_pos, uint16_t x_step,
+                                     int32_t *acc, const sn_conv_sink_t *sink)
+{
+    sn_conv_job_t j;
+    if (!sink || !n_pos)
+        return;
+    sn_conv_job_init(&j, x, n_pos, x_step, acc, sink);
+    for (; rows; rows--) {
+        sn_conv_run(0, 0, 0, &j, 1);
+        sn_conv_job_next(&j);
+    }
+}
+
 static inline void sn_conv_bitmap_impl(const sn_bitmap_matrix *m, const uint16_t *off, uint8_t level,
-                                       const int16_t *x, uint16_t n_pos, uint16_t x_step, int32_t *acc)
+                                       const int16_t *x, uint16_t n_pos, uint16_t x_step, int32_t *acc,
+                                       const sn_conv_sink_t *sink)
 {
     const uint16_t row_bytes = (uint16_t)((m->cols + 7u) / 8u);
     const int16_t *v = m->values;
@@ -81,10 +310,12 @@ static inline void sn_conv_bitmap_impl(const sn_bitmap_matrix *m, const uint16_t
     sn_conv_piece_t pc;
     uint16_t r;
 
-    if (level == 0 || n_pos == 0)
+    if (level == 0 || n_pos == 0) {
+        sn_conv_bias_only(m->rows, x, n_pos, x_step, acc, sink);
         return;
-    level = sn_conv_setup(&pc, level, m->n_levels, x, n_pos, x_step, acc);
-    for (r = 0; r < m->rows; r++, pc.acc += n_pos) {
+    }
+    level = sn_conv_setup(&pc, level, m->n_levels, x, n_pos, x_step, acc, sink);
+    for (r = 0; r < m->rows; r++) {
         const uint8_t *bits = bm;
         const int16_t *vr = v;
         uint8_t k;
@@ -99,7 +330,7 @@ static inline void sn_conv_bitmap_impl(const sn_bitmap_matrix *m, const uint16_t
                         sn_conv_push(&pc, *vr++, *o);
             }
         }
-        sn_conv_flush(&pc);
+        sn_conv_row_end(&pc);
         SN_COUNT(weight_bytes_read, (uint32_t)n_pos * level * row_bytes);
         SN_COUNT(macs, (uint32_t)n_pos * (uint16_t)(vr - v));
         SN_COUNT(weight_bytes_read, 2u * (uint32_t)n_pos * (uint16_t)(vr - v));
@@ -117,15 +348,17 @@ static inline void sn_conv_bitmap_impl(const sn_bitmap_matrix *m, const uint16_t
 static inline void sn_conv_rel_impl(uint16_t rows, uint8_t n_levels, const void *counts, uint8_t counts_u16,
                                     const int16_t *v, const uint8_t *d, uint8_t nibbles, const uint16_t *off,
                                     uint8_t level, const int16_t *x, uint16_t n_pos, uint16_t x_step,
-                                    int32_t *acc)
+                                    int32_t *acc, const sn_conv_sink_t *sink)
 {
     uint16_t crow = 0, r;
     sn_conv_piece_t pc;
 
-    if (level == 0 || n_pos == 0)
+    if (level == 0 || n_pos == 0) {
+        sn_conv_bias_only(rows, x, n_pos, x_step, acc, sink);
         return;
-    level = sn_conv_setup(&pc, level, n_levels, x, n_pos, x_step, acc);
-    for (r = 0; r < rows; r++, crow += n_levels, pc.acc += n_pos) {
+    }
+    level = sn_conv_setup(&pc, level, n_levels, x, n_pos, x_step, acc, sink);
+    for (r = 0; r < rows; r++, crow += n_levels) {
         uint16_t i = 0, n_row;
         uint8_t k;
         for (k = 0; k < level; k++) {
@@ -153,7 +386,7 @@ static inline void sn_conv_rel_impl(uint16_t rows, uint8_t n_levels, const void 
                 }
             }
         }
-        sn_conv_flush(&pc);
+        sn_conv_row_end(&pc);
         n_row = i;
         if (level < n_levels) {
             n_row = sn_table_get(counts, counts_u16, (uint16_t)(crow + n_levels - 1u));
@@ -163,5 +396,203 @@ static inline void sn_conv_rel_impl(uint16_t rows, uint8_t n_levels, const void 
         d += nibbles ? n_row / 2u : n_row;
     }
 }
+
+/* csr16 in a direct build: col_idx already holds the byte offsets, so a row's prefix is a run as is. */
+static inline void sn_conv_csr16_impl(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
+                                      uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)
+{
+    const int16_t *v = m->values;
+    const uint16_t *ci = m->col_idx;
+    uint16_t crow = 0;
+    uint16_t r;
+    sn_conv_job_t j;
+
+    if (level == 0 || n_pos == 0) {
+        sn_conv_bias_only(m->rows, x, n_pos, x_step, acc, sink);
+        return;
+    }
+    if (level > m->n_levels)
+        level = m->n_levels;
+    sn_conv_job_init(&j, x, n_pos, x_step, acc, sink);
+    for (r = 0; r < m->rows; r++, crow += m->n_levels) {
+        uint16_t n_row;
+        uint16_t n = sn_table_get(m->counts, m->counts_u16, (uint16_t)(crow + level - 1u));
+        n_row = level < m->n_levels ? sn_table_get(m->counts, m->counts_u16, (uint16_t)(crow + m->n_levels - 1u))
+                                    : n;
+        if (n || sink)
+            sn_conv_run(v, ci, n, &j, 1);
+        sn_conv_job_next(&j);
+        SN_COUNT(weight_bytes_read, SN_TABLE_BYTES(m->counts_u16) * (level < m->n_levels ? 2u : 1u)); /* once per call */
+        SN_COUNT(macs, (uint32_t)n * n_pos);
+        SN_COUNT(weight_bytes_read, 4u * (uint32_t)n * n_pos);
+        v += n_row;
+        ci += n_row;
+    }
+}
+
+/* block: a block row's kept blocks (ordered by level, then block column) give each of its rows
+ * block_cols consecutive columns per block; the row's values of block j are row i of the block. */
+static inline void sn_conv_block_impl(const sn_block_matrix *m, const uint16_t *off, uint8_t level,
+                                      const int16_t *x, uint16_t n_pos, uint16_t x_step, int32_t *acc,
+                                      const sn_conv_sink_t *sink)
+{
+    const int16_t *v = m->values;
+    const uint16_t *bcol = m->block_col;
+    const uint16_t bc = m->block_cols;
+    uint16_t crow = 0, r0;
+    sn_conv_piece_t pc;
+
+    if (level == 0 || n_pos == 0) {
+        sn_conv_bias_only(m->rows, x, n_pos, x_step, acc, sink);
+        return;
+    }
+    level = sn_conv_setup(&pc, level, m->n_levels, x, n_pos, x_step, acc, sink);
+    for (r0 = 0; r0 < m->rows; r0 += m->block_rows, crow += m->n_levels) {
+        const uint16_t h = (uint16_t)(m->rows - r0) < m->block_rows ? (uint16_t)(m->rows - r0) : m->block_rows;
+        uint16_t block_size = 0, n_row, n, i, jb, t;
+        for (i = 0; i < h; i++)   /* h * bc without a multiply */
+            block_size = (uint16_t)(block_size + bc);
+        n = sn_table_get(m->counts, m->counts_u16, (uint16_t)(crow + level - 1u));
+        n_row = level < m->n_levels ? sn_table_get(m->counts, m->counts_u16, (uint16_t)(crow + m->n_levels - 1u)) : n;
+        SN_COUNT(weight_bytes_read, (uint32_t)n_pos * SN_TABLE_BYTES(m->counts_u16) * (level < m->n_levels ? 2u : 1u));
+        for (i = 0; i < h; i++) {
+            const int16_t *blk = v + (uint16_t)(i * bc); /* row i of block 0 */
+            for (jb = 0; jb < n; jb++, blk += block_size) {
+                const uint16_t c0 = (uint16_t)(bcol[jb] * bc);
+                const uint16_t w = (uint16_t)(m->cols - c0) < bc ? (uint16_t)(m->cols - c0) : bc;
+                for (t = 0; t < w; t++)
+                    sn_conv_push(&pc, blk[t], off[c0 + t]);
+                if (i == 0) {
+                    SN_COUNT(macs, (uint32_t)n_pos * h * w);
+                    SN_COUNT(weight_bytes_read, (uint32_t)n_pos * (2u + 2u * (uint32_t)h * w));
+                }
+            }
+            sn_conv_row_end(&pc);
+        }
+        v += (uint32_t)n_row * block_size;
+        bcol += n_row;
+    }
+}
+
+/* pattern: per filter, kept kernels (pattern id, channel), each pattern_len[id] values at kernel
+ * positions pattern_pos[id * stride + t]: column channel * kernel_size + position. */
+static inline void sn_conv_pattern_impl(const sn_pattern_matrix *m, const uint16_t *off, uint8_t level,
+                                        const int16_t *x, uint16_t n_pos, uint16_t x_step, int32_t *acc,
+                                        const sn_conv_sink_t *sink)
+{
+    const uint16_t kernel_size = (uint16_t)(m->kernel_h * m->kernel_w);
+    const int16_t *v = m->values;
+    const uint8_t *pid = m->pattern_id;
+    const uint16_t *chan = m->chan_idx;
+    uint16_t crow = 0, r;
+    sn_conv_piece_t pc;
+
+    if (level == 0 || n_pos == 0) {
+        sn_conv_bias_only(m->rows, x, n_pos, x_step, acc, sink);
+        return;
+    }
+    level = sn_conv_setup(&pc, level, m->n_levels, x, n_pos, x_step, acc, sink);
+    for (r = 0; r < m->rows; r++, crow += m->n_levels) {
+        const int16_t *vk = v;
+        uint16_t n = sn_table_get(m->counts, m->counts_u16, (uint16_t)(crow + level - 1u));
+        uint16_t n_row = level < m->n_levels ? sn_table_get(m->counts, m->counts_u16,
+                                                            (uint16_t)(crow + m->n_levels - 1u)) : n;
+        uint16_t jk;
+        SN_COUNT(weight_bytes_read, (uint32_t)n_pos * SN_TABLE_BYTES(m->counts_u16) * (level < m->n_levels ? 2u : 1u));
+        for (jk = 0; jk < n; jk++) {
+            const uint8_t p = pid[jk], len = m->pattern_len[p];
+            const uint8_t *pos = m->pattern_pos + (uint16_t)(p * m->pattern_stride);
+            const uint16_t *ok = off + (uint16_t)(chan[jk] * kernel_size);
+            uint8_t t;
+            for (t = 0; t < len; t++)
+                sn_conv_push(&pc, vk[t], ok[pos[t]]);
+            vk += len;
+            SN_COUNT(macs, (uint32_t)n_pos * len);
+            SN_COUNT(weight_bytes_read, (uint32_t)n_pos * (4u + 3u * (uint32_t)len));
+        }
+        sn_conv_row_end(&pc);
+        if (level < m->n_levels) {
+            v += sn_table_get(m->row_values, m->row_values_u16, r);
+            SN_COUNT(weight_bytes_read, (uint32_t)n_pos * SN_TABLE_BYTES(m->row_values_u16));
+        } else {
+            v = vk;
+        }
+        pid += n_row;
+        chan += n_row;
+    }
+}
+
+/* hbitmap: the union bitmap row by row and, per kept weight, the chain of sparser stages down to its
+ * introducing level (each stage one bit stream over the whole matrix, so every call walks all rows). */
+static inline void sn_conv_hbitmap_impl(const sn_hbitmap_matrix *m, const uint16_t *off, uint8_t level,
+                                        const int16_t *x, uint16_t n_pos, uint16_t x_step, int32_t *acc,
+                                        const sn_conv_sink_t *sink)
+{
+    const uint16_t row_bytes = (uint16_t)((m->cols + 7u) / 8u);
+    const uint8_t n_levels = m->n_levels;
+    const uint8_t *top = m->bitmap;
+    const uint8_t *stage[SN_HBITMAP_MAX_LEVELS];
+    uint8_t byte[SN_HBITMAP_MAX_LEVELS], mask[SN_HBITMAP_MAX_LEVELS];
+    const int16_t *v[SN_HBITMAP_MAX_LEVELS];
+    sn_conv_piece_t pc;
+    uint16_t r;
+    uint8_t t;
+
+    if (level == 0 || n_pos == 0) {
+        sn_conv_bias_only(m->rows, x, n_pos, x_step, acc, sink);
+        return;
+    }
+    level = sn_conv_setup(&pc, level, n_levels, x, n_pos, x_step, acc, sink);
+    for (t = 0; t + 1u < n_levels; t++) {
+        stage[t] = m->bitmap + m->stage_off[t];
+        mask[t] = 0;
+        byte[t] = 0;
+    }
+    for (t = 0; t < level; t++)
+        v[t] = m->values + m->level_start[t];
+    SN_COUNT(weight_bytes_read, (uint32_t)n_pos * (2u * (uint32_t)(n_levels - 1u) + 2u * (uint32_t)level));
+    for (r = 0; r < m->rows; r++) {
+        uint16_t i;
+        for (i = 0; i < row_bytes; i++) {
+            uint8_t b = *top++;
+            const uint16_t *o = off + (uint16_t)(i * 8u);
+            for (; b != 0; b >>= 1, o++) {
+                uint8_t jl = n_levels; /* introducing level: one sparser while the next stage's bit is set */
+                if (!(b & 1u))
+                    continue;
+                while (jl > 1u) {
+                    t = (uint8_t)(jl - 2u); /* stage jl - 1 */
+                    if (mask[t] == 0) {
+                        byte[t] = *stage[t]++;
+                        mask[t] = 1;
+                        SN_COUNT(weight_bytes_read, n_pos);
+                    }
+                    if (!(byte[t] & mask[t])) {
+                        mask[t] = (uint8_t)(mask[t] << 1);
+                        break;
+                    }
+                    mask[t] = (uint8_t)(mask[t] << 1);
+                    jl--;
+                }
+                if (jl <= level)
+                    sn_conv_push(&pc, *v[jl - 1u]++, *o);
+            }
+        }
+        sn_conv_row_end(&pc);
+    }
+    SN_COUNT(weight_bytes_read, (uint32_t)n_pos * m->rows * row_bytes);
+    for (t = 0; t < level; t++) {
+        SN_COUNT(macs, (uint32_t)n_pos * (uint16_t)(v[t] - (m->values + m->level_start[t])));
+        SN_COUNT(weight_bytes_read, 2u * (uint32_t)n_pos * (uint16_t)(v[t] - (m->values + m->level_start[t])));
+    }
+}
+
+/* sn_conv_<F> of a back-end: the shared decoding above with that back-end's run. */
+#define SN_CONV_DEFINE(F, ...)                                                                          \
+    void sn_conv_##F(const sn_##F##_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,     \
+                     uint16_t n_pos, uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)           \
+    {                                                                                                   \
+        __VA_ARGS__;                                                                                    \
+    }
 
 #endif

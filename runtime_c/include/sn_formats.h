@@ -180,16 +180,41 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
 /* Direct convolution (no im2col): the matrix's column indices are offsets into the input window, and
  * one call covers n_pos windows x_step elements apart:
  *   acc[r * n_pos + p] += sum over row r's entries of levels 1..level of w * x[p * x_step + idx / 2].
- * csr16's indices are the offsets themselves, in bytes (x + idx / 2). */
+ * csr16's indices are the offsets themselves, in bytes (x + idx / 2).
+ * With a sink (not NULL) the kernel finishes the layer instead: each row's sums start from the sink's
+ * bias (on the MPY32: preloaded into the result registers) and are requantised from the sum as it
+ * leaves the multiplier into out[r * out_plane + p]; acc is then only scratch between a row's pieces. */
+typedef struct {
+    const int32_t *bias;   /* [rows] */
+    int16_t *out;          /* row 0, window 0 (SRAM) */
+    uint16_t out_plane;    /* elements between two rows' outputs */
+    int8_t shift;          /* requantise shift, 1..15 (others take the acc path) */
+    uint16_t m;            /* 2^(16 - shift) */
+    int16_t bound;         /* 2^(shift - 1): the rounding half and the saturation bound of the high word */
+    int16_t floor, top;    /* output clamp: ReLU (0) or -32768; ReLU6 bound or 32767 */
+} sn_conv_sink_t;
+/* The sink of rows [r0, ...): the same layer seen from a tile of rows (upper-FRAM tiles). */
+static inline const sn_conv_sink_t *sn_conv_sink_rows(const sn_conv_sink_t *s, uint16_t r0, sn_conv_sink_t *tmp)
+{
+    if (!s || !r0)
+        return s;
+    *tmp = *s;
+    tmp->bias += r0;
+    tmp->out += (uint16_t)(r0 * s->out_plane);
+    return tmp;
+}
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
-                   uint16_t x_step, int32_t *acc);
+                   uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink);
 /* Formats whose columns are reconstructed (sn_conv_direct.h): off[col] is the byte offset of column
  * col's input sample in the window (a table per layer, shared by its rows and levels). */
-void sn_conv_bitmap(const sn_bitmap_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
-                    uint16_t n_pos, uint16_t x_step, int32_t *acc);
-void sn_conv_rel8(const sn_rel8_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
-                  uint16_t n_pos, uint16_t x_step, int32_t *acc);
-void sn_conv_rel4(const sn_rel4_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
-                  uint16_t n_pos, uint16_t x_step, int32_t *acc);
+#define SN_CONV_DECL(F) \
+    void sn_conv_##F(const sn_##F##_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x, \
+                     uint16_t n_pos, uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)
+SN_CONV_DECL(bitmap);
+SN_CONV_DECL(rel8);
+SN_CONV_DECL(rel4);
+SN_CONV_DECL(block);
+SN_CONV_DECL(pattern);
+SN_CONV_DECL(hbitmap);
 
 #endif

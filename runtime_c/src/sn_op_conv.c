@@ -346,8 +346,19 @@ static void sn_conv_direct(const sn_layer *l, uint8_t level, uint16_t g, uint16_
     const int32_t *bias = l->bias + (uint16_t)(g * rows);
     const int16_t *x = src;
     sn_requant_t q;
+    sn_conv_sink_t sink;
     uint16_t oy, ox, n, r, k, p, row_off, end;
     sn_requant_init(&q, l);
+    /* SRAM outputs at a shift in 1..15 (the usual case): the kernel starts every sum from the bias
+     * and requantises it as it leaves the multiplier; otherwise bias here, requantisation below. */
+    const uint8_t sunk = q.fast && !fram;
+    sink.bias = bias;
+    sink.out_plane = out_plane;
+    sink.shift = q.shift;
+    sink.m = q.m;
+    sink.bound = q.bound;
+    sink.floor = q.relu ? 0 : -32768;
+    sink.top = q.top;
     if (l->pad) {
         if (p0 == 0 || fresh) {
             sn_pad_copy(l, src, cg);
@@ -366,23 +377,29 @@ static void sn_conv_direct(const sn_layer *l, uint8_t level, uint16_t g, uint16_
             uint32_t macs0 = sn_counters.macs;
 #endif
             n = (uint16_t)(end - ox) < chunk ? (uint16_t)(end - ox) : chunk;
-            for (r = 0; r < rows; r++) {
-                for (k = 0; k < n; k++) {
-                    *a++ = bias[r];
+            if (sunk) {
+                sink.out = o;
+                sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc,
+                              &sink);
+            } else {
+                for (r = 0; r < rows; r++) {
+                    for (k = 0; k < n; k++) {
+                        *a++ = bias[r];
+                    }
+                }
+                sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc, 0);
+                a = l->acc;
+                for (r = 0; r < rows; r++, o += out_plane, a += n) {
+                    if (fram) {
+                        sn_requant_row_fram(&q, a, o, n);
+                    } else {
+                        sn_requant_row(&q, a, o, n);
+                    }
                 }
             }
-            sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc);
 #ifdef SN_COUNTERS
             SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
 #endif
-            a = l->acc;
-            for (r = 0; r < rows; r++, o += out_plane, a += n) {
-                if (fram) {
-                    sn_requant_row_fram(&q, a, o, n);
-                } else {
-                    sn_requant_row(&q, a, o, n);
-                }
-            }
             SN_COUNT(act_bytes_written, 2u * (uint32_t)rows * n);
         }
         p = (uint16_t)(row_off + end);

@@ -11,7 +11,7 @@ format (formats.py) in FRAM, and dispatch functions that call each matrix's form
 Output is deterministic: the same quantized model and options give byte-identical files.
 
 Convolutions (conv="auto"): a conv layer whose matrices' format has a direct kernel
-(formats.supports_direct: csr16, bitmap, rel8, rel4) runs direct (no im2col): the kernel reads the
+(formats.supports_direct: all but dense, rows, cols) runs direct (no im2col): the kernel reads the
 layer's input (zero-padded once per call into a scratch copy when the layer pads) on up to `chunk`
 output positions at a time. csr16's column indices are emitted as input byte offsets (same bytes); the
 others get a per-layer column -> byte offset table (`<layer>_conv_off`). conv="im2col" keeps the

@@ -46,7 +46,7 @@ class KernelCase:
         """The C call of this case at `level` (struct p, arrays p_x, p_off, accumulators kh_acc)."""
         if self.conv:
             _, n_pos, step = self.conv
-            return f"sn_conv_{self.enc.format}(&{p}, {p}_off, {level}, {p}_x, {n_pos}, {step}, kh_acc);"
+            return f"sn_conv_{self.enc.format}(&{p}, {p}_off, {level}, {p}_x, {n_pos}, {step}, kh_acc, 0);"
         return f"{self.enc.c_kernel}(&{p}, {level}, {p}_x, kh_acc);"
 
 
