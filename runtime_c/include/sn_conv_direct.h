@@ -22,6 +22,9 @@
 #include "sn_formats.h"
 
 #define SN_CONV_PIECE 32u /* entries decoded at a time (128 bytes of stack) */
+/* The run and the piece helpers are included by every format's kernel file: weak, so an image links
+ * one copy (the others are dropped with their sections), where static would link one per format. */
+#define SN_CONV_SHARED __attribute__((weak, noinline))
 
 /* One row's run over the call's windows. */
 typedef struct {
@@ -41,9 +44,11 @@ typedef struct {
     sn_conv_job_t j;
 } sn_conv_piece_t;
 
-/* golden.requantize of a sum with shift k->shift in 1..15, then the clamp: sat16((t + 2^(s-1)) >> s).
- * It saturates exactly when the high word of t + 2^(s-1) is outside [-2^(s-1), 2^(s-1)); a sum whose
- * own high word is >= 2^(s-1) saturates before the addition could overflow. The in-range shift is
+/* golden.requantize with shift k->shift in 1..15, then the clamp, of a sum that started from
+ * bias + 2^(s-1): t = acc + 2^(s-1) modulo 2^32, y = sat16(t >> s). |acc| < 2^31 (quantize.py), so a t
+ * that wrapped (acc + 2^(s-1) >= 2^31) has high word -32768 and low word < 2^(s-1), which no
+ * unwrapped t has: it saturates high. Otherwise t saturates exactly when its high word is outside
+ * [-2^(s-1), 2^(s-1)); with a ReLU every negative t gives 0 without the shift. The in-range shift is
  * SN_CONV_SHR(lo, hi, k) = (int16_t)((hi:lo) >> shift). */
 #if defined(SN_MPY32_ASM) && SN_MPY32_ASM
 /* (hi:lo) * 2^(16 - s) / 2^16 as two 16x16 products (a variable 32-bit shift is a helper call);
@@ -69,20 +74,18 @@ static inline __attribute__((always_inline)) int16_t sn_conv_shr_mpy(uint16_t lo
 static inline __attribute__((always_inline)) int16_t sn_conv_requant(uint16_t lo, int16_t hi,
                                                                      const sn_conv_sink_t *k)
 {
-    const uint16_t tl = (uint16_t)(lo + (uint16_t)k->bound);
     int16_t y;
-    if (hi >= k->bound) {
-        y = 32767;
-    } else {
-        hi = (int16_t)(hi + (tl < lo)); /* carry of t = sum + 2^(s-1) */
-        if (hi >= k->bound)
-            y = 32767;
-        else if (hi < (int16_t)-k->bound)
-            y = -32768;
-        else
-            y = SN_CONV_SHR(tl, hi, k);
+    if (hi < 0) {
+        if (hi == -32768 && lo < (uint16_t)k->bound)
+            return k->top;                        /* wrapped: acc + 2^(s-1) >= 2^31 */
+        if (k->floor == 0 || hi < (int16_t)-k->bound)
+            return k->floor;                      /* ReLU, or saturated low */
+        return SN_CONV_SHR(lo, hi, k);            /* in range and negative: no clamp applies */
     }
-    return y < k->floor ? k->floor : y > k->top ? k->top : y;
+    if (hi >= k->bound)
+        return k->top;
+    y = SN_CONV_SHR(lo, hi, k);
+    return y > k->top ? k->top : y;
 }
 
 /* The run of n entries (v, byte offsets o) over the job's windows: per window p the sum starts from
@@ -94,71 +97,115 @@ static inline __attribute__((always_inline)) int16_t sn_conv_requant(uint16_t lo
 /* code bytes skipped on entry to leave a multiple of four products: (-n mod 4) * 12 (no multiply helper) */
 static const uint8_t sn_conv_entry[4] = {0, 12, 24, 36};
 
-/* acc mode: acc[p] += sum, n >= 1. o holds byte offsets, so a product is 4 instructions (weight to
- * MACS, offset, + window, sample to OP2), four per loop pass; the loop is entered at the block that
- * leaves a multiple of four (the entry address computed once per call, not per window). Per window:
- * RESHI:RESLO cleared, the products, the sum added to acc[p]. r10 = v, r9 = o, r8 = passes,
- * r7 = entry, r6 = 2 * x_step, r5 = acc, r11 = window. */
-static __attribute__((noinline)) void sn_conv_run_acc(const int16_t *v, const uint16_t *o, uint16_t n,
-                                                      const int16_t *x, uint16_t n_pos, uint16_t x_step,
-                                                      int32_t *acc)
+/* o holds byte offsets, so a product is 4 instructions (weight to MACS, offset, + window, sample to
+ * OP2), four per loop pass; the loop is entered at the block that leaves a multiple of four. Per
+ * window the start value is written to RESLO/RESHI (bias + 2^(s-1), or acc[p]), the products
+ * accumulate on it, and the sum is read out once: requantised to out[p] or stored to acc[p]. The
+ * multiplier holds a sum throughout, so interrupts stay masked for the call. A row whose entries fit
+ * one piece (the usual case) runs all of it in sn_conv_row1. */
+#define SN_CONV_SETUP "mov r10, r12\n\tmov r9, r13\n\tmov r8, r14\n\tmov r7, r0\n"
+
+/* One piece that is the whole row, n >= 1, from the bias to the outputs. Registers: r11 window,
+ * r12-r15 the products' cursors, r10 v, r9 o, r8 passes, r7 entry address, r6 out, r5 windows left,
+ * r4 the sink (m at 8, bound = 2^(s-1) at 10, floor at 12, top at 14: sn_conv_sink_t). */
+static inline __attribute__((always_inline)) void sn_conv_row1(const int16_t *v, const uint16_t *o, uint16_t n,
+                                                               const sn_conv_job_t *j, uint32_t start)
 {
     register const int16_t *pv __asm__("r10") = v;
     register const uint16_t *po __asm__("r9") = o;
     register uint16_t passes __asm__("r8") = (uint16_t)((n + 3u) >> 2);
     register uint16_t entry __asm__("r7") = sn_conv_entry[(uint16_t)(0u - n) & 3u];
-    register uint16_t step __asm__("r6") = (uint16_t)(x_step + x_step);
-    register int32_t *pa __asm__("r5") = acc;
-    register const int16_t *px __asm__("r11") = x;
+    register int16_t *out __asm__("r6") = j->out;
+    register uint16_t left __asm__("r5") = j->n_pos;
+    register const sn_conv_sink_t *k __asm__("r4") = j->sink;
+    register const int16_t *px __asm__("r11") = j->x;
     register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
-    uint16_t np = n_pos;
-    sn_irq_state_t irq = sn_irq_save();
-    __asm__ volatile("add #.Lsn_cb%=, r7\n"
-                     ".Lsn_cw%=:\n\t"
-                     "clr &" SN_STR(MPYS_ADDR) "\n\t" /* 0 * 0 in multiply mode: RESHI:RESLO = 0 */
-                     "clr " SN_OP2_STR "\n\t"
-                     "mov r10, r12\n\t"
-                     "mov r9, r13\n\t"
-                     "mov r8, r14\n\t"
-                     "mov r7, r0\n"
-                     ".Lsn_cb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
+    const uint16_t blo = (uint16_t)start, bhi = (uint16_t)(start >> 16), step = (uint16_t)(j->x_step + j->x_step);
+    __asm__ volatile("add #.Lsn_rb%=, r7\n"
+                     ".Lsn_rw%=:\n\t"
+                     "mov %[blo], &" SN_STR(RESLO_ADDR) "\n\t"
+                     "mov %[bhi], &" SN_STR(RESHI_ADDR) "\n\t" SN_CONV_SETUP
+                     ".Lsn_rb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
                      "dec r14\n\t"
-                     "jnz .Lsn_cb%=\n\t"
+                     "jnz .Lsn_rb%=\n\t"
                      "nop\n\t" /* last product's latency on MPY32 */
-                     "add &" SN_STR(RESLO_ADDR) ", 0(r5)\n\t"
-                     "addc &" SN_STR(RESHI_ADDR) ", 2(r5)\n\t"
-                     "add #4, r5\n\t"
-                     "add r6, r11\n\t"
-                     "dec %[np]\n\t"
-                     "jnz .Lsn_cw%="
-                     : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15), "+r"(px), "+r"(pa), "+r"(entry),
-                       [np] "+m"(np)
-                     : "r"(pv), "r"(po), "r"(passes), "r"(step)
+                     "mov &" SN_STR(RESLO_ADDR) ", r12\n\t"
+                     "mov &" SN_STR(RESHI_ADDR) ", r13\n\t"
+                     "add %[step], r11\n\t"
+                     "tst r13\n\t"
+                     "jl .Lsn_rn%=\n\t"
+                     "cmp 10(r4), r13\n\t"      /* hi >= 2^(s-1): saturated high */
+                     "jge .Lsn_rt%=\n"
+                     ".Lsn_rs%=:\n\t"             /* y = (hi:lo) >> s = (lo * m) >> 16 + low(hi * m) */
+                     "mov r12, &" SN_STR(MPY_ADDR) "\n\t"
+                     "mov 8(r4), " SN_OP2_STR "\n\t"
+                     "nop\n\t"
+                     "mov &" SN_STR(RESHI_ADDR) ", r12\n\t"
+                     "mov r13, &" SN_STR(MPY_ADDR) "\n\t"
+                     "mov 8(r4), " SN_OP2_STR "\n\t"
+                     "nop\n\t"
+                     "add &" SN_STR(RESLO_ADDR) ", r12\n\t"
+                     "cmp 14(r4), r12\n\t"      /* y >= top: top (ReLU6; 32767 otherwise) */
+                     "jl .Lsn_ro%=\n"
+                     ".Lsn_rt%=:\n\t"
+                     "mov 14(r4), r12\n"
+                     ".Lsn_ro%=:\n\t"
+                     "mov r12, 0(r6)\n\t"
+                     "incd r6\n\t"
+                     "dec r5\n\t"
+                     "jnz .Lsn_rw%=\n\t"
+                     "jmp .Lsn_re%=\n"
+                     ".Lsn_rn%=:\n\t"            /* hi < 0 */
+                     "cmp #-32768, r13\n\t"
+                     "jne .Lsn_rf%=\n\t"
+                     "cmp 10(r4), r12\n\t"
+                     "jlo .Lsn_rt%=\n"            /* wrapped: saturated high */
+                     ".Lsn_rf%=:\n\t"
+                     "tst 12(r4)\n\t"
+                     "jz .Lsn_rl%=\n\t"          /* ReLU: 0 */
+                     "clr r15\n\t"
+                     "sub 10(r4), r15\n\t"       /* -2^(s-1) */
+                     "cmp r15, r13\n\t"
+                     "jge .Lsn_rs%=\n"            /* hi >= -2^(s-1): in range */
+                     ".Lsn_rl%=:\n\t"
+                     "mov 12(r4), r12\n\t"
+                     "jmp .Lsn_ro%=\n"
+                     ".Lsn_re%=:"
+                     : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15), "+r"(px), "+r"(out), "+r"(left),
+                       "+r"(entry)
+                     : "r"(pv), "r"(po), "r"(passes), "r"(k), [blo] "m"(blo), [bhi] "m"(bhi), [step] "m"(step)
                      : "memory");
-    sn_irq_restore(irq);
 }
 
-/* sink mode, one window loop per `last` (a constant where inlined): per window the start value is
- * written to RESLO/RESHI (the bias, or acc[p] after an earlier piece), the products accumulate on it
- * (entered at the computed block as above), and the sum is read out once: requantised to out[p] or
- * stored to acc[p]. */
-static inline __attribute__((always_inline)) void sn_conv_windows_mpy(const int16_t *v, const uint16_t *o,
-                                                                      uint16_t n, sn_conv_job_t *j,
-                                                                      const uint8_t last)
+SN_CONV_SHARED void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, sn_conv_job_t *j, uint8_t last)
 {
     const sn_conv_sink_t *k = j->sink;
+    const uint8_t from_bias = k && j->first, finish = k && last;
+    const uint32_t start = from_bias ? (uint32_t)*j->bias + (uint16_t)k->bound : 0u; /* bias + 2^(s-1) */
     const uint16_t entry = sn_conv_entry[(uint16_t)(0u - n) & 3u];
     const uint16_t passes = (uint16_t)((n + 3u) >> 2);
-    const uint16_t src_bytes = j->first ? 0u : 4u;              /* the bias stays, acc[p] advances */
-    const uint8_t *src = j->first ? (const uint8_t *)j->bias : (const uint8_t *)j->acc;
+    const uint16_t src_step = from_bias ? 0u : 1u; /* the start stays, acc[p] advances */
+    const uint32_t *src = from_bias ? &start : (const uint32_t *)j->acc;
     const int16_t *x = j->x;
-    uint16_t *acc = (uint16_t *)j->acc;
+    const uint16_t x_step = j->x_step;
+    uint32_t *acc = (uint32_t *)j->acc;
     int16_t *out = j->out;
     uint16_t p;
-    for (p = j->n_pos; p; p--, x += j->x_step, src += src_bytes) {
+    sn_irq_state_t irq;
+    j->first = 0;
+    if ((!k && !n) || !j->n_pos)
+        return;
+    irq = sn_irq_save();
+    if (from_bias && finish && n) {
+        sn_conv_row1(v, o, n, j, start);
+        sn_irq_restore(irq);
+        return;
+    }
+    for (p = j->n_pos; p; p--, x += x_step, src += src_step) {
+        const uint32_t s0 = *src;
         uint16_t lo, hi;
-        RESLO = ((const uint16_t *)src)[0];
-        RESHI = ((const uint16_t *)src)[1];
+        RESLO = (uint16_t)s0;
+        RESHI = (uint16_t)(s0 >> 16);
         if (n) {
             register const int16_t *px __asm__("r11") = x;
             register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
@@ -178,42 +225,23 @@ static inline __attribute__((always_inline)) void sn_conv_windows_mpy(const int1
         }
         lo = RESLO;
         hi = RESHI;
-        if (last) {
+        if (finish) {
             *out++ = sn_conv_requant(lo, (int16_t)hi, k);
         } else {
-            *acc++ = lo;
-            *acc++ = hi;
+            *acc++ = (uint32_t)lo | (uint32_t)hi << 16;
         }
     }
-}
-
-static __attribute__((noinline)) void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n,
-                                                  sn_conv_job_t *j, uint8_t last)
-{
-    if (!j->sink) {
-        if (n && j->n_pos)
-            sn_conv_run_acc(v, o, n, j->x, j->n_pos, j->x_step, j->acc);
-        return;
-    }
-    {
-        sn_irq_state_t irq = sn_irq_save(); /* the multiplier holds a sum: no handler may use it */
-        if (last)
-            sn_conv_windows_mpy(v, o, n, j, 1);
-        else
-            sn_conv_windows_mpy(v, o, n, j, 0);
-        sn_irq_restore(irq);
-    }
-    j->first = 0;
+    sn_irq_restore(irq);
 }
 #else
 /* plain CPU: the same start and end values, sums modulo 2^32 */
-static void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, sn_conv_job_t *j, uint8_t last)
+SN_CONV_SHARED void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, sn_conv_job_t *j, uint8_t last)
 {
     const sn_conv_sink_t *k = j->sink;
     const int16_t *x = j->x;
     uint16_t p, i;
     for (p = 0; p < j->n_pos; p++, x += j->x_step) {
-        uint32_t s = (uint32_t)(k && j->first ? *j->bias : j->acc[p]);
+        uint32_t s = k && j->first ? (uint32_t)*j->bias + (uint16_t)k->bound : (uint32_t)j->acc[p];
         for (i = 0; i < n; i++)
             s += (uint32_t)((int32_t)v[i] * *(const int16_t *)((const uint8_t *)x + o[i]));
         if (k && last)
@@ -225,7 +253,7 @@ static void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, sn_conv
 }
 #endif
 
-static __attribute__((noinline)) void sn_conv_flush(sn_conv_piece_t *pc)
+SN_CONV_SHARED void sn_conv_flush(sn_conv_piece_t *pc)
 {
     if (pc->n)
         sn_conv_run(pc->v, pc->o, pc->n, &pc->j, 0);
@@ -278,7 +306,7 @@ static inline uint8_t sn_conv_setup(sn_conv_piece_t *pc, uint8_t level, uint8_t 
 
 /* The row's last piece (a sink's row is finished even when it has no entries: out = its bias,
  * requantised), then the next row. */
-static __attribute__((noinline)) void sn_conv_row_end(sn_conv_piece_t *pc)
+SN_CONV_SHARED void sn_conv_row_end(sn_conv_piece_t *pc)
 {
     if (pc->n || (pc->j.sink && pc->j.n_pos))
         sn_conv_run(pc->v, pc->o, pc->n, &pc->j, 1);
