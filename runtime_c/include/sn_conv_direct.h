@@ -49,27 +49,9 @@ typedef struct {
  * that wrapped (acc + 2^(s-1) >= 2^31) has high word -32768 and low word < 2^(s-1), which no
  * unwrapped t has: it saturates high. Otherwise t saturates exactly when its high word is outside
  * [-2^(s-1), 2^(s-1)); with a ReLU every negative t gives 0 without the shift. The in-range shift is
- * SN_CONV_SHR(lo, hi, k) = (int16_t)((hi:lo) >> shift). */
-#if defined(SN_MPY32_ASM) && SN_MPY32_ASM
-/* (hi:lo) * 2^(16 - s) / 2^16 as two 16x16 products (a variable 32-bit shift is a helper call);
- * interrupts are masked by the caller (the run). */
-static inline __attribute__((always_inline)) int16_t sn_conv_shr_mpy(uint16_t lo, int16_t hi, uint16_t m)
-{
-    uint16_t a, b;
-    MPY = lo;
-    OP2 = m;
-    __asm__ volatile("nop" ::: "memory"); /* MPY32 result latency */
-    a = RESHI;
-    MPY = (uint16_t)hi;
-    OP2 = m;
-    __asm__ volatile("nop" ::: "memory");
-    b = RESLO;
-    return (int16_t)(uint16_t)(a + b);
-}
-#define SN_CONV_SHR(lo, hi, k) sn_conv_shr_mpy((lo), (hi), (k)->m)
-#else
+ * SN_CONV_SHR(lo, hi, k) = (int16_t)((hi:lo) >> shift). The MPY32 run below does the same steps in
+ * assembly, the shift as two 16x16 products. */
 #define SN_CONV_SHR(lo, hi, k) ((int16_t)((int32_t)(((uint32_t)(uint16_t)(hi) << 16) | (lo)) >> (k)->shift))
-#endif
 
 static inline __attribute__((always_inline)) int16_t sn_conv_requant(uint16_t lo, int16_t hi,
                                                                      const sn_conv_sink_t *k)
@@ -98,140 +80,112 @@ static inline __attribute__((always_inline)) int16_t sn_conv_requant(uint16_t lo
 static const uint8_t sn_conv_entry[4] = {0, 12, 24, 36};
 
 /* o holds byte offsets, so a product is 4 instructions (weight to MACS, offset, + window, sample to
- * OP2), four per loop pass; the loop is entered at the block that leaves a multiple of four. Per
- * window the start value is written to RESLO/RESHI (bias + 2^(s-1), or acc[p]), the products
- * accumulate on it, and the sum is read out once: requantised to out[p] or stored to acc[p]. The
- * multiplier holds a sum throughout, so interrupts stay masked for the call. A row whose entries fit
- * one piece (the usual case) runs all of it in sn_conv_row1. */
-#define SN_CONV_SETUP "mov r10, r12\n\tmov r9, r13\n\tmov r8, r14\n\tmov r7, r0\n"
-
-/* One piece that is the whole row, n >= 1, from the bias to the outputs. Registers: r11 window,
- * r12-r15 the products' cursors, r10 v, r9 o, r8 passes, r7 entry address, r6 out, r5 windows left,
- * r4 the sink (m at 8, bound = 2^(s-1) at 10, floor at 12, top at 14: sn_conv_sink_t). */
-static inline __attribute__((always_inline)) void sn_conv_row1(const int16_t *v, const uint16_t *o, uint16_t n,
-                                                               const sn_conv_job_t *j, uint32_t start)
-{
-    register const int16_t *pv __asm__("r10") = v;
-    register const uint16_t *po __asm__("r9") = o;
-    register uint16_t passes __asm__("r8") = (uint16_t)((n + 3u) >> 2);
-    register uint16_t entry __asm__("r7") = sn_conv_entry[(uint16_t)(0u - n) & 3u];
-    register int16_t *out __asm__("r6") = j->out;
-    register uint16_t left __asm__("r5") = j->n_pos;
-    register const sn_conv_sink_t *k __asm__("r4") = j->sink;
-    register const int16_t *px __asm__("r11") = j->x;
-    register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
-    const uint16_t blo = (uint16_t)start, bhi = (uint16_t)(start >> 16), step = (uint16_t)(j->x_step + j->x_step);
-    __asm__ volatile("add #.Lsn_rb%=, r7\n"
-                     ".Lsn_rw%=:\n\t"
-                     "mov %[blo], &" SN_STR(RESLO_ADDR) "\n\t"
-                     "mov %[bhi], &" SN_STR(RESHI_ADDR) "\n\t" SN_CONV_SETUP
-                     ".Lsn_rb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
-                     "dec r14\n\t"
-                     "jnz .Lsn_rb%=\n\t"
-                     "nop\n\t" /* last product's latency on MPY32 */
-                     "mov &" SN_STR(RESLO_ADDR) ", r12\n\t"
-                     "mov &" SN_STR(RESHI_ADDR) ", r13\n\t"
-                     "add %[step], r11\n\t"
-                     "tst r13\n\t"
-                     "jl .Lsn_rn%=\n\t"
-                     "cmp 10(r4), r13\n\t"      /* hi >= 2^(s-1): saturated high */
-                     "jge .Lsn_rt%=\n"
-                     ".Lsn_rs%=:\n\t"             /* y = (hi:lo) >> s = (lo * m) >> 16 + low(hi * m) */
-                     "mov r12, &" SN_STR(MPY_ADDR) "\n\t"
-                     "mov 8(r4), " SN_OP2_STR "\n\t"
-                     "nop\n\t"
-                     "mov &" SN_STR(RESHI_ADDR) ", r12\n\t"
-                     "mov r13, &" SN_STR(MPY_ADDR) "\n\t"
-                     "mov 8(r4), " SN_OP2_STR "\n\t"
-                     "nop\n\t"
-                     "add &" SN_STR(RESLO_ADDR) ", r12\n\t"
-                     "cmp 14(r4), r12\n\t"      /* y >= top: top (ReLU6; 32767 otherwise) */
-                     "jl .Lsn_ro%=\n"
-                     ".Lsn_rt%=:\n\t"
-                     "mov 14(r4), r12\n"
-                     ".Lsn_ro%=:\n\t"
-                     "mov r12, 0(r6)\n\t"
-                     "incd r6\n\t"
-                     "dec r5\n\t"
-                     "jnz .Lsn_rw%=\n\t"
-                     "jmp .Lsn_re%=\n"
-                     ".Lsn_rn%=:\n\t"            /* hi < 0 */
-                     "cmp #-32768, r13\n\t"
-                     "jne .Lsn_rf%=\n\t"
-                     "cmp 10(r4), r12\n\t"
-                     "jlo .Lsn_rt%=\n"            /* wrapped: saturated high */
-                     ".Lsn_rf%=:\n\t"
-                     "tst 12(r4)\n\t"
-                     "jz .Lsn_rl%=\n\t"          /* ReLU: 0 */
-                     "clr r15\n\t"
-                     "sub 10(r4), r15\n\t"       /* -2^(s-1) */
-                     "cmp r15, r13\n\t"
-                     "jge .Lsn_rs%=\n"            /* hi >= -2^(s-1): in range */
-                     ".Lsn_rl%=:\n\t"
-                     "mov 12(r4), r12\n\t"
-                     "jmp .Lsn_ro%=\n"
-                     ".Lsn_re%=:"
-                     : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15), "+r"(px), "+r"(out), "+r"(left),
-                       "+r"(entry)
-                     : "r"(pv), "r"(po), "r"(passes), "r"(k), [blo] "m"(blo), [bhi] "m"(bhi), [step] "m"(step)
-                     : "memory");
-}
-
+ * OP2), four per loop pass; the loop is entered at the block that leaves a multiple of four (no pass
+ * at all when n = 0). Per window the start value is written to RESLO/RESHI (bias + 2^(s-1), or
+ * acc[p]), the products accumulate on it, and the sum is read out once: requantised to out[p] or
+ * stored to acc[p]. The multiplier holds a sum throughout, so interrupts stay masked for the call.
+ * Registers: r4 start values (bias: stays, acc: advances), r5 windows left, r6 outputs or acc, r7
+ * entry, r8 passes, r9 o, r10 v, r11 window, r12-r15 scratch. */
 SN_CONV_SHARED void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n, sn_conv_job_t *j, uint8_t last)
 {
     const sn_conv_sink_t *k = j->sink;
-    const uint8_t from_bias = k && j->first, finish = k && last;
-    const uint32_t start = from_bias ? (uint32_t)*j->bias + (uint16_t)k->bound : 0u; /* bias + 2^(s-1) */
-    const uint16_t entry = sn_conv_entry[(uint16_t)(0u - n) & 3u];
-    const uint16_t passes = (uint16_t)((n + 3u) >> 2);
-    const uint16_t src_step = from_bias ? 0u : 1u; /* the start stays, acc[p] advances */
-    const uint32_t *src = from_bias ? &start : (const uint32_t *)j->acc;
-    const int16_t *x = j->x;
-    const uint16_t x_step = j->x_step;
-    uint32_t *acc = (uint32_t *)j->acc;
-    int16_t *out = j->out;
-    uint16_t p;
+    const uint8_t from_bias = k && j->first;
+    const uint16_t fin = k && last, sstep = from_bias ? 0u : 4u, step = (uint16_t)(j->x_step + j->x_step);
+    const uint16_t m = k ? k->m : 0u;
+    const int16_t bound = k ? k->bound : 0, floor = k ? k->floor : 0, top = k ? k->top : 0;
+    uint32_t start;
     sn_irq_state_t irq;
     j->first = 0;
-    if ((!k && !n) || !j->n_pos)
+    if (!j->n_pos || (!k && !n))
         return;
-    irq = sn_irq_save();
-    if (from_bias && finish && n) {
-        sn_conv_row1(v, o, n, j, start);
+    start = from_bias ? (uint32_t)*j->bias + (uint16_t)bound : 0u; /* bias + 2^(s-1) */
+    {
+        register const uint32_t *src __asm__("r4") = from_bias ? &start : (const uint32_t *)j->acc;
+        register uint16_t left __asm__("r5") = j->n_pos;
+        register void *dst __asm__("r6") = fin ? (void *)j->out : (void *)j->acc;
+        register uint16_t entry __asm__("r7") = sn_conv_entry[(uint16_t)(0u - n) & 3u];
+        register uint16_t passes __asm__("r8") = (uint16_t)((n + 3u) >> 2);
+        register const uint16_t *po __asm__("r9") = o;
+        register const int16_t *pv __asm__("r10") = v;
+        register const int16_t *px __asm__("r11") = j->x;
+        register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
+        irq = sn_irq_save();
+        __asm__ volatile("tst r8\n\t"
+                         "jnz .Lsn_r0%=\n\t"
+                         "mov #.Lsn_rx%=, r7\n\t"   /* no products */
+                         "jmp .Lsn_rw%=\n"
+                         ".Lsn_r0%=:\n\t"
+                         "add #.Lsn_rb%=, r7\n"
+                         ".Lsn_rw%=:\n\t"
+                         "mov 0(r4), &" SN_STR(RESLO_ADDR) "\n\t"
+                         "mov 2(r4), &" SN_STR(RESHI_ADDR) "\n\t"
+                         "add %[sstep], r4\n\t"
+                         "mov r10, r12\n\t"
+                         "mov r9, r13\n\t"
+                         "mov r8, r14\n\t"
+                         "mov r7, r0\n"
+                         ".Lsn_rb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
+                         "dec r14\n\t"
+                         "jnz .Lsn_rb%=\n"
+                         ".Lsn_rx%=:\n\t"
+                         "nop\n\t" /* last product's latency on MPY32 */
+                         "mov &" SN_STR(RESLO_ADDR) ", r12\n\t"
+                         "mov &" SN_STR(RESHI_ADDR) ", r13\n\t"
+                         "add %[step], r11\n\t"
+                         "tst %[fin]\n\t"
+                         "jz .Lsn_ra%=\n\t"
+                         "tst r13\n\t"
+                         "jl .Lsn_rn%=\n\t"
+                         "cmp %[bound], r13\n\t"    /* hi >= 2^(s-1): saturated high */
+                         "jge .Lsn_rt%=\n"
+                         ".Lsn_rs%=:\n\t"            /* y = (hi:lo) >> s = (lo * m) >> 16 + low(hi * m) */
+                         "mov r12, &" SN_STR(MPY_ADDR) "\n\t"
+                         "mov %[m], " SN_OP2_STR "\n\t"
+                         "nop\n\t"
+                         "mov &" SN_STR(RESHI_ADDR) ", r12\n\t"
+                         "mov r13, &" SN_STR(MPY_ADDR) "\n\t"
+                         "mov %[m], " SN_OP2_STR "\n\t"
+                         "nop\n\t"
+                         "add &" SN_STR(RESLO_ADDR) ", r12\n\t"
+                         "cmp %[top], r12\n\t"      /* y >= top: top (ReLU6; 32767 otherwise) */
+                         "jl .Lsn_ro%=\n"
+                         ".Lsn_rt%=:\n\t"
+                         "mov %[top], r12\n"
+                         ".Lsn_ro%=:\n\t"
+                         "mov r12, 0(r6)\n\t"
+                         "incd r6\n"
+                         ".Lsn_rd%=:\n\t"
+                         "dec r5\n\t"
+                         "jnz .Lsn_rw%=\n\t"
+                         "jmp .Lsn_re%=\n"
+                         ".Lsn_ra%=:\n\t"            /* no sink or not the row's last piece: acc[p] */
+                         "mov r12, 0(r6)\n\t"
+                         "mov r13, 2(r6)\n\t"
+                         "add #4, r6\n\t"
+                         "jmp .Lsn_rd%=\n"
+                         ".Lsn_rn%=:\n\t"            /* hi < 0 */
+                         "cmp #-32768, r13\n\t"
+                         "jne .Lsn_rf%=\n\t"
+                         "cmp %[bound], r12\n\t"
+                         "jlo .Lsn_rt%=\n"            /* wrapped: saturated high */
+                         ".Lsn_rf%=:\n\t"
+                         "tst %[floor]\n\t"
+                         "jz .Lsn_rl%=\n\t"          /* ReLU: 0 */
+                         "clr r15\n\t"
+                         "sub %[bound], r15\n\t"     /* -2^(s-1) */
+                         "cmp r15, r13\n\t"
+                         "jge .Lsn_rs%=\n"            /* hi >= -2^(s-1): in range */
+                         ".Lsn_rl%=:\n\t"
+                         "mov %[floor], r12\n\t"
+                         "jmp .Lsn_ro%=\n"
+                         ".Lsn_re%=:"
+                         : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15), "+r"(px), "+r"(src), "+r"(left),
+                           "+r"(dst), "+r"(entry)
+                         : "r"(pv), "r"(po), "r"(passes), [sstep] "m"(sstep), [step] "m"(step), [fin] "m"(fin),
+                           [m] "m"(m), [bound] "m"(bound), [floor] "m"(floor), [top] "m"(top)
+                         : "memory");
         sn_irq_restore(irq);
-        return;
     }
-    for (p = j->n_pos; p; p--, x += x_step, src += src_step) {
-        const uint32_t s0 = *src;
-        uint16_t lo, hi;
-        RESLO = (uint16_t)s0;
-        RESHI = (uint16_t)(s0 >> 16);
-        if (n) {
-            register const int16_t *px __asm__("r11") = x;
-            register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
-            __asm__ volatile("mov %[v], r12\n\t"
-                             "mov %[o], r13\n\t"
-                             "mov %[passes], r14\n\t"
-                             "mov %[entry], r15\n\t"
-                             "add #.Lsn_sb%=, r15\n\t"
-                             "mov r15, r0\n"
-                             ".Lsn_sb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
-                             "dec r14\n\t"
-                             "jnz .Lsn_sb%=\n\t"
-                             "nop" /* last product's latency on MPY32 */
-                             : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15)
-                             : "r"(px), [v] "m"(v), [o] "m"(o), [passes] "m"(passes), [entry] "m"(entry)
-                             : "memory");
-        }
-        lo = RESLO;
-        hi = RESHI;
-        if (finish) {
-            *out++ = sn_conv_requant(lo, (int16_t)hi, k);
-        } else {
-            *acc++ = (uint32_t)lo | (uint32_t)hi << 16;
-        }
-    }
-    sn_irq_restore(irq);
 }
 #else
 /* plain CPU: the same start and end values, sums modulo 2^32 */
