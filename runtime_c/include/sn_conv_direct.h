@@ -71,10 +71,10 @@ static inline __attribute__((always_inline)) int16_t sn_conv_requant(uint16_t lo
 }
 
 /* The run of n entries (v, byte offsets o) over the job's windows: per window p the sum starts from
- * acc[p] (or, a sink's first piece, from the bias), and ends in acc[p] (or, a sink's last piece,
- * requantised into out[p]). A back-end with a faster one defines SN_CONV_RUN_BACKEND and it. */
+ * acc[p] (or, a sink's first piece, from bias + 2^(s-1)), and ends in acc[p] (or, a sink's last piece,
+ * requantised into out[p]). The MPY32 back-end (SN_MPY32_ASM, kernels_mpy32/sn_mpy32.h) runs it in
+ * assembly on the multiplier, every other build in plain C. */
 #if defined(SN_MPY32_ASM) && SN_MPY32_ASM
-#define SN_CONV_RUN_BACKEND 1
 #define SN_CONV_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
 /* code bytes skipped on entry to leave a multiple of four products: (-n mod 4) * 12 (no multiply helper) */
 static const uint8_t sn_conv_entry[4] = {0, 12, 24, 36};

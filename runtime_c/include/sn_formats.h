@@ -182,8 +182,8 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
  *   acc[r * n_pos + p] += sum over row r's entries of levels 1..level of w * x[p * x_step + idx / 2].
  * csr16's indices are the offsets themselves, in bytes (x + idx / 2).
  * With a sink (not NULL) the kernel finishes the layer instead: each row's sums start from the sink's
- * bias (on the MPY32: preloaded into the result registers) and are requantised from the sum as it
- * leaves the multiplier into out[r * out_plane + p]; acc is then only scratch between a row's pieces. */
+ * bias + 2^(shift-1) (on the MPY32: preloaded into the result registers) and are requantised as they
+ * leave the multiplier into out[r * out_plane + p]; acc is then only scratch between a row's pieces. */
 typedef struct {
     const int32_t *bias;   /* [rows] */
     int16_t *out;          /* row 0, window 0 (SRAM) */
