@@ -513,8 +513,7 @@ static inline void sn_conv_hbitmap_impl(const sn_hbitmap_matrix *m, const uint16
     const uint16_t row_bytes = (uint16_t)((m->cols + 7u) / 8u);
     const uint8_t n_levels = m->n_levels;
     const uint8_t *top = m->bitmap;
-    const uint8_t *stage[SN_HBITMAP_MAX_LEVELS];
-    uint8_t byte[SN_HBITMAP_MAX_LEVELS], mask[SN_HBITMAP_MAX_LEVELS];
+    sn_hbitmap_cursor cur;
     const int16_t *v[SN_HBITMAP_MAX_LEVELS];
     sn_conv_piece_t pc;
     uint16_t r;
@@ -525,11 +524,7 @@ static inline void sn_conv_hbitmap_impl(const sn_hbitmap_matrix *m, const uint16
         return;
     }
     level = sn_conv_setup(&pc, level, n_levels, x, n_pos, x_step, acc, sink);
-    for (t = 0; t + 1u < n_levels; t++) {
-        stage[t] = m->bitmap + m->stage_off[t];
-        mask[t] = 0;
-        byte[t] = 0;
-    }
+    sn_hbitmap_cursor_init(&cur, m);
     for (t = 0; t < level; t++)
         v[t] = m->values + m->level_start[t];
     SN_COUNT(weight_bytes_read, (uint32_t)n_pos * (2u * (uint32_t)(n_levels - 1u) + 2u * (uint32_t)level));
@@ -539,23 +534,10 @@ static inline void sn_conv_hbitmap_impl(const sn_hbitmap_matrix *m, const uint16
             uint8_t b = *top++;
             const uint16_t *o = off + (uint16_t)(i * 8u);
             for (; b != 0; b >>= 1, o++) {
-                uint8_t jl = n_levels; /* introducing level: one sparser while the next stage's bit is set */
+                uint8_t jl;
                 if (!(b & 1u))
                     continue;
-                while (jl > 1u) {
-                    t = (uint8_t)(jl - 2u); /* stage jl - 1 */
-                    if (mask[t] == 0) {
-                        byte[t] = *stage[t]++;
-                        mask[t] = 1;
-                        SN_COUNT(weight_bytes_read, n_pos);
-                    }
-                    if (!(byte[t] & mask[t])) {
-                        mask[t] = (uint8_t)(mask[t] << 1);
-                        break;
-                    }
-                    mask[t] = (uint8_t)(mask[t] << 1);
-                    jl--;
-                }
+                jl = sn_hbitmap_next_level(&cur, n_levels, n_pos);
                 if (jl <= level)
                     sn_conv_push(&pc, *v[jl - 1u]++, *o);
             }

@@ -166,6 +166,45 @@ typedef struct {
     const uint16_t *level_start; /* [n_levels] first value of level j at [j - 1] */
 } sn_hbitmap_matrix;
 
+/* hbitmap decoding, one kept weight of the union at a time: its introducing level (one sparser while the
+ * next stage's bit is set), advancing each stage's bit cursor; stage bytes loaded count `per` each. */
+typedef struct {
+    const uint8_t *stage[SN_HBITMAP_MAX_LEVELS]; /* stage t at [t - 1]: next byte to load */
+    uint8_t byte[SN_HBITMAP_MAX_LEVELS];         /* stage t's current byte ... */
+    uint8_t mask[SN_HBITMAP_MAX_LEVELS];         /* ... and its next bit (0: load the next byte) */
+} sn_hbitmap_cursor;
+
+static inline void sn_hbitmap_cursor_init(sn_hbitmap_cursor *c, const sn_hbitmap_matrix *m)
+{
+    uint8_t t;
+    for (t = 0; t + 1u < m->n_levels; t++) {
+        c->stage[t] = m->bitmap + m->stage_off[t];
+        c->mask[t] = 0;
+        c->byte[t] = 0;
+    }
+}
+
+static inline uint8_t sn_hbitmap_next_level(sn_hbitmap_cursor *c, uint8_t n_levels, uint16_t per)
+{
+    uint8_t j = n_levels;
+    (void)per;
+    while (j > 1u) {
+        const uint8_t t = (uint8_t)(j - 2u); /* stage j - 1 */
+        if (c->mask[t] == 0) {
+            c->byte[t] = *c->stage[t]++;
+            c->mask[t] = 1;
+            SN_COUNT(weight_bytes_read, per);
+        }
+        if (!(c->byte[t] & c->mask[t])) {
+            c->mask[t] = (uint8_t)(c->mask[t] << 1);
+            break;
+        }
+        c->mask[t] = (uint8_t)(c->mask[t] << 1);
+        j--;
+    }
+    return j;
+}
+
 void sn_spmv_dense(const sn_dense_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_rel8(const sn_rel8_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
