@@ -89,7 +89,7 @@ def test_comments_and_sections(build):
     assert "SN_FRAM static const int16_t conv1_values[" in c
     assert "SN_PERSISTENT static int16_t fc1_values_work[" in c
     assert "SN_PERSISTENT static uint16_t sn_level_word" in c
-    assert "sn_conv_rel4(&conv2_matrix, conv2_conv_off, level, x, n_pos, x_step, acc)" in c  # direct
+    assert "sn_conv_rel4(&conv2_matrix, conv2_conv_off, level, x, n_pos, x_step, acc, sink)" in c  # direct
 
 
 def _compile_objects(cc_args: list[str], out_dir: Path, kernels: list[str], board: str, tmp: Path):

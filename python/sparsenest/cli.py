@@ -420,7 +420,7 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--switching", default="resident", choices=["resident", "staged"],
                    help="resident: every level in FRAM; staged: a working copy that gets the added weights")
     c.add_argument("--conv", default="auto", choices=["auto", "im2col"],
-                   help="auto: convolutions in csr16, bitmap, rel8, rel4 run direct (no im2col copy); "
+                   help="auto: convolutions run direct (no im2col copy) in every format but dense, rows, cols; "
                         "im2col: always copy patches")
     c.add_argument("--engine", default="cpu", choices=["cpu", "lea", "auto"],
                    help="cpu: CPU/MPY32 kernels; lea: conv/linear layers the LEA engine supports run on the "

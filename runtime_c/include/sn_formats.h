@@ -166,6 +166,45 @@ typedef struct {
     const uint16_t *level_start; /* [n_levels] first value of level j at [j - 1] */
 } sn_hbitmap_matrix;
 
+/* hbitmap decoding, one kept weight of the union at a time: its introducing level (one sparser while the
+ * next stage's bit is set), advancing each stage's bit cursor; stage bytes loaded count `per` each. */
+typedef struct {
+    const uint8_t *stage[SN_HBITMAP_MAX_LEVELS]; /* stage t at [t - 1]: next byte to load */
+    uint8_t byte[SN_HBITMAP_MAX_LEVELS];         /* stage t's current byte ... */
+    uint8_t mask[SN_HBITMAP_MAX_LEVELS];         /* ... and its next bit (0: load the next byte) */
+} sn_hbitmap_cursor;
+
+static inline void sn_hbitmap_cursor_init(sn_hbitmap_cursor *c, const sn_hbitmap_matrix *m)
+{
+    uint8_t t;
+    for (t = 0; t + 1u < m->n_levels; t++) {
+        c->stage[t] = m->bitmap + m->stage_off[t];
+        c->mask[t] = 0;
+        c->byte[t] = 0;
+    }
+}
+
+static inline uint8_t sn_hbitmap_next_level(sn_hbitmap_cursor *c, uint8_t n_levels, uint16_t per)
+{
+    uint8_t j = n_levels;
+    (void)per;
+    while (j > 1u) {
+        const uint8_t t = (uint8_t)(j - 2u); /* stage j - 1 */
+        if (c->mask[t] == 0) {
+            c->byte[t] = *c->stage[t]++;
+            c->mask[t] = 1;
+            SN_COUNT(weight_bytes_read, per);
+        }
+        if (!(c->byte[t] & c->mask[t])) {
+            c->mask[t] = (uint8_t)(c->mask[t] << 1);
+            break;
+        }
+        c->mask[t] = (uint8_t)(c->mask[t] << 1);
+        j--;
+    }
+    return j;
+}
+
 void sn_spmv_dense(const sn_dense_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
 void sn_spmv_rel8(const sn_rel8_matrix *m, uint8_t level, const int16_t *x, int32_t *acc);
@@ -180,16 +219,41 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
 /* Direct convolution (no im2col): the matrix's column indices are offsets into the input window, and
  * one call covers n_pos windows x_step elements apart:
  *   acc[r * n_pos + p] += sum over row r's entries of levels 1..level of w * x[p * x_step + idx / 2].
- * csr16's indices are the offsets themselves, in bytes (x + idx / 2). */
+ * csr16's indices are the offsets themselves, in bytes (x + idx / 2).
+ * With a sink (not NULL) the kernel finishes the layer instead: each row's sums start from the sink's
+ * bias + 2^(shift-1) (on the MPY32: preloaded into the result registers) and are requantised as they
+ * leave the multiplier into out[r * out_plane + p]; acc is then only scratch between a row's pieces. */
+typedef struct {
+    const int32_t *bias;   /* [rows] */
+    int16_t *out;          /* row 0, window 0 (SRAM) */
+    uint16_t out_plane;    /* elements between two rows' outputs */
+    int8_t shift;          /* requantise shift, 1..15 (others take the acc path) */
+    uint16_t m;            /* 2^(16 - shift) */
+    int16_t bound;         /* 2^(shift - 1): the rounding half and the saturation bound of the high word */
+    int16_t floor, top;    /* output clamp: ReLU (0) or -32768; ReLU6 bound or 32767 */
+} sn_conv_sink_t;
+/* The sink of rows [r0, ...): the same layer seen from a tile of rows (upper-FRAM tiles). */
+static inline const sn_conv_sink_t *sn_conv_sink_rows(const sn_conv_sink_t *s, uint16_t r0, sn_conv_sink_t *tmp)
+{
+    if (!s || !r0)
+        return s;
+    *tmp = *s;
+    tmp->bias += r0;
+    tmp->out += (uint16_t)(r0 * s->out_plane);
+    return tmp;
+}
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
-                   uint16_t x_step, int32_t *acc);
+                   uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink);
 /* Formats whose columns are reconstructed (sn_conv_direct.h): off[col] is the byte offset of column
  * col's input sample in the window (a table per layer, shared by its rows and levels). */
-void sn_conv_bitmap(const sn_bitmap_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
-                    uint16_t n_pos, uint16_t x_step, int32_t *acc);
-void sn_conv_rel8(const sn_rel8_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
-                  uint16_t n_pos, uint16_t x_step, int32_t *acc);
-void sn_conv_rel4(const sn_rel4_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x,
-                  uint16_t n_pos, uint16_t x_step, int32_t *acc);
+#define SN_CONV_DECL(F) \
+    void sn_conv_##F(const sn_##F##_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x, \
+                     uint16_t n_pos, uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)
+SN_CONV_DECL(bitmap);
+SN_CONV_DECL(rel8);
+SN_CONV_DECL(rel4);
+SN_CONV_DECL(block);
+SN_CONV_DECL(pattern);
+SN_CONV_DECL(hbitmap);
 
 #endif

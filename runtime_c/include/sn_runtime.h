@@ -11,6 +11,7 @@
 
 #include "sn_board.h" /* per board (boards/<board>/sn_board.h): section macros, optional hooks */
 #include "sn_counters.h"
+#include "sn_formats.h" /* sn_conv_sink_t */
 #include "sparsenest.h"
 
 /* The only C library functions the runtime uses (the MSP430 board supplies them; no <string.h> there). */
@@ -245,9 +246,9 @@ typedef struct {
 /* Generated (model.c). */
 extern const sn_model sn_the_model;
 void sn_model_spmv(uint16_t matrix, uint8_t level, const int16_t *x, int32_t *acc);
-/* Direct convolutions: sn_conv_<format> of the matrix (see sn_formats.h). */
+/* Direct convolutions: sn_conv_<format> of the matrix (see sn_formats.h; sink NULL: acc += sums). */
 void sn_model_conv(uint16_t matrix, uint8_t level, const int16_t *x, uint16_t n_pos, uint16_t x_step,
-                   int32_t *acc);
+                   int32_t *acc, const sn_conv_sink_t *sink);
 
 #define SN_LEVEL_WORD(l) ((uint16_t)((uint16_t)(l) | (uint16_t)((uint16_t)(~(l) & 0xffu) << 8)))
 

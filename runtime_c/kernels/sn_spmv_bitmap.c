@@ -49,8 +49,4 @@ void sn_spmv_bitmap(const sn_bitmap_matrix *m, uint8_t level, const int16_t *x, 
 /* Direct convolution (sn_conv_direct.h): the row's entries decoded once per call, run on every window. */
 #include "sn_conv_direct.h"
 
-void sn_conv_bitmap(const sn_bitmap_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x, uint16_t n_pos,
-                    uint16_t x_step, int32_t *acc)
-{
-    sn_conv_bitmap_impl(m, off, level, x, n_pos, x_step, acc);
-}
+SN_CONV_DEFINE(bitmap, sn_conv_bitmap_impl(m, off, level, x, n_pos, x_step, acc, sink))

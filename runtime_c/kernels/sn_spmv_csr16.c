@@ -3,6 +3,7 @@
  * direct (im2col-free) convolution: there the indices are offsets into the (padded) input. */
 #include "sn_counters.h"
 #include "sn_formats.h"
+#include "sn_conv_direct.h" /* sn_conv_csr16_impl */
 
 void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, int32_t *acc)
 {
@@ -30,30 +31,7 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
 }
 
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
-                   uint16_t x_step, int32_t *acc)
+                   uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)
 {
-    const int16_t *v = m->values;
-    const uint16_t *ci = m->col_idx;
-    uint16_t crow = 0;
-    uint16_t r, p, i;
-
-    if (level == 0)
-        return;
-    if (level > m->n_levels)
-        level = m->n_levels;
-    for (r = 0; r < m->rows; r++, crow += m->n_levels, acc += n_pos) {
-        uint16_t n_row;
-        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
-        const int16_t *xp = x;
-        for (p = 0; p < n_pos; p++, xp += x_step) {
-            int32_t sum = 0;
-            for (i = 0; i < n; i++)
-                sum += (int32_t)v[i] * *(const int16_t *)((const uint8_t *)xp + ci[i]); /* byte offsets */
-            acc[p] += sum;
-        }
-        SN_COUNT(macs, (uint32_t)n * n_pos);
-        SN_COUNT(weight_bytes_read, 4u * (uint32_t)n * n_pos);
-        v += n_row;
-        ci += n_row;
-    }
+    sn_conv_csr16_impl(m, level, x, n_pos, x_step, acc, sink);
 }

@@ -9,9 +9,7 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
     const uint16_t row_bytes = (uint16_t)((m->cols + 7u) / 8u);
     const uint8_t n_levels = m->n_levels;
     const uint8_t *top = m->bitmap;               /* stage n_levels: the union, row by row */
-    const uint8_t *stage[SN_HBITMAP_MAX_LEVELS];  /* stage t at [t - 1]: next byte to load */
-    uint8_t byte[SN_HBITMAP_MAX_LEVELS];          /* stage t's current byte ... */
-    uint8_t mask[SN_HBITMAP_MAX_LEVELS];          /* ... and its next bit (0: load the next byte) */
+    sn_hbitmap_cursor cur;
     const int16_t *v[SN_HBITMAP_MAX_LEVELS];      /* level j's next value at [j - 1] */
     uint16_t r;
     uint8_t t;
@@ -20,11 +18,7 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
         return;
     if (level > n_levels)
         level = n_levels;
-    for (t = 0; t + 1u < n_levels; t++) {
-        stage[t] = m->bitmap + m->stage_off[t];
-        mask[t] = 0;
-        byte[t] = 0;
-    }
+    sn_hbitmap_cursor_init(&cur, m);
     for (t = 0; t < level; t++)
         v[t] = m->values + m->level_start[t];
     SN_COUNT(weight_bytes_read, 2u * (uint32_t)(n_levels - 1u) + 2u * (uint32_t)level);
@@ -37,24 +31,11 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
             uint16_t col = (uint16_t)(i * 8u);
 
             for (; b != 0; b >>= 1, col++) {
-                uint8_t j = n_levels; /* introducing level: one sparser while the next stage's bit is set */
+                uint8_t j;
 
                 if (!(b & 1u))
                     continue;
-                while (j > 1u) {
-                    t = (uint8_t)(j - 2u); /* stage j - 1 */
-                    if (mask[t] == 0) {
-                        byte[t] = *stage[t]++;
-                        mask[t] = 1;
-                        SN_COUNT(weight_bytes_read, 1u);
-                    }
-                    if (!(byte[t] & mask[t])) {
-                        mask[t] = (uint8_t)(mask[t] << 1);
-                        break;
-                    }
-                    mask[t] = (uint8_t)(mask[t] << 1);
-                    j--;
-                }
+                j = sn_hbitmap_next_level(&cur, n_levels, 1u);
                 if (j <= level)
                     sum += (int32_t)*v[j - 1u]++ * x[col];
             }
@@ -67,3 +48,8 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
         SN_COUNT(weight_bytes_read, 2u * (uint32_t)(v[t] - (m->values + m->level_start[t])));
     }
 }
+
+/* Direct convolution (sn_conv_direct.h): the row's entries decoded once per call, run on every window. */
+#include "sn_conv_direct.h"
+
+SN_CONV_DEFINE(hbitmap, sn_conv_hbitmap_impl(m, off, level, x, n_pos, x_step, acc, sink))

@@ -46,3 +46,8 @@ void sn_spmv_pattern(const sn_pattern_matrix *m, uint8_t level, const int16_t *x
         chan += n_row;
     }
 }
+
+/* Direct convolution (sn_conv_direct.h): the row's entries decoded once per call, run on every window. */
+#include "sn_conv_direct.h"
+
+SN_CONV_DEFINE(pattern, sn_conv_pattern_impl(m, off, level, x, n_pos, x_step, acc, sink))

@@ -112,54 +112,6 @@ static inline int32_t sn_add32(int32_t acc, int32_t v)
 #define SN_MACS_POSTINC(n) SN_MAC_POSTINC(n, MACS_ADDR)
 #define SN_OP2_STR "&" SN_STR(OP2_ADDR)
 
-/* The direct convolutions' run (sn_conv_direct.h): acc[p] += sum_i v[i] * x[p * x_step + o[i] / 2]
- * for p < n_pos, n >= 1. o holds byte offsets, so a product is 4 instructions (weight to MACS,
- * offset, + window, sample to OP2), four per loop pass; the loop is entered at the block that leaves a
- * multiple of four (the entry address computed once per call, not per window). Per window: RESHI:RESLO
- * cleared, the products, the sum added to acc[p]. r10 = v, r9 = o, r8 = passes, r7 = entry,
- * r6 = 2 * x_step, r5 = acc, r11 = window. */
-#define SN_CONV_RUN_BACKEND 1
-#define SN_CONV_MAC SN_MACS_POSTINC(12) "mov @r13+, r15\n\tadd r11, r15\n\tmov @r15, " SN_OP2_STR "\n\t"
-#define SN_CONV_MAC_BYTES 12 /* 4 + 2 + 2 + 4 */
-static __attribute__((noinline)) void sn_conv_run(const int16_t *v, const uint16_t *o, uint16_t n,
-                                                              const int16_t *x, uint16_t n_pos, uint16_t x_step,
-                                                              int32_t *acc)
-{
-    const uint16_t skip = (uint16_t)(0u - n) & 3u; /* blocks skipped on entry */
-    register const int16_t *pv __asm__("r10") = v;
-    register const uint16_t *po __asm__("r9") = o;
-    register uint16_t passes __asm__("r8") = (uint16_t)((n + 3u) >> 2);
-    register uint16_t entry __asm__("r7") = (uint16_t)((skip << 3) + (skip << 2)); /* skip * 12 */
-    register uint16_t step __asm__("r6") = (uint16_t)(x_step + x_step);
-    register int32_t *pa __asm__("r5") = acc;
-    register const int16_t *px __asm__("r11") = x;
-    register uint16_t t12 __asm__("r12"), t13 __asm__("r13"), t14 __asm__("r14"), t15 __asm__("r15");
-    uint16_t np = n_pos;
-    sn_irq_state_t irq = sn_irq_save();
-    __asm__ volatile("add #.Lsn_cb%=, r7\n"
-                     ".Lsn_cw%=:\n\t"
-                     "clr &" SN_STR(MPYS_ADDR) "\n\t" /* 0 * 0 in multiply mode: RESHI:RESLO = 0 */
-                     "clr " SN_OP2_STR "\n\t"
-                     "mov r10, r12\n\t"
-                     "mov r9, r13\n\t"
-                     "mov r8, r14\n\t"
-                     "mov r7, r0\n"
-                     ".Lsn_cb%=:\n\t" SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC SN_CONV_MAC
-                     "dec r14\n\t"
-                     "jnz .Lsn_cb%=\n\t"
-                     "nop\n\t" /* last product's latency on MPY32 */
-                     "add &" SN_STR(RESLO_ADDR) ", 0(r5)\n\t"
-                     "addc &" SN_STR(RESHI_ADDR) ", 2(r5)\n\t"
-                     "add #4, r5\n\t"
-                     "add r6, r11\n\t"
-                     "dec %[np]\n\t"
-                     "jnz .Lsn_cw%="
-                     : "=&r"(t12), "=&r"(t13), "=&r"(t14), "=&r"(t15), "+r"(px), "+r"(pa), "+r"(entry),
-                       [np] "+m"(np)
-                     : "r"(pv), "r"(po), "r"(passes), "r"(step)
-                     : "memory");
-    sn_irq_restore(irq);
-}
 #endif
 
 #endif

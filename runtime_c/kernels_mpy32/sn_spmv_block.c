@@ -46,3 +46,8 @@ void sn_spmv_block(const sn_block_matrix *m, uint8_t level, const int16_t *x, in
     }
     sn_sum_close(&sum);
 }
+
+/* Direct convolution (sn_conv_direct.h): the row's entries decoded once per call, run on every window. */
+#include "sn_conv_direct.h"
+
+SN_CONV_DEFINE(block, sn_conv_block_impl(m, off, level, x, n_pos, x_step, acc, sink))

@@ -71,25 +71,7 @@ void sn_spmv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, in
 }
 
 void sn_conv_csr16(const sn_csr16_matrix *m, uint8_t level, const int16_t *x, uint16_t n_pos,
-                   uint16_t x_step, int32_t *acc)
+                   uint16_t x_step, int32_t *acc, const sn_conv_sink_t *sink)
 {
-    const int16_t *v = m->values;
-    const uint16_t *ci = m->col_idx;
-    uint16_t crow = 0;
-    uint16_t r;
-
-    if (level == 0)
-        return;
-    if (level > m->n_levels)
-        level = m->n_levels;
-    for (r = 0; r < m->rows; r++, crow += m->n_levels, acc += n_pos) {
-        uint16_t n_row;
-        uint16_t n = sn_row_prefix(m->counts, m->counts_u16, crow, level, m->n_levels, &n_row);
-        if (n && n_pos)
-            sn_conv_run(v, ci, n, x, n_pos, x_step, acc); /* col_idx holds byte offsets (direct builds) */
-        SN_COUNT(macs, (uint32_t)n * n_pos);
-        SN_COUNT(weight_bytes_read, 4u * (uint32_t)n * n_pos);
-        v += n_row;
-        ci += n_row;
-    }
+    sn_conv_csr16_impl(m, level, x, n_pos, x_step, acc, sink);
 }

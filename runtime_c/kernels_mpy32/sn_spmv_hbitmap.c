@@ -261,3 +261,8 @@ void sn_spmv_hbitmap(const sn_hbitmap_matrix *m, uint8_t level, const int16_t *x
         SN_COUNT(weight_bytes_read, 2u * (uint32_t)(v[t] - (m->values + m->level_start[t])));
     }
 }
+
+/* Direct convolution (sn_conv_direct.h): the row's entries decoded once per call, run on every window. */
+#include "sn_conv_direct.h"
+
+SN_CONV_DEFINE(hbitmap, sn_conv_hbitmap_impl(m, off, level, x, n_pos, x_step, acc, sink))

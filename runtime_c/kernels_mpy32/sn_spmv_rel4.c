@@ -93,9 +93,4 @@ void sn_spmv_rel4(const sn_rel4_matrix *m, uint8_t level, const int16_t *x, int3
 /* Direct convolution (sn_conv_direct.h): the row's entries decoded once per call, run on every window. */
 #include "sn_conv_direct.h"
 
-void sn_conv_rel4(const sn_rel4_matrix *m, const uint16_t *off, uint8_t level, const int16_t *x, uint16_t n_pos,
-                  uint16_t x_step, int32_t *acc)
-{
-    sn_conv_rel_impl(m->rows, m->n_levels, m->counts, m->counts_u16, m->values, m->deltas, 1, off, level,
-                     x, n_pos, x_step, acc);
-}
+SN_CONV_DEFINE(rel4, sn_conv_rel_impl(m->rows, m->n_levels, m->counts, m->counts_u16, m->values, m->deltas, 1, off, level, x, n_pos, x_step, acc, sink))

@@ -14,6 +14,12 @@
 #include "model.h" /* SN_MODEL_IM2COL_CONVS, SN_MODEL_DIRECT_CONVS: only the paths used are built */
 #include "sn_runtime.h"
 
+#ifndef SN_MODEL_DIRECT_ACC_CONVS /* a model.h from before the switch */
+#define SN_MODEL_DIRECT_ACC_CONVS 1
+#endif
+/* the accumulator path of direct convolutions (codegen_lower.direct_paths) */
+#define SN_DIRECT_ACC (SN_MODEL_DIRECT_CONVS && SN_MODEL_DIRECT_ACC_CONVS)
+
 #if SN_MODEL_IM2COL_CONVS
 typedef struct {
     uint16_t cg;          /* input channels per group */
@@ -161,7 +167,7 @@ static inline int16_t sn_requant(int32_t acc, const sn_requant_t *q) {
     return y > q->top ? q->top : y;
 }
 
-#if SN_MODEL_DIRECT_CONVS && defined(SN_BOARD_SHR_FIT16) && defined(SN_BOARD_MPY32)
+#if SN_DIRECT_ACC && defined(SN_BOARD_SHR_FIT16) && defined(SN_BOARD_MPY32)
 /* sn_board_shr_fit16 without its interrupt save/restore: sn_requant_row masks interrupts once per
  * row (at most `chunk` outputs) instead of once per element. */
 #define SN_REQUANT_ROW_MASKED 1
@@ -179,7 +185,7 @@ static inline __attribute__((always_inline)) int16_t sn_shr_fit16_masked(uint32_
 }
 #endif
 
-#if SN_MODEL_DIRECT_CONVS
+#if SN_DIRECT_ACC
 /* Shifts outside 1..15 (rare): out of line, so the fast row stays small. */
 static __attribute__((noinline)) void sn_requant_row_slow(const sn_requant_t *q, const int32_t *a, int16_t *o,
                                                           uint16_t n) {
@@ -232,7 +238,7 @@ static void sn_requant_row(const sn_requant_t *q, const int32_t *a, int16_t *o, 
 }
 #endif
 
-#if SN_MODEL_DIRECT_CONVS
+#if SN_DIRECT_ACC
 /* sn_requant_row into FRAM: requantized in SRAM pieces, each written through the board hook. */
 static void sn_requant_row_fram(const sn_requant_t *q, const int32_t *a, int16_t *o, uint16_t n) {
     int16_t tmp[SN_PUT_BATCH];
@@ -346,8 +352,21 @@ static void sn_conv_direct(const sn_layer *l, uint8_t level, uint16_t g, uint16_
     const int32_t *bias = l->bias + (uint16_t)(g * rows);
     const int16_t *x = src;
     sn_requant_t q;
-    uint16_t oy, ox, n, r, k, p, row_off, end;
+    sn_conv_sink_t sink;
+    uint16_t oy, ox, n, p, row_off, end;
     sn_requant_init(&q, l);
+    /* SRAM outputs at a shift in 1..15 (the usual case): the kernel starts every sum from the bias
+     * and requantises it as it leaves the multiplier; otherwise (a model.h with direct_acc_convs)
+     * bias here, requantisation below. */
+    const uint8_t sunk = q.fast && !fram;
+    (void)sunk;
+    sink.bias = bias;
+    sink.out_plane = out_plane;
+    sink.shift = q.shift;
+    sink.m = q.m;
+    sink.bound = q.bound;
+    sink.floor = q.relu ? 0 : -32768;
+    sink.top = q.top;
     if (l->pad) {
         if (p0 == 0 || fresh) {
             sn_pad_copy(l, src, cg);
@@ -360,29 +379,39 @@ static void sn_conv_direct(const sn_layer *l, uint8_t level, uint16_t g, uint16_
     for (p = p0; p < p1;) {
         end = (uint16_t)(p1 - row_off) < out_w ? (uint16_t)(p1 - row_off) : out_w;
         for (; ox < end; ox = (uint16_t)(ox + n)) {
-            int32_t *a = l->acc;
             int16_t *o = out_g + row_off + ox;
 #ifdef SN_COUNTERS
             uint32_t macs0 = sn_counters.macs;
 #endif
             n = (uint16_t)(end - ox) < chunk ? (uint16_t)(end - ox) : chunk;
-            for (r = 0; r < rows; r++) {
-                for (k = 0; k < n; k++) {
-                    *a++ = bias[r];
+#if SN_DIRECT_ACC
+            if (!sunk) {
+                int32_t *a = l->acc;
+                uint16_t r, k;
+                for (r = 0; r < rows; r++) {
+                    for (k = 0; k < n; k++) {
+                        *a++ = bias[r];
+                    }
                 }
+                sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc, 0);
+                a = l->acc;
+                for (r = 0; r < rows; r++, o += out_plane, a += n) {
+                    if (fram) {
+                        sn_requant_row_fram(&q, a, o, n);
+                    } else {
+                        sn_requant_row(&q, a, o, n);
+                    }
+                }
+            } else
+#endif
+            {
+                sink.out = o;
+                sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc,
+                              &sink);
             }
-            sn_model_conv((uint16_t)(l->matrix + g), level, x + (uint16_t)(ox * x_step), n, x_step, l->acc);
 #ifdef SN_COUNTERS
             SN_COUNT(act_bytes_read, 2u * (sn_counters.macs - macs0)); /* one x element per product */
 #endif
-            a = l->acc;
-            for (r = 0; r < rows; r++, o += out_plane, a += n) {
-                if (fram) {
-                    sn_requant_row_fram(&q, a, o, n);
-                } else {
-                    sn_requant_row(&q, a, o, n);
-                }
-            }
             SN_COUNT(act_bytes_written, 2u * (uint32_t)rows * n);
         }
         p = (uint16_t)(row_off + end);

@@ -11,7 +11,7 @@ format (formats.py) in FRAM, and dispatch functions that call each matrix's form
 Output is deterministic: the same quantized model and options give byte-identical files.
 
 Convolutions (conv="auto"): a conv layer whose matrices' format has a direct kernel
-(formats.supports_direct: csr16, bitmap, rel8, rel4) runs direct (no im2col): the kernel reads the
+(formats.supports_direct: all but dense, rows, cols) runs direct (no im2col): the kernel reads the
 layer's input (zero-padded once per call into a scratch copy when the layer pads) on up to `chunk`
 output positions at a time. csr16's column indices are emitted as input byte offsets (same bytes); the
 others get a per-layer column -> byte offset table (`<layer>_conv_off`). conv="im2col" keeps the
@@ -38,7 +38,7 @@ from . import intermittent as imt
 from . import lea_codegen
 from .c_text import c_comment, c_string
 from .codegen_far import FAR_TILE_BYTES
-from .codegen_lower import CONV_MODES, CodegenError, lower_layers, pool_paths
+from .codegen_lower import CONV_MODES, CodegenError, direct_paths, lower_layers, pool_paths
 from .codegen_place import C_TYPES, Placed, hooks_fram_outputs, intermittent_meta, place  # noqa: F401 (C_TYPES: firmware's)
 from .planner import Plan, Target, plan_memory
 from .quantize import QModel
@@ -91,7 +91,9 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
     _check_symbols(placed)
     ctx = _context(qm, low, plan, placed, target, name=name, switching=switching, initial_level=initial_level)
     hooked = hooks_fram_outputs(target, intermittent)
-    ctx.update(pool_paths(layers, lambda lp: hooked and plan.tensors[lp.step.output].tier == "fram"))
+    def out_hooked(lp):
+        return hooked and plan.tensors[lp.step.output].tier == "fram"
+    ctx.update(pool_paths(layers, out_hooked), **direct_paths(layers, out_hooked))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _environment()

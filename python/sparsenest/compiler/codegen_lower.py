@@ -251,3 +251,11 @@ def pool_paths(layers: list[LayerPlan], out_hooked) -> dict:
     pools = [lp for lp in layers if lp.op in ("maxpool", "avgpool", "gavgpool")]
     return {"avgpools": sum(lp.op != "maxpool" for lp in pools),
             "generic_maxpools": sum(lp.op == "maxpool" and (not maxpool_2x2(lp) or out_hooked(lp)) for lp in pools)}
+
+
+def direct_paths(layers: list[LayerPlan], out_hooked) -> dict:
+    """model.h's switch for the direct convolutions' accumulator path: layers the kernel cannot finish
+    itself (sn_conv_sink_t: requantise shift outside 1..15, or an output written through the FRAM hook)
+    get the bias pass and the separate requantisation; an image without such layers links neither."""
+    return {"direct_acc_convs": sum(lp.op == "conv" and lp.direct is not None and lp.lea is None
+                                    and (not 1 <= lp.shift0 <= 15 or out_hooked(lp)) for lp in layers)}

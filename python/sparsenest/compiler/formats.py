@@ -94,9 +94,11 @@ FORMATS = ("dense", "csr16", "rel8", "rel4", "bitmap", "block", "rows", "cols", 
 #: hbitmap is left out: it is the smallest nearly everywhere, but its kernel walks the whole union at
 #: every level, so choosing it is a time/bytes trade for the cost-driven choice, not a bytes-only rule.
 AUTO_FORMATS = tuple(f for f in FORMATS if f != "hbitmap")
-#: formats with a direct convolution kernel (sn_conv_<format>): csr16's indices become input offsets,
-#: bitmap/rel8/rel4 reconstruct columns and map them through a per-layer offset table
-DIRECT_CONV_FORMATS = ("csr16", "bitmap", "rel8", "rel4")
+#: formats with a direct convolution kernel (sn_conv_<format>, runtime_c/include/sn_conv_direct.h):
+#: csr16's indices become input offsets; the others reconstruct each column (bitmap bits, rel8/rel4
+#: deltas, block columns, pattern channel + position, hbitmap union bits) and map it through a
+#: per-layer offset table. dense/rows/cols have none (rows/cols walk whole rows or columns anyway).
+DIRECT_CONV_FORMATS = ("csr16", "bitmap", "rel8", "rel4", "block", "pattern", "hbitmap")
 
 
 def supports_direct(fmt: str) -> bool:

@@ -26,14 +26,25 @@ class KernelCase:
     #: direct convolution (sn_conv_<format>, formats.direct_needs_offset_table): (off, n_pos, x_step),
     #: off = uint16 byte offset of each column's sample in a window, windows x_step elements apart
     conv: tuple | None = None
+    #: direct convolution with a sink (sn_conv_sink_t): (bias int32 [rows], shift 1..15, floor, top); the
+    #: kernel then writes requantised int16 outputs (returned as int32), starting each sum from the bias
+    sink: tuple | None = None
 
     @property
     def out_len(self) -> int:
         return self.enc.rows * (self.conv[1] if self.conv else 1)
 
     def expected(self, level: int) -> np.ndarray:
-        """acc0 + W_level @ x (direct conv: per window), wrapped to int32 like the C kernels."""
+        """acc0 + W_level @ x (direct conv: per window), wrapped to int32 like the C kernels; with a sink
+        golden.requantize(bias + W_level @ x, shift) clamped to [floor, top]."""
         w = self.enc.decode(level).astype(np.int64)
+        if self.sink:
+            from ..compiler.golden import requantize
+            bias, shift, floor, top = self.sink
+            off, n_pos, step = self.conv
+            xs = np.stack([self.x[p * step + off.astype(np.int64) // 2] for p in range(n_pos)], 1)
+            acc = np.asarray(bias, np.int64)[:, None] + w @ xs.astype(np.int64)
+            return np.clip(requantize(acc, shift), floor, top).astype(np.int32).ravel()
         if self.conv:
             off, n_pos, step = self.conv
             xs = np.stack([self.x[p * step + off.astype(np.int64) // 2] for p in range(n_pos)], 1)
@@ -46,7 +57,11 @@ class KernelCase:
         """The C call of this case at `level` (struct p, arrays p_x, p_off, accumulators kh_acc)."""
         if self.conv:
             _, n_pos, step = self.conv
-            return f"sn_conv_{self.enc.format}(&{p}, {p}_off, {level}, {p}_x, {n_pos}, {step}, kh_acc);"
+            sink = f"&{p}_sink" if self.sink else "0"
+            call = f"sn_conv_{self.enc.format}(&{p}, {p}_off, {level}, {p}_x, {n_pos}, {step}, kh_acc, {sink});"
+            if self.sink:   # the outputs, sign-extended, where the accumulators are read back
+                call += f"\n    for (uint16_t i = 0; i < {self.out_len}u; i++) kh_acc[i] = kh_y[i];"
+            return call
         return f"{self.enc.c_kernel}(&{p}, {level}, {p}_x, kh_acc);"
 
 
@@ -77,6 +92,7 @@ def build_kernel_harness(cases: Sequence[KernelCase], out_dir, *, kernels: str =
     total = 0
     body = []
     fmts = sorted({c.enc.format for c in cases})
+    lines.append(f"int16_t kh_y[{max(c.out_len for c in cases)}]; /* sink outputs */")
     for i, c in enumerate(cases):
         e = c.enc
         p = f"kc{i}"
@@ -89,6 +105,12 @@ def build_kernel_harness(cases: Sequence[KernelCase], out_dir, *, kernels: str =
         if c.conv:
             lines.append(f"static const uint16_t {p}_off[{len(c.conv[0])}] = "
                          f"{{{', '.join(str(int(v)) for v in c.conv[0])}}};")
+        if c.sink:
+            bias, shift, floor, top = c.sink
+            lines.append(f"static const int32_t {p}_bias[{len(bias)}] = {{{', '.join(str(int(v)) + 'L' for v in bias)}}};")
+            lines.append(f"static const sn_conv_sink_t {p}_sink = {{.bias = {p}_bias, .out = kh_y, "
+                         f".out_plane = {c.conv[1]}, .shift = {shift}, .m = {1 << (16 - shift)}u, "
+                         f".bound = {1 << (shift - 1)}, .floor = {floor}, .top = {top}}};")
         lines.append(f"SN_PERSISTENT int16_t {p}_x[{len(c.x)}] = {{{', '.join(str(int(v)) for v in c.x)}}};")
         lines.append(f"static const int32_t {p}_acc0[{len(c.acc0)}] = {{{', '.join(str(int(v)) + 'L' for v in c.acc0)}}};")
         for lv in range(0, e.n_levels + 1):
