@@ -105,6 +105,8 @@ def add_arguments(p) -> None:
     from .. import cli_args as arg
     p.add_argument("--trials", type=int, default=18, help="trial budget of each search (grid: a multiple of 6)")
     p.add_argument("--seeds", type=int, default=5, help="repetitions of each search (seeds 0..N-1)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="run only seeds from this one on (e.g. a second process sharing -o; --collect reports all)")
     p.add_argument("--searches", default=",".join(SEARCHES), help="comma-separated subset of grid,random,tpe")
     p.add_argument("--train-limit", type=int, default=512, help="fine-tuning images per trial")
     p.add_argument("--val-limit", type=int, default=300, help="validation images per trial")
@@ -135,8 +137,9 @@ def _dense_start(out: Path) -> tuple[str, bool]:
 
 def run(a) -> int:
     searches = [s.strip() for s in a.searches.split(",") if s.strip()]
-    if not searches or set(searches) - set(SEARCHES) or a.seeds < 1 or a.trials < 2:
-        raise ValueError(f"--searches takes names from {','.join(SEARCHES)}; --seeds >= 1 and --trials >= 2")
+    if not searches or set(searches) - set(SEARCHES) or not 0 <= a.first_seed < a.seeds or a.trials < 2:
+        raise ValueError(f"--searches takes names from {','.join(SEARCHES)}; 0 <= --first-seed < --seeds and "
+                         "--trials >= 2")
     if "grid" in searches:
         grid_space(SPACE, a.trials)
     out = Path(a.out)
@@ -154,22 +157,23 @@ def run(a) -> int:
              logging_level=logging.WARNING)   # one runtime for every sweep: its start-up is slow on a busy machine
     runs: dict[str, list[dict]] = {s: [] for s in searches}
     try:
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.seeds):
             for search in searches:
-                if search == "grid" and seed > 0:   # deterministic: seed 0's sweep stands for every seed
+                if search == "grid" and runs[search]:   # deterministic: seed 0's sweep stands for every seed
                     runs[search].append(runs[search][0])
                     continue
                 space = parse_space(grid_space(SPACE, a.trials) if search == "grid" else SPACE, "sweep_bench")
-                s = SweepSettings(task="lenet5", trials=a.trials, search=search, trace="solar", seed=seed,
+                k = 0 if search == "grid" else seed
+                s = SweepSettings(task="lenet5", trials=a.trials, search=search, trace="solar", seed=k,
                                   train_seed=0, train_limit=a.train_limit, val_limit=a.val_limit,
                                   test_limit=a.test_limit, duration_s=TRACE_S, init=init, cpus=a.cpus,
                                   samples=a.samples or [])
-                d = out / search / f"seed{seed}"
+                d = out / search / f"seed{k}"
                 done = None if a.force or fresh else _finished(d)
                 if done and done["settings"] == asdict(s):   # an interrupted benchmark goes on from here
-                    print(f"== {search}, seed {seed}: finished earlier in {d}", flush=True)
+                    print(f"== {search}, seed {k}: finished earlier in {d}", flush=True)
                 else:
-                    print(f"== {search}, seed {seed}: {a.trials} trials ({time.time() - t0:.0f} s into the "
+                    print(f"== {search}, seed {k}: {a.trials} trials ({time.time() - t0:.0f} s into the "
                           "benchmark)", flush=True)
                     run_sweep(d, space, s, force=True)   # replaces only a sweep's folder (sweep.MARKER)
                     done = _finished(d)
