@@ -250,7 +250,7 @@ def _write(out: Path, runs: dict[str, list[dict]], searches: list[str], a, t0: f
             "best": [{k: (r["best"] or {}).get(k) for k in ("trial", "score", "levels_requested", "config")}
                      for r in rs]}
     summary["comparison"] = compare(summary, searches)
-    walls = sum(w for r in summary["searches"].values() for w in r["wall_s"])
+    walls = sum(r["wall_s"] for r in {id(r): r for rs in runs.values() for r in rs}.values())   # grid's run once
     text = report(summary, searches, half) + (f"\n\nsweeps' wall time {walls:.0f} s in all"
                                                + ("" if a.collect else f", benchmark {time.time() - t0:.0f} s") + "\n")
     print(text)
