@@ -117,6 +117,11 @@ def test_bench_collect_reports_spread_over_seeds(tmp_path, capsys):
     assert s["comparison"]["tpe_vs"]["grid"] == {"wins": 2, "losses": 0, "ties": 0, "sign_test_p": 0.25}
     assert s["comparison"]["mean_rank"] == {"grid": 2.5, "random": 2.0, "tpe": 1.5}
     assert "TPE's best score beats random's in 1 of 2 seeds" in (tmp_path / "bench.md").read_text()
+    capsys.readouterr()
+    # a finished benchmark of these seeds is not rerun by accident (more seeds would be added)
+    assert sweep_bench.main(["--out", str(tmp_path), "--searches", "grid,random,tpe", "--seeds", "2",
+                             "--trials", "6"]) == 2
+    assert "finished benchmark of these seeds" in capsys.readouterr().err
     assert sweep_bench.main(["--collect", "--out", str(tmp_path / "none"), "--searches", "tpe"]) == 2   # one line, no traceback
 
 

@@ -146,8 +146,12 @@ def run(a) -> int:
     t0 = time.time()
     if a.collect:
         return _write(out, _collect(out, searches, a.seeds), searches, a, t0)
-    if (out / "bench.json").exists() and not a.force:
-        raise FileExistsError(f"{out} holds a finished benchmark; pass --force to run it again")
+    if (out / "bench.json").exists() and not a.force:   # more seeds may be added to a finished benchmark
+        done = json.loads((out / "bench.json").read_text())
+        seeds = done.get("seeds") if isinstance(done.get("seeds"), list) else []
+        if done.get("trials") == a.trials and set(range(a.first_seed, a.seeds)) <= set(seeds):
+            raise FileExistsError(f"{out} holds a finished benchmark of these seeds; --collect reports it, "
+                                  "--force runs it again")
     import logging
     import os
     import ray
