@@ -19,7 +19,8 @@ exactly --trials points (the method x format pairs and the sparsest level; the o
 middle, the most fine-tuning epochs): it is deterministic, so it runs once (seed0) and stands for every
 seed. Outputs: <out>/<search>/seed<k>/ (each a complete sweep; a
 rerun without --force reuses those that finished, so an interrupted benchmark goes on where it stopped,
-and --collect only reports them, over the seeds every search finished), <out>/bench.md, bench.json and
+and --collect only reports them, over the seeds every search finished; --first-seed K lets a second
+process run seeds K.. into the same -o), <out>/bench.md, bench.json and
 fronts.png (per search, the front over all its seeds' trials).
 """
 from __future__ import annotations
