@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sparsenest.experiments import pareto
-from sparsenest.experiments.space import SpaceError, parse_space, to_tune, trial_levels, with_defaults
+from sparsenest.experiments.space import (SpaceError, parse_space, to_tune, trial_choices, trial_levels,
+                                          with_defaults)
 from sparsenest.experiments.tasks import get as get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ({"lr": {"min": 0.0, "max": 0.1, "log": True}}, r"outside|log range"),
     ({"epochs_dense": 1.5}, "whole numbers"),
     ({"mode": {"min": 1, "max": 2}}, "is a choice"),
+    ({"method_format": ["irregular/csr16", "row/zip"]}, "method_format 'row/zip' is not one of"),
+    ({"method_format": ["irregular/csr16"], "method": "row"}, "not both"),
 ])
 def test_bad_search_space_is_one_clear_error(raw, message):
     with pytest.raises(SpaceError, match=message):
@@ -45,6 +48,16 @@ def test_space_defaults_and_drawn_levels():
     assert full["n_levels"] == 3 and full["mode"] == "joint"
     assert trial_levels({"sparsest": 0.9, "densest": 0.5, "n_levels": 3}) == (0.9, 0.7, 0.5)
     assert trial_levels(with_defaults({}, get_task("lenet5"))) == (0.9, 0.75, 0.5)
+
+
+def test_method_format_is_one_choice_split_for_the_trial():
+    space = parse_space({"method_format": ["irregular/csr16", "row/auto"]})
+    full = with_defaults(space, get_task("lenet5"))
+    assert "method" not in full and "format" not in full
+    assert to_tune(space, "grid")["method_format"] == {"grid_search": ["irregular/csr16", "row/auto"]}
+    cfg = trial_choices({"method_format": "row/auto", "lr": 0.1})
+    assert cfg == {"method": "row", "format": "auto", "lr": 0.1}
+    assert trial_choices({"method": "row", "format": "csr16"}) == {"method": "row", "format": "csr16"}
 
 
 def test_cli_bad_space_file_one_line_no_traceback(tmp_path):

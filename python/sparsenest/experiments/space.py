@@ -15,6 +15,8 @@ File (TOML; JSON with the same structure)::
     lr = {min = 0.01, max = 0.1, log = true}
     lr_retrain = {min = 0.005, max = 0.05, log = true}
     format = ["auto", "csr16"]            # compiler format objective: auto = smallest bytes per layer
+    # or both as one choice of pairs (then without method/format):
+    # method_format = ["irregular/csr16", "row/auto"]
     scope = "global"
 
     [sweep]                               # optional settings; command-line flags override them
@@ -35,7 +37,7 @@ from typing import Any
 METHODS = ("irregular", "row", "column", "block", "pattern")
 INT_KEYS = ("epochs_dense", "epochs_retrain", "batch_size", "n_levels")
 FLOAT_KEYS = ("lr", "lr_retrain", "sparsest", "densest")
-CHOICE_KEYS = ("method", "mode", "format", "scope")
+CHOICE_KEYS = ("method", "mode", "format", "scope", "method_format")
 KEYS = ("levels",) + INT_KEYS + FLOAT_KEYS + CHOICE_KEYS
 LIMITS = {"epochs_dense": (0, 1000), "epochs_retrain": (0, 1000), "batch_size": (1, 65536), "n_levels": (1, 8),
           "lr": (1e-6, 10.0),
@@ -90,6 +92,8 @@ def choices(key: str) -> tuple[str, ...]:
     if key == "format":
         from ..compiler.formats import FORMATS
         return ("auto",) + FORMATS
+    if key == "method_format":
+        return tuple(f"{m}/{f}" for m in METHODS for f in choices("format"))
     return {"method": METHODS, "scope": ("global", "layer")}[key]
 
 
@@ -149,6 +153,9 @@ def parse_space(raw: dict, where: str = "search space") -> dict[str, Dim]:
     if unknown:
         raise SpaceError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
     space = {k: _dim(k, v, where) for k, v in raw.items()}
+    if "method_format" in space and ("method" in space or "format" in space):
+        raise SpaceError(f"{where}: method_format chooses method and format together; give it or method/format, "
+                         "not both")
     drawn = [k for k in ("sparsest", "densest", "n_levels") if k in space]
     if "levels" in space and drawn:
         raise SpaceError(f"{where}: give either levels or sparsest/densest/n_levels, not both")
@@ -189,12 +196,23 @@ def with_defaults(space: dict[str, Dim], task) -> dict[str, Dim]:
     out = {"method": task.method, "mode": task.mode, "format": task.fmt, "scope": cfg.scope,
            "epochs_dense": cfg.epochs_dense, "epochs_retrain": cfg.epochs_retrain, "batch_size": cfg.batch_size,
            "lr": cfg.lr, "lr_retrain": cfg.lr_retrain}
+    if "method_format" in space:
+        del out["method"], out["format"]
     if not any(k in space for k in ("levels", "sparsest", "densest")):
         out["levels"] = _levels_key(task.levels("sparse"))
     out.update(space)
     if "sparsest" in out:
         out.setdefault("n_levels", len(task.levels("sparse")))
     return out
+
+
+def trial_choices(config: dict) -> dict:
+    """A trial's config with method_format ("irregular/csr16": one categorical, so a model-based search
+    learns the pairs, not the method and the format apart) split into method and format."""
+    if "method_format" not in config:
+        return dict(config)
+    method, fmt = config["method_format"].split("/")
+    return {k: v for k, v in config.items() if k != "method_format"} | {"method": method, "format": fmt}
 
 
 def trial_levels(config: dict) -> tuple[float, ...]:

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import pareto
-from .space import (SpaceError, covering_points, describe, load_space_file, parse_space, to_tune, trial_levels,
-                    with_defaults)
+from .space import (SpaceError, covering_points, describe, load_space_file, parse_space, to_tune, trial_choices,
+                    trial_levels, with_defaults)
 
 SEARCHES = ("tpe", "random", "grid")
 # What a trial maximises, from its harvest simulation (analysis.harvest.HarvestResult).
@@ -69,6 +69,8 @@ class SweepSettings:
     objective: str = "expected_correct"
     train_limit: int | None = None
     test_limit: int | None = None
+    val_limit: int | None = None         # about this many validation images (sweep_data.training_pool)
+    init: str | None = None              # dense start (.npz of sweep_data.pretrain_dense) every trial prunes
     calib: int = 256                     # Q15 calibration images
     samples: list[str] = field(default_factory=list)   # cycle_samples.json files (make bench-mcu)
     platform: str | None = None
@@ -77,6 +79,8 @@ class SweepSettings:
     cpus_per_trial: float = 1.0
     max_concurrent: int | None = None
     seed: int = 0
+    train_seed: int | None = None        # the trials' training seed (default: seed); fixed, a trial's result
+                                         # depends on its config alone and the seed only moves the search
     address: str | None = None
 
     def check(self) -> None:
@@ -92,7 +96,9 @@ class SweepSettings:
         harvest.parse_policy(self.policy)          # ValueError naming the policy
         harvest.load_trace(self.trace)             # ... or the trace
         harvest.Capacitor(self.capacitor_f, self.v_on, self.v_off, self.v_max)
-        for name in ("train_limit", "test_limit"):
+        if self.init is not None and not Path(self.init).is_file():
+            raise SpaceError(f"init {self.init}: no such dense start (.npz of sweep_data.pretrain_dense)")
+        for name in ("train_limit", "test_limit", "val_limit"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise SpaceError(f"{name} must be >= 1, got {v}")
@@ -192,13 +198,13 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     """Train, compile, cost and score one point of the space; `report(metrics)` gets every intermediate
     result and the final one (returned too). Writes <out>/trials/<trial>/result.json last."""
     import torch
-    from . import tasks
+    from . import sweep_data, tasks
     from ..compiler.build import compile_bundle
-    from ..data.calibration import calibration_inputs, evaluation_set
     from ..train.nested import TrainConfig
     from ..train.loop import train_to_bundle
     torch.set_num_threads(1)   # one core per trial: two threads on a shared core run far slower
     s = SweepSettings(**ctx["settings"])
+    config = trial_choices(config)
     tdir = Path(ctx["trial_dir"])
     tdir.mkdir(parents=True, exist_ok=True)
     with open(tdir / "starts.log", "a") as f:   # one line per start: a resumed sweep must not add lines here
@@ -207,11 +213,12 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     levels = trial_levels(config)
     cfg = TrainConfig(epochs_dense=int(config["epochs_dense"]), epochs_retrain=int(config["epochs_retrain"]),
                       lr=float(config["lr"]), lr_retrain=float(config["lr_retrain"]), scope=config["scope"],
-                      batch_size=int(config["batch_size"]), method_opts=dict(task.cfg.method_opts), seed=s.seed)
+                      batch_size=int(config["batch_size"]), method_opts=dict(task.cfg.method_opts),
+                      seed=s.seed if s.train_seed is None else s.train_seed)
     fmt = config["format"]
     scorer = Scorer(s, ctx.get("cycle_model"), ctx.get("objective"))
     # One load for every compile's calibration; operation counts (hence costs) do not depend on the image.
-    calib = calibration_inputs(task.dataset, s.calib)
+    calib = sweep_data.calibration(task.dataset, s.calib)
     costs: list[dict] = []
     fit: list[str | None] = []
 
@@ -228,7 +235,12 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
             fit.append(_device_fit(b, fmt, tdir / "mcu", calib))
         report(score(val_acc, list(levels)) | {"epoch": epoch + 1, "final": False})
 
-    bundle = train_to_bundle(tdir / "model.nest", model=s.model or task.model, dataset=task.dataset, levels=levels,
+    model = s.model or task.model
+    if s.init:   # one-shot pruning of the shared dense start (its network object: the bundle records a graph)
+        model = sweep_data.dense_start(s.init, model, task.dataset)
+    bundle = train_to_bundle(tdir / "model.nest", model=model, levels=levels,
+                             dataset=sweep_data.training_pool(task.dataset, s.val_limit),
+                             test_data=sweep_data.split(task.dataset, "test"),
                              method=config["method"], mode=config["mode"], cfg=cfg, train_limit=s.train_limit,
                              test_limit=s.test_limit, force=True, log=lambda m: None, on_epoch=on_epoch)
     hist = {h["level"]: h["val_accuracy"] for h in bundle.manifest["train_config"]["history"]
@@ -236,7 +248,7 @@ def run_trial(config: dict, ctx: dict, report: Callable[[dict], None]) -> dict:
     val_acc = [hist[lv] for lv in range(1, len(levels) + 1)]
     # Q15 test accuracy; the host library is built (gcc) only when no epoch has costed the levels yet.
     build = compile_bundle(bundle, tdir / "build", fmt=fmt, calib=calib,
-                           evaluate=evaluation_set(bundle, s.test_limit or None), build=not costs)
+                           evaluate=sweep_data.evaluation(task.dataset, s.test_limit or None), build=not costs)
     if not costs:
         costs = scorer.level_costs(build, calib[:1])
         fit.append(_device_fit(bundle, fmt, tdir / "mcu", calib))
