@@ -20,9 +20,13 @@ sn_op_fn sn_op_for(uint8_t op) {
     }
 }
 
-/* The input into its planned buffer (through the FRAM write hook when it lives in FRAM). */
+/* The input into its planned buffer (through the FRAM write hook when it lives in FRAM); nothing to
+ * copy when the caller wrote it there (sn_input_buffer: the FR5994 app's DMA from upper FRAM). */
 int sn_copy_input(const sn_model *m, const int16_t *in) {
     SN_COUNT(act_bytes_written, 2u * m->input_len);
+    if (in == m->input) {
+        return 0;
+    }
     if (m->input_fram) {
         return sn_fram_store(m->input, in, 2u * m->input_len);
     }
@@ -61,6 +65,10 @@ int sn_infer(const int16_t *in, int16_t *out) {
     memcpy(out, m->output, 2u * m->output_len);
     SN_COUNT(act_bytes_read, 2u * m->output_len);
     return sn_power_lost ? SN_ERR_POWER : SN_OK;
+}
+
+int16_t *sn_input_buffer(void) {
+    return sn_the_model.input;
 }
 
 void sn_model_info(sn_info *info) {
