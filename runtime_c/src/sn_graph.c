@@ -1,6 +1,6 @@
 /* Graph execution: copy the input into its planned buffer, run the layer table in order, copy the
  * output out. Every buffer address is fixed at compile time (compiler/planner.py). */
-#include "model.h" /* SN_MODEL_LEA_LAYERS */
+#include "model.h" /* SN_MODEL_LEA_LAYERS, SN_MODEL_INTERMITTENT */
 #include "sn_runtime.h"
 
 sn_op_fn sn_op_for(uint8_t op) {
@@ -41,6 +41,7 @@ int sn_infer(const int16_t *in, int16_t *out) {
     if (level == 0) {
         return SN_ERR_STATE;
     }
+#if !defined(SN_MODEL_INTERMITTENT) || SN_MODEL_INTERMITTENT /* else not linked: 1 KB of lower FRAM */
     if (m->progress) { /* intermittent build: the same work, committed unit by unit */
         int rc = sn_infer_start(in);
         if (rc == SN_OK) {
@@ -51,6 +52,7 @@ int sn_infer(const int16_t *in, int16_t *out) {
         }
         return rc;
     }
+#endif
     sn_power_lost = 0;
     sn_copy_input(m, in);
     for (i = 0; i < m->n_layers; i++) {

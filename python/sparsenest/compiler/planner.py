@@ -33,7 +33,12 @@ LAYER_DESCRIPTOR_BYTES = 48  # sizeof(sn_layer) on the MSP430 (16-bit pointers),
 
 
 class PlanError(ValueError):
-    """The model does not fit the target's memory."""
+    """The model does not fit the target's memory. bytes_needed (where known): the FRAM budget the
+    model needs as compiled, so a caller can retry with at least that much."""
+
+    def __init__(self, message: str, bytes_needed: int | None = None):
+        super().__init__(message)
+        self.bytes_needed = bytes_needed
 
 
 class PlanBoundsError(PlanError):
@@ -444,12 +449,12 @@ def check_fram(target: Target, layer_bytes: list[tuple[str, int]], fram_arena: i
                 f"model does not fit the {target.name} FRAM budget of {target.fram_bytes} bytes: layer "
                 f"'{name}' ({b} bytes of weights, indices, metadata and tables) brings the total to "
                 f"{total} bytes, {total - target.fram_bytes} bytes over. Use a sparser level set, a "
-                f"smaller format (--format auto), or a smaller model." + breakdown)
+                f"smaller format (--format auto), or a smaller model." + breakdown, need)
     total += fram_arena
     if total > target.fram_bytes:
         raise PlanError(
             f"model does not fit the {target.name} FRAM budget of {target.fram_bytes} bytes: the "
             f"activation buffers spilled to FRAM ({fram_arena} bytes{_spill_detail(spilled or {})}) bring the "
             f"total to {total} bytes, {total - target.fram_bytes} bytes over." + breakdown +
-            " Sparsity does not shrink activations: narrow those layers or downsample earlier.")
+            " Sparsity does not shrink activations: narrow those layers or downsample earlier.", need)
     return total
