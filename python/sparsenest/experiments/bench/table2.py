@@ -199,6 +199,23 @@ def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, level
             "cycle_note": CYCLE_NOTE}
 
 
+def simulate_fitted(bundle_k, row: dict, fmt, calib, refit_dir: Path, x, y, k: int, conv="auto") -> tuple[dict, Path, dict]:
+    """simulate_levels on the model device_fit compiled for levels 1..k (`row`); where the linked image
+    overflows lower FRAM, refit_lower_fram first. Returns the result, the model folder and its far layers."""
+    mdir, far = Path(row["dir"]), row.get("far") or {}
+    try:
+        return simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bundle_k), x, y, k), mdir, far
+    except msp430.RegionOverflowError as e:
+        if e.region != "LOWER_FRAM":
+            raise
+        mdir, far = refit_lower_fram(bundle_k, fmt, calib, refit_dir, e.bytes_over, conv)
+        r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bundle_k), x, y, k)
+        r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code is larger "
+                      f"than the planner's reserve): compiled again with that much less lower FRAM for model data, "
+                      f"so more weights stream from upper FRAM")
+        return r, mdir, far
+
+
 # ------------------------------------------------------------------------------------------ calibration
 
 def calibration_samples(variant_result: dict) -> list[dict]:
@@ -330,18 +347,8 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
                 continue
             bk = truncated(bundle, k) if k < L else bundle
             try:
-                try:
-                    mdir, far = Path(row["dir"]), row.get("far") or {}
-                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
-                except msp430.RegionOverflowError as e:
-                    if e.region != "LOWER_FRAM":
-                        raise
-                    mdir, far = refit_lower_fram(bk, formats, calib, vdir / "mcu" / f"L{k}-refit", e.bytes_over,
-                                                 conv)
-                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
-                    r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code "
-                                  f"is larger than the planner's reserve): compiled again with that much less "
-                                  f"lower FRAM for model data, so more weights stream from upper FRAM")
+                r, mdir, far = simulate_fitted(bk, row, formats, calib, vdir / "mcu" / f"L{k}-refit", xs.x, xs.y, k,
+                                               conv)
                 res["sim"] = r | {"k": k, "dir": str(mdir), "far": far}
                 break
             except msp430.RegionOverflowError as e:
