@@ -30,7 +30,8 @@ def test_squeezenext_arena_packs_to_the_most_bytes_live_at_once():
     placed = _pack_fram(ITEMS)
     assert set(placed) == set(ITEMS)
     assert _most_live(ITEMS) == 21272 == _top(placed)
-    assert placed == _pack_fram(ITEMS)   # a fixed seed: the same plan every build
+    planner._pack_offsets.cache_clear()
+    assert placed == _pack_fram(dict(reversed(ITEMS.items())))   # a fixed seed: the same plan every build
     for k, p in placed.items():
         assert (p.nbytes, p.start, p.end) == ITEMS[k] and p.offset % planner.ALIGN == 0 and p.tier == "fram"
     for k1, p in placed.items():

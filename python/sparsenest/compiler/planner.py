@@ -21,6 +21,7 @@ bug an error at compile time instead of a buffer overrun in the generated C.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -274,9 +275,17 @@ _FRAM_ORDERS = (lambda k, v: (-v[0], v[1], str(k)),
 
 
 def _pack_fram(items: dict[tuple[str, object], tuple[int, int, int]]) -> dict[tuple[str, object], Placement]:
-    """FRAM placements of the items (bytes, first step, last step) with the smallest arena top found."""
+    """FRAM placements of the items (bytes, first step, last step) with the smallest arena top found.
+    Memoised on the items (choose.py plans the same activations once per layout it tries)."""
+    canon = tuple(sorted(items.items(), key=lambda kv: str(kv[0])))
+    return {k: Placement("fram", off, *v) for (k, v), off in zip(canon, _pack_offsets(canon))}
+
+
+@functools.lru_cache(maxsize=256)
+def _pack_offsets(canon: tuple) -> tuple[int, ...]:
+    items = dict(canon)
     if not items:
-        return {}
+        return ()
     steps = {s for _, s0, e0 in items.values() for s in (s0, e0)}
     bound = max(sum(n for n, s0, e0 in items.values() if s0 <= s <= e0) for s in steps)
     orders = [sorted(items, key=lambda k: key(k, items[k])) for key in _FRAM_ORDERS]
@@ -294,7 +303,7 @@ def _pack_fram(items: dict[tuple[str, object], tuple[int, int, int]]) -> dict[tu
             best, best_top = dict(zip(order, placed)), top
         if best_top <= bound:
             break
-    return best
+    return tuple(best[k].offset for k, _ in canon)
 
 
 def plan_memory(low: Lowered, target: Target, tensors_in_fram: bool = False) -> Plan:
