@@ -182,7 +182,8 @@ def test_upper_fram_tiles_in_simulator_and_chip_image(far_model, tmp_path):
     firmware.compare_golden(fb, run).raise_on_mismatch()      # golden rebuilt from the recorded bundle
     chip = firmware.build(far_model["out_dir"], tmp_path / "chip", image="fr5994", n_inputs=2)
     regions = chip.regions
-    assert regions["UPPER_FRAM"] == meta["memory"]["upper_fram_bytes"]
+    # upper FRAM: the streamed weights and the embedded inputs (the app DMAs each into the input buffer)
+    assert regions["UPPER_FRAM"] == meta["memory"]["upper_fram_bytes"] + chip.inputs_q.nbytes
     assert "upper FRAM" in chip.size_text and chip.hex.exists()
     rep = msp430.flash_check(chip.elf)
     assert rep.ok and rep.verified_in_sim

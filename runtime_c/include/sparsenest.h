@@ -59,6 +59,9 @@ uint8_t sn_get_level(void);
  * (n_levels for a resident build; 0 if the selector is invalid). */
 uint8_t sn_get_held_level(void);
 int sn_infer(const int16_t *in, int16_t *out);
+/* The planned buffer sn_infer copies its input into (input_len int16, SRAM or lower FRAM). A caller
+ * that writes the input there itself (e.g. by DMA from upper FRAM) passes it to sn_infer: no copy. */
+int16_t *sn_input_buffer(void);
 /* Intermittent builds only (SN_ERR_STATE otherwise). */
 int sn_infer_start(const int16_t *in);  /* SN_OK, SN_ERR_POWER (nothing started), SN_ERR_STATE */
 int sn_infer_resume(void);              /* SN_OK: completed; SN_ERR_POWER: call again after reboot;

@@ -1,6 +1,6 @@
 /* Graph execution: copy the input into its planned buffer, run the layer table in order, copy the
  * output out. Every buffer address is fixed at compile time (compiler/planner.py). */
-#include "model.h" /* SN_MODEL_LEA_LAYERS */
+#include "model.h" /* SN_MODEL_LEA_LAYERS, SN_MODEL_INTERMITTENT */
 #include "sn_runtime.h"
 
 sn_op_fn sn_op_for(uint8_t op) {
@@ -20,9 +20,13 @@ sn_op_fn sn_op_for(uint8_t op) {
     }
 }
 
-/* The input into its planned buffer (through the FRAM write hook when it lives in FRAM). */
+/* The input into its planned buffer (through the FRAM write hook when it lives in FRAM); nothing to
+ * copy when the caller wrote it there (sn_input_buffer: the FR5994 app's DMA from upper FRAM). */
 int sn_copy_input(const sn_model *m, const int16_t *in) {
     SN_COUNT(act_bytes_written, 2u * m->input_len);
+    if (in == m->input) {
+        return 0;
+    }
     if (m->input_fram) {
         return sn_fram_store(m->input, in, 2u * m->input_len);
     }
@@ -37,6 +41,7 @@ int sn_infer(const int16_t *in, int16_t *out) {
     if (level == 0) {
         return SN_ERR_STATE;
     }
+#if !defined(SN_MODEL_INTERMITTENT) || SN_MODEL_INTERMITTENT /* else not linked: 1 KB of lower FRAM */
     if (m->progress) { /* intermittent build: the same work, committed unit by unit */
         int rc = sn_infer_start(in);
         if (rc == SN_OK) {
@@ -47,6 +52,7 @@ int sn_infer(const int16_t *in, int16_t *out) {
         }
         return rc;
     }
+#endif
     sn_power_lost = 0;
     sn_copy_input(m, in);
     for (i = 0; i < m->n_layers; i++) {
@@ -61,6 +67,10 @@ int sn_infer(const int16_t *in, int16_t *out) {
     memcpy(out, m->output, 2u * m->output_len);
     SN_COUNT(act_bytes_read, 2u * m->output_len);
     return sn_power_lost ? SN_ERR_POWER : SN_OK;
+}
+
+int16_t *sn_input_buffer(void) {
+    return sn_the_model.input;
 }
 
 void sn_model_info(sn_info *info) {

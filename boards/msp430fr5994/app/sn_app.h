@@ -11,7 +11,8 @@
  * is the other side (it generates app_config.h and app_data.c for a compiled model, loads other
  * inputs/schedules in the simulator with load_raw, and parses sn_app_results).
  *
- *   sn_app_inputs[SN_APP_N_INPUTS][SN_MODEL_INPUT_LEN]  int16 Q15 inputs   .persistent (loaded image)
+ *   sn_app_inputs[SN_APP_N_INPUTS][SN_MODEL_INPUT_LEN]  int16 Q15 inputs   .upper.rodata (upper FRAM on the
+ *                                                        chip: read by DMA into sn_input_buffer())
  *   sn_app_schedule[SN_APP_MAX_STEPS], sn_app_n_steps    the schedule        .persistent
  *   sn_app_thresholds[SN_MODEL_N_LEVELS - 1]             energy -> level     .rodata
  *   sn_app_results                                       header + records    .fram.noinit
@@ -76,7 +77,7 @@ typedef struct {
     sn_app_record rec[SN_APP_MAX_STEPS];
 } sn_app_results_t;
 
-extern int16_t sn_app_inputs[SN_APP_N_INPUTS][SN_MODEL_INPUT_LEN];
+extern const int16_t sn_app_inputs[SN_APP_N_INPUTS][SN_MODEL_INPUT_LEN]; /* far: sn_far_read only */
 extern sn_app_step sn_app_schedule[SN_APP_MAX_STEPS];
 extern uint16_t sn_app_n_steps;
 extern const uint16_t sn_app_thresholds[SN_MODEL_N_LEVELS > 1 ? SN_MODEL_N_LEVELS - 1 : 1];

@@ -167,10 +167,19 @@ def device_fit(bundle, fmt, out: Path, calib, conv="auto") -> dict:
 def refit_lower_fram(bundle, fmt, calib, out: Path, bytes_over: int, conv="auto") -> tuple[Path, dict]:
     """Compile for the MSP430FR5994 again with `bytes_over` (+1 KB) less lower FRAM for model data, so
     the planner moves more weights to upper FRAM (a many-layer model's code can exceed the planner's
-    code reserve). Returns the model folder and its far layers."""
+    code reserve). Where that is less than the compiler can do with every weight it can stream, it compiles
+    with the least it needs (PlanError.bytes_needed; SqueezeNext-CIFAR: its activation arena and tables).
+    Returns the model folder and its far layers."""
     budget = get_target("msp430fr5994").fram_bytes - int(bytes_over) - 1024
-    info = compile_bundle(bundle, _fresh(out), target="msp430fr5994", fmt=fmt, calib=calib, build=False,
-                          target_overrides={"fram_bytes": budget}, conv=conv)
+    for attempt in range(3):
+        try:
+            info = compile_bundle(bundle, _fresh(out), target="msp430fr5994", fmt=fmt, calib=calib, build=False,
+                                  target_overrides={"fram_bytes": budget}, conv=conv)
+            break
+        except PlanError as e:
+            if attempt == 2 or not e.bytes_needed or e.bytes_needed <= budget:
+                raise
+            budget = e.bytes_needed
     return Path(info["out_dir"]), {v["layer"]: {"bytes_per_call": v["bytes_per_call"], "tiles": v["tiles"]}
                                    for v in info["meta"].get("far", {}).values()}
 
@@ -182,11 +191,29 @@ def simulate_levels(model_dir: Path, qmodel, x: np.ndarray, y: np.ndarray, level
     input at every level), per-layer counters included; outputs checked against golden bit for bit
     (analysis.calibration.simulate_firmware)."""
     sched = [firmware.Step(i, lv) for lv in range(1, levels + 1) for i in range(len(x))]
-    fb = firmware.build(model_dir, image="fr5994", inputs=x, labels=y, schedule=sched)
+    # no UART report: it runs outside the measured inference, and its code would take lower FRAM
+    fb = firmware.build(model_dir, image="fr5994", inputs=x, labels=y, schedule=sched, uart=False)
     run, per_level = calibration.simulate_firmware(fb, qmodel)
     return {"per_level": per_level, "golden_ok": True, "mismatches": [], "compared": len(run.records),
             "stack_used": run.stack_used, "regions": fb.regions, "simulator": calibration.SIMULATOR,
             "cycle_note": CYCLE_NOTE}
+
+
+def simulate_fitted(bundle_k, row: dict, fmt, calib, refit_dir: Path, x, y, k: int, conv="auto") -> tuple[dict, Path, dict]:
+    """simulate_levels on the model device_fit compiled for levels 1..k (`row`); where the linked image
+    overflows lower FRAM, refit_lower_fram first. Returns the result, the model folder and its far layers."""
+    mdir, far = Path(row["dir"]), row.get("far") or {}
+    try:
+        return simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bundle_k), x, y, k), mdir, far
+    except msp430.RegionOverflowError as e:
+        if e.region != "LOWER_FRAM":
+            raise
+        mdir, far = refit_lower_fram(bundle_k, fmt, calib, refit_dir, e.bytes_over, conv)
+        r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bundle_k), x, y, k)
+        r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code is larger "
+                      f"than the planner's reserve): compiled again with that much less lower FRAM for model data, "
+                      f"so more weights stream from upper FRAM")
+        return r, mdir, far
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -320,18 +347,8 @@ def run_variant(task, variant: str, root: Path, *, quick: bool, force: bool, fmt
                 continue
             bk = truncated(bundle, k) if k < L else bundle
             try:
-                try:
-                    mdir, far = Path(row["dir"]), row.get("far") or {}
-                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
-                except msp430.RegionOverflowError as e:
-                    if e.region != "LOWER_FRAM":
-                        raise
-                    mdir, far = refit_lower_fram(bk, formats, calib, vdir / "mcu" / f"L{k}-refit", e.bytes_over,
-                                                 conv)
-                    r = simulate_levels(mdir, firmware.load_qmodel(mdir, bundle=bk), xs.x, xs.y, k)
-                    r["refit"] = (f"the linked image overflowed lower FRAM by {e.bytes_over} bytes (the model's code "
-                                  f"is larger than the planner's reserve): compiled again with that much less "
-                                  f"lower FRAM for model data, so more weights stream from upper FRAM")
+                r, mdir, far = simulate_fitted(bk, row, formats, calib, vdir / "mcu" / f"L{k}-refit", xs.x, xs.y, k,
+                                               conv)
                 res["sim"] = r | {"k": k, "dir": str(mdir), "far": far}
                 break
             except msp430.RegionOverflowError as e:
