@@ -31,10 +31,12 @@ class CutReport:
         return not self.mismatches
 
 
-def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_boots: int = 1000) -> tuple[np.ndarray, int]:
+def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_boots: int = 1000,
+                      in_place: bool = False) -> tuple[np.ndarray, int]:
     """One inference of x as a battery-free device runs it: at every boot, resume the pending
-    inference or start this one; power fails after budgets[k] FRAM bytes in boot k (no failure once
-    the list is used up). Returns (logits, reboots)."""
+    inference or start this one (in_place: sampled into the input's home, HostSim.infer_start); power
+    fails after budgets[k] FRAM bytes in boot k (no failure once the list is used up). Returns
+    (logits, reboots)."""
     started = False
     budgets = list(budgets)
     for boot in range(max_boots):
@@ -45,7 +47,7 @@ def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_
         if not started or not sim.infer_pending():
             if started and (out := sim.infer_done()) is not None:
                 return out, boot
-            rc = sim.infer_start(x)
+            rc = sim.infer_start(x, in_place)
             if rc == SN_ERR_POWER:
                 continue
             if rc != SN_OK:
@@ -62,10 +64,10 @@ def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_
     raise HostSimError(f"no completion in {max_boots} boots")
 
 
-def bytes_per_inference(sim: HostSim, x: np.ndarray) -> tuple[np.ndarray, int]:
+def bytes_per_inference(sim: HostSim, x: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, int]:
     """Logits and FRAM bytes written of one uninterrupted start + resume."""
     sim.reset_counters()
-    out, _ = run_to_completion(sim, x)
+    out, _ = run_to_completion(sim, x, in_place=in_place)
     return out, sim.counters()["fram_bytes_written"]
 
 
@@ -73,20 +75,21 @@ def all_cut_points(total: int) -> list[int]:
     return list(range(0, total, 2))
 
 
-def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: np.ndarray | None = None) -> CutReport:
+def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: np.ndarray | None = None,
+          in_place: bool = False) -> CutReport:
     """Power fails once, after each number of bytes in cut_points (default: every possible one) of
     one inference at `level`; after reboot + resume the logits must equal `reference` (default: the
-    uninterrupted run)."""
+    uninterrupted run). in_place: the input sampled into its home (run_to_completion)."""
     sim.power_fail_after(-1)
     sim.reboot()
     if sim.set_level(level) != SN_OK:
         raise HostSimError(f"could not switch to level {level}")
-    ref, total = bytes_per_inference(sim, x)
+    ref, total = bytes_per_inference(sim, x, in_place)
     if reference is not None and not np.array_equal(ref, reference):
         raise HostSimError(f"level {level}: the uninterrupted run differs from the reference")
     rep = CutReport(level, total)
     for n in all_cut_points(total) if cut_points is None else cut_points:
-        out, boots = run_to_completion(sim, x, [int(n)])
+        out, boots = run_to_completion(sim, x, [int(n)], in_place=in_place)
         if not boots:
             raise HostSimError(f"cut after {n} of {total} bytes: power never failed")
         rep.cuts += 1
