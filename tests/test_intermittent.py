@@ -202,6 +202,26 @@ def test_api_states(lenet_int, lenet_cont, images):
     assert cont.infer_start(images[0]) == SN_ERR_STATE and cont.infer_resume() == SN_ERR_STATE
 
 
+def test_input_sampled_in_place_into_its_fram_home(lenet_int, images):
+    """An application that samples into the input's FRAM home (sn_infer_input) and starts with
+    sn_infer_start(NULL) needs no buffer of its own: golden at every level, sampled power cuts included;
+    the home is refused while an inference is pending."""
+    sim = HostSim(lenet_int["out_dir"])
+    rng = np.random.default_rng(11)
+    for level in range(1, 4):
+        ref = golden.predict(lenet_int["qmodel"], images[2:3], level)[0]
+        sim.set_level(level)
+        powercut.bytes_per_inference(sim, images[2])    # a completed record: each run below clears it
+        _, copied = powercut.bytes_per_inference(sim, images[2])
+        _, total = powercut.bytes_per_inference(sim, images[2], in_place=True)
+        assert copied - total == 2 * lenet_int["meta"]["input_len"]     # no input copy through the hook
+        cuts = sorted(rng.choice(total // 2, 10, replace=False) * 2)
+        rep = powercut.sweep(sim, images[2], level, cuts, ref, in_place=True)
+        assert rep.cuts == 10 and rep.ok, f"level {level}: cut points {rep.mismatches}"
+    assert sim.infer_start(images[0], in_place=True) == SN_OK and sim.infer_pending()
+    assert sim.lib.sn_infer_input() is None     # pending: the home is still read
+
+
 def test_cli_flags_and_bad_checkpoint(tmp_path):
     from sparsenest import cli
     saved = har_bundle().save(tmp_path / "har.nest")

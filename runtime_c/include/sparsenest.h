@@ -18,6 +18,9 @@
  *     sn_infer_done(logits_q15);                   // 1: output copied
  * The level is the one committed when sn_infer_start ran; sn_set_level during an inference applies to
  * the next one. sn_infer() is start + resume + done in one call.
+ * The input's FRAM home can be the application's sample buffer (no copy, no second buffer): when no
+ * inference is pending, sn_infer_input() returns it; sample into it, then sn_infer_start(NULL). Read
+ * the last logits (sn_infer_done) first: the home's bytes are reused by later activations.
  */
 #ifndef SPARSENEST_H
 #define SPARSENEST_H
@@ -63,7 +66,9 @@ int sn_infer(const int16_t *in, int16_t *out);
  * that writes the input there itself (e.g. by DMA from upper FRAM) passes it to sn_infer: no copy. */
 int16_t *sn_input_buffer(void);
 /* Intermittent builds only (SN_ERR_STATE otherwise). */
-int sn_infer_start(const int16_t *in);  /* SN_OK, SN_ERR_POWER (nothing started), SN_ERR_STATE */
+int sn_infer_start(const int16_t *in);  /* SN_OK, SN_ERR_POWER (nothing started), SN_ERR_STATE;
+                                         * in NULL: the input is already in sn_infer_input() */
+int16_t *sn_infer_input(void);          /* the input's FRAM home, NULL while an inference is pending */
 int sn_infer_resume(void);              /* SN_OK: completed; SN_ERR_POWER: call again after reboot;
                                          * SN_ERR_STATE: no inference started or invalid record */
 int sn_infer_pending(void);             /* 1: an inference started and not completed */

@@ -468,11 +468,29 @@ static int dma_continue(frsim *s, uint64_t cycle_limit)
     return 0;
 }
 
+/* The CPU held by a LEA call (frsim_lea_trigger): up to the budget. Non-zero: the budget ended inside. */
+static int lea_continue(frsim *s, uint64_t cycle_limit)
+{
+    uint64_t take = s->c.cycles >= cycle_limit ? 0 : cycle_limit - s->c.cycles;
+    if (take > s->lea_hold)
+        take = s->lea_hold;
+    s->c.cycles += take;
+    s->lea_hold -= take;
+    if (s->profile)
+        s->profile[s->lea_pc >> 1] += (uint32_t)take;
+    return s->lea_hold > 0;
+}
+
 int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
 {
     int first = 1;
     if (s->error)
         return FRSIM_ERROR;
+    if (s->lea_hold) {              /* the last run stopped inside a LEA call */
+        if (lea_continue(s, cycle_limit))
+            return FRSIM_BUDGET;
+        first = 0;
+    }
     if (s->dma_active >= 0) {       /* the last run stopped inside a DMA block: the CPU is still held */
         if (dma_continue(s, cycle_limit))
             return FRSIM_BUDGET;
@@ -502,6 +520,11 @@ int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit)
         s->c.cycles += cyc;         /* wait, DMA and LEA cycles are added where they happen */
         if (s->profile)
             s->profile[pc >> 1] += (uint32_t)(s->c.cycles - before);
+        if (s->lea_hold) {          /* a LEA call: the CPU is held for its modelled cycles */
+            s->lea_pc = pc;
+            if (lea_continue(s, cycle_limit))
+                return FRSIM_BUDGET;
+        }
         if (s->dma_pending) {       /* a software DMA request: the CPU is held until it is served */
             frsim_dma_start(s);
             if (dma_continue(s, cycle_limit))

@@ -22,6 +22,7 @@ void frsim_reset(frsim *s)
     memset(s->mem, 0, FRSIM_PERIPH_END);     /* every other peripheral register */
     memset(s->lea_port, 0, sizeof s->lea_port);
     s->lea_ret = 0;
+    s->lea_hold = 0;
     s->error = 0;
     s->msg[0] = 0;
     s->c.resets++;
@@ -87,8 +88,16 @@ void frsim_lea_trigger(frsim *s, uint16_t fn)
                     msg[0] ? msg : "no message");
         return;
     }
+    /* The call's results are in LEA RAM at once (SRAM: lost anyway if the supply fails before the
+     * hold ends); its cycles are spent by frsim_run one budget at a time, so a power cut (a cycle
+     * budget) can fall inside the call. */
     s->c.lea_cycles += cost.cycles;
-    s->c.cycles += cost.cycles;
+    s->lea_hold = cost.cycles;
     s->c.lea_ops += cost.lea_ops;
     s->c.lea_energy_fj += (uint64_t)(cost.energy_nj * 1e6 + 0.5);
+}
+
+int frsim_lea_busy(const frsim *s)
+{
+    return s->lea_hold > 0x7FFFFFFF ? 0x7FFFFFFF : (int)s->lea_hold;
 }

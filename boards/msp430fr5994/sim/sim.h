@@ -112,6 +112,8 @@ typedef struct frsim {
 
     uint16_t lea_port[3];
     int16_t lea_ret;
+    uint64_t lea_hold;              /* cycles the CPU is still held by the last LEA call */
+    uint32_t lea_pc;                /* the instruction that made it (profile) */
 
     uint8_t uart[4096];
     uint32_t uart_len;
@@ -128,6 +130,7 @@ void frsim_reset(frsim *s);
 void frsim_power_off(frsim *s, uint32_t seed);
 int frsim_dma_timing(frsim *s, int sync, int per_transfer);
 int frsim_dma_busy(const frsim *s);     /* a run stopped inside a DMA block (the CPU is held) */
+int frsim_lea_busy(const frsim *s);     /* cycles a LEA call still holds the CPU (a run stopped inside it) */
 int frsim_run(frsim *s, uint64_t cycle_limit, uint64_t insn_limit);
 void frsim_set_break(frsim *s, uint32_t addr, int on);
 const char *frsim_message(const frsim *s);

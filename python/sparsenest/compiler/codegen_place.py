@@ -359,7 +359,8 @@ def intermittent_units(layers: list[LayerPlan], checkpoint: str) -> list[dict]:
     for lp in layers:
         positions = lp.out_chw[1] * lp.out_chw[2]
         macs = max(lp.meta.get("nnz", [0]) or [0]) * (positions if lp.op == "conv" else 1)
-        steps.append({"name": lp.name, "op": lp.op, "groups": lp.groups, "positions": positions,
+        steps.append({"name": lp.name, "op": "lea" if lp.lea is not None else lp.op, "groups": lp.groups,
+                      "positions": positions,
                       "row_positions": imt.conv_row_positions(lp.out_chw, lp.direct["chunk"] if lp.direct else 0),
                       "macs": macs})
     try:

@@ -9,7 +9,8 @@ direct-kernel call (or ROW_POSITIONS_1D for im2col).
 
 Granularity per layer (`checkpoint`): "layer" everywhere, "row" for every convolution, or "auto":
 rows for convolutions whose densest level takes at least AUTO_ROW_MACS multiply-accumulates, the
-rest per layer. A unit commit costs one hook call and 2 FRAM bytes, so rows cost little, but the
+rest per layer. A layer on the LEA engine (op "lea") is always one unit: its op rebuilds the LEA RAM
+operands (SRAM, lost at a power failure) from its input on every call. A unit commit costs one hook call and 2 FRAM bytes, so rows cost little, but the
 interrupted unit is the work a failure wastes: ~10k MACs is about 0.2 M MSP430 cycles on the
 reference kernels (~12 ms at 16 MHz), a small part of what a 100 uF capacitor runs.
 """
@@ -31,7 +32,7 @@ def conv_row_positions(out_shape3: tuple[int, int, int], chunk: int) -> int:
 
 
 def unit_plan(steps: list[dict], checkpoint: str) -> list[dict]:
-    """steps: per executed step {"name", "op", "groups", "positions" (out_h * out_w), "row_positions",
+    """steps: per executed step {"name", "op" ("conv", "lea", ...), "groups", "positions" (out_h * out_w), "row_positions",
     "macs" (densest level, all positions)}. Returns per step {"granularity", "unit_pos", "units"}
     (unit_pos 0: the whole layer is one unit)."""
     if checkpoint not in CHECKPOINTS:

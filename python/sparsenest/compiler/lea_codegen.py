@@ -31,7 +31,10 @@ def _cpu_macs(lp, level: int) -> int:
 def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: bool = False) -> dict:
     """Decide per conv/linear step; LEA steps get their layout (lp.lea), a single "lea" scratch area
     and meta["engine"]; every matmul step gets its predicted cycles per level for both engines.
-    Sets qm.lea_layouts (the golden model follows it) and returns it."""
+    Sets qm.lea_layouts (the golden model follows it) and returns it. Intermittent builds run a LEA
+    step as one unit of work (compiler/intermittent.py): the op rebuilds its LEA RAM operands from its
+    input on every call, so re-running it after a power failure writes the same outputs."""
+    del intermittent   # kept for callers: LEA steps need nothing else in intermittent builds
     check_engine(engine)
     L = qm.n_levels
     chosen = {}
@@ -51,9 +54,9 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
         lp.meta["predicted_cycles"]["lea"] = lea
         if engine == "auto" and lea[-1] >= cpu[-1]:
             continue
-        if staged or intermittent:
-            raise LeaError(f"layer '{lp.name}': the LEA engine supports resident, continuous builds only; "
-                           "drop --switching staged / --intermittent or use --engine cpu")
+        if staged:
+            raise LeaError(f"layer '{lp.name}': the LEA engine supports resident builds only; "
+                           "drop --switching staged or use --engine cpu")
         lp.lea, chosen[lp.name] = lay, lay
         lp.direct = None
         st.scratch.clear()

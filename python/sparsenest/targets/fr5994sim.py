@@ -114,7 +114,7 @@ def load_library() -> ctypes.CDLL:
     sigs = {
         "frsim_new": (P, []), "frsim_free": (None, [P]),
         "frsim_configure": (I, [P, U32, I, I, I, I, I]), "frsim_dma_timing": (I, [P, I, I]),
-        "frsim_dma_busy": (I, [P]),
+        "frsim_dma_busy": (I, [P]), "frsim_lea_busy": (I, [P]),
         "frsim_write_mem": (I, [P, U32, ctypes.c_char_p, U32]), "frsim_read_mem": (I, [P, U32, buf, U32]),
         "frsim_reset": (None, [P]), "frsim_power_off": (None, [P, U32]),
         "frsim_run": (I, [P, U64, U64]), "frsim_set_break": (None, [P, U32, I]),
@@ -266,6 +266,16 @@ class Device:
     def dma_busy(self) -> bool:
         """The last run stopped inside a DMA block (the next run finishes it first)."""
         return bool(self.lib.frsim_dma_busy(self._h))
+
+    @property
+    def lea_busy(self) -> bool:
+        """The last run stopped inside a LEA call (the CPU held; the next run spends the rest first)."""
+        return self.lea_hold_cycles > 0
+
+    @property
+    def lea_hold_cycles(self) -> int:
+        """Cycles the LEA call the last run stopped in still holds the CPU (0: none)."""
+        return int(self.lib.frsim_lea_busy(self._h))
 
     # ---- memory -------------------------------------------------------------------------------
     def address(self, target) -> tuple[int, int | None]:

@@ -31,10 +31,12 @@ class CutReport:
         return not self.mismatches
 
 
-def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_boots: int = 1000) -> tuple[np.ndarray, int]:
+def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_boots: int = 1000,
+                      in_place: bool = False) -> tuple[np.ndarray, int]:
     """One inference of x as a battery-free device runs it: at every boot, resume the pending
-    inference or start this one; power fails after budgets[k] FRAM bytes in boot k (no failure once
-    the list is used up). Returns (logits, reboots)."""
+    inference or start this one (in_place: sampled into the input's home, HostSim.infer_start); power
+    fails after budgets[k] FRAM bytes in boot k (no failure once the list is used up). Returns
+    (logits, reboots)."""
     started = False
     budgets = list(budgets)
     for boot in range(max_boots):
@@ -45,7 +47,7 @@ def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_
         if not started or not sim.infer_pending():
             if started and (out := sim.infer_done()) is not None:
                 return out, boot
-            rc = sim.infer_start(x)
+            rc = sim.infer_start(x, in_place)
             if rc == SN_ERR_POWER:
                 continue
             if rc != SN_OK:
@@ -62,10 +64,10 @@ def run_to_completion(sim: HostSim, x: np.ndarray, budgets: list[int] = (), max_
     raise HostSimError(f"no completion in {max_boots} boots")
 
 
-def bytes_per_inference(sim: HostSim, x: np.ndarray) -> tuple[np.ndarray, int]:
+def bytes_per_inference(sim: HostSim, x: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, int]:
     """Logits and FRAM bytes written of one uninterrupted start + resume."""
     sim.reset_counters()
-    out, _ = run_to_completion(sim, x)
+    out, _ = run_to_completion(sim, x, in_place=in_place)
     return out, sim.counters()["fram_bytes_written"]
 
 
@@ -73,20 +75,21 @@ def all_cut_points(total: int) -> list[int]:
     return list(range(0, total, 2))
 
 
-def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: np.ndarray | None = None) -> CutReport:
+def sweep(sim: HostSim, x: np.ndarray, level: int, cut_points=None, reference: np.ndarray | None = None,
+          in_place: bool = False) -> CutReport:
     """Power fails once, after each number of bytes in cut_points (default: every possible one) of
     one inference at `level`; after reboot + resume the logits must equal `reference` (default: the
-    uninterrupted run)."""
+    uninterrupted run). in_place: the input sampled into its home (run_to_completion)."""
     sim.power_fail_after(-1)
     sim.reboot()
     if sim.set_level(level) != SN_OK:
         raise HostSimError(f"could not switch to level {level}")
-    ref, total = bytes_per_inference(sim, x)
+    ref, total = bytes_per_inference(sim, x, in_place)
     if reference is not None and not np.array_equal(ref, reference):
         raise HostSimError(f"level {level}: the uninterrupted run differs from the reference")
     rep = CutReport(level, total)
     for n in all_cut_points(total) if cut_points is None else cut_points:
-        out, boots = run_to_completion(sim, x, [int(n)])
+        out, boots = run_to_completion(sim, x, [int(n)], in_place=in_place)
         if not boots:
             raise HostSimError(f"cut after {n} of {total} bytes: power never failed")
         rep.cuts += 1
@@ -164,25 +167,46 @@ def dma_blocks(fb, limit: int = 16, symbol: str = "sn_far_read") -> list[tuple[i
     the block moves): from each entry to `symbol` (the board's DMA copy), one instruction at a time
     until the block starts, then one transfer at a time until it ends. Cuts in these windows land
     inside a block (our simulator moves a block one transfer per step)."""
+    return _held_windows(fb, [symbol], lambda dev: dev.dma_busy, limit, "DMA block")
+
+
+#: The DSPLib functions whose simulator shims call the LEA model (sim/dsplib_shim.c)
+LEA_FUNCTIONS = ("msp_mac_q15", "msp_fir_q15", "msp_add_q15", "msp_offset_q15")
+
+
+def lea_calls(fb, limit: int = 16) -> list[tuple[int, int]]:
+    """[first, end) cycles of the first `limit` LEA calls of an uninterrupted run: our simulator holds
+    the CPU for a call's modelled cycles and a run's cycle budget can end inside them, so cuts in these
+    windows fall in the middle of a LEA operation."""
+    return _held_windows(fb, LEA_FUNCTIONS, lambda dev: dev.lea_busy, limit, "LEA call",
+                         rest=lambda dev: dev.lea_hold_cycles)
+
+
+def _held_windows(fb, symbols, busy, limit: int, what: str, rest=None) -> list[tuple[int, int]]:
+    """From each entry to one of `symbols`, one instruction at a time until busy(dev) (the CPU held),
+    then one step at a time until it is released (or at once, when rest(dev) says how many cycles the
+    hold has left): the [first, end) cycles, up to `limit` of them."""
     from .fr5994sim import Device, FrSimError
     dev = Device()
     dev.load(fb.elf)
     out: list[tuple[int, int]] = []
-    if symbol not in dev.elf.symbols:       # the image streams nothing
+    entries = [s for s in symbols if s in dev.elf.symbols]
+    if not entries:                     # the image has none of them
         return out
-    entry = dev.elf.symbols[symbol].value
     while len(out) < limit:
-        st = dev.run([symbol, "__halt"])
-        if st.reason != "break" or st.pc != entry:
+        st = dev.run([*entries, "__halt"])
+        if st.reason != "break" or st.pc == dev.elf.symbols["__halt"].value:
             return out
         for _ in range(400):            # the register set-up before the request
             st = dev.run(max_cycles=1)
-            if dev.dma_busy or st.reason != "budget":
+            if busy(dev) or st.reason != "budget":
                 break
-        if not dev.dma_busy:
-            raise FrSimError(f"{fb.elf}: {symbol} started no DMA block")
+        if not busy(dev):
+            raise FrSimError(f"{fb.elf}: {what}: no hold after the entry at 0x{st.pc:04X}")
         first = int(dev.counters.cycles)
-        while dev.dma_busy:
+        if rest is not None:
+            dev.run(max_cycles=rest(dev))
+        while busy(dev):
             dev.run(max_cycles=1)
         out.append((first, int(dev.counters.cycles)))
     return out
@@ -193,8 +217,8 @@ def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:
     interruption and stops at each cut; a second one takes its memory there (what a power cut keeps:
     the FRAM; power_off then scrambles SRAM and resets registers and peripherals), reboots and runs to
     the end. The same result as device_cut per cut, at the cost of the rest of the run instead of all
-    of it. Per cut also "dma_transfers", "in_switch" and "in_dma_block" (inside a DMA block): where the
-    uninterrupted run was."""
+    of it. Per cut also "dma_transfers", "in_switch", "in_dma_block" (inside a DMA block) and
+    "in_lea_call" (inside a LEA operation): where the uninterrupted run was."""
     from .fr5994sim import Device, FrSimError
     main, probe = Device(), Device()
     main.load(fb.elf)
@@ -214,7 +238,7 @@ def device_cut_sweep(fb, meta: dict, cut_cycles, seed: int = 1) -> list[dict]:
         probe.restore(main.snapshot())
         r = _reboot_and_finish(probe, meta, seed + k)
         r.update(cycle=int(cut), dma_transfers=int(main.counters.dma_transfers), in_switch=last_mark == 1,
-                 in_dma_block=main.dma_busy)
+                 in_dma_block=main.dma_busy, in_lea_call=main.lea_busy)
         out.append(r)
     return out
 

@@ -18,7 +18,11 @@ image streams the fully connected weights from upper FRAM by DMA): the start-up 
 resumed and recorded logits must equal the golden model. The simulator moves a DMA block one
 transfer per step, so cuts land inside blocks too: 2 x commit_cuts in each of the first 8 x
 commit_cuts DMA blocks of the run (powercut.dma_blocks), counted as "inside a DMA block"; those
-counted as "between DMA transfers" fall while the inference is streaming.
+counted as "between DMA transfers" fall while the inference is streaming. `--lea` adds LEA-engine builds
+(compile --engine lea; seeded weights with nested LEA block masks, so every layer runs on LEA) of each
+model, supply cuts only:
+our simulator holds the CPU for a LEA call's modelled cycles, so 2 x commit_cuts cuts fall inside each
+of 8 x commit_cuts LEA calls (powercut.lea_calls). `--models` picks models by name.
 
     sparsenest bench intermittent [--bundle build/lenet5-small.nest] [--cuts N]
 
@@ -112,19 +116,22 @@ def power_cut_proof(entry: dict, x: np.ndarray, cuts: int | None, seed: int = 0)
 
 
 def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, seed: int = 0,
-                 commit_cuts: int = 4, name: str = "") -> dict:
+                 commit_cuts: int = 4, name: str = "", fram_bytes: int | None = 49024) -> dict:
     """Supply cuts in our FR5994 simulator (chip image, one step per level: switch + infer): n_cuts at
     random cycles, plus commit_cuts spread over the poll window (64 cycles) of every progress-record
     change (sn_infer_start's zero and each unit commit), 4 x commit_cuts over the level switch and
-    8 x commit_cuts inside every unit that streams weights from upper FRAM by DMA. powercut.device_cut_sweep: the start-up code
-    resumes, and the resumed and recorded logits must equal the golden model."""
+    8 x commit_cuts inside every unit that streams weights from upper FRAM by DMA, and 2 x commit_cuts
+    inside each of the first 8 x commit_cuts DMA blocks and of 8 x commit_cuts LEA calls spread over the
+    inference. powercut.device_cut_sweep: the start-up code resumes, and the resumed and recorded logits
+    must equal the golden model. fram_bytes: the lower-FRAM budget (None: the chip target's, which
+    keeps a code reserve: full LeNet-5's code no longer fits beside a 49,024-byte budget)."""
     from ...compiler import golden
     from ...compiler.build import compile_bundle
     from ...targets import firmware, powercut
     from ...targets.fr5994power import random_cuts
     mdir = out / "fr5994"
     info = compile_bundle(b, mdir, target="msp430fr5994", build=False, calib=calib, force=True,
-                          target_overrides={"fram_bytes": 49024}, **opts)
+                          target_overrides={"fram_bytes": fram_bytes} if fram_bytes else None, **opts)
     model = firmware.load_model_dir(mdir)
     res = {}
     for lv in range(1, info["qmodel"].n_levels + 1):
@@ -142,7 +149,9 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
                 span = b_["cycle"] - a_["cycle"]
                 targeted += [a_["cycle"] + (span * (2 * i + 1)) // (16 * commit_cuts) for i in range(8 * commit_cuts)]
         targeted += [start + 1 + ((infer - start - 1) * i) // (4 * commit_cuts) for i in range(4 * commit_cuts)]
-        for lo, hi in powercut.dma_blocks(fb, limit=8 * commit_cuts):     # inside DMA blocks
+        lea = powercut.lea_calls(fb, limit=1 << 20)       # inside LEA calls, spread over the inference
+        for lo, hi in [*powercut.dma_blocks(fb, limit=8 * commit_cuts),     # inside DMA blocks
+                       *lea[:: max(1, len(lea) // (8 * commit_cuts))][: 8 * commit_cuts]]:
             targeted += [lo + 1 + ((hi - lo - 1) * i) // (2 * commit_cuts) for i in range(2 * commit_cuts)]
         cuts = sorted(set([start + c for c in random_cuts(n_cuts, end - start, seed=seed + lv)] + targeted))
         bad, resumed = [], 0
@@ -156,19 +165,51 @@ def device_proof(b, out: Path, opts: dict, x: np.ndarray, calib, n_cuts: int, se
                 bad.append(r["cycle"])
         in_dma = sum(dma0 < r["dma_transfers"] < dma1 for r in rs)
         in_block = sum(r["in_dma_block"] for r in rs)
+        in_lea = sum(r["in_lea_call"] for r in rs)
         res[lv] = {"cuts": len(rs), "random": n_cuts, "targeted": len(rs) - n_cuts, "commits": len(commits),
                    "in_switch": sum(r["in_switch"] for r in rs), "between_dma_transfers": in_dma,
-                   "inside_dma_blocks": in_block,
+                   "inside_dma_blocks": in_block, "inside_lea_calls": in_lea, "lea_calls": len(lea),
                    "dma_transfers": dma1 - dma0, "cycles": end - start, "resumed": resumed,
                    "mismatches": bad[:20], "ok": not bad, "seconds": time.perf_counter() - t0}
         _log(f"    {name} L{lv}: {len(rs)} supply cuts ({n_cuts} at random cycles of {end - start:,}, "
              f"{len(rs) - n_cuts} at {len(commits)} progress commits and the switch; {res[lv]['in_switch']} in the "
              f"level switch, "
              f"{in_dma} between the inference's first and last of {dma1 - dma0} DMA transfers, {in_block} inside a "
-             f"DMA block), {resumed} resumed "
+             f"DMA block, {in_lea} inside one of {len(lea)} LEA calls), {resumed} resumed "
              f"by the start-up code: " + ("all equal golden" if not bad else f"{len(bad)} MISMATCHES")
              + f" ({res[lv]['seconds']:.0f} s)")
     return res
+
+
+#: linear-layer blocks of the seeded LEA bundles, largest first: the first that tiles the weight is used
+LEA_LINEAR_BLOCKS = ((4, 8), (2, 4), (1, 4), (1, 2), (1, 1))
+
+
+def seeded_lea_bundle(name: str, input_shape, dataset: str, sparsities):
+    """A zoo model with seeded weights and nested block masks the LEA engine runs (kernel rows 1 x k_w
+    for convolutions, blocks for linear layers, ranked by L2 norm: bench/lea.py's block_intro), so
+    that with --engine lea every layer is on LEA."""
+    import torch
+
+    from ... import models
+    from ...bundle import Bundle
+    from ...train.graph import extract_graph, prunable_weight_keys
+    from .lea import block_intro
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = models.create(name).eval()
+    graph = extract_graph(net, tuple(input_shape))
+    intro = {}
+    for k in prunable_weight_keys(graph):
+        w = net.state_dict()[k].numpy()
+        rows, cols = w.shape[0], int(np.prod(w.shape[1:]))
+        blk = (1, w.shape[-1]) if w.ndim >= 3 else next(b for b in LEA_LINEAR_BLOCKS
+                                                         if rows % b[0] == 0 and cols % b[1] == 0)
+        intro[k] = block_intro(w, blk, sparsities)
+    levels = [{"level": i + 1, "target_sparsity": sp, "sparsity": sp, "float_accuracy": None}
+              for i, sp in enumerate(sparsities)]     # from_model records the measured sparsity
+    return Bundle.from_model(net, intro, graph=graph, levels=levels, prune={"method": "block-seeded"},
+                             dataset={"name": dataset}, train_config={}, model_spec={"name": name, "kwargs": {}})
 
 
 def lenet5_bundle(sparsities):
@@ -210,6 +251,10 @@ def add_arguments(p) -> None:
                    help="only the supply cuts in our simulator (no mspdebug cycles, no host-board cuts)")
     p.add_argument("--no-lenet5", action="store_true",
                    help="skip full LeNet-5 (supply cuts only: its chip image streams fc weights by DMA)")
+    p.add_argument("--lea", action="store_true",
+                   help="also LEA-engine builds (seeded weights, LEA block masks) of each model (supply cuts only)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated subset of lenet5-small, harnet, lenet5 (with --lea: NAME-lea too)")
     arg.add_output(p, default="build/bench/intermittent", help="output path")
 
 
@@ -228,11 +273,22 @@ def run(a) -> int:
                                                 "states and cache, DMA"}
     if not a.no_lenet5 and a.device_cuts:
         models["lenet5"] = (lenet5_bundle(sparsities), mnist, data.load("mnist", "train").subset(256, seed=0).x)
+    if a.lea and a.device_cuts:
+        for m, (shape, ds) in {"lenet5-small": ((1, 28, 28), "mnist"), "harnet": ((9, 128), "har"),
+                               "lenet5": ((1, 28, 28), "mnist")}.items():
+            if m in models:
+                models[f"{m}-lea"] = (seeded_lea_bundle(m, shape, ds, sparsities), *models[m][1:])
+    if a.models:
+        wanted = a.models.split(",")
+        if unknown := sorted(set(wanted) - set(models)):
+            raise SystemExit(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(models)}")
+        models = {m: v for m, v in models.items() if m in wanted}
     for mname, (b, x, calib) in models.items():
         _log(f"{mname}:")
         rows, proof = [], {}
+        device_opts = {**VARIANTS["auto"], **({"engine": "lea"} if mname.endswith("-lea") else {})}
         for vname, opts in VARIANTS.items():
-            if a.device_only or mname == "lenet5":
+            if a.device_only or mname == "lenet5" or mname.endswith("-lea"):
                 break
             t0 = time.perf_counter()
             rows.append(measure_variant(b, out / mname / vname, vname, opts, x, calib))
@@ -245,8 +301,9 @@ def run(a) -> int:
         device = {}
         if a.device_cuts:
             _log(f"  supply cuts in our FR5994 simulator ({mname}, auto granularity):")
-            device = device_proof(b, out / mname / "auto", VARIANTS["auto"], x, calib, a.device_cuts,
-                                  commit_cuts=a.commit_cuts, name=mname)
+            device = device_proof(b, out / mname / "auto", device_opts, x, calib, a.device_cuts,
+                                  commit_cuts=a.commit_cuts, name=mname,
+                                  fram_bytes=None if mname in ("lenet5", "lenet5-lea") else 49024)
         report["models"][mname] = {"variants": [{k: v for k, v in r.items() if k not in ("qmodel", "host_dir")}
                                                 for r in rows], "power_cuts": proof, "device_cuts": device}
         if not all(v["ok"] for v in [*proof.values(), *device.values()]):
