@@ -11,7 +11,8 @@
  *             selector: 3 -> 1 -> 3 copies nothing. Going to b > held copies exactly
  *             [seg[r][held], seg[r][b]) per row, bytes no level <= held reads, so a power loss before
  *             the selector write leaves the old level and held intact. No byte of a weight shared by
- *             the two levels is ever written, and only master bytes ever are. */
+ *             the two levels is ever written, and only master bytes ever are. The copy is in lower
+ *             FRAM, or in upper FRAM for a matrix streamed from there (filled by DMA to a far address). */
 #include "sn_runtime.h"
 
 /* The word, decoded and checked: 0 when it holds no valid (level, held) of this model. */
@@ -47,6 +48,10 @@ int sn_init(void) {
  * a helper call on the 16-bit MCU); the copy goes through the board's FRAM write, whose memcpy moves
  * words when master and working copy have the same alignment (codegen aligns both to 2). */
 static inline int sn_stage_copy(const sn_staged_array *s, uint32_t lo, uint32_t n) {
+    if (s->work_far) {   /* a working copy in upper FRAM (a streamed matrix): DMA to a far address */
+        sn_far_addr_t src = s->master_far ? *s->master_far : (sn_far_addr_t)(uintptr_t)s->master;
+        return sn_board_far_write(*s->work_far + lo, src + lo, (size_t)n);
+    }
     if (s->master_far) {
         return sn_board_fram_write_far(s->work + lo, *s->master_far + lo, (size_t)n);
     }
