@@ -75,6 +75,20 @@ def lenet_bundle(model_name: str = "lenet5-small", dense_keys=()) -> Bundle:
     return bundle_from(trained_net(model_name), (1, 28, 28), dense_keys=dense_keys, name=model_name)
 
 
+class SmallNet(nn.Module):
+    """conv 3x3 (4 channels) -> relu -> linear 144 -> 24 -> relu -> linear 24 -> 10 on 1x8x8."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc1 = nn.Linear(4 * 6 * 6, 24)
+        self.fc2 = nn.Linear(24, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
+
+
 # ----------------------------------------------------------------------------- random graphs
 
 class Conv1dNet(nn.Module):

@@ -10,9 +10,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
-from sn_compile_helpers import bundle_from
+from sn_compile_helpers import SmallNet, bundle_from
 from sparsenest.analysis import switch_model
 from sparsenest.analysis.cost import load_platform
 from sparsenest.compiler import golden
@@ -22,20 +21,6 @@ from sparsenest.targets import firmware, msp430
 from sparsenest.targets.host import SN_ERR_POWER, SN_OK, HostSim
 
 UPPER = 1 << 17
-
-
-class SmallNet(nn.Module):
-    """conv 3x3 (4 channels) -> relu -> linear 144 -> 24 -> relu -> linear 24 -> 10 on 1x8x8."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3)
-        self.fc1 = nn.Linear(4 * 6 * 6, 24)
-        self.fc2 = nn.Linear(24, 10)
-
-    def forward(self, x):
-        h = torch.relu(self.conv(x))
-        return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
 
 
 @pytest.fixture(scope="module")

@@ -200,6 +200,11 @@ int sn_board_fram_write_far(void *dst, sn_far_addr_t src, size_t nbytes) {
     return sn_board_fram_write(dst, (const void *)src, nbytes);
 }
 
+/* So is a working copy in far memory: its fill is a tracked FRAM write too. */
+int sn_board_far_write(sn_far_addr_t dst, sn_far_addr_t src, size_t nbytes) {
+    return sn_board_fram_write((void *)dst, (const void *)src, nbytes);
+}
+
 /* ------------------------------------------------------------------ batch inference */
 SN_EXPORT int sn_host_infer_batch(const int16_t *in, int16_t *out, uint32_t n) {
     uint32_t i;

@@ -1,4 +1,4 @@
-/* Board services that are not start-up: far (upper FRAM) reads through the DMA controller. */
+/* Board services that are not start-up: far (upper FRAM) reads and writes through the DMA controller. */
 #include "sn_board.h"
 
 #ifndef SN_FAR_DMA_CHANNEL
@@ -13,16 +13,21 @@ void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n)
     __builtin_memcpy(dst, (const void *)(uint16_t)src, n);
 }
 
+void sn_far_copy(sn_far_addr_t dst, sn_far_addr_t src, uint16_t n)
+{
+    __builtin_memcpy((void *)(uint16_t)dst, (const void *)(uint16_t)src, n);
+}
+
 #else
 
 /* Block transfer, software trigger. The CPU stops while the block moves (about 2 MCLK cycles per
  * word), so there is nothing to wait for afterwards; DMAEN clears itself at the end.
  * Not exercised by the simulator (it has no DMA): check on a board before trusting timings. */
-void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n)
+static inline __attribute__((always_inline)) void dma_block(uint16_t dst16, uint16_t dst_hi,
+                                                           sn_far_addr_t src, uint16_t n)
 {
     if (n == 0)
         return;
-    uint16_t dst16 = (uint16_t)(uintptr_t)dst;
     uint16_t words = ((dst16 | (uint16_t)src | n) & 1u) == 0;
     uint16_t ctl = DMADT_BLOCK | DMADSTINCR_INC | DMASRCINCR_INC;
     if (!words)
@@ -42,7 +47,7 @@ void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n)
     DMAxSAL(SN_FAR_DMA_CHANNEL) = (uint16_t)src;
     DMAxSAH(SN_FAR_DMA_CHANNEL) = (uint16_t)(src >> 16) & 0x000Fu;
     DMAxDAL(SN_FAR_DMA_CHANNEL) = dst16;
-    DMAxDAH(SN_FAR_DMA_CHANNEL) = 0;
+    DMAxDAH(SN_FAR_DMA_CHANNEL) = dst_hi;
     DMAxSZ(SN_FAR_DMA_CHANNEL) = words ? (uint16_t)(n >> 1) : n;
     DMAxCTL(SN_FAR_DMA_CHANNEL) = ctl | DMAEN;
     DMAxCTL(SN_FAR_DMA_CHANNEL) = ctl | DMAEN | DMAREQ;
@@ -51,6 +56,16 @@ void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n)
         ;
     DMAxCTL(SN_FAR_DMA_CHANNEL) = 0;
     sn_irq_restore(irq);
+}
+
+void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n)
+{
+    dma_block((uint16_t)(uintptr_t)dst, 0, src, n);
+}
+
+void sn_far_copy(sn_far_addr_t dst, sn_far_addr_t src, uint16_t n)
+{
+    dma_block((uint16_t)dst, (uint16_t)(dst >> 16) & 0x000Fu, src, n);
 }
 
 #endif

@@ -128,6 +128,9 @@ extern "C" {
  * is halted until the transfer ends. Word transfers when both addresses and n are even.
  * Simulator image: memcpy (board.c). Host: the inline memcpy above. */
 void sn_far_read(void *dst, sn_far_addr_t src, uint16_t n);
+/* The same between two far addresses (a staged working copy in upper FRAM filled from its master). */
+#define SN_BOARD_FAR_COPY 1
+void sn_far_copy(sn_far_addr_t dst, sn_far_addr_t src, uint16_t n);
 #endif
 
 /* Firmware exit code: start-up stores main()'s return value here before halting at __halt. */

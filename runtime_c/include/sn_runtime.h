@@ -78,6 +78,17 @@ extern uint32_t sn_far_reads, sn_far_bytes;
 #else
 #define SN_FAR_ARRAY(ctype, dir, name, n, ...) SN_FRAM_FAR static const ctype name[n] = {__VA_ARGS__}
 #endif
+/* A far array written at run time (a staged working copy streamed from upper FRAM): on the MSP430
+ * assembly data in .upper.persistent.<name> (loaded when the device is programmed, never touched by
+ * start-up), written only through sn_board_far_write; elsewhere a writable C array. */
+#if defined(SN_UPPER_CONST) && defined(__MSP430__)
+#define SN_FAR_PERSISTENT_ARRAY(ctype, dir, name, n, ...)                                          \
+    __asm__(".pushsection .upper.persistent." #name ",\"aw\",@progbits\n\t.balign 2\n\t.type " #name  \
+            ",@object\n" #name ":\n\t" dir " " SN_STR_ARGS(__VA_ARGS__) "\n\t.size " #name ", .-" #name \
+            "\n\t.popsection")
+#else
+#define SN_FAR_PERSISTENT_ARRAY(ctype, dir, name, n, ...) static ctype name[n] = {__VA_ARGS__}
+#endif
 #ifndef SN_FAR_TILE
 #ifdef SN_NOINIT
 #define SN_FAR_TILE SN_NOINIT
@@ -92,6 +103,9 @@ extern uint32_t sn_far_reads, sn_far_bytes;
 int sn_board_fram_write(void *dst, const void *src, size_t nbytes);
 /* The same from far memory (a staged master in upper FRAM); default: sn_far_read (board DMA). */
 int sn_board_fram_write_far(void *dst, sn_far_addr_t src, size_t nbytes);
+/* The same into far memory (a staged working copy in upper FRAM), from a far or near address
+ * (sn_far_addr_t of a near pointer); default: the board's sn_far_copy (DMA), else memcpy. */
+int sn_board_far_write(sn_far_addr_t dst, sn_far_addr_t src, size_t nbytes);
 
 /* sn_board_fram_write for runtime data (activations, progress): a failed write sets sn_power_lost,
  * which the intermittent driver checks after each unit of work (runtime_c/src/sn_fram_store.c). */
@@ -199,7 +213,8 @@ typedef struct {
 /* Staged switching: one array whose rows are copied from master to work by level segments. The
  * master is near (master) or in far memory (master_far: the address of its far address; 0 when
  * near), read only by switches, which fill the near working copy from it with
- * sn_board_fram_write_far (DMA on the MSP430FR5994). */
+ * sn_board_fram_write_far (DMA on the MSP430FR5994). A working copy in far memory (work_far, work 0:
+ * a matrix streamed from upper FRAM) is filled with sn_board_far_write (DMA to a 20-bit address). */
 typedef struct {
     const uint8_t *master;
     const sn_far_addr_t *master_far;
@@ -207,6 +222,7 @@ typedef struct {
     const void *seg;       /* [rows][n_levels + 1] byte offsets: uint16_t, or uint32_t if seg_u32 */
     uint8_t seg_u32;
     uint16_t rows;
+    const sn_far_addr_t *work_far;
 } sn_staged_array;
 
 /* Intermittent builds: an activation's SRAM working copy, which the layers read and write, and its

@@ -21,3 +21,21 @@ __attribute__((weak)) int sn_board_fram_write_far(void *dst, sn_far_addr_t src, 
     }
     return 0;
 }
+
+/* A staged working copy in far memory is filled from its master (far or near) by the board's far
+ * copy (DMA on the MSP430FR5994) in pieces its 16-bit length takes; a board without one has far
+ * memory in its address space. */
+__attribute__((weak)) int sn_board_far_write(sn_far_addr_t dst, sn_far_addr_t src, size_t nbytes) {
+    while (nbytes) {
+        uint16_t n = nbytes > 0x8000u ? 0x8000u : (uint16_t)nbytes;
+#ifdef SN_BOARD_FAR_COPY
+        sn_far_copy(dst, src, n);
+#else
+        memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+#endif
+        dst += n;
+        src += n;
+        nbytes -= n;
+    }
+    return 0;
+}

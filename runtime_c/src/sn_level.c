@@ -11,7 +11,8 @@
  *             selector: 3 -> 1 -> 3 copies nothing. Going to b > held copies exactly
  *             [seg[r][held], seg[r][b]) per row, bytes no level <= held reads, so a power loss before
  *             the selector write leaves the old level and held intact. No byte of a weight shared by
- *             the two levels is ever written, and only master bytes ever are. */
+ *             the two levels is ever written, and only master bytes ever are. The copy is in lower
+ *             FRAM, or in upper FRAM for a matrix streamed from there (filled by DMA to a far address). */
 #include "sn_runtime.h"
 
 /* The word, decoded and checked: 0 when it holds no valid (level, held) of this model. */
@@ -53,13 +54,40 @@ static inline int sn_stage_copy(const sn_staged_array *s, uint32_t lo, uint32_t 
     return sn_board_fram_write(s->work + lo, s->master + lo, (size_t)n);
 }
 
+/* A working copy in upper FRAM (its matrix streams from there): each row's bytes go by DMA to a far
+ * address. Its own loop, so the near copies' row loop below stays as tight as it was. */
+__attribute__((noinline)) static int sn_stage_up_far(const sn_staged_array *s, uint8_t from, uint8_t to,
+                                                     uint16_t stride) {
+    sn_far_addr_t src = s->master_far ? *s->master_far : (sn_far_addr_t)(uintptr_t)s->master;
+    sn_far_addr_t dst = *s->work_far;
+    const uint16_t *seg16 = (const uint16_t *)s->seg;
+    const uint32_t *seg32 = (const uint32_t *)s->seg;
+    uint16_t r;
+    for (r = 0; r < s->rows; r++, seg16 += stride, seg32 += stride) {
+        uint32_t lo = s->seg_u32 ? seg32[from] : seg16[from];
+        uint32_t hi = s->seg_u32 ? seg32[to] : seg16[to];
+        SN_COUNT(weight_bytes_read, s->seg_u32 ? 8u : 4u);
+        if (hi > lo) {
+            SN_COUNT(weight_bytes_read, hi - lo);
+            if (sn_board_far_write(dst + lo, src + lo, (size_t)(hi - lo))) {
+                return SN_ERR_POWER;
+            }
+        }
+    }
+    return SN_OK;
+}
+
 /* Not inlined: the selector-only switch keeps a small prologue. */
 __attribute__((noinline)) static int sn_stage_up(const sn_model *m, uint8_t from, uint8_t to) {
     uint16_t a, r;
     uint16_t stride = (uint16_t)(m->n_levels + 1u);
     for (a = 0; a < m->n_staged; a++) {
         const sn_staged_array *s = &m->staged[a];
-        if (s->seg_u32) {
+        if (s->work_far) {
+            if (sn_stage_up_far(s, from, to, stride)) {
+                return SN_ERR_POWER;
+            }
+        } else if (s->seg_u32) {
             const uint32_t *seg = (const uint32_t *)s->seg;
             for (r = 0; r < s->rows; r++, seg += stride) {
                 uint32_t lo = seg[from], hi = seg[to];

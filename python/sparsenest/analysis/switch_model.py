@@ -11,7 +11,9 @@ A switch to level b when the working copy holds level `held` (>= the committed l
   at the same parity in both and memcpy moves words after at most one leading byte). A master in
   upper FRAM (codegen_far.place_staged_masters) fills its rows by DMA instead:
       + far copies x far_copy_cycles + DMA transfers x far_transfer_cycles
-  (one block per row; word transfers when the row's offset and length are even, else bytes).
+  (one block per row; word transfers when the row's offset and length are even, else bytes). A working
+  copy in upper FRAM too (a matrix streamed from there, codegen_far.place_staged_far) adds per row
+  with bytes far_work_copy_cycles (sn_board_far_write's 32-bit address arithmetic and sn_far_copy call).
 
 The constants are the platform's ``staged.*`` (boards/msp430fr5994/board.toml), fitted to our
 simulator's cycles of sn_set_level on five-level LeNet-5-small builds by `fit` (`sparsenest bench
@@ -24,11 +26,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 #: The work terms of a switch, in the order of their platform constants.
-TERMS = ("select", "stage", "arrays", "rows", "copies", "words", "odd_bytes", "far_copies", "far_transfers")
+TERMS = ("select", "stage", "arrays", "rows", "copies", "words", "odd_bytes", "far_copies", "far_transfers",
+         "far_work_copies")
 CONSTANTS = {"select": "staged.select_cycles", "stage": "staged.stage_cycles", "arrays": "staged.array_cycles",
              "rows": "staged.row_cycles", "copies": "staged.copy_cycles", "words": "staged.word_cycles",
              "odd_bytes": "staged.byte_cycles", "far_copies": "staged.far_copy_cycles",
-             "far_transfers": "staged.far_transfer_cycles"}
+             "far_transfers": "staged.far_transfer_cycles", "far_work_copies": "staged.far_work_copy_cycles"}
 
 __all__ = ["TERMS", "CONSTANTS", "switch_work", "predict_staged_switch", "held_after", "switch_pairs", "fit"]
 
@@ -58,6 +61,8 @@ def switch_work(staged_arrays: Sequence[Mapping], held: int, b: int) -> dict[str
             # a master in upper FRAM: one DMA block per row (sn_far_read), word transfers when the
             # offset and the length are even, else byte transfers
             out["far_copies"] += int(copied.sum())
+            if s.get("work_far"):
+                out["far_work_copies"] += int(copied.sum())
             even = ((lo | n) & 1) == 0
             out["far_transfers"] += int(np.where(even, n // 2, n)[copied].sum())
             continue

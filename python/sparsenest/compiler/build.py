@@ -116,7 +116,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
                    evaluate=None, initial_level: int | None = None,
                    build: bool | None = None, target_overrides: dict | None = None, conv: str = "auto",
                    intermittent: bool = False, checkpoint: str = "auto", force: bool = False,
-                   objective: str | None = None, cycle_model=None, engine: str = "cpu") -> dict:
+                   objective: str | None = None, cycle_model=None, engine: str = "cpu", far=None) -> dict:
     """Compile a bundle (path or Bundle) into out_dir.
 
     target: "host" | "msp430fr5994" | a planner.Target; target_overrides: Target fields to change
@@ -132,7 +132,8 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     compiler/intermittent.py). objective: with fmt "auto", "time" | "energy" | "bytes" picks each layer's
     format and conv method by the cost model within the target's FRAM budget (compiler/choose.py; the
     choice lands in meta["choice"] and the result's "choice"); None keeps `auto` = smallest per layer.
-    cycle_model: a CycleModel for that choice (default: choose.default_cycle_model()). build: build the host library (default: True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
+    cycle_model: a CycleModel for that choice (default: choose.default_cycle_model()). far: weights
+    streamed from upper FRAM, None/"auto" | "none" | layer names (codegen.generate). build: build the host library (default: True for the host target). Returns {"out_dir", "meta", "library" (or None), "qmodel"}.
     An existing non-empty out_dir is replaced only with force=True and only when it is a previous build
     (safe_output.check_output_dir). Everything is written to a temporary sibling folder first, so a failing
     compile leaves an earlier build untouched."""
@@ -170,7 +171,7 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     try:
         meta = codegen.generate(qm, tmp, target=tgt, fmt=fmt, format_opts=format_opts,
                                 switching=switching, initial_level=initial_level, conv=conv,
-                                intermittent=intermittent, checkpoint=checkpoint, engine=engine,
+                                intermittent=intermittent, checkpoint=checkpoint, engine=engine, far=far,
                                 name=(b.manifest.get("model") or {}).get("name", "model"), extra_meta=extra)
         if build:
             build_host(tmp, meta["kernels"])

@@ -4,6 +4,10 @@ A far matrix's arrays live in upper FRAM (SN_FRAM_FAR); the generated code copie
 consecutive rows at a time into an SRAM buffer with sn_far_read (DMA on the MSP430FR5994) and runs the
 format kernel on it. `place_far` picks the matrices: "auto" moves the heaviest-per-call matrices out
 until lower FRAM fits, a list names them, "none" keeps all in lower FRAM.
+
+Staged builds (far "auto"): first the masters of staged arrays (`place_staged_masters`: read only by
+switches), then, while lower FRAM still overflows, whole staged matrices (`place_staged_far`): the tiles
+stream the working copy, which lives in upper FRAM too and which switches fill by DMA to its far address.
 """
 from __future__ import annotations
 
@@ -39,6 +43,12 @@ class FarPlan:
     @property
     def bytes(self) -> int:
         return sum(p[1] for t in self.tiles for p in t.pieces)
+
+    @property
+    def table_bytes(self) -> int:
+        """Lower FRAM of its tile table (model.c.j2 `<m>_tile_t`: r0, rows, then per array a 32-bit
+        offset and 16-bit length and destination): 3.3 KB for full LeNet-5's fc1 in 1 KB tiles."""
+        return len(self.tiles) * (4 + 8 * len(self.arrays))
 
 
 def far_rows(enc: formats.EncodedLayer) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
@@ -107,37 +117,15 @@ def place_far(target: Target, far, tile_bytes: int, matrices: list,
     if far is None:
         far = "auto" if target.upper_fram_bytes > 0 else "none"
     plans: dict[int, FarPlan] = {}
-
-    def plan_for(m, why: list | None = None) -> FarPlan | None:
-        if m.staged:
-            if why is not None:
-                why.append(f"layer '{m.layer}' has staged working copies (staged switching keeps weights "
-                           f"in lower FRAM; use resident switching to stream weights from upper FRAM)")
-            return None
-        p = far_tiles(m.enc, tile_bytes)
-        if p is None and why is not None:
-            why.append(f"layer '{m.layer}': format {m.enc.format} has no row tiles (one list for the whole "
-                       f"matrix); choose a row format (csr16, rel8, rel4, bitmap, block, pattern, dense)")
-        return p
-
-    def nbytes(m, p: FarPlan) -> int:
-        return sum(m.arrays[a].nbytes for a in p.arrays)
-
     if isinstance(far, str) and far == "none":
         return plans
     if isinstance(far, str) and far == "auto":
         total = fixed + sum(b for _, b in layer_fram) + fram_arena
         if total <= target.fram_bytes:
             return plans
-        # a move pays only when it frees more than the tile code it adds to lower FRAM
-        cands = [(m, p) for m in matrices if (p := plan_for(m)) is not None and nbytes(m, p) > FAR_MATRIX_CODE_BYTES]
-        # most bytes moved per tile-streaming call first (fully connected layers before convolutions)
-        cands.sort(key=lambda mp: (-nbytes(*mp) / mp[0].positions, mp[0].mid))
-        for m, p in cands:
-            if total <= target.fram_bytes:
-                break
-            plans[m.mid] = p
-            total -= nbytes(m, p) - FAR_MATRIX_CODE_BYTES
+        # staged matrices move only after their masters (place_staged_far): their working copies are
+        # what a level computes with
+        _move_until_fits(target, [m for m in matrices if not m.staged], tile_bytes, total, plans)
     elif isinstance(far, (list, tuple, set)):
         known = {m.layer for m in matrices}
         for name in far:
@@ -145,18 +133,70 @@ def place_far(target: Target, far, tile_bytes: int, matrices: list,
                 raise CodegenError(f"far: no conv/linear layer named {name!r} (layers: {', '.join(sorted(known))})")
         for m in matrices:
             if m.layer in far:
-                why: list = []
-                p = plan_for(m, why)
+                p = far_tiles(m.enc, tile_bytes)
                 if p is None:
-                    raise CodegenError("cannot place in far memory: " + why[0])
+                    raise CodegenError("cannot place in far memory: " + _no_tiles(m))
                 plans[m.mid] = p
     else:
         raise CodegenError(f"far must be 'auto', 'none' or a list of layer names, not {far!r}")
-    used = sum(nbytes(m, plans[m.mid]) for m in matrices if m.mid in plans)
+    return plans
+
+
+def _no_tiles(m) -> str:
+    return (f"layer '{m.layer}': format {m.enc.format} has no row tiles (one list for the whole "
+            f"matrix); choose a row format (csr16, rel8, rel4, bitmap, block, pattern, dense)")
+
+
+def _near_bytes(m, p: FarPlan) -> int:
+    """Lower-FRAM bytes a matrix frees when it streams: its arrays (and staged working copies) not
+    already in upper FRAM."""
+    arrs = [m.arrays[a] for a in p.arrays] + [m.work[a] for a in p.arrays if a in getattr(m, "work", {})]
+    return sum(a.nbytes for a in arrs if a.section != "SN_FRAM_FAR")
+
+
+def _move_until_fits(target: Target, matrices: list, tile_bytes: int, total: int, plans: dict,
+                     tables: bool = False) -> int:
+    """Stream matrices from far memory, the most bytes per tile-streaming call first (fully connected
+    layers before convolutions), until lower FRAM fits; a move pays only when it frees more than the
+    tile code (and, with `tables`, the tile table) it adds. Returns the new lower-FRAM total."""
+    def cost(p: FarPlan) -> int:
+        return FAR_MATRIX_CODE_BYTES + (p.table_bytes if tables else 0)
+
+    cands = [(m, p) for m in matrices if (p := far_tiles(m.enc, tile_bytes)) is not None
+             and _near_bytes(m, p) > cost(p)]
+    cands.sort(key=lambda mp: (-_near_bytes(*mp) / mp[0].positions, mp[0].mid))
+    for m, p in cands:
+        if total <= target.fram_bytes:
+            break
+        plans[m.mid] = p
+        total -= _near_bytes(m, p) - cost(p)
+    return total
+
+
+def check_upper(target: Target, used: int) -> None:
+    """Everything placed in upper FRAM (streamed weights, staged masters and working copies) fits it."""
     if target.upper_fram_bytes and used > target.upper_fram_bytes:
         raise PlanError(f"model does not fit the {target.name} upper FRAM either: {used} bytes of weights "
-                        f"streamed from it, {used - target.upper_fram_bytes} bytes over its "
+                        f"placed there, {used - target.upper_fram_bytes} bytes over its "
                         f"{target.upper_fram_bytes} bytes")
+
+
+def place_staged_far(target: Target, far, tile_bytes: int, matrices: list, layer_fram: list[tuple[str, int]],
+                     fixed: int, fram_arena: int) -> dict[int, FarPlan]:
+    """Staged builds whose working copies do not fit lower FRAM after their masters moved out
+    (place_staged_masters): whole staged matrices stream from upper FRAM, working copy included (the
+    tiles read the copy; switches fill it by DMA to its far address). Only with far "auto" (or unset)
+    on a target with upper FRAM. Matrix id -> tile plan. `fixed` counts the tile tables of matrices
+    already streamed, and each move here pays for its own (see FarPlan.table_bytes)."""
+    if far is None:
+        far = "auto" if target.upper_fram_bytes > 0 else "none"
+    plans: dict[int, FarPlan] = {}
+    if not (isinstance(far, str) and far == "auto") or not target.upper_fram_bytes:
+        return plans
+    total = fixed + sum(b for _, b in layer_fram) + fram_arena
+    if total > target.fram_bytes:
+        _move_until_fits(target, [m for m in matrices if m.staged and m.far is None], tile_bytes, total, plans,
+                         tables=True)
     return plans
 
 

@@ -16,7 +16,7 @@ from . import formats
 from . import intermittent as imt
 from . import lea_codegen
 from .c_text import c_ident
-from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, place_far, place_staged_masters
+from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, check_upper, place_far, place_staged_far, place_staged_masters
 from .codegen_lower import CodegenError, LayerPlan, direct_scratch
 from .inplace import conv_in_place
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
@@ -112,6 +112,8 @@ class Matrix:
     far: FarPlan | None = None
     far_fields: list[tuple[str, int]] = field(default_factory=list)  # struct field -> streamed array index
     near_fields: list[tuple[str, str]] = field(default_factory=list) # the other fields (far matrices)
+    reads: dict[str, str] = field(default_factory=dict)  # format array -> the C array the kernel reads
+    work: dict[str, CArray] = field(default_factory=dict)  # format array -> its staged working copy
 
     @property
     def prefix(self) -> str:
@@ -265,32 +267,30 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
     far_plans = place_far(target, far, far_tile_bytes, matrices, layer_fram, fixed, plan.fram_bytes)
     fixed += FAR_MATRIX_CODE_BYTES * len(far_plans)   # their tile code, beyond the planner's code reserve
     far_bytes: dict[str, int] = {}
-    for m in matrices:
-        m.far = far_plans.get(m.mid)
-        if m.far is None:
-            continue
-        for an in m.far.arrays:
-            m.arrays[an].section = "SN_FRAM_FAR"
-            m.arrays[an].comment += ", upper FRAM (streamed in tiles)"
-            far_bytes[m.layer] = far_bytes.get(m.layer, 0) + m.arrays[an].nbytes
-        fmap = dict(m.enc.c_fields)
-        m.far_fields = [(f, m.far.arrays.index(v)) for f, v in m.enc.c_fields
-                        if isinstance(v, str) and v in m.far.arrays]
-        m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
-    layer_fram = [(n, b - far_bytes.get(n, 0)) for n, b in layer_fram]
-    if staged:
-        moved = place_staged_masters(target, far, arrays, staged_list, layer_fram, fixed, plan.fram_bytes)
+
+    def moved_far(moved: dict[str, int]) -> None:
+        nonlocal layer_fram
         layer_fram = [(n, b - moved.get(n, 0)) for n, b in layer_fram]
         for n, b in moved.items():
             far_bytes[n] = far_bytes.get(n, 0) + b
+
+    moved_far(_stream_far(matrices, far_plans, staged_list))
+    if staged:
+        # staged builds count the tile tables too: full LeNet-5's fc1 table alone is 3.3 KB
+        fixed += sum(p.table_bytes for p in far_plans.values())
+        moved_far(place_staged_masters(target, far, arrays, staged_list, layer_fram, fixed, plan.fram_bytes))
+        # working copies that still do not fit lower FRAM: their matrices stream from upper FRAM
+        more = place_staged_far(target, far, far_tile_bytes, matrices, layer_fram, fixed, plan.fram_bytes)
+        fixed += sum(FAR_MATRIX_CODE_BYTES + p.table_bytes for p in more.values())
+        moved_far(_stream_far(matrices, more, staged_list))
+    check_upper(target, sum(far_bytes.values()))
     try:
         total_fram = check_fram(target, layer_fram, plan.fram_bytes, fixed,
                                 spilled={t: p for t, p in plan.tensors.items() if p.tier == "fram"})
     except PlanError as e:
-        if target.upper_fram_bytes and staged:
-            raise PlanError(f"{e} Staged switching keeps the working copies (every weight a level computes "
-                            f"with) in lower FRAM; only their masters can go to upper FRAM (far auto). Resident "
-                            f"switching can stream weights from upper FRAM.") from None
+        if target.upper_fram_bytes and staged and not (isinstance(far, str) and far == "auto" or far is None):
+            raise PlanError(f"{e} With far={far!r} nothing else moves to upper FRAM; far 'auto' moves staged "
+                            f"masters, then whole staged matrices (working copy included) there.") from None
         raise
     const_bytes = sum(a.nbytes for a in arrays if a.const) + LAYER_DESCRIPTOR_BYTES * len(low.steps) + 4 * L
     return Placed(buffers, tensor_buf, work_buf, descriptors, layer_blocks, arrays, matrices, staged_list, layers_meta,
@@ -308,6 +308,31 @@ def hooks_fram_outputs(target: Target, intermittent: bool) -> bool:
     mid-unit re-runs it either way (the host board's power-cut proof covers every byte)."""
     del intermittent
     return target.name == "host"
+
+
+def _stream_far(matrices: list[Matrix], plans: dict[int, FarPlan], staged_list: list[dict]) -> dict[str, int]:
+    """Mark the matrices of `plans` as streamed from upper FRAM: their arrays (a staged array's working
+    copy, which the tiles read, and its master, which switches read) go there. Bytes moved per layer."""
+    moved: dict[str, int] = {}
+    by_work = {s["work"]: s for s in staged_list}
+    for m in matrices:
+        if m.mid not in plans:
+            continue
+        m.far = plans[m.mid]
+        for an in m.far.arrays:
+            for a, what in ((m.arrays[an], "streamed in tiles"), (m.work.get(an), "staged working copy, streamed")):
+                if a is None or a.section == "SN_FRAM_FAR":
+                    continue
+                a.section = "SN_FRAM_FAR"
+                a.comment += f", upper FRAM ({what})"
+                moved[m.layer] = moved.get(m.layer, 0) + a.nbytes
+            if an in m.work:   # switches fill it by DMA to its far address, from the far master
+                by_work[m.work[an].cname].update(far=1, work_far=1)
+        fmap = dict(m.enc.c_fields)
+        m.far_fields = [(f, m.far.arrays.index(v)) for f, v in m.enc.c_fields
+                        if isinstance(v, str) and v in m.far.arrays]
+        m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
+    return moved
 
 
 def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, staged: bool, initial_level: int,
@@ -339,8 +364,9 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
                 master.align = work.align = 2
             block_arrays += [work, segarr]
             names[an] = work.cname
+            mat.work[an] = work
             mat.staged = True
-            staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname, "far": 0,
+            staged_list.append({"master": master.cname, "work": work.cname, "seg": segarr.cname, "far": 0, "work_far": 0,
                                 "seg_u32": int(segdt == np.uint32), "rows": int(seg.shape[0]), "layer": lp.name,
                                 "array": an, "segments": seg.tolist()})
     if lp.direct and formats.direct_needs_offset_table(enc.format):
@@ -348,6 +374,7 @@ def _place_matrix(lp: LayerPlan, g: int, enc: formats.EncodedLayer, mid: int, st
                      "conv_offsets", comment="direct conv: byte offset of each column's input sample in the window")
         block_arrays.append(off)
         mat.conv_off = off.cname
+    mat.reads = names
     for fname, v in enc.c_fields:
         mat.fields.append((fname, f"(const void *){names[v]}" if isinstance(v, str) else str(int(v))))
     return mat

@@ -2,14 +2,16 @@
 
 For LeNet-5-small and full LeNet-5 (90/75/50 %, seeded weights with magnitude-nested masks: a switch's
 cost depends on the masks' sizes, not the values), compiled for the chip with staged switching (masters
-that do not fit lower FRAM in upper FRAM, filled into the working copy by DMA; a model whose working
-copies alone overflow lower FRAM, full LeNet-5 today, is reported with the compiler's reason):
+that do not fit lower FRAM in upper FRAM, filled into the working copy by DMA; where the working copies
+still do not fit, full LeNet-5's fc1, the matrix streams from upper FRAM with its working copy there,
+filled by DMA to a far address; a model that fits neither is reported with the compiler's reason):
   - every switch pair a -> b from a copy that holds exactly a (the image reloaded, switched up to a):
     our simulator's cycles of sn_set_level (with the app's marker call), the bytes it wrote to FRAM
     (the simulator's FRAM write counter, and the host board's write log of the same build), and the
     model's cycles (analysis/switch_model.py with the platform's staged.* constants), with their ratio;
   - the walk 3 -> 1 -> 3 -> 2 -> 1 -> 3 after the first climb: selector-only switches;
-  - `--fit`: the platform's staged.* constants fitted on five-level LeNet-5-small builds.
+  - `--fit`: the platform's staged.* constants fitted on five-level LeNet-5-small builds (two with
+    masters in upper FRAM, one with fc1's working copy there too).
 Every simulated inference is compared with the golden model bit for bit.
 
     sparsenest bench switch [-o build/bench/switch] [--no-lenet5]
@@ -34,11 +36,14 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def simulate_run(fb, qm, levels) -> list[dict]:
+def simulate_run(fb, qm, levels, platform=None) -> list[dict]:
     """One run (a level per step) from a freshly loaded image, one inference per step, every output
     compared with the golden model: per switch {"from", "held", "to", "cycles", "instructions",
-    "fram_writes"} measured in our simulator (sn_set_level with the app's marker call; fram_writes:
-    the simulator's FRAM write accesses)."""
+    "fram_writes", "energy_j"} measured in our simulator (sn_set_level with the app's marker call;
+    fram_writes: the simulator's FRAM write accesses; energy: Device.energy_j's rule, every cycle at
+    the platform's active power plus the FRAM write energy per write)."""
+    from ...analysis.cost import load_platform
+    p = platform or load_platform()
     from ...targets import firmware
     from ...targets.fr5994fw import simulate
     sched = [firmware.Step(0, lv) for lv in levels]
@@ -51,7 +56,8 @@ def simulate_run(fb, qm, levels) -> list[dict]:
             raise RuntimeError(f"{fb.elf}: a step to level {step.level} ran at level {rec.level}")
         if step.level != cur:
             out.append({"from": cur, "held": held, "to": step.level, "cycles": rec.switch.cycles,
-                        "instructions": rec.switch.instructions, "fram_writes": sw["fram_writes"]})
+                        "instructions": rec.switch.instructions, "fram_writes": sw["fram_writes"],
+                        "energy_j": sw["cycles"] * p.energy_per_cycle_j + sw["fram_writes"] * p.fram_write_energy_j})
         held, cur = switch_model.held_after(held, step.level), step.level
     return out
 
@@ -68,9 +74,11 @@ def host_run(sim, levels) -> list[int]:
     return out
 
 
-def measure_model(name: str, bundle, out: Path, calib, platform, log=_log, fmt="auto", fram_bytes=None) -> dict:
-    """Compile for the chip (staged); simulate every pair a -> b (run [a, b] from a reloaded image, so
-    the copy holds a) and the walk; model each switch; replay the runs on the host board."""
+def measure_model(name: str, bundle, out: Path, calib, platform, log=_log, fmt="auto", fram_bytes=None,
+                  far=None) -> dict:
+    """Compile for the chip (staged; `far` as codegen.generate's); simulate every pair a -> b (run [a, b]
+    from a reloaded image, so the copy holds a) and the walk; model each switch; replay the runs on the
+    host board."""
     from ...compiler.build import compile_bundle
     from ...targets import firmware
     from ...targets.host import HostSim
@@ -78,17 +86,17 @@ def measure_model(name: str, bundle, out: Path, calib, platform, log=_log, fmt="
     mdir = out / name
     # the planner's lower-FRAM budget (room left for code): what does not fit goes to upper FRAM
     info = compile_bundle(bundle, mdir / "chip", target="msp430fr5994", switching="staged", build=False,
-                          calib=calib, force=True, fmt=fmt,
+                          calib=calib, force=True, fmt=fmt, far=far,
                           target_overrides={"fram_bytes": fram_bytes} if fram_bytes else None)
     host = compile_bundle(bundle, mdir / "host", target="host", switching="staged", calib=calib, force=True,
-                          fmt=fmt)
+                          fmt=fmt, far=far)
     meta, qm = info["meta"], info["qmodel"]
     runs = [[a, b] for a, b in switch_model.switch_pairs(qm.n_levels)] + [list(WALK)]
     fb = firmware.build(mdir / "chip", mdir / "fw", image="fr5994", n_inputs=1, max_steps=len(WALK))
     sim = HostSim(host["out_dir"])
     switches = []
     for k, levels in enumerate(runs):
-        got = simulate_run(fb, qm, levels)
+        got = simulate_run(fb, qm, levels, platform)
         for sw, nbytes in zip(got, host_run(sim, levels)):
             sw["host_bytes"] = nbytes
         switches += got[-1:] if k < len(runs) - 1 else got   # a pair run: its last switch is the pair
@@ -97,20 +105,22 @@ def measure_model(name: str, bundle, out: Path, calib, platform, log=_log, fmt="
         sw.update(model_bytes=pred["bytes"] + 2, model_cycles=pred["cycles"], ratio=pred["cycles"] / sw["cycles"],
                   work=pred["work"])
     log(f"{name}: {len(runs)} runs simulated, every inference == golden ({time.perf_counter() - t0:.0f} s)")
+    far_work = sum(a["bytes"] for a in meta["arrays"].values() if a["kind"] == "work" and a["section"] == "SN_FRAM_FAR")
     return {"model": name, "n_levels": qm.n_levels, "work_bytes": meta["memory"].get("work_bytes"),
-            "switches": switches}
+            "far_work_bytes": far_work, "switches": switches}
 
 
 def format_table(res: dict) -> str:
     lines = [f"{res['model']}: staged switches, our simulator vs the time model (working copy "
-             f"{res['work_bytes']:,} bytes)",
-             f"{'switch':>8}{'held':>5}{'bytes':>8}{'sim cycles':>12}{'model':>12}{'model/sim':>10}"
-             f"{'rows':>6}{'copies':>7}{'words':>7}{'odd B':>6}"]
+             f"{res['work_bytes']:,} bytes, {res.get('far_work_bytes', 0):,} of them in upper FRAM)",
+             f"{'switch':>8}{'held':>5}{'bytes':>8}{'sim cycles':>12}{'µJ':>8}{'model':>12}{'model/sim':>10}"
+             f"{'rows':>6}{'copies':>7}{'words':>7}{'odd B':>6}{'DMA rows':>9}{'far work':>9}"]
     for sw in res["switches"]:
         w = sw["work"]
-        lines.append(f"{sw['from']:>3} -> {sw['to']:<2}{sw['held']:>5}{sw['host_bytes']:>8,}{sw['cycles']:>12,}"
+        uj = f"{1e6 * sw['energy_j']:>8.2f}" if sw.get("energy_j") is not None else f"{'':>8}"
+        lines.append(f"{sw['from']:>3} -> {sw['to']:<2}{sw['held']:>5}{sw['host_bytes']:>8,}{sw['cycles']:>12,}{uj}"
                      f"{sw['model_cycles']:>12,.0f}{sw['ratio']:>10.3f}{w['rows']:>6}{w['copies']:>7}"
-                     f"{w['words']:>7,}{w['odd_bytes']:>6}")
+                     f"{w['words']:>7,}{w['odd_bytes']:>6}{w['far_copies']:>9}{w['far_work_copies']:>9}")
     worst = max(abs(sw["ratio"] - 1) for sw in res["switches"])
     lines.append(f"worst model error {100 * worst:.1f} % over {len(res['switches'])} switches")
     return "\n".join(lines)
@@ -125,10 +135,11 @@ def run_fit(out: Path, calib, platform) -> int:
     then the fit's worst error."""
     b = seeded_bundle("lenet5-small", (1, 28, 28), "mnist", FIT_SPARSITIES)
     switches = []
-    for budget in (30000, 34000):
+    for budget, far in ((30000, None), (34000, None), (None, ["fc1"])):
         # tighter lower-FRAM budgets than the planner's: five levels' tables need it, and two budgets
-        # put different masters in upper FRAM
-        switches += measure_model(f"fit-{budget}", b, out, calib, platform, fram_bytes=budget)["switches"]
+        # put different masters in upper FRAM; far fc1: its working copy in upper FRAM too
+        tag = f"fit-{budget}" if far is None else "fit-far-" + "-".join(far)
+        switches += measure_model(tag, b, out, calib, platform, fram_bytes=budget, far=far)["switches"]
     consts = switch_model.fit(switches)
     fitted = platform.with_values(**consts)
     for sw in switches:
