@@ -246,6 +246,9 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
                 block_mats.append(mat)
             level_nnz += np.array(lp.meta["nnz"])
             fram_bytes += sum(a.nbytes for a in block_arrays if a.section != "SN_FRAM_FAR")
+            # the matrices' C structs are FRAM too (a depthwise layer has one per channel): at most
+            # 2 bytes a field on the MSP430 (16-bit pointers)
+            fram_bytes += sum(2 * len(m.fields) for m in block_mats)
         fields = lea_codegen.LEA_FIELDS[st.op] if lp.lea is not None else OP_FIELDS[st.op]
         missing = [f for line in fields for f in line if f not in values and f not in OPTIONAL_FIELDS]
         assert not missing, (st.name, missing)
