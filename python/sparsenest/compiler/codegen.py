@@ -141,7 +141,9 @@ def _context(qm: QModel, low, plan: Plan, p: Placed, target: Target, *, name: st
              initial_level: int) -> dict:
     """What the templates render."""
     units = p.units
+    tables = [b["table"] for b in p.layer_blocks if b.get("table")]
     return {
+        "tables": tables, "tabled": {t["first"] + i for t in tables for i in range(t["n"])},
         "generator": GENERATOR, "name": name, "n_levels": qm.n_levels, "switching": switching,
         "initial_level": initial_level, "staged": switching == "staged", "layers": p.layer_blocks,
         "matrices": p.matrices, "buffers": p.buffers, "descriptors": p.descriptors,

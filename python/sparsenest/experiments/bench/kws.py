@@ -167,23 +167,40 @@ def device_levels(bundle, out: Path, calib: np.ndarray, sim_x: np.ndarray | None
                            "P*: cost model, fallback table"}
 
 
+def trained_nested(out: Path, epochs: int) -> Path:
+    """The nested DS-CNN levels (`train --from ... --mode gradual-kd`), trained once (~50 min on 2 busy
+    cores) into the derived-data cache and reused: the cache file's name holds a hash of everything the
+    training reads (the source model file, the data set's identity, the levels and the schedule)."""
+    import hashlib
+    from ... import data
+    from ...data import cache_dir
+    from ...train.nested import TrainConfig
+    from ...train.gradual import GradualConfig, sensitive_layers
+    from ...interop.train_from import train_from_bundle
+    model = MODELS / "kws_ref_model_float32.tflite"
+    test = data.load("speech_commands_mlperf", "test")
+    b0 = import_tflite(model, dataset=test.identity())
+    gcfg = GradualConfig(epochs=epochs, dense_scale=sensitive_layers(b0.graph))
+    key = hashlib.sha256(json.dumps([hashlib.sha256(model.read_bytes()).hexdigest(), test.identity(), KWS_LEVELS,
+                                     gcfg.as_dict()], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    cached = cache_dir() / f"kws_dscnn_gradual_kd_{key}.nest"
+    if (cached / "manifest.json").is_file():
+        print(f"nested KWS levels: reusing {cached}")
+        return cached
+    src = out / "kws_float.nest"
+    b0.save(src, overwrite=True)
+    train_from_bundle(src, cached, levels=KWS_LEVELS, method="irregular", mode="gradual-kd",
+                      cfg=TrainConfig(epochs_retrain=epochs), gradual=gcfg, force=True)
+    return cached
+
+
 def kws_nested(out: Path, nested: str | None, epochs: int, sim_inputs: int = 1) -> dict:
     from ... import data
     from ...bundle import Bundle
     from ...compiler import golden, quantize
     from ...data.calibration import calibration_inputs
-    from ...train.nested import TrainConfig
-    from ...train.gradual import GradualConfig, sensitive_layers
-    from ...interop.train_from import train_from_bundle
     if nested is None:
-        src = out / "kws_float.nest"
-        b0 = import_tflite(MODELS / "kws_ref_model_float32.tflite",
-                           dataset=data.load("speech_commands_mlperf", "test").identity())
-        b0.save(src, overwrite=True)
-        nested = out / "kws_nested.nest"
-        gcfg = GradualConfig(epochs=epochs, dense_scale=sensitive_layers(b0.graph))
-        train_from_bundle(src, nested, levels=KWS_LEVELS, method="irregular", mode="gradual-kd",
-                          cfg=TrainConfig(epochs_retrain=epochs), gradual=gcfg, force=True)
+        nested = trained_nested(out, epochs)
     b = Bundle.load(nested)
     test = data.load("speech_commands_mlperf", "test")
     calib = calibration_inputs(b)
