@@ -337,6 +337,8 @@ def _stream_far(matrices: list[Matrix], plans: dict[int, FarPlan], staged_list: 
                         if isinstance(v, str) and v in m.far.arrays]
         m.near_fields = [(f, e) for f, e in m.fields if not (isinstance(fmap[f], str) and fmap[f] in m.far.arrays)]
     return moved
+
+
 def group_table(lp: LayerPlan, mats: list[Matrix]) -> dict | None:
     """A grouped layer's matrices as one C array of structs, dispatched by one range test instead of a
     switch case and a struct variable per group: a depthwise layer has a group per channel, and per-group
