@@ -203,8 +203,8 @@ def test_api_states(lenet_int, lenet_cont, images):
 
 
 def test_input_sampled_in_place_into_its_fram_home(lenet_int, images):
-    """An application that samples into the input's FRAM home (sn_infer_input) and starts with
-    sn_infer_start(NULL) needs no buffer of its own: golden at every level, sampled power cuts included;
+    """An application that samples into the input's FRAM home (sn_input_buffer) and passes it to
+    sn_infer_start needs no buffer of its own: golden at every level, sampled power cuts included;
     the home is refused while an inference is pending."""
     sim = HostSim(lenet_int["out_dir"])
     rng = np.random.default_rng(11)
@@ -219,7 +219,7 @@ def test_input_sampled_in_place_into_its_fram_home(lenet_int, images):
         rep = powercut.sweep(sim, images[2], level, cuts, ref, in_place=True)
         assert rep.cuts == 10 and rep.ok, f"level {level}: cut points {rep.mismatches}"
     assert sim.infer_start(images[0], in_place=True) == SN_OK and sim.infer_pending()
-    assert sim.lib.sn_infer_input() is None     # pending: the home is still read
+    assert sim.lib.sn_input_buffer() is None    # pending: the home is still read
 
 
 def test_cli_flags_and_bad_checkpoint(tmp_path):

@@ -115,6 +115,7 @@ int sn_fram_store(void *dst, const void *src, size_t nbytes);
 /* sn_layer.out_fram flags */
 #define SN_OUT_FRAM 1u
 #define SN_PAD_FRAM 2u
+#define SN_OUT_ACC 4u   /* direct conv: rows finish in the accumulator (a pointwise conv over its input) */
 
 /* An op's output stores: plain stores when the output is in SRAM; into FRAM, consecutive elements
  * are batched in this small SRAM buffer and written through sn_fram_store, so power-loss injection

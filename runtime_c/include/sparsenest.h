@@ -19,7 +19,7 @@
  * The level is the one committed when sn_infer_start ran; sn_set_level during an inference applies to
  * the next one. sn_infer() is start + resume + done in one call.
  * The input's FRAM home can be the application's sample buffer (no copy, no second buffer): when no
- * inference is pending, sn_infer_input() returns it; sample into it, then sn_infer_start(NULL). Read
+ * inference is pending, sn_input_buffer() returns it; sample into it and pass it to sn_infer_start. Read
  * the last logits (sn_infer_done) first: the home's bytes are reused by later activations.
  */
 #ifndef SPARSENEST_H
@@ -62,13 +62,13 @@ uint8_t sn_get_level(void);
  * (n_levels for a resident build; 0 if the selector is invalid). */
 uint8_t sn_get_held_level(void);
 int sn_infer(const int16_t *in, int16_t *out);
-/* The planned buffer sn_infer copies its input into (input_len int16, SRAM or lower FRAM). A caller
- * that writes the input there itself (e.g. by DMA from upper FRAM) passes it to sn_infer: no copy. */
+/* The planned buffer sn_infer copies its input into (input_len int16, SRAM or lower FRAM; FRAM in an
+ * intermittent build). A caller that writes the input there itself (a sensor, DMA from upper FRAM)
+ * passes it to sn_infer / sn_infer_start: no copy. NULL while an intermittent inference is pending. */
 int16_t *sn_input_buffer(void);
 /* Intermittent builds only (SN_ERR_STATE otherwise). */
 int sn_infer_start(const int16_t *in);  /* SN_OK, SN_ERR_POWER (nothing started), SN_ERR_STATE;
-                                         * in NULL: the input is already in sn_infer_input() */
-int16_t *sn_infer_input(void);          /* the input's FRAM home, NULL while an inference is pending */
+                                         * in == sn_input_buffer(): nothing to copy */
 int sn_infer_resume(void);              /* SN_OK: completed; SN_ERR_POWER: call again after reboot;
                                          * SN_ERR_STATE: no inference started or invalid record */
 int sn_infer_pending(void);             /* 1: an inference started and not completed */

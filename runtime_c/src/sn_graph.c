@@ -70,6 +70,11 @@ int sn_infer(const int16_t *in, int16_t *out) {
 }
 
 int16_t *sn_input_buffer(void) {
+#if !defined(SN_MODEL_INTERMITTENT) || SN_MODEL_INTERMITTENT
+    if (sn_the_model.progress && sn_infer_pending()) {
+        return 0; /* the interrupted inference still reads it */
+    }
+#endif
     return sn_the_model.input;
 }
 

@@ -13,7 +13,7 @@
  *   state  SN_LEVEL_WORD(level) of the running inference, 0 when none has been started
  *   done   units committed (the commit of unit u writes u + 1)
  * sn_infer_start: state = 0, input copied (unless the application sampled into the home itself:
- * sn_infer_input, in == NULL), done = 0, state = level (the commit). A failure before
+ * in == sn_input_buffer()), done = 0, state = level (the commit). A failure before
  * the last write leaves "none started"; after it, sn_infer_resume finishes the inference at the level
  * stored in the record, whatever sn_set_level committed meanwhile (that applies to the next one).
  *
@@ -59,13 +59,6 @@ int sn_infer_start(const int16_t *in) {
         return SN_ERR_POWER;
     }
     return sn_put_word(&m->progress[0], SN_LEVEL_WORD(level));
-}
-
-/* The input's home, for an application that samples in place: only while no inference is pending (a
- * pending one may still read it; the logits of a completed one may share its bytes: read them first). */
-int16_t *sn_infer_input(void) {
-    const sn_model *m = &sn_the_model;
-    return m->progress && m->input_fram && !sn_infer_pending() ? m->input : NULL;
 }
 
 int sn_infer_pending(void) {

@@ -358,7 +358,7 @@ static void sn_conv_direct(const sn_layer *l, uint8_t level, uint16_t g, uint16_
     /* SRAM outputs at a shift in 1..15 (the usual case): the kernel starts every sum from the bias
      * and requantises it as it leaves the multiplier; otherwise (a model.h with direct_acc_convs)
      * bias here, requantisation below. */
-    const uint8_t sunk = q.fast && !fram;
+    const uint8_t sunk = q.fast && !fram && !(l->out_fram & SN_OUT_ACC);
     (void)sunk;
     sink.bias = bias;
     sink.out_plane = out_plane;

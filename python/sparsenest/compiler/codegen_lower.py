@@ -44,6 +44,7 @@ class LayerPlan:
     summary: str = ""                # what the step does, for the C comment ("; " parts: one line each)
     meta: dict = field(default_factory=dict)   # model_meta.json's layers[name]
     lea: object = None               # LEA engine: the layer's layout (compiler/lea_codegen.choose), else None
+    in_place: str | None = None      # conv written over its input: 'pointwise' / 'depthwise' (inplace.py)
 
     @property
     def name(self) -> str:
@@ -165,11 +166,13 @@ def lower_layers(qm: QModel, *, fmt="auto", format_opts: dict | None = None, con
         if dc is not None:
             directs[st.name] = dc
     direct_scratch(low, directs)
-    if in_place and conv_in_place:
-        inplace.conv_in_place(low, directs)
+    placed = inplace.conv_in_place(low, directs) if in_place and conv_in_place else {}
     taken: set[str] = set()
-    return low, [_layer_plan(qm, low, i, st, taken, encoded.get(st.name, []), directs.get(st.name))
-                 for i, st in enumerate(low.steps, 1)]
+    layers = [_layer_plan(qm, low, i, st, taken, encoded.get(st.name, []), directs.get(st.name))
+              for i, st in enumerate(low.steps, 1)]
+    for lp in layers:
+        lp.in_place = placed.get(lp.name)
+    return low, layers
 
 
 def _layer_plan(qm: QModel, low: Lowered, i: int, st: Step, taken: set[str], encs: list,
@@ -255,7 +258,14 @@ def pool_paths(layers: list[LayerPlan], out_hooked) -> dict:
 
 def direct_paths(layers: list[LayerPlan], out_hooked) -> dict:
     """model.h's switch for the direct convolutions' accumulator path: layers the kernel cannot finish
-    itself (sn_conv_sink_t: requantise shift outside 1..15, or an output written through the FRAM hook)
-    get the bias pass and the separate requantisation; an image without such layers links neither."""
+    itself (sn_conv_sink_t: requantise shift outside 1..15, an output written through the FRAM hook, or
+    a pointwise conv over its own input, whose later rows still read the channels a sink would have
+    overwritten) get the bias pass and the separate requantisation; an image without them links neither."""
     return {"direct_acc_convs": sum(lp.op == "conv" and lp.direct is not None and lp.lea is None
-                                    and (not 1 <= lp.shift0 <= 15 or out_hooked(lp)) for lp in layers)}
+                                    and (not 1 <= lp.shift0 <= 15 or out_hooked(lp) or acc_only(lp))
+                                    for lp in layers)}
+
+
+def acc_only(lp: LayerPlan) -> bool:
+    """A direct conv that must finish its rows in the accumulator (SN_OUT_ACC): see direct_paths."""
+    return lp.in_place == "pointwise" and lp.out_chw[0] > 1

@@ -17,7 +17,7 @@ from . import intermittent as imt
 from . import lea_codegen
 from .c_text import c_ident
 from .codegen_far import FAR_MATRIX_CODE_BYTES, FarPlan, check_upper, place_far, place_staged_far, place_staged_masters
-from .codegen_lower import CodegenError, LayerPlan, direct_scratch
+from .codegen_lower import CodegenError, LayerPlan, acc_only, direct_scratch
 from .inplace import conv_in_place
 from .planner import LAYER_DESCRIPTOR_BYTES, Lowered, Plan, PlanError, Target, check_fram, lower, plan_memory
 from .quantize import QModel
@@ -210,7 +210,8 @@ def place(qm: QModel, low: Lowered, layers: list[LayerPlan], plan: Plan, target:
         out = run_buf[st.output]
         # relu: SN_ACT_NONE / SN_ACT_RELU / SN_ACT_RELU_MAX (ReLU6: also clamped at relu_max)
         values = {"op": C_OP[st.op], "relu": 2 if st.relu_max is not None else int(st.relu), "groups": lp.groups,
-                  "out_fram": hook_fram_outputs * (int(out.tier == "fram") | (2 if pad and pad.tier == "fram" else 0)),
+                  "out_fram": hook_fram_outputs * (int(out.tier == "fram") | (2 if pad and pad.tier == "fram" else 0))
+                  | (4 if acc_only(lp) else 0),
                   "in0": run_buf[st.inputs[0]].name, "out": out.name,
                   "shift0": lp.shift0, "shift1": lp.shift1, "mul": lp.mul,
                   **dict(zip(SHAPE_FIELDS, (*lp.in_chw, *lp.out_chw))), **lp.window}

@@ -104,7 +104,7 @@ class HostSim:
                                        C.POINTER(C.c_uint8)]
         lib.sn_model_info.argtypes = [C.POINTER(_Info)]
         lib.sn_infer_start.argtypes = [C.c_void_p]
-        lib.sn_infer_input.restype = C.c_void_p
+        lib.sn_input_buffer.restype = C.c_void_p
         lib.sn_infer_done.argtypes = [C.c_void_p]
         self.regions = []
         for i in range(lib.sn_host_n_regions()):
@@ -178,16 +178,16 @@ class HostSim:
 
     def infer_start(self, x: np.ndarray, in_place: bool = False) -> int:
         """sn_infer_start on one sample: SN_OK, or SN_ERR_POWER when power failed before it committed.
-        in_place: as an application that samples into the input's FRAM home (sn_infer_input), then
-        sn_infer_start(NULL)."""
+        in_place: as an application that samples into the input's FRAM home (sn_input_buffer) and
+        passes it to sn_infer_start."""
         xq = self._one_input(x)
         if not in_place:
             return int(self.lib.sn_infer_start(xq.ctypes.data))
-        home = self.lib.sn_infer_input()
+        home = self.lib.sn_input_buffer()
         if not home:
-            raise HostSimError("sn_infer_input returned NULL: an inference is pending, or not an intermittent build")
+            raise HostSimError("sn_input_buffer returned NULL: an inference is pending")
         C.memmove(home, xq.ctypes.data, xq.nbytes)
-        return int(self.lib.sn_infer_start(None))
+        return int(self.lib.sn_infer_start(home))
 
     def infer_resume(self) -> int:
         """sn_infer_resume: SN_OK when the inference completed, SN_ERR_POWER when power failed."""
