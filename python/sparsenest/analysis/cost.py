@@ -10,6 +10,7 @@ Three parts, each usable alone:
   host board records (`runtime_c/include/sn_counters.h`) plus the number of kernel calls::
 
       cycles ~ a*macs + b*weight_bytes_read + c*act_bytes_read + d*act_bytes_written + e*calls
+               + f*decode_bytes
 
   with one coefficient vector per kernel key. Kernel keys are ``"<graph op>/<format>"`` for matrix
   layers (``"conv2d/csr16"``, ``"linear/dense"``) and ``"<graph op>"`` for the rest (``"maxpool2d"``).
@@ -48,7 +49,7 @@ from ..board import REQUIRED_KEYS, Constant, Platform, PlatformError, load_platf
 
 __all__ = [
     "Constant", "Platform", "PlatformError", "load_platform", "REQUIRED_KEYS",
-    "FEATURES", "CycleModel", "CycleModelError", "FALLBACK_TABLE", "resolve_chain",
+    "FEATURES", "count_features", "CycleModel", "CycleModelError", "FALLBACK_TABLE", "resolve_chain",
     "time_energy", "predict_layer", "predict_inference", "predict_switch", "far_dma", "switch_matrices",
     "lea_estimate",
     "row_counts", "breakeven_sparsity", "layers_from_build", "format_inference_table",
@@ -58,8 +59,27 @@ __all__ = [
 
 #: Count features of the linear cycle model, in coefficient order. The first four are host-board
 #: counters; `calls` is the number of kernel invocations (1 for a linear layer, output positions x
-#: groups for a convolution; `layers_from_build` derives it).
-FEATURES = ("macs", "weight_bytes_read", "act_bytes_read", "act_bytes_written", "calls")
+#: groups for a convolution; `layers_from_build` derives it). `decode_bytes` (`count_features`): the
+#: weight bytes a direct convolution decodes once per kernel call (a row's entries into (value, offset)
+#: pairs, sn_conv_direct.h) over all its calls; the counters count a window's weight bytes per window,
+#: but the decoding runs once per chunk of windows, so without it a direct layer's decode cost has no
+#: count of its own (held-out errors of up to 15 %). 0 for im2col convolutions and linear layers.
+FEATURES = ("macs", "weight_bytes_read", "act_bytes_read", "act_bytes_written", "calls", "decode_bytes")
+#: value of a feature a count dict leaves out (calls: noted, as before; decode_bytes: no direct decoding)
+FEATURE_DEFAULTS = {"calls": 1.0, "decode_bytes": 0.0}
+
+
+def count_features(counters: Mapping[str, float], calls: float, kernel_calls: float | None = None) -> dict:
+    """The cycle model's counts of one layer from the host board's counters: `calls` = output positions x
+    groups (1 for a linear layer), `kernel_calls` = the C kernel's invocations (a direct convolution: groups x
+    output rows x chunks per row; None or equal to calls: no per-call decoding) -> decode_bytes = the
+    weight bytes of one window x kernel_calls."""
+    out = {k: float(v) for k, v in counters.items()}
+    out["calls"] = float(calls)
+    direct = kernel_calls is not None and calls and float(kernel_calls) != float(calls)
+    out["decode_bytes"] = float(out.get("weight_bytes_read", 0.0)) * float(kernel_calls) / float(calls) \
+        if direct else 0.0
+    return out
 
 
 class CycleModelError(ValueError):
@@ -141,9 +161,10 @@ def _feature_vector(counts: Mapping[str, float], features: Sequence[str], kernel
     for i, f in enumerate(features):
         if f in counts:
             vec[i] = float(counts[f])
-        elif f == "calls":
-            vec[i] = 1.0
-            notes.append(f"{kernel_key}: 'calls' not given, assumed 1")
+        elif f in FEATURE_DEFAULTS:
+            vec[i] = FEATURE_DEFAULTS[f]
+            if f == "calls":
+                notes.append(f"{kernel_key}: 'calls' not given, assumed 1")
         elif f in needed:
             raise CycleModelError(f"{kernel_key}: counts lack {f!r} (have {sorted(counts)}); the cycle "
                                   f"model needs {list(features)}")
@@ -664,7 +685,8 @@ def kernel_c_name(fmt: str | None) -> str | None:
 def layers_from_build(meta: Mapping, layer_counters: Mapping[str, Mapping], level: int) -> list[dict]:
     """Layer list for predict_inference from a build's model_meta.json and the host board's per-step
     counters (HostSim.layer_counters() after one inference at `level`). Kernel key = "<graph op>/<format>"
-    for conv/linear, "<graph op>" otherwise; calls = groups x output positions (macs / nnz at the level)."""
+    for conv/linear, "<graph op>" otherwise; calls = groups x output positions (macs / nnz at the level);
+    decode_bytes from the build's kernel_calls (count_features)."""
     out = []
     for name in meta["steps"]:
         lm = meta["layers"][name]
@@ -675,7 +697,8 @@ def layers_from_build(meta: Mapping, layer_counters: Mapping[str, Mapping], leve
             nnz = lm["nnz"][level - 1]
             groups = int(lm.get("groups", 1))
             positions = round(counts["macs"] / nnz) if nnz else 0
-            counts["calls"] = groups * positions if gop.startswith("conv") else groups
+            counts = count_features(counts, groups * positions if gop.startswith("conv") else groups,
+                                    lm.get("kernel_calls"))
             shape = {"rows": int(lm["rows"]), "cols": int(lm["cols"]),
                      "positions": positions if gop.startswith("conv") else 1, "groups": groups}
             out.append({"name": name, "kernel_key": key, "counts": counts, "shape": shape})
