@@ -127,11 +127,17 @@ def cmd_analyze(a) -> int:
     if layers:
         tgt = get_target(a.target)
         ch = choose.choose(layers, a.objective, fits=choose.estimate_fits(layers, tgt),
-                           fits_far=choose.estimate_fits(layers, tgt, far=True) if tgt.upper_fram_bytes else None)
-        print(f"\nlayouts `compile --format auto --objective {a.objective} --target {a.target}` would choose "
-              f"(budget estimated from weights, biases and descriptors):")
+                           fits_far=choose.estimate_fits(layers, tgt, far=True) if tgt.upper_fram_bytes else None,
+                           engines=("cpu", "lea") if a.engine == "auto" else ("cpu",),
+                           lea_ram_bytes=min(tgt.lea_bytes, tgt.sram_arena_budget))
+        print(f"\nlayouts `compile --format auto --objective {a.objective} --engine {a.engine} --target {a.target}` "
+              f"would choose (budget estimated from weights, biases and descriptors):")
         print(choose.format_choice(ch))
         report["choice"] = ch.to_dict()
+        from .compiler.engine_breakeven import engine_breakeven, format_breakeven
+        be = engine_breakeven(layers, metric="energy" if a.objective == "energy" else "time")
+        print("\n" + format_breakeven(be))
+        report["engine_breakeven"] = be
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1, default=_jsonable))
         print(f"written {a.json}")
@@ -403,6 +409,8 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="the per-layer layout table: what `compile --format auto` minimises")
     an.add_argument("--target", default="msp430fr5994", choices=["host", "msp430fr5994"],
                     help="whose FRAM budget the layout table respects")
+    an.add_argument("--engine", default="cpu", choices=["cpu", "auto"],
+                    help="auto: the layout table also considers the LEA engine per layer (as compile --engine auto)")
     an.set_defaults(fn=cmd_analyze)
 
     c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
