@@ -685,7 +685,7 @@ def kernel_c_name(fmt: str | None) -> str | None:
 def layers_from_build(meta: Mapping, layer_counters: Mapping[str, Mapping], level: int) -> list[dict]:
     """Layer list for predict_inference from a build's model_meta.json and the host board's per-step
     counters (HostSim.layer_counters() after one inference at `level`). Kernel key = "<graph op>/<format>"
-    for conv/linear, "<graph op>" otherwise; calls = groups x output positions (macs / nnz at the level);
+    for conv/linear, "<graph op>" otherwise; calls = groups x output positions;
     decode_bytes from the build's kernel_calls (count_features)."""
     out = []
     for name in meta["steps"]:
@@ -696,7 +696,8 @@ def layers_from_build(meta: Mapping, layer_counters: Mapping[str, Mapping], leve
             key = f"{gop}/{kernel_format(lm)}"
             nnz = lm["nnz"][level - 1]
             groups = int(lm.get("groups", 1))
-            positions = round(counts["macs"] / nnz) if nnz else 0
+            # older builds lack "positions": macs / nnz (over-counts formats with padding entries, rel4/rel8)
+            positions = lm.get("positions") or (round(counts["macs"] / nnz) if nnz else 0)
             counts = count_features(counts, groups * positions if gop.startswith("conv") else groups,
                                     lm.get("kernel_calls"))
             shape = {"rows": int(lm["rows"]), "cols": int(lm["cols"]),
