@@ -432,8 +432,10 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         "im2col: always copy patches")
     c.add_argument("--engine", default="cpu", choices=["cpu", "lea", "auto"],
                    help="cpu: CPU/MPY32 kernels; lea: conv/linear layers the LEA engine supports run on the "
-                        "FR5994's LEA accelerator; auto: LEA where its modelled cost is lower (the LEA timing is "
-                        "a model with cited constants until a board measures it)")
+                        "FR5994's LEA accelerator; auto: with --format auto, per layer the engine, format and conv "
+                        "method with the least predicted --objective (compiler/choose.py; otherwise LEA where its "
+                        "modelled cost is lower; the LEA timing is a model with cited constants until a board "
+                        "measures it)")
     c.add_argument("--intermittent", action="store_true",
                    help="keep the inference's progress in FRAM so it resumes after a power failure")
     c.add_argument("--checkpoint", default="auto", choices=["auto", "layer", "row"],
