@@ -2,7 +2,7 @@
 
 Every engine (a registered `Engine`) lists the layouts it can run a layer in and predicts, per level,
 the operation counts the host board would record for them (runtime_c/include/sn_counters.h); the
-calibrated cycle model (analysis/cost.py) turns counts into core cycles, the platform (board.toml)
+calibrated cycle model (cycle_model.py) turns counts into core cycles, the platform (board.toml)
 into time with FRAM wait states and energy. The chooser then picks per layer the layout that
 minimises the objective:
 
@@ -41,7 +41,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..analysis.cost import CycleModel, count_features, load_platform, time_energy
+from ..board import load_platform
+from .cycle_model import CycleModel, count_features, time_energy
 from . import formats
 from .codegen_lower import _shape3, _window, direct_conv
 

@@ -90,7 +90,7 @@ def _crossing(grid: np.ndarray, sparse: np.ndarray, dense: float | None) -> floa
 def engine_breakeven(layers: Sequence[choose.LayerInfo], *, cycle_model=None, platform=None, metric: str = "time",
                      seed: int = 0) -> dict:
     """{layer: {"cpu": s | None, "lea": s | None, "dense_cpu", "dense_lea" (cycles or µJ), "lea_why"}}."""
-    from ..analysis.cost import load_platform
+    from ..board import load_platform
     if metric not in ("time", "energy"):
         raise choose.ChooseError(f"metric must be time or energy, not {metric!r}")
     cm = cycle_model or choose.default_cycle_model()
