@@ -194,7 +194,7 @@ def cmd_compile(a) -> int:
     if info.get("choice") is not None:
         from .compiler.choose import format_choice
         print(format_choice(info["choice"]))
-    if a.engine != "cpu":   # per layer: the engine and its predicted cycles
+    if a.engine != "cpu" and info.get("choice") is None:   # per layer: the engine and its predicted cycles
         from .compiler.lea_codegen import describe
         for line in describe(meta.get("layers", {}), meta.get("n_levels", 1)):
             print(line)
