@@ -28,9 +28,13 @@ layouts among the formats with row tiles (what codegen_far can stream) and falls
 until the compiler's far placement succeeds; the DMA time of streaming is not in the prediction. What is
 still over after that is `Choice.over_bytes`, and the planner refuses the build with its usual message.
 
-Engines: "cpu" (the format kernels on the CPU/MPY32, direct or im2col convolutions). Another engine
-(e.g. the LEA) slots in with `register_engine(Engine(...))`: its `layouts` and `counts` say what it
-can run and what that costs; `Choice.engines()` tells codegen which layers run on it.
+Engines, one registry: "cpu" (the format kernels on the CPU/MPY32, direct or im2col convolutions; the
+direct candidates follow `formats.supports_direct`, their counters the format's arrays) and "lea" (the
+LEA layouts of lea_plan: gathered blocks on msp_mac_q15, kernel rows on msp_fir_q15; costed by
+lea_plan.lea_layer_cost, bytes = its arrays, operands within `lea_ram_bytes` of LEA RAM). An engine is
+`register_engine(Engine(...))`: `layouts` says what it can run, `counts` (+ the cycle model) or `cost`
+what that costs; `choose(engines=...)` picks the engines considered (default cpu: `--engine cpu` output
+is unchanged) and `Choice.engines()` tells codegen (lea_codegen.choose) which layers run where.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ import numpy as np
 
 from ..board import load_platform
 from .cycle_model import CycleModel, count_features, time_energy
-from . import formats
+from . import formats, lea_plan
 from .codegen_lower import _shape3, _window, direct_conv
 
 OBJECTIVES = ("time", "energy", "bytes")
@@ -250,10 +254,9 @@ register_engine(Engine("cpu", _cpu_layouts, _cpu_counts, _cpu_key))
 def _lea_layout(layer: LayerInfo):
     """The layer's LEA layout (lea_plan, computed once), or None with the reason in layer.cache."""
     if "lea" not in layer.cache:
-        from . import lea_plan
         if layer.qm is not None:
             lay, why = lea_plan.plan_layer(layer.qm, layer.name, layer.node, layer.in_shape, layer.out_shape)
-        elif layer.is_conv:   # a bundle: no shift or bias yet; the layout and its cost do not depend on them
+        elif layer.is_conv:   # a bundle: no shift or bias yet; costed as shift 15 (no doublings on LEA)
             lay, why = lea_plan.conv_layout(layer.name, layer.node, layer.w, layer.intro, layer.n_levels,
                                             layer.in_shape, layer.out_shape)
         else:
@@ -274,9 +277,8 @@ def _lea_layouts(layer: LayerInfo) -> list[tuple[str, str]]:
 
 def _lea_weight_words(lay, level: int) -> int:
     """Weight words one inference at `level` copies from FRAM into LEA RAM (lea_plan.lea_layer_cost's copies)."""
-    from .lea_plan import _even
     if lay.kind == "linear":
-        return sum(nr * _even(counts[level - 1] * lay.bw) for _, nr, _, counts in lay.groups)
+        return sum(nr * lea_plan._even(counts[level - 1] * lay.bw) for _, nr, _, counts in lay.groups)
     bands = -(-lay.out_h // lay.band)
     return bands * lay.taps * sum(c[level - 1] for c in lay.counts)
 
@@ -285,13 +287,12 @@ def _lea_cost(layer: LayerInfo, fmt: str, method: str) -> dict:
     """The LEA model (lea_plan.lea_layer_cost: DSPLib call costs from board.toml, CPU glue rounded from `make
     bench-lea`'s simulated layers) per level; bytes: the LEA arrays (weights, layout words, requantisation
     constants); lea_ram: the layer's LEA RAM operands."""
-    from .lea_plan import lea_layer_cost
     lay = _lea_layout(layer)
     arrays = [lay.meta_words()] + ([lay.seg_words(), lay.weights] if lay.kind == "linear"
                                    else [lay.entry_words(), lay.coeffs])
     nbytes = sum(int(a.nbytes) for a in arrays) + (4 * lay.out_c if lay.kind == "conv" else 0)
     L = layer.n_levels
-    return {"bytes": nbytes, "cycles": [float(lea_layer_cost(lay, lv)["cycles"]) for lv in range(1, L + 1)],
+    return {"bytes": nbytes, "cycles": [float(lea_plan.lea_layer_cost(lay, lv)["cycles"]) for lv in range(1, L + 1)],
             "fram_read": [2.0 * _lea_weight_words(lay, lv) for lv in range(1, L + 1)],
             "key": f"lea/{lay.kind}", "calibrated": True, "lea_ram": int(lay.scratch_bytes)}
 
@@ -439,7 +440,7 @@ def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callab
     check. fits_far: the same with weights streamed from upper FRAM allowed, tried when even the smallest
     layouts are over `fits`. conv "im2col": no direct convolutions (compile --conv im2col). engines: the
     registered engines to consider (default: cpu only). lea_ram_bytes: LEA RAM for one layer's operands
-    (default: the MSP430FR5994's, less nothing else; layouts that need more are not candidates)."""
+    (default: the MSP430FR5994's LEA RAM within its SRAM arena; layouts that need more are no candidates)."""
     if objective not in OBJECTIVES:
         raise ChooseError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     cm = cycle_model or default_cycle_model()
