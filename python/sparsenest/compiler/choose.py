@@ -38,6 +38,8 @@ is unchanged) and `Choice.engines()` tells codegen (lea_codegen.choose) which la
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +54,10 @@ from .codegen_lower import _shape3, _window, direct_conv
 
 OBJECTIVES = ("time", "energy", "bytes")
 CONV_METHODS = ("direct", "im2col")
-#: the shipped cycle model: simulator samples of every format and conv method (bench choose --calibrate)
+#: the shipped cycle model: simulator samples of every format and conv method (bench objectives --calibrate)
 DEFAULT_CYCLE_MODEL = Path(__file__).with_name("cycle_model_cpu.json")
+#: the LEA model's factor per layer kind against our simulator (bench objectives --calibrate-lea)
+LEA_CALIBRATION = Path(__file__).with_name("cycle_model_lea.json")
 
 
 class ChooseError(ValueError):
@@ -283,18 +287,30 @@ def _lea_weight_words(lay, level: int) -> int:
     return bands * lay.taps * sum(c[level - 1] for c in lay.counts)
 
 
+@functools.lru_cache(maxsize=None)
+def _lea_factors() -> dict[str, float]:
+    """LEA_CALIBRATION's factor per layer kind ({} when the file is absent: the model is then uncalibrated)."""
+    try:
+        return {k: float(v) for k, v in json.loads(LEA_CALIBRATION.read_text())["factors"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def _lea_cost(layer: LayerInfo, fmt: str, method: str) -> dict:
     """The LEA model (lea_plan.lea_layer_cost: DSPLib call costs from board.toml, CPU glue rounded from `make
-    bench-lea`'s simulated layers) per level; bytes: the LEA arrays (weights, layout words, requantisation
-    constants); lea_ram: the layer's LEA RAM operands."""
+    bench-lea`'s simulated layers) per level, times its factor against our simulator (LEA_CALIBRATION);
+    bytes: the LEA arrays (weights, layout words, requantisation constants); lea_ram: the layer's LEA RAM
+    operands."""
     lay = _lea_layout(layer)
+    k = _lea_factors().get(lay.kind)
     arrays = [lay.meta_words()] + ([lay.seg_words(), lay.weights] if lay.kind == "linear"
                                    else [lay.entry_words(), lay.coeffs])
     nbytes = sum(int(a.nbytes) for a in arrays) + (4 * lay.out_c if lay.kind == "conv" else 0)
     L = layer.n_levels
-    return {"bytes": nbytes, "cycles": [float(lea_plan.lea_layer_cost(lay, lv)["cycles"]) for lv in range(1, L + 1)],
+    return {"bytes": nbytes,
+            "cycles": [(k or 1.0) * lea_plan.lea_layer_cost(lay, lv)["cycles"] for lv in range(1, L + 1)],
             "fram_read": [2.0 * _lea_weight_words(lay, lv) for lv in range(1, L + 1)],
-            "key": f"lea/{lay.kind}", "calibrated": True, "lea_ram": int(lay.scratch_bytes)}
+            "key": f"lea/{lay.kind}", "calibrated": k is not None, "lea_ram": int(lay.scratch_bytes)}
 
 
 #: the LEA engine (compiler/lea_plan.py layouts, runtime_c/kernels_lea): a candidate for conv/linear layers

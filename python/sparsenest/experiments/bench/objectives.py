@@ -175,6 +175,44 @@ def calibrate(out: Path, log=_log):
     return cm, samples
 
 
+def calibrate_lea(out: Path, log=_log) -> dict:
+    """The LEA model (lea_plan.lea_layer_cost) against our simulator: bench lea's seeded LeNet-5 with nested
+    block masks (kernel rows, 4 x 8 blocks) at 90/75/50 %, compiled --engine lea for the chip, every level
+    simulated (== golden); per layer kind the factor sum(simulated cpu + LEA + DMA cycles) / sum(model
+    cycles) (wait states are the platform's, as for the CPU model), stored as choose.LEA_CALIBRATION."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.lea_plan import lea_layer_cost
+    from ...data.calibration import calibration_inputs
+    from ...targets import firmware
+    from .lea import seeded_block_bundle
+    b = seeded_block_bundle((0.9, 0.75, 0.5))
+    mdir = out / "lea-calibration"
+    info = compile_bundle(b, mdir, target="msp430fr5994", build=False, force=True, calib=calibration_inputs,
+                          engine="lea")
+    L = int(b.n_levels)
+    chip = firmware.build(mdir, mdir / "chip", image="fr5994", n_inputs=1,
+                          schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
+    _, per = calibration.simulate_firmware(chip, info["qmodel"])
+    samples = []
+    for lv, d in sorted(per.items()):
+        for name, lay in info["qmodel"].lea_layouts.items():
+            c = d["layer_counters"][name]
+            samples.append({"layer": name, "kind": lay.kind, "level": int(lv),
+                            "model_cycles": float(lea_layer_cost(lay, lv)["cycles"]),
+                            "sim_cycles": float(c["cpu_cycles"] + c.get("lea_cycles", 0) + c.get("dma_cycles", 0))})
+    factors = {}
+    for kind in sorted({s["kind"] for s in samples}):
+        ss = [s for s in samples if s["kind"] == kind]
+        factors[kind] = sum(s["sim_cycles"] for s in ss) / sum(s["model_cycles"] for s in ss)
+        errs = [s["model_cycles"] * factors[kind] / s["sim_cycles"] - 1 for s in ss]
+        log(f"  LEA {kind}: factor {factors[kind]:.3f} on {len(ss)} layers x levels, scaled error "
+            f"{100 * min(errs):+.1f} .. {100 * max(errs):+.1f} %")
+    shutil.rmtree(mdir, ignore_errors=True)
+    return {"format": "sparsenest-lea-calibration", "version": 1, "factors": factors,
+            "source": "bench objectives --calibrate-lea: seeded LeNet-5, nested block masks 90/75/50 %, chip image in "
+                      "our FR5994 simulator (cpu + LEA + DMA cycles per layer)", "samples": samples}
+
+
 def add_arguments(p) -> None:
     from ... import cli_args as arg
     p.add_argument("--bundle", default=None, help="default: build/lenet5-small.nest (trained when missing)")
@@ -182,12 +220,21 @@ def add_arguments(p) -> None:
     p.add_argument("--calibrate", action="store_true", help="measure and fit the chooser's cycle model")
     p.add_argument("--write-model", action="store_true",
                    help=f"with --calibrate: replace the shipped {choose.DEFAULT_CYCLE_MODEL.name}")
+    p.add_argument("--calibrate-lea", action="store_true",
+                   help=f"measure the LEA model's factor per layer kind ({choose.LEA_CALIBRATION.name}; with "
+                        "--write-model: replace the shipped one)")
 
 
 def run(a) -> int:
     from ...bundle import Bundle
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.calibrate_lea:
+        res = calibrate_lea(out)
+        path = choose.LEA_CALIBRATION if a.write_model else out / choose.LEA_CALIBRATION.name
+        path.write_text(json.dumps(res, indent=1) + "\n")
+        print(f"LEA factors {res['factors']}; written {path}")
+        return 0
     if a.calibrate:
         cm, samples = calibrate(out)
         calibration.write_samples(out / "cycle_samples.json", samples, mclk_hz=16e6)
