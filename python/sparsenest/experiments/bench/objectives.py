@@ -146,11 +146,23 @@ def report_objectives(bundle, out: Path, title: str = "", log=_log) -> dict | No
 
 # ------------------------------------------------------------------------------------- calibration
 
-def calibration_bundles():
+def calibration_bundles(sparsities=(0.9, 0.75, 0.5)):
     from .mcu import seeded_bundle
-    sp = (0.9, 0.75, 0.5)
-    return {"lenet5-small": seeded_bundle("lenet5-small", (1, 28, 28), "mnist", sp),
-            "harnet": seeded_bundle("harnet", (9, 128), "har", sp)}
+    return {"lenet5-small": seeded_bundle("lenet5-small", (1, 28, 28), "mnist", sparsities),
+            "harnet": seeded_bundle("harnet", (9, 128), "har", sparsities)}
+
+
+def dense_samples(out: Path, log=_log) -> list[dict]:
+    """Samples of the dense format (one level, every weight kept: dense cannot nest), so the dense CPU kernel
+    is calibrated too (the analyzer's break-even compares sparse layouts with it)."""
+    samples = []
+    for mname, b in calibration_bundles((0.0,)).items():
+        t0 = time.time()
+        r = measure_build(b, out / mname / "dense", "dense", None)
+        samples += r["samples"]
+        log(f"  {mname} dense (one level): {len(r['samples'])} samples ({time.time() - t0:.0f} s)")
+        shutil.rmtree(out / mname / "dense", ignore_errors=True)
+    return samples
 
 
 def calibrate(out: Path, log=_log):
@@ -170,6 +182,7 @@ def calibrate(out: Path, log=_log):
                 samples += r["samples"]
                 log(f"  {mname} {fmt}/{conv}: {len(r['samples'])} samples ({time.time() - t0:.0f} s)")
                 shutil.rmtree(out / mname / f"{fmt}-{conv}", ignore_errors=True)
+    samples += dense_samples(out, log)
     fit = calibration.fit_input(samples)
     cm = CycleModel.calibrate(fit, cycle_note=CYCLE_NOTE)
     return cm, samples
