@@ -11,11 +11,13 @@ their model (`report_objectives`).
 
     sparsenest bench objectives [--bundle B.nest] [-o build/bench/objectives]
     sparsenest bench objectives --calibrate [--write-model]   # refit compiler/cycle_model_cpu.json
+    sparsenest bench objectives --calibrate-lea [--write-model]   # refit compiler/cycle_model_lea.json
 
 --calibrate measures every CPU format with direct and im2col convolutions on LeNet-5-small (seeded
 weights, magnitude-nested masks at 90/75/50 %: costs depend on the masks' sizes, not on the values)
-and HAR-Net (seeded, same sparsities), one input per level, and fits CycleModel.calibrate on the
-per-layer core cycles; --write-model replaces the shipped file with it.
+and HAR-Net (seeded, same sparsities), plus one-level dense builds of both, one input per level, and
+fits CycleModel.calibrate on the per-layer core cycles; --calibrate-lea scales the LEA model per layer
+kind to the simulator (calibrate_lea); --write-model replaces the shipped file with the result.
 """
 from __future__ import annotations
 
