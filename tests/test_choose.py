@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from sparsenest.analysis.cost import layers_from_build
 from sparsenest.compiler import choose, formats
 from sparsenest.compiler.build import compile_bundle
 from sparsenest.compiler.planner import PlanError, get_target
@@ -111,11 +112,16 @@ def test_predicted_counts_are_the_host_counters(small, tmp_path):
         got = sim.layer_counters()
         # sn_graph.c counts the copy of the model input as the first step's writes: not the layer's work
         got[layers[0].name]["act_bytes_written"] -= 2 * x[0].size
+        # the cost model's derived features (calls, decode_bytes) from the build equal the chooser's
+        built = {r["name"]: r["counts"] for r in layers_from_build(info["meta"], got, lv)}
         for ly in layers:
             f = fmt.get(ly.name, fmt["*"])
             pred = choose.ENGINES["cpu"].counts(ly, ly.encode(f), conv.get(ly.name, "-"), lv)
-            assert {k: got[ly.name][k] for k in pred if k != "calls"} == \
-                {k: v for k, v in pred.items() if k != "calls"}, (ly.name, f, lv)
+            derived = ("calls", "decode_bytes")
+            assert {k: got[ly.name][k] for k in pred if k not in derived} == \
+                {k: v for k, v in pred.items() if k not in derived}, (ly.name, f, lv)
+            assert {k: built[ly.name][k] for k in derived} == pytest.approx({k: pred[k] for k in derived})
+            assert (pred["decode_bytes"] > 0) == (conv.get(ly.name) == "direct"), ly.name
 
 
 def test_engine_registry_and_errors(small):

@@ -354,3 +354,17 @@ def test_calibrate_pools_per_key_and_format_with_nonnegative_fits(rng):
     assert cm.kernels["maxpool2d"]["fit"].startswith("fallback table x")
     assert cm.predict("maxpool2d", pool) == pytest.approx(9000.0)
     assert cm.meta["n_samples"] == len(samples) and cm.meta["cycle_note"] == "synthetic cycles"
+
+
+def test_decode_bytes_only_where_the_kernel_decodes_per_call():
+    """count_features: a direct convolution (kernel calls < positions) decodes a window's weight bytes once
+    per call; im2col convolutions and linear layers have no such term, and a count dict without it reads 0."""
+    from sparsenest.analysis.cost import count_features
+    c = {"macs": 1000, "weight_bytes_read": 3000, "act_bytes_read": 2000, "act_bytes_written": 200}
+    direct = count_features(c, calls=100, kernel_calls=10)
+    assert direct["calls"] == 100 and direct["decode_bytes"] == pytest.approx(300.0)
+    assert count_features(c, calls=100, kernel_calls=100)["decode_bytes"] == 0.0
+    assert count_features(c, calls=1)["decode_bytes"] == 0.0
+    cm = CycleModel({"conv2d/bitmap-direct": {"coefficients": {"macs": 4.0, "decode_bytes": 30.0}}})
+    assert cm.predict("conv2d/bitmap-direct", direct) == pytest.approx(4.0 * 1000 + 30.0 * 300)
+    assert cm.predict("conv2d/bitmap-direct", c) == pytest.approx(4.0 * 1000)

@@ -162,11 +162,10 @@ def test_switch_bytes_equal_host_write_tracking(report_b, bundle_b, tmp_path):
 
 
 @pytest.mark.skipif(not _have_sim(), reason="MSP430 toolchain / mspdebug absent: no simulator to compare with")
-@pytest.mark.xfail(strict=True, reason="since direct bitmap/rel convolutions (this round's kernels) the held-out "
-                   "prediction misses by up to 15 %: the cost model has no per-call row-decode feature yet")
 def test_predicted_cycles_within_10pct_of_simulator(report_a, report_b):
     """Cycle table: sparsenest.analysis.cost.CycleModel.calibrate (per kernel key '<graph op>/<format>' and per format,
-    non-negative least squares on the host board's counters) fitted on model A's per-layer mspdebug cycles only, one
+    non-negative least squares on the host board's counters and decode_bytes, the direct convolutions' per-call
+    row decoding) fitted on model A's per-layer simulator cycles only, one
     table per kernel back-end; predicted = the host board's counters of B through that table; simulated =
     mspdebug's cycles per inference of B (core cycles on both sides, no wait states)."""
     _, rep_a = report_a

@@ -127,11 +127,17 @@ def cmd_analyze(a) -> int:
     if layers:
         tgt = get_target(a.target)
         ch = choose.choose(layers, a.objective, fits=choose.estimate_fits(layers, tgt),
-                           fits_far=choose.estimate_fits(layers, tgt, far=True) if tgt.upper_fram_bytes else None)
-        print(f"\nlayouts `compile --format auto --objective {a.objective} --target {a.target}` would choose "
-              f"(budget estimated from weights, biases and descriptors):")
+                           fits_far=choose.estimate_fits(layers, tgt, far=True) if tgt.upper_fram_bytes else None,
+                           engines=("cpu", "lea") if a.engine == "auto" else ("cpu",),
+                           lea_ram_bytes=min(tgt.lea_bytes, tgt.sram_arena_budget))
+        print(f"\nlayouts `compile --format auto --objective {a.objective} --engine {a.engine} --target {a.target}` "
+              f"would choose (budget estimated from weights, biases and descriptors):")
         print(choose.format_choice(ch))
         report["choice"] = ch.to_dict()
+        from .compiler.engine_breakeven import engine_breakeven, format_breakeven
+        be = engine_breakeven(layers, metric="energy" if a.objective == "energy" else "time")
+        print("\n" + format_breakeven(be))
+        report["engine_breakeven"] = be
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1, default=_jsonable))
         print(f"written {a.json}")
@@ -188,7 +194,7 @@ def cmd_compile(a) -> int:
     if info.get("choice") is not None:
         from .compiler.choose import format_choice
         print(format_choice(info["choice"]))
-    if a.engine != "cpu":   # per layer: the engine and its predicted cycles
+    if a.engine != "cpu" and info.get("choice") is None:   # per layer: the engine and its predicted cycles
         from .compiler.lea_codegen import describe
         for line in describe(meta.get("layers", {}), meta.get("n_levels", 1)):
             print(line)
@@ -403,6 +409,8 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="the per-layer layout table: what `compile --format auto` minimises")
     an.add_argument("--target", default="msp430fr5994", choices=["host", "msp430fr5994"],
                     help="whose FRAM budget the layout table respects")
+    an.add_argument("--engine", default="cpu", choices=["cpu", "auto"],
+                    help="auto: the layout table also considers the LEA engine per layer (as compile --engine auto)")
     an.set_defaults(fn=cmd_analyze)
 
     c = sub.add_parser("compile", help="compile a bundle to Q15 C (and a host library)")
@@ -424,8 +432,10 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         "im2col: always copy patches")
     c.add_argument("--engine", default="cpu", choices=["cpu", "lea", "auto"],
                    help="cpu: CPU/MPY32 kernels; lea: conv/linear layers the LEA engine supports run on the "
-                        "FR5994's LEA accelerator; auto: LEA where its modelled cost is lower (the LEA timing is "
-                        "a model with cited constants until a board measures it)")
+                        "FR5994's LEA accelerator; auto: with --format auto, per layer the engine, format and conv "
+                        "method with the least predicted --objective (compiler/choose.py; otherwise LEA where its "
+                        "modelled cost is lower; the LEA timing is a model with cited constants until a board "
+                        "measures it)")
     c.add_argument("--intermittent", action="store_true",
                    help="keep the inference's progress in FRAM so it resumes after a power failure")
     c.add_argument("--checkpoint", default="auto", choices=["auto", "layer", "row"],

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .cost import kernel_c_name, kernel_format
+from .cost import count_features, kernel_c_name, kernel_format
 
 SCHEMA = "sparsenest-cycle-samples/1"
 SIMULATOR = "sparsenest MSP430FR5994 simulator (boards/msp430fr5994/sim), chip image"
@@ -41,7 +41,8 @@ cycle_samples.json = {
     "kernel", "format": "sn_spmv_<format>" and the format (null for ops without weights),
     "level":        1..L (0 in a kernel sample: the kernel returns at once),
     "rows", "cols": the weight matrix (per group), "calls": kernel calls per inference (conv: output
-                    positions x groups; kernel samples: 1),
+                    positions x groups; kernel samples: 1), "kernel_calls": the C kernel's invocations
+                    (a direct conv: groups x output rows x chunks per row; else calls; null without weights),
     "nnz":          weights in the level's mask (per group),
     "far":          null, or {"tiles", "bytes_per_call"} when the weights stream from upper FRAM,
     "counters":     host-board counters for exactly this work (boards/host, sn_counters.h): macs,
@@ -155,6 +156,7 @@ def layer_samples(levels: Mapping[int, Mapping], meta: Mapping, shapes: Mapping[
                 "source": "layer", "model": model, "build": build, "kernels": kernels, "layer": name,
                 "op": lm["op"], "graph_op": lm.get("graph_op"), "kernel": kernel_c_name(fmt), "format": fmt,
                 "level": int(lv), "rows": lm.get("rows"), "cols": lm.get("cols"), "calls": calls,
+                "kernel_calls": lm.get("kernel_calls") if fmt else None,
                 "nnz": lm["nnz"][lv - 1] // groups if "nnz" in lm else None,
                 "far": {"tiles": fm["tiles"], "bytes_per_call": fm["bytes_per_call"]} if fm else None,
                 "counters": (host_counters.get(lv) or {}).get(name),
@@ -175,8 +177,7 @@ def fit_input(samples: Sequence[Mapping], kernels: str | None = None) -> list[di
         if not c or not s.get("cycles"):
             continue
         op = s.get("graph_op") or s["op"]
-        counts = {k: float(v) for k, v in c.items()}
-        counts["calls"] = float(s.get("calls") or 1)
+        counts = count_features(c, s.get("calls") or 1, s.get("kernel_calls"))
         out.append({"kernel_key": f"{op}/{s['format']}" if s.get("format") else op, "counts": counts,
                     "cycles": float(s["cycles"]), "source": f"{s.get('model')}/{s.get('build')} L{s.get('level')}"})
     return out

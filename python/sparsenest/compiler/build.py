@@ -149,20 +149,23 @@ def compile_bundle(bundle, out_dir: str | Path, *, calib, target: str | Target =
     extra = {"bundle": {"path": str(getattr(b, "path", "") or ""), "model": b.manifest.get("model"),
                         "dataset": b.dataset}}
     levels = [dict(lv) for lv in b.levels]
+    choice = None
+    if objective is not None and fmt == "auto":
+        from .choose import choose_for_compile
+        choice = choose_for_compile(qm, tgt, objective, cycle_model=cycle_model, format_opts=format_opts,
+                                    switching=switching, intermittent=intermittent, checkpoint=checkpoint, conv=conv,
+                                    engine=engine)
+        fmt = {**choice.formats(), "*": "auto"}
+        conv = {**choice.conv_methods(), "*": conv}
+        if engine == "auto":   # the chooser put each layer on its engine
+            engine = choice.engines()
+        extra["choice"] = choice.to_dict()
     lea_codegen.prepare(qm, engine, fmt=fmt, format_opts=format_opts, conv=conv)   # golden follows LEA layers
     if evaluate is not None:
         x, y = _given(evaluate, b)
         for lv, ev in zip(levels, evaluate_levels(qm, b, np.asarray(x, np.float32), np.asarray(y))):
             lv.update(ev)
     extra["levels"] = levels
-    choice = None
-    if objective is not None and fmt == "auto":
-        from .choose import choose_for_compile
-        choice = choose_for_compile(qm, tgt, objective, cycle_model=cycle_model, format_opts=format_opts,
-                                    switching=switching, intermittent=intermittent, checkpoint=checkpoint, conv=conv)
-        fmt = {**choice.formats(), "*": "auto"}
-        conv = {**choice.conv_methods(), "*": conv}
-        extra["choice"] = choice.to_dict()
     if build is None:
         build = tgt.name == "host"
     if build and shutil.which("gcc") is None:

@@ -2,7 +2,7 @@
 
 Every engine (a registered `Engine`) lists the layouts it can run a layer in and predicts, per level,
 the operation counts the host board would record for them (runtime_c/include/sn_counters.h); the
-calibrated cycle model (analysis/cost.py) turns counts into core cycles, the platform (board.toml)
+calibrated cycle model (cycle_model.py) turns counts into core cycles, the platform (board.toml)
 into time with FRAM wait states and energy. The chooser then picks per layer the layout that
 minimises the objective:
 
@@ -28,12 +28,18 @@ layouts among the formats with row tiles (what codegen_far can stream) and falls
 until the compiler's far placement succeeds; the DMA time of streaming is not in the prediction. What is
 still over after that is `Choice.over_bytes`, and the planner refuses the build with its usual message.
 
-Engines: "cpu" (the format kernels on the CPU/MPY32, direct or im2col convolutions). Another engine
-(e.g. the LEA) slots in with `register_engine(Engine(...))`: its `layouts` and `counts` say what it
-can run and what that costs; `Choice.engines()` tells codegen which layers run on it.
+Engines, one registry: "cpu" (the format kernels on the CPU/MPY32, direct or im2col convolutions; the
+direct candidates follow `formats.supports_direct`, their counters the format's arrays) and "lea" (the
+LEA layouts of lea_plan: gathered blocks on msp_mac_q15, kernel rows on msp_fir_q15; costed by
+lea_plan.lea_layer_cost, bytes = its arrays, operands within `lea_ram_bytes` of LEA RAM). An engine is
+`register_engine(Engine(...))`: `layouts` says what it can run, `counts` (+ the cycle model) or `cost`
+what that costs; `choose(engines=...)` picks the engines considered (default cpu: `--engine cpu` output
+is unchanged) and `Choice.engines()` tells codegen (lea_codegen.choose) which layers run where.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +47,17 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..analysis.cost import CycleModel, load_platform, time_energy
-from . import formats
-from .codegen_lower import DIRECT_FORMATS, _shape3, _window, direct_conv
+from ..board import load_platform
+from .cycle_model import CycleModel, count_features, time_energy
+from . import formats, lea_plan
+from .codegen_lower import _shape3, _window, direct_conv
 
 OBJECTIVES = ("time", "energy", "bytes")
 CONV_METHODS = ("direct", "im2col")
-#: the shipped cycle model: simulator samples of every format and conv method (bench choose --calibrate)
+#: the shipped cycle model: simulator samples of every format and conv method (bench objectives --calibrate)
 DEFAULT_CYCLE_MODEL = Path(__file__).with_name("cycle_model_cpu.json")
+#: the LEA model's factor per layer kind against our simulator (bench objectives --calibrate-lea)
+LEA_CALIBRATION = Path(__file__).with_name("cycle_model_lea.json")
 
 
 class ChooseError(ValueError):
@@ -70,6 +79,8 @@ class LayerInfo:
     in_shape: list[int]
     out_shape: list[int]
     opts: dict = field(default_factory=dict)   # format options (block_shape, kernel_size)
+    qm: object = None          # the quantized model (shift, bias: the LEA engine's checks); None from a bundle
+    cache: dict = field(default_factory=dict, repr=False)   # per-engine layouts computed once
 
     @property
     def is_conv(self) -> bool:
@@ -110,7 +121,7 @@ def layers_from_qmodel(qm, format_opts: Mapping | None = None) -> list[LayerInfo
             w, it = q.matrix()
             out.append(LayerInfo(n["name"], n["op"], n, np.asarray(w, np.int16), np.asarray(it, np.uint8),
                                  qm.n_levels, int(n.get("groups", 1) or 1), list(shapes[n["inputs"][0]]),
-                                 list(n["shape"]), _format_opts(n, (format_opts or {}).get(n["name"]))))
+                                 list(n["shape"]), _format_opts(n, (format_opts or {}).get(n["name"])), qm))
     return out
 
 
@@ -141,11 +152,15 @@ class Engine:
     layouts(layer) -> [(format, method)] it can run the layer in (method "direct" | "im2col" for
     convolutions, "-" for linear layers); counts(layer, encs, method, level) -> the host-board counters
     of one inference of the layer at `level` (macs, weight_bytes_read, act_bytes_read,
-    act_bytes_written, calls); kernel_key(layer, format, method) -> the cycle model's key."""
+    act_bytes_written, calls, decode_bytes); kernel_key(layer, format, method) -> the cycle model's key.
+    An engine with its own cost model gives `cost(layer, format, method)` -> {"bytes": weight bytes,
+    "cycles": [core cycles per level], "fram_read": [weight bytes read per level], "key": its model's
+    name, "calibrated": bool} instead of counts (the cycle model is then not asked)."""
     name: str
     layouts: Callable[[LayerInfo], list[tuple[str, str]]]
-    counts: Callable[[LayerInfo, list, str, int], dict]
-    kernel_key: Callable[[LayerInfo, str, str], str]
+    counts: Callable[[LayerInfo, list, str, int], dict] | None = None
+    kernel_key: Callable[[LayerInfo, str, str], str] | None = None
+    cost: Callable[[LayerInfo, str, str], dict] | None = None
 
 
 ENGINES: dict[str, Engine] = {}
@@ -170,7 +185,7 @@ def _cpu_layouts(layer: LayerInfo) -> list[tuple[str, str]]:
         if not layer.is_conv:
             out.append((fmt, "-"))
             continue
-        if fmt in DIRECT_FORMATS:   # direct_conv may still refuse (16-bit offsets): layer_options skips it
+        if formats.supports_direct(fmt):   # direct_conv may still refuse (16-bit offsets): layer_options skips it
             out.append((fmt, "direct"))
         out.append((fmt, "im2col"))
     return out
@@ -190,9 +205,17 @@ def _inside_reads(layer: LayerInfo) -> int:
         axis(out_w, w["k_w"], w["s_w"], w["p_w"], w["d_w"], in_w)
 
 
-#: weight bytes a direct conv kernel reads per product (once per position); the rest of what the spmv
-#: kernel reads per call (the counts table) it reads once per chunk of positions (sn_conv_<format>)
-DIRECT_BYTES_PER_MAC = {"csr16": 4}
+def _direct_weight_bytes(encs: list, kc: list[dict], positions: int, chunks: int) -> int:
+    """Weight bytes the host board counts for a direct convolution, from the format's arrays: the formats
+    whose direct kernel maps columns through an offset table (sn_conv_direct.h) count what their spmv
+    kernel counts, per window; the others (csr16: indices are the offsets) read their per-entry arrays
+    (values + indices) per window and the rest (the counts table) once per kernel call."""
+    if formats.direct_needs_offset_table(encs[0].format):
+        return positions * sum(k["weight_bytes_read"] for k in kc)
+    e = encs[0]
+    per_mac = sum(a.dtype.itemsize for n, a in e.arrays.items() if e.parts[n] in ("values", "indices"))
+    return sum(positions * per_mac * k["macs"] + chunks * (k["weight_bytes_read"] - per_mac * k["macs"])
+               for k in kc)
 
 
 def _cpu_counts(layer: LayerInfo, encs: list, method: str, level: int) -> dict:
@@ -202,14 +225,14 @@ def _cpu_counts(layer: LayerInfo, encs: list, method: str, level: int) -> dict:
     kc = [e.kernel_counts(level) for e in encs]
     macs = P * sum(k["macs"] for k in kc)
     wbr = P * sum(k["weight_bytes_read"] for k in kc)
+    kernel_calls = G * P
     if method == "direct":
-        per_mac = DIRECT_BYTES_PER_MAC.get(encs[0].format)
         dc = direct_conv(layer.node, encs, layer.in_shape, layer.out_shape)
-        if per_mac is not None and dc is not None:
+        if dc is not None:
             _, out_h, out_w = _shape3(layer.out_shape)
             chunks = out_h * -(-out_w // dc["chunk"])
-            table = sum(k["weight_bytes_read"] - per_mac * k["macs"] for k in kc)
-            wbr = per_mac * macs + chunks * table
+            wbr = _direct_weight_bytes(encs, kc, P, chunks)
+            kernel_calls = G * chunks
     rows_g, cols_g = encs[0].rows, encs[0].cols
     read, written = 2 * macs, 2 * rows_g * G * P
     if method == "im2col":
@@ -221,8 +244,8 @@ def _cpu_counts(layer: LayerInfo, encs: list, method: str, level: int) -> dict:
             c, h, w = _shape3(layer.in_shape)
             read += 2 * c * h * w
             written += 2 * c * (h + 2 * win["p_h"]) * (w + 2 * win["p_w"])
-    return {"macs": macs, "weight_bytes_read": wbr, "act_bytes_read": read, "act_bytes_written": written,
-            "calls": G * P}
+    return count_features({"macs": macs, "weight_bytes_read": wbr, "act_bytes_read": read,
+                           "act_bytes_written": written}, G * P, kernel_calls)
 
 
 def _cpu_key(layer: LayerInfo, fmt: str, method: str) -> str:
@@ -230,6 +253,69 @@ def _cpu_key(layer: LayerInfo, fmt: str, method: str) -> str:
 
 
 register_engine(Engine("cpu", _cpu_layouts, _cpu_counts, _cpu_key))
+
+
+def _lea_layout(layer: LayerInfo):
+    """The layer's LEA layout (lea_plan, computed once), or None with the reason in layer.cache."""
+    if "lea" not in layer.cache:
+        if layer.qm is not None:
+            lay, why = lea_plan.plan_layer(layer.qm, layer.name, layer.node, layer.in_shape, layer.out_shape)
+        elif layer.is_conv:   # a bundle: no shift or bias yet; costed as shift 15 (no doublings on LEA)
+            lay, why = lea_plan.conv_layout(layer.name, layer.node, layer.w, layer.intro, layer.n_levels,
+                                            layer.in_shape, layer.out_shape)
+        else:
+            lay, why = lea_plan.linear_layout(layer.name, layer.w, layer.intro, layer.n_levels), ""
+        layer.cache["lea"], layer.cache["lea_why"] = lay, why
+    return layer.cache["lea"]
+
+
+def _lea_layouts(layer: LayerInfo) -> list[tuple[str, str]]:
+    lay = _lea_layout(layer)
+    if lay is None:
+        return []
+    if lay.kind == "conv":
+        return [("kernel-rows", "fir")]
+    dense = len(lay.groups) == 1 and lay.bh == lay.rows and lay.bw == lay.cols
+    return [("dense" if dense else f"blocks{lay.bh}x{lay.bw}", "mac")]
+
+
+def _lea_weight_words(lay, level: int) -> int:
+    """Weight words one inference at `level` copies from FRAM into LEA RAM (lea_plan.lea_layer_cost's copies)."""
+    if lay.kind == "linear":
+        return sum(nr * lea_plan._even(counts[level - 1] * lay.bw) for _, nr, _, counts in lay.groups)
+    bands = -(-lay.out_h // lay.band)
+    return bands * lay.taps * sum(c[level - 1] for c in lay.counts)
+
+
+@functools.lru_cache(maxsize=None)
+def _lea_factors() -> dict[str, float]:
+    """LEA_CALIBRATION's factor per layer kind ({} when the file is absent: the model is then uncalibrated)."""
+    try:
+        return {k: float(v) for k, v in json.loads(LEA_CALIBRATION.read_text())["factors"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _lea_cost(layer: LayerInfo, fmt: str, method: str) -> dict:
+    """The LEA model (lea_plan.lea_layer_cost: DSPLib call costs from board.toml, CPU glue rounded from `make
+    bench-lea`'s simulated layers) per level, times its factor against our simulator (LEA_CALIBRATION);
+    bytes: the LEA arrays (weights, layout words, requantisation constants); lea_ram: the layer's LEA RAM
+    operands."""
+    lay = _lea_layout(layer)
+    k = _lea_factors().get(lay.kind)
+    arrays = [lay.meta_words()] + ([lay.seg_words(), lay.weights] if lay.kind == "linear"
+                                   else [lay.entry_words(), lay.coeffs])
+    nbytes = sum(int(a.nbytes) for a in arrays) + (4 * lay.out_c if lay.kind == "conv" else 0)
+    L = layer.n_levels
+    return {"bytes": nbytes,
+            "cycles": [(k or 1.0) * lea_plan.lea_layer_cost(lay, lv)["cycles"] for lv in range(1, L + 1)],
+            "fram_read": [2.0 * _lea_weight_words(lay, lv) for lv in range(1, L + 1)],
+            "key": f"lea/{lay.kind}", "calibrated": k is not None, "lea_ram": int(lay.scratch_bytes)}
+
+
+#: the LEA engine (compiler/lea_plan.py layouts, runtime_c/kernels_lea): a candidate for conv/linear layers
+#: it can run; `choose(engines=...)` includes it where the build allows (resident, continuous)
+register_engine(Engine("lea", _lea_layouts, cost=_lea_cost))
 
 
 # ------------------------------------------------------------------------------------------ costing
@@ -245,6 +331,7 @@ class Option:
     energy_uj: list[float]
     calibrated: bool
     key_used: str
+    lea_ram_bytes: int = 0           # LEA RAM the layout's operands take (LEA engine)
 
     def score(self, objective: str, weights: Sequence[float]) -> float:
         if objective == "bytes":
@@ -272,10 +359,17 @@ def _predict(cm: CycleModel, key: str, counts: Mapping) -> tuple[float, str, boo
 def layer_options(layer: LayerInfo, cm: CycleModel, platform, engines: Iterable[str] | None = None) -> list[Option]:
     """Every layout of every engine that can represent the layer, costed at every level."""
     out = []
-    for en in engines or ENGINES:
+    for en in engines or ("cpu",):
         if en not in ENGINES:
             raise ChooseError(f"unknown engine {en!r}; known: {', '.join(ENGINES)}")
         eng = ENGINES[en]
+        if eng.cost is not None:
+            for fmt, method in eng.layouts(layer):
+                c = eng.cost(layer, fmt, method)
+                tes = [time_energy(platform, cyc, rd, 0.0) for cyc, rd in zip(c["cycles"], c["fram_read"])]
+                out.append(Option(en, fmt, method, int(c["bytes"]), [t["cycles"] for t in tes],
+                                  [t["energy_uj"] for t in tes], c["calibrated"], c["key"], c.get("lea_ram", 0)))
+            continue
         encoded: dict[str, list | None] = {}
         for fmt, method in eng.layouts(layer):
             if fmt not in encoded:
@@ -313,10 +407,12 @@ class Choice:
     calibration: str = ""
 
     def formats(self) -> dict[str, str]:
-        return {n: d["chosen"].format for n, d in self.layers.items()}
+        """CPU format per layer (layers on another engine are left to the compiler's default)."""
+        return {n: d["chosen"].format for n, d in self.layers.items() if d["chosen"].engine == "cpu"}
 
     def conv_methods(self) -> dict[str, str]:
-        return {n: d["chosen"].method for n, d in self.layers.items() if d["chosen"].method != "-"}
+        return {n: d["chosen"].method for n, d in self.layers.items()
+                if d["chosen"].engine == "cpu" and d["chosen"].method != "-"}
 
     def engines(self) -> dict[str, str]:
         return {n: d["chosen"].engine for n, d in self.layers.items()}
@@ -351,14 +447,16 @@ def _ranked(opts: list[Option], objective: str, weights: Sequence[float]) -> lis
     return sorted(opts, key=lambda o: (guess(o), o.score(objective, weights), o.bytes))
 
 
-def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callable[[dict, dict], int] | None = None,
-           fits_far: Callable[[dict, dict], int] | None = None,
+def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callable[..., int] | None = None,
+           fits_far: Callable[..., int] | None = None,
            cycle_model: CycleModel | None = None, platform=None, level_weights: Sequence[float] | None = None,
-           engines: Iterable[str] | None = None, conv: str = "auto") -> Choice:
-    """Per layer the layout minimising `objective` (module docstring). fits(formats, conv_methods) ->
-    bytes over the memory budget with every weight in lower FRAM (0: fits); None: no budget check.
-    fits_far: the same with weights streamed from upper FRAM allowed, tried when even the smallest
-    layouts are over `fits`. conv "im2col": no direct convolutions (compile --conv im2col)."""
+           engines: Iterable[str] | None = None, conv: str = "auto", lea_ram_bytes: int | None = None) -> Choice:
+    """Per layer the layout minimising `objective` (module docstring). fits(formats, conv_methods,
+    engines) -> bytes over the memory budget with every weight in lower FRAM (0: fits); None: no budget
+    check. fits_far: the same with weights streamed from upper FRAM allowed, tried when even the smallest
+    layouts are over `fits`. conv "im2col": no direct convolutions (compile --conv im2col). engines: the
+    registered engines to consider (default: cpu only). lea_ram_bytes: LEA RAM for one layer's operands
+    (default: the MSP430FR5994's LEA RAM within its SRAM arena; layouts that need more are no candidates)."""
     if objective not in OBJECTIVES:
         raise ChooseError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     cm = cycle_model or default_cycle_model()
@@ -369,9 +467,14 @@ def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callab
     level_weights = [float(w) for w in level_weights]
     if len(level_weights) != L or any(w < 0 or not math.isfinite(w) for w in level_weights) or sum(level_weights) <= 0:
         raise ChooseError(f"level_weights: {L} non-negative numbers with a positive sum, got {level_weights}")
+    if lea_ram_bytes is None:
+        from .planner import get_target
+        chip = get_target("msp430fr5994")
+        lea_ram_bytes = min(chip.lea_bytes, chip.sram_arena_budget)
     table: dict[str, dict] = {}
     for ly in layers:
-        opts = [o for o in layer_options(ly, cm, platform, engines) if conv != "im2col" or o.method != "direct"]
+        opts = [o for o in layer_options(ly, cm, platform, engines)
+                if (conv != "im2col" or o.method != "direct") and o.lea_ram_bytes <= lea_ram_bytes]
         if not opts:
             raise ChooseError(f"layer '{ly.name}': no engine can run it in any format")
         ranked = _ranked(opts, objective, level_weights)
@@ -406,11 +509,11 @@ def choose(layers: Sequence[LayerInfo], objective: str = "time", *, fits: Callab
 NO_ROW_TILES = ("hbitmap", "rows", "cols")
 
 
-def _fall_back(ch: Choice, fits: Callable[[dict, dict], int], allowed: Callable[[Option], bool]) -> int:
+def _fall_back(ch: Choice, fits: Callable[..., int], allowed: Callable[[Option], bool]) -> int:
     """While `fits` says over: move the one layer whose next smaller allowed layout costs the least
     objective per byte saved. Returns the bytes still over (0: fits)."""
     objective, weights = ch.objective, ch.level_weights
-    over = fits(ch.formats(), ch.conv_methods())
+    over = fits(ch.formats(), ch.conv_methods(), ch.engines())
     while over > 0:
         best = None   # (objective increase per byte saved, layer, option)
         for name, d in ch.layers.items():
@@ -430,7 +533,7 @@ def _fall_back(ch: Choice, fits: Callable[[dict, dict], int], allowed: Callable[
                             f"{rate:+.3g} {_unit(objective)} per byte saved): {over} bytes over the budget")
         ch.layers[name]["runner_up"] = cur
         ch.layers[name]["chosen"] = o
-        over = fits(ch.formats(), ch.conv_methods())
+        over = fits(ch.formats(), ch.conv_methods(), ch.engines())
     return 0
 
 
@@ -465,22 +568,29 @@ def format_choice(ch: Choice) -> str:
 
 def planner_fits(qm, target, *, format_opts: Mapping | None = None, switching: str = "resident",
                  intermittent: bool = False, checkpoint: str = "auto", conv_default: str = "auto",
-                 far: bool = False) -> Callable[[dict, dict], int]:
+                 far: bool = False) -> Callable[..., int]:
     """A `fits` for `choose` that runs the compiler's own lowering, memory plan and placement and returns
     the bytes over `target.fram_bytes`: the exact check compile makes. far=False: every weight in lower
     FRAM; far=True: the compiler's far placement (upper FRAM) as compile runs it, 0 when it succeeds,
-    else the bytes over with every weight in lower FRAM (which shrink as layouts do)."""
+    else the bytes over with every weight in lower FRAM (which shrink as layouts do). engines (optional
+    third argument, {layer: "cpu" | "lea"}): the layers on LEA get their LEA arrays and operands as
+    compile gives them (lea_codegen.choose)."""
     from .planner import PlanError
     from dataclasses import replace
 
+    from . import lea_codegen
     from .codegen_lower import lower_layers
     from .codegen_place import place
     from .planner import plan_memory
     roomy = replace(target, fram_bytes=1 << 30, upper_fram_bytes=0)
 
-    def fits(fmts: dict, convs: dict) -> int:
+    def fits(fmts: dict, convs: dict, engines: dict | None = None) -> int:
+        on_lea = lea_codegen.uses_lea(engines or "cpu")
         low, lps = lower_layers(qm, fmt={**fmts, "*": "auto"}, format_opts=format_opts,
-                                conv={**convs, "*": conv_default}, in_place=not intermittent)
+                                conv={**convs, "*": conv_default}, in_place=not intermittent,
+                                conv_in_place=not on_lea)
+        if on_lea:
+            lea_codegen.choose(qm, low, lps, engines, staged=switching == "staged", intermittent=intermittent)
         plan = plan_memory(low, target, tensors_in_fram=intermittent)
         opts = dict(staged=switching == "staged", initial_level=1, far_tile_bytes=1024, intermittent=intermittent,
                     checkpoint=checkpoint)
@@ -497,19 +607,24 @@ def planner_fits(qm, target, *, format_opts: Mapping | None = None, switching: s
 
 def choose_for_compile(qm, target, objective: str, *, cycle_model=None, format_opts: Mapping | None = None,
                        switching: str = "resident", intermittent: bool = False, checkpoint: str = "auto",
-                       conv: str = "auto") -> Choice:
+                       conv: str = "auto", engine: str = "cpu") -> Choice:
     """compile_bundle's choice: the quantized model's layers within the real planner's budget (lower FRAM
-    first, then with far placement where the target has upper FRAM)."""
+    first, then with far placement where the target has upper FRAM). engine "auto": the CPU and the LEA
+    engines are candidates per layer (the LEA only in resident, continuous builds, within the target's
+    LEA RAM); "cpu" (and "lea", which lea_codegen forces afterwards): the CPU formats only."""
     opts = dict(format_opts=format_opts, switching=switching, intermittent=intermittent, checkpoint=checkpoint,
                 conv_default=conv)
+    engines = ("cpu", "lea") if engine == "auto" and switching == "resident" and not intermittent else ("cpu",)
     return choose(layers_from_qmodel(qm, format_opts), objective, cycle_model=cycle_model, conv=conv,
+                  engines=engines, lea_ram_bytes=min(target.lea_bytes, target.sram_arena_budget),
                   fits=planner_fits(qm, target, **opts),
                   fits_far=planner_fits(qm, target, far=True, **opts) if target.upper_fram_bytes else None)
 
 
-def estimate_fits(layers: Sequence[LayerInfo], target, far: bool = False) -> Callable[[dict, dict], int]:
-    """A `fits` without a quantized model (the analyzer): weights + int32 biases + layer descriptors of
-    the conv/linear layers against `target.fram_bytes` (far=True: plus upper FRAM). It leaves out what
+def estimate_fits(layers: Sequence[LayerInfo], target, far: bool = False) -> Callable[..., int]:
+    """A `fits` without a quantized model (the analyzer): weights (CPU formats or LEA arrays) + int32
+    biases + layer descriptors of the conv/linear layers against `target.fram_bytes` (far=True: plus
+    upper FRAM). It leaves out what
     the planner adds (activations spilled to FRAM, other layers' descriptors, level tables), so compile's
     check is the stricter one."""
     from .planner import LAYER_DESCRIPTOR_BYTES
@@ -522,7 +637,8 @@ def estimate_fits(layers: Sequence[LayerInfo], target, far: bool = False) -> Cal
             sizes[(name, fmt)] = sum(e.total_bytes for e in by_layer[name].encode(fmt))
         return sizes[(name, fmt)]
 
-    def fits(fmts: dict, convs: dict) -> int:
+    def fits(fmts: dict, convs: dict, engines: dict | None = None) -> int:
         budget = target.fram_bytes + (target.upper_fram_bytes if far else 0)
-        return max(0, fixed + sum(size(n, f) for n, f in fmts.items()) - budget)
+        lea = sum(_lea_cost(by_layer[n], "", "")["bytes"] for n, e in (engines or {}).items() if e == "lea")
+        return max(0, fixed + lea + sum(size(n, f) for n, f in fmts.items()) - budget)
     return fits

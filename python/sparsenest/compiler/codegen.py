@@ -83,7 +83,7 @@ def generate(qm: QModel, out_dir: str | Path, *, target: Target, fmt="auto", for
                            f"train or import it with fewer levels")
     # LEA convolutions write a whole output channel before reading the next input channel: never in place
     low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv, in_place=not intermittent,
-                               conv_in_place=engine == "cpu")
+                               conv_in_place=not lea_codegen.uses_lea(engine))
     lea_codegen.choose(qm, low, layers, engine, staged=switching == "staged", intermittent=intermittent)
     plan = plan_memory(low, target, tensors_in_fram=intermittent)
     placed = place(qm, low, layers, plan, target, staged=switching == "staged", initial_level=initial_level,

@@ -227,6 +227,11 @@ def _matmul_plan(qm: QModel, lp: LayerPlan, lm: dict) -> str:
     fmts = sorted({e.format for e in lp.encs})
     if lp.op == "conv":
         lm.update(conv="direct" if lp.direct else "im2col", chunk=lp.direct["chunk"] if lp.direct else 0)
+    # output positions, C kernel invocations per inference (cost.count_features: a direct conv decodes per call)
+    _, out_h, out_w = lp.out_chw
+    lm["positions"] = out_h * out_w if lp.op == "conv" else 1
+    lm["kernel_calls"] = lp.groups * (1 if lp.op != "conv" else
+                                      out_h * (-(-out_w // lp.direct["chunk"]) if lp.direct else out_w))
     lm.update(format=fmts[0] if len(fmts) == 1 else fmts, groups=lp.groups, rows=q.rows, cols=q.cols,
               nnz=nnz, bytes_by_part=by_part, weight_bytes=sum(by_part.values()),
               bias_bytes=int(q.bias_q.astype(np.int32).nbytes), e_w=q.e_w, shift=q.shift,

@@ -18,9 +18,19 @@ LEA_FIELDS = {"linear": (("op", "relu", "relu_max", "out_fram"), ("in0", "out", 
 C_OPS = {"linear": "SN_OP_LEA_LINEAR", "conv": "SN_OP_LEA_CONV"}
 
 
-def check_engine(engine: str) -> None:
-    if engine not in ENGINES:
+def check_engine(engine) -> None:
+    """engine: "cpu" | "lea" | "auto", or per layer {name: "cpu" | "lea"} (compiler/choose.py's choice)."""
+    if isinstance(engine, dict):
+        bad = {v for v in engine.values() if v not in ("cpu", "lea")}
+        if bad:
+            raise LeaError(f"per-layer engines must be cpu or lea, not {', '.join(sorted(bad))}")
+    elif engine not in ENGINES:
         raise LeaError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+
+
+def uses_lea(engine) -> bool:
+    """Whether an engine setting may put a layer on LEA."""
+    return any(v == "lea" for v in engine.values()) if isinstance(engine, dict) else engine != "cpu"
 
 
 def _cpu_macs(lp, level: int) -> int:
@@ -43,7 +53,8 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
             continue
         cpu = [lea_plan.cpu_layer_cycles(_cpu_macs(lp, lv)) for lv in range(1, L + 1)]
         lp.meta.update(engine="cpu", predicted_cycles={"cpu": cpu})
-        if engine == "cpu":
+        want = engine.get(lp.name, "cpu") if isinstance(engine, dict) else engine   # a dict: choose.py decided
+        if want == "cpu":
             continue
         st = lp.step
         lay, why = lea_plan.plan_layer(qm, lp.name, st.node, low.shapes[st.inputs[0]], low.shapes[st.output])
@@ -52,7 +63,7 @@ def choose(qm, low, layers, engine: str, *, staged: bool = False, intermittent: 
             continue
         lea = [lea_plan.lea_layer_cost(lay, lv)["cycles"] for lv in range(1, L + 1)]
         lp.meta["predicted_cycles"]["lea"] = lea
-        if engine == "auto" and lea[-1] >= cpu[-1]:
+        if want == "auto" and lea[-1] >= cpu[-1]:
             continue
         if staged:
             raise LeaError(f"layer '{lp.name}': the LEA engine supports resident builds only; "
@@ -131,7 +142,7 @@ def prepare(qm, engine: str, *, fmt="auto", format_opts=None, conv: str = "auto"
     """The engine choice generate() will make, without writing anything: sets qm.lea_layouts so that an
     evaluation of the golden model before code generation already follows the LEA arithmetic."""
     from .codegen_lower import lower_layers
-    if engine == "cpu":
+    if not uses_lea(engine):
         qm.lea_layouts = {}
         return {}
     low, layers = lower_layers(qm, fmt=fmt, format_opts=format_opts, conv=conv, conv_in_place=False)

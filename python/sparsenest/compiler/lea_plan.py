@@ -22,6 +22,7 @@ where the chip image runs.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -240,11 +241,17 @@ def conv_layout(name: str, node: dict, w: np.ndarray, intro: np.ndarray, L: int,
 
 # ------------------------------------------------------------------------------------------ costs
 
+@functools.lru_cache(maxsize=1)
+def _board_costs() -> lea_ref.LeaCosts:
+    """The shipped board's LEA constants, read once (a chooser costs thousands of layouts)."""
+    return lea_ref.lea_costs()
+
+
 def lea_layer_cost(lay, level: int, costs: lea_ref.LeaCosts | None = None) -> dict:
     """Modelled cycles of one inference of a LEA layer at `level`: {"cycles", "lea_calls", "lea_macs",
     "lea_cycles", "copy_cycles", "requant_cycles", "glue_cycles"}. LEA parts from lea_ref (board.toml
     constants); CPU parts from this module's CYC_* assumptions."""
-    k = costs or lea_ref.lea_costs()
+    k = costs or _board_costs()
     out = dict(lea_calls=0, lea_macs=0, lea_cycles=0, copy_cycles=0, requant_cycles=0, glue_cycles=0)
 
     def call(fn, **dims):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ...paths import PROJECT_ROOT
+from ..cost import count_features
 from .provenance import ReportError
 
 #: make bench-mcu's output, used when present (absolute: the checkout's build/, or the working directory of
@@ -54,8 +55,7 @@ def fit_samples(samples: Sequence[Mapping], kernels: str) -> list[dict]:
         c = s.get("counters")
         if not c or not s.get("cycles"):
             continue
-        counts = {k: float(v) for k, v in c.items()}
-        counts["calls"] = float(s.get("calls") or 1)
+        counts = count_features(c, s.get("calls") or 1, s.get("kernel_calls"))
         out.append({"kernel_key": sample_key(s), "counts": counts,
                     "cycles": float(s["cycles"]),
                     "source": f"{s.get('model')}/{s.get('build')} L{s.get('level')}"})

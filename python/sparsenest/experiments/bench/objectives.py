@@ -11,11 +11,13 @@ their model (`report_objectives`).
 
     sparsenest bench objectives [--bundle B.nest] [-o build/bench/objectives]
     sparsenest bench objectives --calibrate [--write-model]   # refit compiler/cycle_model_cpu.json
+    sparsenest bench objectives --calibrate-lea [--write-model]   # refit compiler/cycle_model_lea.json
 
 --calibrate measures every CPU format with direct and im2col convolutions on LeNet-5-small (seeded
 weights, magnitude-nested masks at 90/75/50 %: costs depend on the masks' sizes, not on the values)
-and HAR-Net (seeded, same sparsities), one input per level, and fits CycleModel.calibrate on the
-per-layer core cycles; --write-model replaces the shipped file with it.
+and HAR-Net (seeded, same sparsities), plus one-level dense builds of both, one input per level, and
+fits CycleModel.calibrate on the per-layer core cycles; --calibrate-lea scales the LEA model per layer
+kind to the simulator (calibrate_lea); --write-model replaces the shipped file with the result.
 """
 from __future__ import annotations
 
@@ -146,11 +148,23 @@ def report_objectives(bundle, out: Path, title: str = "", log=_log) -> dict | No
 
 # ------------------------------------------------------------------------------------- calibration
 
-def calibration_bundles():
+def calibration_bundles(sparsities=(0.9, 0.75, 0.5)):
     from .mcu import seeded_bundle
-    sp = (0.9, 0.75, 0.5)
-    return {"lenet5-small": seeded_bundle("lenet5-small", (1, 28, 28), "mnist", sp),
-            "harnet": seeded_bundle("harnet", (9, 128), "har", sp)}
+    return {"lenet5-small": seeded_bundle("lenet5-small", (1, 28, 28), "mnist", sparsities),
+            "harnet": seeded_bundle("harnet", (9, 128), "har", sparsities)}
+
+
+def dense_samples(out: Path, log=_log) -> list[dict]:
+    """Samples of the dense format (one level, every weight kept: dense cannot nest), so the dense CPU kernel
+    is calibrated too (the analyzer's break-even compares sparse layouts with it)."""
+    samples = []
+    for mname, b in calibration_bundles((0.0,)).items():
+        t0 = time.time()
+        r = measure_build(b, out / mname / "dense", "dense", None)
+        samples += r["samples"]
+        log(f"  {mname} dense (one level): {len(r['samples'])} samples ({time.time() - t0:.0f} s)")
+        shutil.rmtree(out / mname / "dense", ignore_errors=True)
+    return samples
 
 
 def calibrate(out: Path, log=_log):
@@ -170,9 +184,48 @@ def calibrate(out: Path, log=_log):
                 samples += r["samples"]
                 log(f"  {mname} {fmt}/{conv}: {len(r['samples'])} samples ({time.time() - t0:.0f} s)")
                 shutil.rmtree(out / mname / f"{fmt}-{conv}", ignore_errors=True)
+    samples += dense_samples(out, log)
     fit = calibration.fit_input(samples)
     cm = CycleModel.calibrate(fit, cycle_note=CYCLE_NOTE)
     return cm, samples
+
+
+def calibrate_lea(out: Path, log=_log) -> dict:
+    """The LEA model (lea_plan.lea_layer_cost) against our simulator: bench lea's seeded LeNet-5 with nested
+    block masks (kernel rows, 4 x 8 blocks) at 90/75/50 %, compiled --engine lea for the chip, every level
+    simulated (== golden); per layer kind the factor sum(simulated cpu + LEA + DMA cycles) / sum(model
+    cycles) (wait states are the platform's, as for the CPU model), stored as choose.LEA_CALIBRATION."""
+    from ...compiler.build import compile_bundle
+    from ...compiler.lea_plan import lea_layer_cost
+    from ...data.calibration import calibration_inputs
+    from ...targets import firmware
+    from .lea import seeded_block_bundle
+    b = seeded_block_bundle((0.9, 0.75, 0.5))
+    mdir = out / "lea-calibration"
+    info = compile_bundle(b, mdir, target="msp430fr5994", build=False, force=True, calib=calibration_inputs,
+                          engine="lea")
+    L = int(b.n_levels)
+    chip = firmware.build(mdir, mdir / "chip", image="fr5994", n_inputs=1,
+                          schedule=[firmware.Step(0, lv) for lv in range(1, L + 1)])
+    _, per = calibration.simulate_firmware(chip, info["qmodel"])
+    samples = []
+    for lv, d in sorted(per.items()):
+        for name, lay in info["qmodel"].lea_layouts.items():
+            c = d["layer_counters"][name]
+            samples.append({"layer": name, "kind": lay.kind, "level": int(lv),
+                            "model_cycles": float(lea_layer_cost(lay, lv)["cycles"]),
+                            "sim_cycles": float(c["cpu_cycles"] + c.get("lea_cycles", 0) + c.get("dma_cycles", 0))})
+    factors = {}
+    for kind in sorted({s["kind"] for s in samples}):
+        ss = [s for s in samples if s["kind"] == kind]
+        factors[kind] = sum(s["sim_cycles"] for s in ss) / sum(s["model_cycles"] for s in ss)
+        errs = [s["model_cycles"] * factors[kind] / s["sim_cycles"] - 1 for s in ss]
+        log(f"  LEA {kind}: factor {factors[kind]:.3f} on {len(ss)} layers x levels, scaled error "
+            f"{100 * min(errs):+.1f} .. {100 * max(errs):+.1f} %")
+    shutil.rmtree(mdir, ignore_errors=True)
+    return {"format": "sparsenest-lea-calibration", "version": 1, "factors": factors,
+            "source": "bench objectives --calibrate-lea: seeded LeNet-5, nested block masks 90/75/50 %, chip image in "
+                      "our FR5994 simulator (cpu + LEA + DMA cycles per layer)", "samples": samples}
 
 
 def add_arguments(p) -> None:
@@ -182,12 +235,21 @@ def add_arguments(p) -> None:
     p.add_argument("--calibrate", action="store_true", help="measure and fit the chooser's cycle model")
     p.add_argument("--write-model", action="store_true",
                    help=f"with --calibrate: replace the shipped {choose.DEFAULT_CYCLE_MODEL.name}")
+    p.add_argument("--calibrate-lea", action="store_true",
+                   help=f"measure the LEA model's factor per layer kind ({choose.LEA_CALIBRATION.name}; with "
+                        "--write-model: replace the shipped one)")
 
 
 def run(a) -> int:
     from ...bundle import Bundle
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.calibrate_lea:
+        res = calibrate_lea(out)
+        path = choose.LEA_CALIBRATION if a.write_model else out / choose.LEA_CALIBRATION.name
+        path.write_text(json.dumps(res, indent=1) + "\n")
+        print(f"LEA factors {res['factors']}; written {path}")
+        return 0
     if a.calibrate:
         cm, samples = calibrate(out)
         calibration.write_samples(out / "cycle_samples.json", samples, mclk_hz=16e6)
