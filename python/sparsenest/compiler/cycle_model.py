@@ -97,6 +97,9 @@ _FALLBACK_DIRECT = {
     "bitmap": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
     "rel8": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
     "rel4": (13.0, 1.0, "row decoded once per call into (value, byte offset) pairs; 4 instructions per product"),
+    "block": (20.0, 1.0, "measured ~20 cycles per product in the kernel harness (16x72 matrices, 10 windows per call)"),
+    "pattern": (20.0, 1.0, "measured ~20 cycles per product in the kernel harness (16x72 matrices, 10 windows per call)"),
+    "hbitmap": (27.0, 8.0, "measured 27-58 cycles per product in the kernel harness (stage-bit chains, by level)"),
 }
 _FALLBACK_ACT_READ, _FALLBACK_ACT_WRITE, _FALLBACK_CALL = 3.0, 6.0, 60.0
 _FALLBACK_WHY_COMMON = ("activation bytes read beyond the MAC operands (im2col, pooling) 3 cycles/byte; "
