@@ -89,6 +89,15 @@ class SmallNet(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
 
 
+def small_net_bundle():
+    """SmallNet (seed 0) nested at 80 / 60 / 30 % and 16 random 1x8x8 inputs: the staged-switch tests' model."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = SmallNet().eval()
+    x = np.random.default_rng(0).normal(0, 1, (16, 1, 8, 8)).astype(np.float32)
+    return bundle_from(net, (1, 8, 8), sparsities=(0.8, 0.6, 0.3), dataset="random", name="small"), x
+
+
 # ----------------------------------------------------------------------------- random graphs
 
 class Conv1dNet(nn.Module):

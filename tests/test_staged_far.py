@@ -13,9 +13,8 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
-from sn_compile_helpers import SmallNet, bundle_from
+from sn_compile_helpers import small_net_bundle
 from sparsenest.analysis import switch_model
 from sparsenest.analysis.cost import load_platform
 from sparsenest.compiler import golden
@@ -30,12 +29,7 @@ FAR = ["fc1"]
 
 @pytest.fixture(scope="module")
 def small():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = SmallNet().eval()
-    x = np.random.default_rng(0).normal(0, 1, (16, 1, 8, 8)).astype(np.float32)
-    bundle = bundle_from(net, (1, 8, 8), sparsities=(0.8, 0.6, 0.3), dataset="random", name="small")
-    return bundle, x
+    return small_net_bundle()
 
 
 @pytest.fixture(scope="module")
