@@ -89,6 +89,15 @@ class SmallNet(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
 
 
+def written_bytes(log) -> dict[str, set]:
+    """Region -> the byte offsets a host-board write log touched (no write may fall outside a region)."""
+    out: dict[str, set] = {}
+    for rec in log:
+        assert rec.region != "?", "a write outside every known region"
+        out.setdefault(rec.region, set()).update(range(rec.offset, rec.offset + rec.written))
+    return out
+
+
 def small_net_bundle():
     """SmallNet (seed 0) nested at 80 / 60 / 30 % and 16 random 1x8x8 inputs: the staged-switch tests' model."""
     with torch.random.fork_rng(devices=[]):

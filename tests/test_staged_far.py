@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sn_compile_helpers import small_net_bundle
+from sn_compile_helpers import small_net_bundle, written_bytes
 from sparsenest.analysis import switch_model
 from sparsenest.analysis.cost import load_platform
 from sparsenest.compiler import golden
@@ -63,14 +63,6 @@ def test_planner_moves_a_working_copy_only_when_masters_are_not_enough(small, tm
     assert not far_work(roomy)
 
 
-def written(log) -> dict[str, set]:
-    out: dict[str, set] = {}
-    for rec in log:
-        assert rec.region != "?", "a write outside every known region"
-        out.setdefault(rec.region, set()).update(range(rec.offset, rec.offset + rec.written))
-    return out
-
-
 def rows_bytes(s, lo: int, hi: int) -> set:
     seg = np.asarray(s["segments"])
     return {i for r in range(seg.shape[0]) for i in range(seg[r, lo], seg[r, hi])}
@@ -88,7 +80,7 @@ def test_far_working_copy_switches_on_the_host_board(small, host_far):
         held = sim.held_level()
         sim.clear_write_log()
         assert sim.set_level(b) == SN_OK and sim.held_level() == max(held, b)
-        got = written(sim.write_log())
+        got = written_bytes(sim.write_log())
         want = {"sn_level_word": {0, 1}}
         if b > held:
             want.update({s["work"]: bs for s in meta["staged_arrays"] if (bs := rows_bytes(s, held, b))})

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sn_compile_helpers import calib_images, lenet_bundle
+from sn_compile_helpers import calib_images, lenet_bundle, written_bytes
 from sparsenest import data
 from sparsenest.compiler import golden
 from sparsenest.compiler.build import compile_bundle
@@ -37,14 +37,6 @@ def images():
 def golden_out(staged, images):
     qm = staged[0]["qmodel"]
     return {lv: golden.predict(qm, images, lv) for lv in range(1, qm.n_levels + 1)}
-
-
-def written_bytes(log) -> dict[str, set]:
-    out: dict[str, set] = {}
-    for rec in log:
-        assert rec.region != "?", "a write outside every known region"
-        out.setdefault(rec.region, set()).update(range(rec.offset, rec.offset + rec.written))
-    return out
 
 
 def predicted_bytes(meta, held: int, b: int) -> dict[str, set]:
